@@ -1,0 +1,279 @@
+"""The Kafka edge: the only module that imports aiokafka.
+
+Everything else sees :class:`Record` (an immutable consumed record) and :class:`OutRecord` (what to produce).
+
+Producing goes through aiokafka's batch API (``create_batch``/``send_batch``): we partition with the same
+murmur2 rule as the Java client, so a courier's records land on the same partition number in every topic
+that has the same partition count, and we avoid the per-message future overhead of ``send`` (about ten
+times faster in our measurements on the embedded broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
+
+from tracker import constants
+from tracker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Re-exported so callers can catch broker errors without importing aiokafka.
+BrokerError = KafkaError
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+class Record(msgspec.Struct, frozen=True):
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+class OutRecord(msgspec.Struct, frozen=True):
+    value: bytes | None
+    key: bytes | None = None
+    headers: Headers = ()
+    partition: int | None = None  # None: by key (murmur2), round-robin when the key is None
+
+
+def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:
+    """Java client's default rule: murmur2(key) mod partitions; ``fallback`` for keyless records."""
+    if key is None:
+        return fallback % partitions
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def _client_args(settings: Settings) -> dict:
+    if not settings.kafka_bootstrap_servers:
+        raise RuntimeError("KAFKA_BOOTSTRAP_SERVERS is not set and no embedded broker was started")
+    return {"bootstrap_servers": settings.kafka_bootstrap_servers}
+
+
+class Producer:
+    """acks=all producer with a batch path (:meth:`send_many`) and a one-record path (:meth:`send`)."""
+
+    def __init__(self, settings: Settings, *, linger_ms: int = 5, max_batch_bytes: int = 1024 * 1024) -> None:
+        self._producer = AIOKafkaProducer(
+            **_client_args(settings),
+            client_id=f"{settings.kafka_client_id}-producer",
+            acks="all",
+            linger_ms=linger_ms,
+            max_batch_size=max_batch_bytes,
+            max_request_size=max(max_batch_bytes, 1024 * 1024),
+            enable_idempotence=settings.kafka_idempotence,
+        )
+        self._partition_counts: dict[str, int] = {}
+        self._round_robin = itertools.count()
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def __aenter__(self) -> Producer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def partition_count(self, topic: str) -> int:
+        count = self._partition_counts.get(topic)
+        if count is None:
+            partitions = await self._producer.partitions_for(topic)
+            count = self._partition_counts[topic] = len(partitions)
+        return count
+
+    async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
+                   headers: Headers = ()) -> Awaitable:
+        """Queue one record; returns an awaitable that resolves when the broker acknowledged it."""
+        return await self._producer.send(topic, value=value, key=key, headers=list(headers))
+
+    async def send_many(self, topic: str, records: Iterable[OutRecord]) -> list[asyncio.Future]:
+        """Queue records in per-partition batches; returns futures that resolve on the broker's ack.
+
+        Records for one partition keep their order. Await the returned futures (``asyncio.gather``) before
+        treating the records as written.
+        """
+        count = await self.partition_count(topic)
+        batches: dict[int, object] = {}
+        futures: list[asyncio.Future] = []
+        for record in records:
+            partition = record.partition
+            if partition is None:
+                partition = partition_for(record.key, count, next(self._round_robin))
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = self._producer.create_batch()
+            if batch.append(key=record.key, value=record.value, timestamp=None, headers=list(record.headers)) is None:
+                futures.append(await self._send_batch(batch, topic, partition))
+                batch = batches[partition] = self._producer.create_batch()
+                if batch.append(key=record.key, value=record.value, timestamp=None,
+                                headers=list(record.headers)) is None:
+                    raise ValueError(f"record of {len(record.value or b'')} bytes does not fit in a batch")
+        for partition, batch in batches.items():
+            futures.append(await self._send_batch(batch, topic, partition))
+        return futures
+
+    async def _send_batch(self, batch, topic: str, partition: int) -> asyncio.Future:
+        batch.close()
+        return await self._producer.send_batch(batch, topic, partition=partition)
+
+    async def flush(self) -> None:
+        await self._producer.flush()
+
+
+def _to_record(message) -> Record:
+    return Record(
+        message.topic,
+        message.partition,
+        message.offset,
+        message.timestamp,
+        message.key,
+        message.value,
+        tuple(message.headers or ()),
+    )
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, on_assign, on_revoke) -> None:
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        if self._on_revoke is not None:
+            await self._on_revoke([(tp.topic, tp.partition) for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        if self._on_assign is not None:
+            await self._on_assign([(tp.topic, tp.partition) for tp in assigned])
+
+
+PartitionCallback = Callable[[list[tuple[str, int]]], Awaitable[None]]
+
+
+class Consumer:
+    """A consumer with manual commits.
+
+    With ``group_id`` it joins that group (Kafka's queue model: members share partitions). Without one it
+    is a standalone reader of every partition (Kafka's pub/sub model), starting at ``start`` ("earliest"
+    or "latest").
+    """
+
+    def __init__(self, settings: Settings, topics: Sequence[str], *, group_id: str | None,
+                 start: str = "earliest", on_assign: PartitionCallback | None = None,
+                 on_revoke: PartitionCallback | None = None, max_poll_records: int | None = None,
+                 session_timeout_ms: int = 10_000, heartbeat_interval_ms: int = 3_000) -> None:
+        self._topics = list(topics)
+        self._group_id = group_id
+        self._listener = _Listener(on_assign, on_revoke)
+        self._consumer = AIOKafkaConsumer(
+            **_client_args(settings),
+            client_id=f"{settings.kafka_client_id}-{group_id or 'reader'}",
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=start,
+            max_poll_records=max_poll_records or settings.max_batch,
+            fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        if self._group_id is not None:
+            self._consumer.subscribe(self._topics, listener=self._listener)
+        else:
+            partitions = []
+            for topic in self._topics:
+                for partition in sorted(self._consumer.partitions_for_topic(topic) or ()):
+                    partitions.append(TopicPartition(topic, partition))
+            self._consumer.assign(partitions)
+            await self._listener.on_partitions_assigned(partitions)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def __aenter__(self) -> Consumer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def poll(self, timeout_ms: int, max_records: int | None = None) -> dict[tuple[str, int], list[Record]]:
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return {(tp.topic, tp.partition): [_to_record(m) for m in messages] for tp, messages in batches.items()}
+
+    async def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
+        """Commit ``next_offsets`` (the offset of the next record to read, i.e. last processed + 1)."""
+        if next_offsets:
+            await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in next_offsets.items()})
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    async def committed(self, topic: str, partition: int) -> int | None:
+        return await self._consumer.committed(TopicPartition(topic, partition))
+
+    async def seek_to_end(self) -> None:
+        await self._consumer.seek_to_end()
+
+    async def position(self, topic: str, partition: int) -> int:
+        return await self._consumer.position(TopicPartition(topic, partition))
+
+
+def topic_specs(settings: Settings) -> dict[str, int]:
+    return {
+        constants.LOCATION_UPDATES: settings.location_partitions,
+        constants.DLQ_TOPIC: settings.dlq_partitions,
+        constants.COURIER_POSITIONS: settings.positions_partitions,
+    }
+
+
+async def ensure_topics(settings: Settings) -> dict[str, int]:
+    """Create the product's topics when missing (idempotent); returns topic -> partition count."""
+    admin = AIOKafkaAdminClient(**_client_args(settings), client_id=f"{settings.kafka_client_id}-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(name, partitions, settings.replication_factor)
+                   for name, partitions in topic_specs(settings).items() if name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process won the race; that's the state we wanted
+            log.info("created topics %s", ", ".join(t.name for t in missing))
+        return await _partition_counts(admin, list(topic_specs(settings)))
+    finally:
+        await admin.close()
+
+
+async def describe_topics(settings: Settings) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(**_client_args(settings), client_id=f"{settings.kafka_client_id}-admin")
+    await admin.start()
+    try:
+        return await _partition_counts(admin, list(topic_specs(settings)))
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    described = await admin.describe_topics(topics)
+    return {item["topic"]: len(item["partitions"]) for item in described if not item.get("error_code")}

@@ -1,0 +1,173 @@
+"""Settings: one immutable object, built from the environment in one place.
+
+Every port, path, threshold and limit lives here with a sane default. Flags override the environment by
+calling :meth:`Settings.replace`. An invalid value raises :class:`SettingsError`, whose message names the
+variable and the value, so the CLI can print it as one line.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+VEHICLES = ("walk", "bike", "scooter", "car")
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    # Connections. None means "start the embedded one" (tracker up, tests).
+    kafka_bootstrap_servers: str | None = None
+    redis_url: str | None = None
+    kafka_client_id: str = "tracker"
+    kafka_idempotence: bool = False
+
+    # Topics
+    location_partitions: int = 12
+    positions_partitions: int = 12
+    dlq_partitions: int = 3
+    replication_factor: int = 1
+
+    # Validation thresholds (DESIGN.md "Reject reasons")
+    max_age_s: float = 120.0
+    max_skew_s: float = 10.0
+    max_payload_bytes: int = 4096
+    speed_limits: dict[str, float] = msgspec.field(
+        default_factory=lambda: {"walk": 4.0, "bike": 15.0, "scooter": 35.0, "car": 45.0}
+    )
+    default_speed_limit: float = 45.0
+    accuracy_allowance_cap_m: float = 50.0
+    service_area_file: str | None = None
+
+    # Validator loop
+    validator_id: str = ""
+    max_batch: int = 5000
+    poll_timeout_ms: int = 200
+    retry_attempts: int = 5
+    retry_backoff_ms: int = 100
+    redis_timeout_s: float = 2.0
+    trail_max: int = 200
+
+    # Gateway
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    tick_ms: int = 200
+    admin_token: str | None = None
+
+    # Embedded infrastructure
+    data_dir: str = "var"
+    startup_timeout_s: float = 20.0
+
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for env_name, (field_name, parse) in _ENV.items():
+            raw = environ.get(env_name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[field_name] = parse(raw)
+            except (ValueError, TypeError) as exc:
+                raise SettingsError(f"{env_name}={raw!r}: {exc}") from None
+        return cls(**values).checked()
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (flags override the environment); ``None`` values are ignored."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return msgspec.structs.replace(self, **changes).checked()
+
+    def checked(self) -> Settings:
+        problems = []
+        for name in ("location_partitions", "positions_partitions", "dlq_partitions", "replication_factor",
+                     "max_payload_bytes", "max_batch", "retry_attempts", "trail_max", "tick_ms"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        for name in ("max_age_s", "max_skew_s", "accuracy_allowance_cap_m", "redis_timeout_s"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must not be negative, got {getattr(self, name)!r}")
+        if not 0 <= self.http_port <= 65535:
+            problems.append(f"http_port must be 0-65535, got {self.http_port!r}")
+        for vehicle, limit in self.speed_limits.items():
+            if limit <= 0:
+                problems.append(f"speed limit for {vehicle!r} must be positive, got {limit!r}")
+        if self.service_area_file and not os.path.isfile(self.service_area_file):
+            problems.append(f"service_area_file {self.service_area_file!r} does not exist")
+        if problems:
+            raise SettingsError("; ".join(problems))
+        if not self.validator_id:
+            return msgspec.structs.replace(self, validator_id=f"{socket.gethostname()}-{os.getpid()}")
+        return self
+
+    def speed_limit_for(self, vehicle: str | None) -> float:
+        if vehicle is None:
+            return self.default_speed_limit
+        return self.speed_limits.get(vehicle, self.default_speed_limit)
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true/false")
+
+
+def _speed_limits(raw: str) -> dict[str, float]:
+    """``walk=4,bike=15`` -> {"walk": 4.0, "bike": 15.0}; unknown vehicles are an error."""
+    limits = dict(Settings().speed_limits)
+    for part in raw.split(","):
+        vehicle, sep, value = part.partition("=")
+        vehicle = vehicle.strip()
+        if not sep or vehicle not in VEHICLES:
+            raise ValueError(f"expected vehicle=m/s pairs with vehicles from {', '.join(VEHICLES)}")
+        limits[vehicle] = float(value)
+    return limits
+
+
+def _positive_int(raw: str) -> int:
+    return int(raw)
+
+
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "KAFKA_BOOTSTRAP_SERVERS": ("kafka_bootstrap_servers", str),
+    "REDIS_URL": ("redis_url", str),
+    "KAFKA_CLIENT_ID": ("kafka_client_id", str),
+    "KAFKA_IDEMPOTENCE": ("kafka_idempotence", _bool),
+    "TRACKER_LOCATION_PARTITIONS": ("location_partitions", _positive_int),
+    "TRACKER_POSITIONS_PARTITIONS": ("positions_partitions", _positive_int),
+    "TRACKER_DLQ_PARTITIONS": ("dlq_partitions", _positive_int),
+    "TRACKER_REPLICATION_FACTOR": ("replication_factor", _positive_int),
+    "TRACKER_MAX_AGE_S": ("max_age_s", float),
+    "TRACKER_MAX_SKEW_S": ("max_skew_s", float),
+    "TRACKER_MAX_PAYLOAD_BYTES": ("max_payload_bytes", int),
+    "TRACKER_SPEED_LIMITS": ("speed_limits", _speed_limits),
+    "TRACKER_DEFAULT_SPEED_LIMIT": ("default_speed_limit", float),
+    "TRACKER_ACCURACY_ALLOWANCE_CAP_M": ("accuracy_allowance_cap_m", float),
+    "TRACKER_SERVICE_AREA_FILE": ("service_area_file", str),
+    "TRACKER_VALIDATOR_ID": ("validator_id", str),
+    "TRACKER_MAX_BATCH": ("max_batch", int),
+    "TRACKER_POLL_TIMEOUT_MS": ("poll_timeout_ms", int),
+    "TRACKER_RETRY_ATTEMPTS": ("retry_attempts", int),
+    "TRACKER_RETRY_BACKOFF_MS": ("retry_backoff_ms", int),
+    "TRACKER_REDIS_TIMEOUT_S": ("redis_timeout_s", float),
+    "TRACKER_TRAIL_MAX": ("trail_max", int),
+    "TRACKER_HTTP_HOST": ("http_host", str),
+    "TRACKER_HTTP_PORT": ("http_port", int),
+    "TRACKER_TICK_MS": ("tick_ms", int),
+    "TRACKER_ADMIN_TOKEN": ("admin_token", str),
+    "TRACKER_DATA_DIR": ("data_dir", str),
+    "TRACKER_STARTUP_TIMEOUT_S": ("startup_timeout_s", float),
+    "TRACKER_LOG_LEVEL": ("log_level", str),
+}
+
+ENV_NAMES = frozenset(_ENV)
