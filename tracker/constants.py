@@ -33,10 +33,10 @@ H_REPLAY_COUNT = "replay.count"
 # The validator ignores it; tests and the simulator's report use it.
 H_SIM_EXPECT = "sim.expect"
 
-# Redis keys. Everything lives under one prefix so that several deployments can share a server.
-KEY_PREFIX = "tracker:"
-KEY_POSITION = KEY_PREFIX + "pos:"  # + partner_id -> hash {ts, lat, lon, json}
-KEY_GEO = KEY_PREFIX + "geo"  # GEO set of latest positions, member = partner_id
-KEY_TRAIL = KEY_PREFIX + "trail:"  # + partner_id -> list of JSON points, newest first
-KEY_COUNTERS = KEY_PREFIX + "counters"  # hash: accepted, duplicates, rejected, rejected:<reason>
-KEY_PROGRESS = KEY_PREFIX + "progress:"  # + topic -> hash partition -> last applied offset
+# Redis keys, each under Settings.redis_prefix ("tracker:" plus the namespace), so that several
+# deployments (or test cases) can share one server.
+KEY_POSITION = "pos:"  # + partner_id -> hash {ts, lat, lon, json}: latest accepted position
+KEY_GEO = "geo"  # GEO set of latest positions, member = partner_id
+KEY_TRAIL = "trail:"  # + partner_id -> list of JSON points [ts, lat, lon, speed], newest first
+KEY_COUNTERS = "counters"  # hash: accepted, duplicates, rejected, rejected:<reason>
+KEY_PROGRESS = "progress:"  # + topic -> hash partition -> last applied offset (see store.py)

@@ -50,7 +50,7 @@ class ServiceArea:
     def contains(self, lat: float, lon: float) -> bool:
         if not (self.min_lat <= lat <= self.max_lat and self.min_lon <= lon <= self.max_lon):
             return False
-        return bool(shapely.contains_xy(self.polygon, lon, lat))
+        return bool(shapely.intersects_xy(self.polygon, lon, lat))  # the boundary counts as inside
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:

@@ -21,7 +21,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
-from tracker import constants
 from tracker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -240,9 +239,9 @@ class Consumer:
 
 def topic_specs(settings: Settings) -> dict[str, int]:
     return {
-        constants.LOCATION_UPDATES: settings.location_partitions,
-        constants.DLQ_TOPIC: settings.dlq_partitions,
-        constants.COURIER_POSITIONS: settings.positions_partitions,
+        settings.location_topic: settings.location_partitions,
+        settings.dlq_topic: settings.dlq_partitions,
+        settings.positions_topic: settings.positions_partitions,
     }
 
 

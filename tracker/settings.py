@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from tracker import constants
+
 VEHICLES = ("walk", "bike", "scooter", "car")
 
 
@@ -27,6 +29,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str | None = None
     kafka_client_id: str = "tracker"
     kafka_idempotence: bool = False
+    # Prefix for topic names, consumer groups and Redis keys; empty in production (the DESIGN.md names).
+    # Lets several deployments, or test cases, share one cluster and one Redis.
+    namespace: str = ""
 
     # Topics
     location_partitions: int = 12
@@ -107,6 +112,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             return msgspec.structs.replace(self, validator_id=f"{socket.gethostname()}-{os.getpid()}")
         return self
 
+    @property
+    def location_topic(self) -> str:
+        return self.namespace + constants.LOCATION_UPDATES
+
+    @property
+    def dlq_topic(self) -> str:
+        return self.namespace + constants.DLQ_TOPIC
+
+    @property
+    def positions_topic(self) -> str:
+        return self.namespace + constants.COURIER_POSITIONS
+
+    @property
+    def validator_group(self) -> str:
+        return self.namespace + constants.VALIDATOR_GROUP
+
+    @property
+    def dlq_indexer_group(self) -> str:
+        return self.namespace + constants.DLQ_INDEXER_GROUP
+
+    @property
+    def redis_prefix(self) -> str:
+        return "tracker:" + self.namespace
+
     def speed_limit_for(self, vehicle: str | None) -> float:
         if vehicle is None:
             return self.default_speed_limit
@@ -143,6 +172,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "REDIS_URL": ("redis_url", str),
     "KAFKA_CLIENT_ID": ("kafka_client_id", str),
     "KAFKA_IDEMPOTENCE": ("kafka_idempotence", _bool),
+    "TRACKER_NAMESPACE": ("namespace", str),
     "TRACKER_LOCATION_PARTITIONS": ("location_partitions", _positive_int),
     "TRACKER_POSITIONS_PARTITIONS": ("positions_partitions", _positive_int),
     "TRACKER_DLQ_PARTITIONS": ("dlq_partitions", _positive_int),

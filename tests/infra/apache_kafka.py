@@ -1,0 +1,682 @@
+"""Real Apache Kafka 4.x (KRaft mode) for integration and failover tests, without Docker.
+
+The broker jars come from Maven Central through ``deploy/kafka/pom.xml`` (resolved once into a cache dir,
+``${TRACKER_KAFKA_CACHE:-${XDG_CACHE_HOME:-~/.cache}/tracker}``), and every node is a combined
+broker+controller JVM (``java -cp <classpath> kafka.Kafka server.properties``) bound to 127.0.0.1.
+
+    with ApacheKafkaCluster(nodes=3) as kafka:      # start() + wait_ready()
+        use(kafka.bootstrap_servers)                # "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3"
+        kafka.kill(1)                               # SIGKILL node 1
+        kafka.restart(1)                            # same storage, same ports
+        kafka.wait_ready()
+
+Run one by hand (``make kafka``): ``python -m tests.infra.apache_kafka [--nodes 3]``.
+
+Child JVMs get ``PR_SET_PDEATHSIG=SIGKILL`` and are stopped by ``stop()`` (also registered with ``atexit``),
+so no JVM outlives the Python process. Note that Linux delivers the death signal when the *thread* that
+started the child exits: start nodes from a thread that lives as long as the cluster (normally the main one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import base64
+import contextlib
+import ctypes
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_DIR = REPO_ROOT / "deploy" / "kafka"
+POM = DEPLOY_DIR / "pom.xml"
+SERVER_TEMPLATE = DEPLOY_DIR / "server.properties"
+LOG4J_CONFIG = DEPLOY_DIR / "log4j2.properties"
+
+MIN_JAVA = 17
+DEFAULT_TIMEOUT = 90.0
+LOG_TAIL_LINES = 40
+
+__all__ = [
+    "ApacheKafkaCluster",
+    "KafkaStartError",
+    "cache_dir",
+    "java_and_maven",
+    "resolve_classpath",
+]
+
+
+class KafkaStartError(RuntimeError):
+    """A node (or the Maven resolution) did not come up; the message carries the relevant log tail."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Java / Maven / classpath
+# --------------------------------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """``$TRACKER_KAFKA_CACHE``, else ``${XDG_CACHE_HOME:-~/.cache}/tracker``."""
+    override = os.environ.get("TRACKER_KAFKA_CACHE")
+    if override:
+        return Path(override).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tracker"
+
+
+def _java() -> str | None:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        candidate = Path(java_home) / "bin" / "java"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which("java")
+
+
+def _java_major(java: str) -> int | None:
+    try:
+        out = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=30, check=False
+        ).stderr
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not m:
+        return None
+    major = int(m.group(1))
+    return int(m.group(2) or 0) if major == 1 else major  # "1.8.0_x" -> 8
+
+
+def _pom_key() -> str:
+    h = hashlib.sha256(POM.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _classpath_file(cache: Path) -> Path:
+    return cache / f"kafka-classpath-{_pom_key()}.txt"
+
+
+def _read_cached_classpath(cache: Path) -> str | None:
+    path = _classpath_file(cache)
+    try:
+        cp = path.read_text().strip()
+    except OSError:
+        return None
+    jars = cp.split(os.pathsep) if cp else []
+    if not jars or not all(os.path.isfile(j) for j in jars):
+        return None  # the Maven repo under the cache was (partly) cleaned: resolve again
+    return cp
+
+
+def java_and_maven() -> str | None:
+    """None when real Kafka can run here, else a one-line reason.
+
+    Maven is only required while the classpath is not cached yet.
+    """
+    java = _java()
+    if java is None:
+        return "java not found on PATH (Apache Kafka 4.x needs Java 17+; e.g. apt-get install openjdk-17-jre-headless)"
+    major = _java_major(java)
+    if major is None:
+        return f"could not determine the Java version of {java}"
+    if major < MIN_JAVA:
+        return f"{java} is Java {major}; Apache Kafka 4.x brokers need Java {MIN_JAVA}+"
+    if _read_cached_classpath(cache_dir()) is None and shutil.which("mvn") is None:
+        return "mvn not found on PATH (needed once to fetch the Kafka jars from Maven Central; e.g. apt-get install maven)"
+    return None
+
+
+def resolve_classpath(*, quiet: bool = True) -> str:
+    """Return the broker classpath, resolving it with Maven (into ``<cache>/m2``) on first use.
+
+    The result is cached in ``<cache>/kafka-classpath-<pom hash>.txt``, so later calls don't start Maven.
+    """
+    cache = cache_dir()
+    cp = _read_cached_classpath(cache)
+    if cp is not None:
+        return cp
+    cache.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    with open(cache / "resolve.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers: one resolves, the others reuse
+        cp = _read_cached_classpath(cache)
+        if cp is not None:
+            return cp
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise KafkaStartError("mvn not found on PATH; it is needed once to fetch the Kafka jars")
+        target = _classpath_file(cache)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        cmd = [
+            mvn,
+            "-B",
+            "-q" if quiet else "-ntp",
+            "-Dstyle.color=never",
+            "-f",
+            str(POM),
+            "dependency:build-classpath",
+            f"-Dmdep.outputFile={tmp}",
+            f"-Dmaven.repo.local={cache / 'm2'}",
+        ]
+        if not quiet:
+            print("resolving Apache Kafka jars from Maven Central ...", file=sys.stderr, flush=True)
+        proc = subprocess.run(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+        )
+        if proc.returncode != 0 or not tmp.is_file():
+            tail = "\n".join(proc.stdout.strip().splitlines()[-30:])
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise KafkaStartError(
+                f"Maven could not resolve the Kafka classpath (exit {proc.returncode}): {' '.join(cmd)}\n{tail}"
+            )
+        os.replace(tmp, target)
+    cp = _read_cached_classpath(cache)
+    if cp is None:
+        raise KafkaStartError(f"Maven wrote an unusable classpath file: {target}")
+    return cp
+
+
+# --------------------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _kafka_uuid() -> str:
+    """A Kafka ``Uuid`` as its tools print it: URL-safe base64 of 16 random bytes, no padding."""
+    while True:
+        s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not s.startswith("-"):  # Kafka avoids ids that look like command-line flags
+            return s
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_preexec(parent_pid: int):  # runs in the forked child, before exec
+    def preexec() -> None:
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            except Exception:  # noqa: BLE001 - best effort; stop()/atexit still apply
+                pass
+            if os.getppid() != parent_pid:  # parent already gone before prctl took effect
+                os._exit(1)
+
+    return preexec
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return f"(no {path.name})"
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def _rss_bytes(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+async def _broker_ids_async(bootstrap: str, timeout: float) -> set[int]:
+    from aiokafka import AIOKafkaClient
+
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=max(1000, int(timeout * 1000)),
+        metadata_max_age_ms=60_000,
+        api_version="auto",
+    )
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout)
+        return {b.nodeId for b in client.cluster.brokers()}
+    finally:
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
+def _broker_ids(bootstrap: str, timeout: float = 5.0) -> set[int] | None:
+    """Broker ids listed in a metadata response from ``bootstrap`` (one node), or None when it doesn't answer.
+
+    Runs aiokafka in a private thread + event loop, so it works from sync code and from inside a running loop.
+    """
+    host, _, port = bootstrap.rpartition(":")
+    try:  # cheap check first: no aiokafka (and no "Unable connect" log noise) while the port is closed
+        socket.create_connection((host, int(port)), timeout=1.0).close()
+    except OSError:
+        return None
+    result: list[set[int] | None] = [None]
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            result[0] = asyncio.run(_broker_ids_async(bootstrap, timeout))
+
+    t = threading.Thread(target=run, name="kafka-ready-probe", daemon=True)
+    t.start()
+    t.join(timeout + 5)
+    return result[0]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# cluster
+# --------------------------------------------------------------------------------------------------------------
+
+
+class _Node:
+    def __init__(self, node_id: int, directory: Path, broker_port: int, controller_port: int) -> None:
+        self.node_id = node_id
+        self.dir = directory
+        self.data_dir = directory / "data"
+        self.broker_port = broker_port
+        self.controller_port = controller_port
+        self.directory_id = _kafka_uuid()  # metadata log dir id, used by --initial-controllers
+        self.config = directory / "server.properties"
+        self.server_log = directory / "server.log"
+        self.console_log = directory / "console.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.broker_port}"
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return (
+            f"--- node {self.node_id} {self.server_log} (last {lines} lines) ---\n{_tail(self.server_log, lines)}\n"
+            f"--- node {self.node_id} {self.console_log} ---\n{_tail(self.console_log, 15)}"
+        )
+
+
+class ApacheKafkaCluster:
+    """A 1- or 3-node Apache Kafka 4.x KRaft cluster of combined broker+controller JVMs on 127.0.0.1.
+
+    Args:
+        nodes: 1 (everything RF 1) or 3 (RF 3, min ISR 2).
+        work_dir: where node dirs go; default a fresh temp dir that ``stop()`` deletes.
+        overrides: extra/overriding ``server.properties`` keys for every node.
+        heap: JVM max heap per node (``-Xmx``), default ``512m`` for 1 node and ``384m`` for 3.
+        timeout: default ``wait_ready()`` timeout in seconds.
+        keep: keep ``work_dir`` after ``stop()`` (also ``TRACKER_KAFKA_KEEP=1``).
+    """
+
+    def __init__(
+        self,
+        nodes: int = 1,
+        *,
+        work_dir: str | os.PathLike[str] | None = None,
+        overrides: Mapping[str, object] | None = None,
+        heap: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        keep: bool | None = None,
+    ) -> None:
+        if nodes not in (1, 3):
+            raise ValueError("nodes must be 1 or 3")
+        self.nodes = nodes
+        self.overrides = dict(overrides or {})
+        self.heap = heap or ("512m" if nodes == 1 else "384m")
+        self.timeout = timeout
+        self.keep = keep if keep is not None else os.environ.get("TRACKER_KAFKA_KEEP") == "1"
+        self._own_dir = work_dir is None
+        self._work_dir_arg = Path(work_dir) if work_dir is not None else None
+        self.work_dir: Path | None = None
+        self.cluster_id = _kafka_uuid()
+        self.classpath: str | None = None
+        self._nodes: list[_Node] = []
+        self._expected: set[int] = set()  # node ids that are supposed to be up (not deliberately killed)
+        self._started = False
+        self._atexit_registered = False
+        self.timings: dict[str, float] = {}
+
+    # ---- public API ------------------------------------------------------------------------------------------
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``"127.0.0.1:p1,127.0.0.1:p2,..."`` (all nodes, running or not)."""
+        if not self._nodes:
+            raise RuntimeError("cluster not started")
+        return ",".join(n.address for n in self._nodes)
+
+    def node_bootstrap(self, i: int) -> str:
+        return self._nodes[i].address
+
+    def running_nodes(self) -> list[int]:
+        return [n.node_id for n in self._nodes if n.running()]
+
+    def pid(self, i: int) -> int | None:
+        p = self._nodes[i].proc
+        return p.pid if p is not None and p.poll() is None else None
+
+    def rss_bytes(self) -> dict[int, int | None]:
+        """Resident memory of each running node's JVM (Linux /proc), by node id."""
+        return {n.node_id: _rss_bytes(n.proc.pid) for n in self._nodes if n.running() and n.proc}
+
+    def log_tail(self, i: int, lines: int = LOG_TAIL_LINES) -> str:
+        return self._nodes[i].log_tail(lines)
+
+    def start(self, *, wait: bool = True) -> ApacheKafkaCluster:
+        """Resolve the classpath, format storage, launch every node and (by default) ``wait_ready()``."""
+        if self._started:
+            return self
+        reason = java_and_maven()
+        if reason:
+            raise KafkaStartError(reason)
+        t0 = time.monotonic()
+        self.classpath = resolve_classpath()
+        self.timings["classpath_s"] = time.monotonic() - t0
+
+        if self._own_dir:
+            self.work_dir = Path(tempfile.mkdtemp(prefix="tracker-kafka-"))
+        else:
+            assert self._work_dir_arg is not None
+            self.work_dir = self._work_dir_arg
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+        ports = _free_ports(2 * self.nodes)
+        self._nodes = [
+            _Node(i, self.work_dir / f"node-{i}", ports[2 * i], ports[2 * i + 1]) for i in range(self.nodes)
+        ]
+        self._started = True
+        if not self._atexit_registered:
+            atexit.register(self.stop)
+            self._atexit_registered = True
+        try:
+            t1 = time.monotonic()
+            for node in self._nodes:
+                node.dir.mkdir(parents=True, exist_ok=True)
+                node.config.write_text(self._render_config(node))
+            self._format_all()
+            self.timings["format_s"] = time.monotonic() - t1
+            t2 = time.monotonic()
+            for node in self._nodes:
+                self._launch(node)
+            if wait:
+                self.wait_ready()
+                self.timings["ready_s"] = time.monotonic() - t2
+            self.timings["start_total_s"] = time.monotonic() - t0
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until every running node answers a metadata request listing exactly the running brokers.
+
+        After ``kill(i)`` this therefore also waits until the controller has fenced the dead broker.
+        Raises ``KafkaStartError`` with the log tails when a node exits or the timeout passes.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        last: dict[int, set[int] | None] = {}
+        while True:
+            for node in self._nodes:
+                if node.proc is not None and node.proc.poll() is not None and node.node_id in self._expected:
+                    raise KafkaStartError(
+                        f"Kafka node {node.node_id} exited with code {node.proc.returncode} during startup\n"
+                        + node.log_tail()
+                    )
+            expected = {n.node_id for n in self._nodes if n.running()}
+            if not expected:
+                raise KafkaStartError("no Kafka node is running")
+            ok = True
+            for node in self._nodes:
+                if node.node_id not in expected:
+                    continue
+                remaining = deadline - time.monotonic()
+                ids = _broker_ids(node.address, timeout=max(1.0, min(5.0, remaining)))
+                last[node.node_id] = ids
+                if ids != expected:
+                    ok = False
+                    break
+            if ok:
+                return
+            if time.monotonic() >= deadline:
+                tails = "\n".join(self._nodes[i].log_tail() for i in sorted(expected))
+                raise KafkaStartError(
+                    f"Kafka ({self.nodes} node(s)) not ready within {timeout:.0f}s: expected brokers "
+                    f"{sorted(expected)}, metadata answers {last}\n{tails}"
+                )
+            time.sleep(0.25)
+
+    def kill(self, i: int) -> None:
+        """SIGKILL node ``i`` (no controlled shutdown) and reap it."""
+        node = self._nodes[i]
+        self._expected.discard(i)
+        if node.proc is not None and node.proc.poll() is None:
+            node.proc.kill()
+            node.proc.wait()
+
+    def restart(self, i: int, *, wait: bool = True, timeout: float | None = None) -> None:
+        """Start node ``i`` again on its existing storage and ports (stops it first if it is running)."""
+        node = self._nodes[i]
+        if node.running():
+            self._terminate([node])
+        self._launch(node)
+        if wait:
+            self.wait_ready(timeout)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM every node, SIGKILL whatever is left after ``timeout``; delete the temp work dir."""
+        if not self._started:
+            return
+        self._started = False
+        self._terminate(self._nodes, timeout)
+        if self._atexit_registered:
+            with contextlib.suppress(Exception):
+                atexit.unregister(self.stop)
+            self._atexit_registered = False
+        if self._own_dir and not self.keep and self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self) -> ApacheKafkaCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- internals -------------------------------------------------------------------------------------------
+
+    def _render_config(self, node: _Node) -> str:
+        rf = 1 if self.nodes == 1 else 3
+        values = {
+            "node_id": node.node_id,
+            "broker_port": node.broker_port,
+            "controller_port": node.controller_port,
+            "quorum_bootstrap": ",".join(f"127.0.0.1:{n.controller_port}" for n in self._nodes),
+            "data_dir": node.data_dir,
+            "replication_factor": rf,
+            "min_isr": 1 if rf == 1 else 2,
+        }
+        text = string.Template(SERVER_TEMPLATE.read_text()).substitute(values)
+        if self.overrides:
+            text += "\n# overrides\n" + "".join(f"{k}={v}\n" for k, v in self.overrides.items())
+        return text
+
+    def _java_cmd(self, heap: str | None = None) -> list[str]:
+        java = _java()
+        assert java is not None and self.classpath is not None
+        return [
+            java,
+            "-Xms64m",
+            f"-Xmx{heap or self.heap}",
+            "-XX:+UseSerialGC",  # 2 cores, small heaps: no parallel/concurrent GC threads
+            "-XX:TieredStopAtLevel=1",  # C1 only: faster startup, far less JIT CPU; plenty for tests
+            "-XX:CICompilerCount=1",
+            "-Xss512k",
+            "-Djava.awt.headless=true",
+            "-cp",
+            self.classpath,
+        ]
+
+    def _format_all(self) -> None:
+        if self.nodes == 1:
+            extra = ["--standalone"]
+        else:
+            voters = ",".join(
+                f"{n.node_id}@127.0.0.1:{n.controller_port}:{n.directory_id}" for n in self._nodes
+            )
+            extra = ["--initial-controllers", voters]
+        procs = []
+        for node in self._nodes:
+            cmd = [
+                *self._java_cmd("128m"),
+                f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+                f"-Dkafka.logs.dir={node.dir}",
+                "kafka.tools.StorageTool",
+                "format",
+                "--config",
+                str(node.config),
+                "--cluster-id",
+                self.cluster_id,
+                *extra,
+            ]
+            out = open(node.dir / "format.log", "wb")
+            procs.append((node, out, subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_child_preexec(os.getpid()), cwd=node.dir,
+            )))
+        errors = []
+        for node, out, proc in procs:
+            try:
+                rc = proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rc = proc.wait()
+            out.close()
+            if rc != 0:
+                errors.append(f"node {node.node_id} (exit {rc}):\n{_tail(node.dir / 'format.log')}")
+        if errors:
+            raise KafkaStartError("formatting KRaft storage failed\n" + "\n".join(errors))
+
+    def _launch(self, node: _Node) -> None:
+        cmd = [
+            *self._java_cmd(),
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dkafka.logs.dir={node.dir}",
+            "kafka.Kafka",
+            str(node.config),
+        ]
+        with open(node.console_log, "ab") as out:
+            node.proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=node.dir,
+                preexec_fn=_child_preexec(os.getpid()),
+                start_new_session=True,  # Ctrl-C in a terminal reaches us, not the JVMs; stop() ends them
+            )
+        self._expected.add(node.node_id)
+
+    def _terminate(self, nodes: list[_Node], timeout: float = 15.0) -> None:
+        live = [n for n in nodes if n.proc is not None and n.proc.poll() is None]
+        for n in live:
+            self._expected.discard(n.node_id)
+            with contextlib.suppress(ProcessLookupError):
+                n.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        deadline = time.monotonic() + timeout
+        for n in live:
+            assert n.proc is not None
+            try:
+                n.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                n.proc.kill()
+                n.proc.wait()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# python -m tests.infra.apache_kafka [--nodes 3]
+# --------------------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.infra.apache_kafka",
+        description="Run a local Apache Kafka 4.x KRaft cluster (jars from Maven Central) until Ctrl-C.",
+    )
+    parser.add_argument("--nodes", type=int, choices=(1, 3), default=1)
+    parser.add_argument("--work-dir", help="keep node data and logs here (default: a temp dir, deleted on exit)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
+    args = parser.parse_args(argv)
+
+    reason = java_and_maven()
+    if reason:
+        print(f"error: {reason}", file=sys.stderr)
+        return 2
+    if _read_cached_classpath(cache_dir()) is None:
+        t = time.monotonic()
+        resolve_classpath(quiet=False)
+        print(f"resolved Kafka jars into {cache_dir()} in {time.monotonic() - t:.1f}s", file=sys.stderr)
+
+    cluster = ApacheKafkaCluster(args.nodes, work_dir=args.work_dir, timeout=args.timeout)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        cluster.start()
+        print(
+            f"Apache Kafka ({args.nodes} node(s)) ready in {cluster.timings['start_total_s']:.1f}s; "
+            f"work dir {cluster.work_dir}",
+            file=sys.stderr,
+        )
+        print(f"KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap_servers}", flush=True)
+        print("Ctrl-C to stop", file=sys.stderr, flush=True)
+        while not stop.is_set():
+            stop.wait(1.0)
+            for i in range(cluster.nodes):
+                p = cluster._nodes[i].proc
+                if p is not None and p.poll() is not None and i in cluster._expected:
+                    print(f"node {i} exited ({p.returncode})\n{cluster.log_tail(i)}", file=sys.stderr)
+                    return 1
+    except KeyboardInterrupt:
+        pass
+    except KafkaStartError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        print("stopping Kafka ...", file=sys.stderr, flush=True)
+        cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+-- Apply one partition's slice of a validator batch atomically (see store.py for the why).
+-- ARGV[1] progress hash key, ARGV[2] position key prefix, ARGV[3] GEO key, ARGV[4] trail key prefix,
+-- ARGV[5] counters hash key, ARGV[6] trail cap, ARGV[7] JSON slice:
+--   {"p": partition, "first": offset, "last": offset,
+--    "pos": [[partner_id, ts, lat, lon, position_json], ...],   -- newest accepted fix per courier
+--    "trail": [[partner_id, [point_json, ...]], ...],            -- oldest first
+--    "cnt": {"accepted": n, ...}}
+-- Returns 1 when applied, -1 when the range was already (partly) applied by another owner: fenced.
+local progress_key = ARGV[1]
+local pos_prefix = ARGV[2]
+local geo_key = ARGV[3]
+local trail_prefix = ARGV[4]
+local counters_key = ARGV[5]
+local trail_cap = tonumber(ARGV[6])
+local slice = cjson.decode(ARGV[7])
+
+local done = tonumber(redis.call('HGET', progress_key, slice.p) or '-1')
+if done >= slice.first then
+  return -1
+end
+
+for _, fix in ipairs(slice.pos) do
+  local key = pos_prefix .. fix[1]
+  local current = redis.call('HGET', key, 'ts')
+  -- newer-wins by event time: an older fix (a late replay, a zombie's write) never moves the marker back
+  if (not current) or tonumber(current) < tonumber(fix[2]) then
+    redis.call('HSET', key, 'ts', fix[2], 'lat', fix[3], 'lon', fix[4], 'json', fix[5])
+    redis.call('GEOADD', geo_key, fix[4], fix[3], fix[1])
+  end
+end
+
+for _, trail in ipairs(slice.trail) do
+  local key = trail_prefix .. trail[1]
+  redis.call('LPUSH', key, unpack(trail[2]))
+  redis.call('LTRIM', key, 0, trail_cap - 1)
+end
+
+for name, count in pairs(slice.cnt) do
+  redis.call('HINCRBY', counters_key, name, count)
+end
+
+redis.call('HSET', progress_key, slice.p, slice.last)
+return 1

@@ -1,0 +1,252 @@
+"""The ``tracker`` command. Each subcommand lives in a small ``run_*`` function; errors are one line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+import msgspec
+
+from tracker import __version__
+from tracker.settings import Settings, SettingsError
+
+log = logging.getLogger("tracker")
+
+
+class UsageError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _connection_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connections (override KAFKA_BOOTSTRAP_SERVERS / REDIS_URL)")
+    group.add_argument("--bootstrap-servers", dest="kafka_bootstrap_servers", metavar="HOST:PORT[,...]")
+    group.add_argument("--redis-url", dest="redis_url", metavar="URL")
+    group.add_argument("--namespace", dest="namespace", metavar="PREFIX",
+                       help="prefix for topics, groups and Redis keys (default: none)")
+
+
+def _settings(args: argparse.Namespace, **extra) -> Settings:
+    overrides = {name: getattr(args, name, None) for name in ("kafka_bootstrap_servers", "redis_url", "namespace")}
+    return Settings.from_env().replace(**overrides, **extra)
+
+
+def _require(settings: Settings, *, kafka: bool = True, redis: bool = True) -> None:
+    if kafka and not settings.kafka_bootstrap_servers:
+        raise UsageError("KAFKA_BOOTSTRAP_SERVERS is not set (or pass --bootstrap-servers); "
+                         "`tracker up` starts an embedded broker")
+    if redis and not settings.redis_url:
+        raise UsageError("REDIS_URL is not set (or pass --redis-url); `tracker up` starts an embedded Redis")
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+def install_stop_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """First SIGINT/SIGTERM: graceful stop (finish the batch, commit, leave). Second: exit now."""
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)
+        log.info("%s received, stopping gracefully (again to force)", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+# -- validate ------------------------------------------------------------------------------------------
+
+def _validate_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", metavar="FILE",
+                        help="read raw payloads, one per line ('-' for stdin), print one verdict per line; "
+                             "no broker or Redis")
+    parser.add_argument("--now", type=_int, metavar="EPOCH_MS", help="fix the validator clock (epoch ms)")
+    parser.add_argument("--until-idle", type=_positive_float, metavar="SECONDS",
+                        help="exit once the topic has been quiet this long (burst mode)")
+    parser.add_argument("--max-age", type=_positive_float, dest="max_age_s", metavar="SECONDS")
+    parser.add_argument("--max-skew", type=_positive_float, dest="max_skew_s", metavar="SECONDS")
+    parser.add_argument("--service-area", dest="service_area_file", metavar="GEOJSON")
+    parser.add_argument("--validator-id", dest="validator_id", metavar="ID")
+    _connection_args(parser)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from tracker.geo import load_service_area
+
+    settings = _settings(args, max_age_s=args.max_age_s, max_skew_s=args.max_skew_s,
+                         service_area_file=args.service_area_file, validator_id=args.validator_id)
+    area = load_service_area(settings.service_area_file)
+    clock_ms = (lambda: args.now) if args.now is not None else None
+    if args.dry_run is not None:
+        return _dry_run(settings, area, args.dry_run, clock_ms)
+    _require(settings)
+    _setup_logging(settings)
+    from tracker.validator import run_validator
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        install_stop_handlers(asyncio.get_running_loop(), stop)
+        totals = await run_validator(settings, area, stop, idle_exit_s=args.until_idle, clock_ms=clock_ms)
+        print(msgspec.json.encode(dict(sorted(totals.items()))).decode(), flush=True)
+        return 0
+
+    return asyncio.run(main())
+
+
+def _dry_run(settings: Settings, area, source: str, clock_ms: Callable[[], int] | None) -> int:
+    import time
+
+    from tracker.rules import StatefulChecker
+
+    checker = StatefulChecker(settings, area)
+    now = clock_ms or (lambda: time.time_ns() // 1_000_000)
+    try:
+        stream = sys.stdin.buffer if source == "-" else open(source, "rb")
+    except OSError as exc:
+        raise UsageError(f"--dry-run {source}: {exc.strerror}") from None
+    out = sys.stdout
+    with stream:
+        for line in stream:
+            verdict = checker.check(line.rstrip(b"\r\n"), now())
+            row: dict[str, str] = {"verdict": verdict.outcome.value}
+            if verdict.reason is not None:
+                row["reason"] = verdict.reason.value
+                row["detail"] = verdict.detail
+            out.write(msgspec.json.encode(row).decode() + "\n")
+    out.flush()
+    return 0
+
+
+# -- simulate ------------------------------------------------------------------------------------------
+
+def _simulate_args(parser: argparse.ArgumentParser) -> None:
+    from simulator.cli import add_arguments
+
+    add_arguments(parser)
+    _connection_args(parser)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from simulator.cli import run
+
+    settings = _settings(args)
+    _require(settings, redis=False)
+    _setup_logging(settings)
+    return asyncio.run(run(args, settings))
+
+
+# -- topics --------------------------------------------------------------------------------------------
+
+def _topics_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--describe", action="store_true", help="only describe, create nothing")
+    _connection_args(parser)
+
+
+def run_topics(args: argparse.Namespace) -> int:
+    from tracker.kafka import describe_topics, ensure_topics, topic_specs
+
+    settings = _settings(args)
+    _require(settings, redis=False)
+    counts = asyncio.run(describe_topics(settings) if args.describe else ensure_topics(settings))
+    for topic, wanted in topic_specs(settings).items():
+        have = counts.get(topic)
+        state = "missing" if have is None else f"{have} partitions"
+        note = "" if have in (None, wanted) else f" (settings ask for {wanted})"
+        print(f"{topic:<28} {state}{note}")
+    return 0 if all(topic in counts for topic in topic_specs(settings)) else 1
+
+
+# -- up ------------------------------------------------------------------------------------------------
+
+def _up_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--couriers", type=_int, default=300)
+    parser.add_argument("--interval", type=_positive_float, default=1.0, help="seconds between a courier's pings")
+    parser.add_argument("--bad-rate", type=_positive_float, default=0.03,
+                        help="share of pings the simulator corrupts (default 0.03; 0 turns it off)")
+    parser.add_argument("--validators", type=_int, default=1, help="validator processes (default 1)")
+    parser.add_argument("--no-simulator", action="store_true")
+    parser.add_argument("--port", type=_int, dest="http_port", help="gateway port (default 8000)")
+    _connection_args(parser)
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from tracker.up import run_up as up
+
+    if args.bad_rate > 1:
+        raise UsageError(f"--bad-rate must be between 0 and 1, got {args.bad_rate}")
+    if args.validators < 1 or args.couriers < 1:
+        raise UsageError("--validators and --couriers must be at least 1")
+    settings = _settings(args, http_port=args.http_port)
+    _setup_logging(settings)
+    return up(settings, couriers=args.couriers, interval_s=args.interval, bad_rate=args.bad_rate,
+              validators=args.validators, simulator=not args.no_simulator)
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "up": ("the whole system on this machine (embedded broker and Redis unless configured)", _up_args, run_up),
+    "simulate": ("couriers -> location-updates", _simulate_args, run_simulate),
+    "validate": ("one validator in group location-validator", _validate_args, run_validate),
+    "topics": ("create or describe the topics (idempotent)", _topics_args, run_topics),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tracker", description="Real-time courier location tracker on Kafka.")
+    parser.add_argument("--version", action="version", version=f"tracker {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (help_text, add_args, _) in COMMANDS.items():
+        add_args(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command][2](args) or 0
+    except (UsageError, SettingsError, ValueError) as exc:
+        print(f"tracker {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # anything else still gets one line; the traceback goes to the debug log
+        log.debug("unhandled error", exc_info=True)
+        print(f"tracker {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

