@@ -165,6 +165,30 @@ def run_simulate(args: argparse.Namespace) -> int:
     return asyncio.run(run(args, settings))
 
 
+# -- gateway -------------------------------------------------------------------------------------------
+
+def _gateway_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", dest="http_host", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=_int, dest="http_port", help="port (default 8000)")
+    parser.add_argument("--tick-ms", type=_int, dest="tick_ms", help="frame interval in ms (default 200)")
+    _connection_args(parser)
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tracker.gateway import create_app
+
+    settings = _settings(args, http_host=args.http_host, http_port=args.http_port, tick_ms=args.tick_ms)
+    _require(settings)
+    _setup_logging(settings)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning",
+                            ws="websockets", lifespan="on", ws_max_size=64 * 1024)
+    uvicorn.Server(config).run()
+    return 0
+
+
 # -- topics --------------------------------------------------------------------------------------------
 
 def _topics_args(parser: argparse.ArgumentParser) -> None:
@@ -216,6 +240,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "up": ("the whole system on this machine (embedded broker and Redis unless configured)", _up_args, run_up),
     "simulate": ("couriers -> location-updates", _simulate_args, run_simulate),
     "validate": ("one validator in group location-validator", _validate_args, run_validate),
+    "gateway": ("HTTP + WebSocket server: the live map, the API, /metrics", _gateway_args, run_gateway),
     "topics": ("create or describe the topics (idempotent)", _topics_args, run_topics),
 }
 

@@ -233,8 +233,20 @@ class Consumer:
     async def seek_to_end(self) -> None:
         await self._consumer.seek_to_end()
 
-    async def position(self, topic: str, partition: int) -> int:
-        return await self._consumer.position(TopicPartition(topic, partition))
+    async def lag(self) -> int:
+        """Records between this consumer's positions and the end of its partitions.
+
+        Only meaningful on brokers whose ListOffsets "latest" is the real end of the log (Apache Kafka);
+        the embedded Tansu may answer with the base offset of the last batch (DESIGN.md).
+        """
+        partitions = list(self._consumer.assignment())
+        if not partitions:
+            return 0
+        ends = await self._consumer.end_offsets(partitions)
+        total = 0
+        for tp in partitions:
+            total += max(0, ends[tp] - await self._consumer.position(tp))
+        return total
 
 
 def topic_specs(settings: Settings) -> dict[str, int]:

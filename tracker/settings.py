@@ -64,6 +64,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_port: int = 8000
     tick_ms: int = 200
     admin_token: str | None = None
+    static_dir: str | None = None  # the built map page; default: frontend/dist next to the package
+    tile_url: str | None = None  # raster tiles under the map, e.g. https://tile.example/{z}/{x}/{y}.png
+    ws_send_timeout_s: float = 10.0  # a client whose socket does not drain this fast is closed (1013)
+    max_clients: int = 1000
+    stale_after_s: float = 60.0
+    offline_after_s: float = 600.0
+    idle_below_mps: float = 0.5
+    # Lag in /metrics needs a broker whose "latest" offset is the true log end; the embedded Tansu's
+    # is not (DESIGN.md), so `tracker up` turns this off when it starts Tansu.
+    report_lag: bool = True
 
     # Embedded infrastructure
     data_dir: str = "var"
@@ -93,10 +103,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def checked(self) -> Settings:
         problems = []
         for name in ("location_partitions", "positions_partitions", "dlq_partitions", "replication_factor",
-                     "max_payload_bytes", "max_batch", "retry_attempts", "trail_max", "tick_ms"):
+                     "max_payload_bytes", "max_batch", "retry_attempts", "trail_max", "tick_ms", "max_clients"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)!r}")
-        for name in ("max_age_s", "max_skew_s", "accuracy_allowance_cap_m", "redis_timeout_s"):
+        for name in ("max_age_s", "max_skew_s", "accuracy_allowance_cap_m", "redis_timeout_s", "ws_send_timeout_s",
+                     "stale_after_s", "offline_after_s", "idle_below_mps"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)!r}")
         if not 0 <= self.http_port <= 65535:
@@ -195,6 +206,14 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TRACKER_HTTP_PORT": ("http_port", int),
     "TRACKER_TICK_MS": ("tick_ms", int),
     "TRACKER_ADMIN_TOKEN": ("admin_token", str),
+    "TRACKER_STATIC_DIR": ("static_dir", str),
+    "TILE_URL": ("tile_url", str),
+    "TRACKER_WS_SEND_TIMEOUT_S": ("ws_send_timeout_s", float),
+    "TRACKER_MAX_CLIENTS": ("max_clients", int),
+    "TRACKER_STALE_AFTER_S": ("stale_after_s", float),
+    "TRACKER_OFFLINE_AFTER_S": ("offline_after_s", float),
+    "TRACKER_IDLE_BELOW_MPS": ("idle_below_mps", float),
+    "TRACKER_REPORT_LAG": ("report_lag", _bool),
     "TRACKER_DATA_DIR": ("data_dir", str),
     "TRACKER_STARTUP_TIMEOUT_S": ("startup_timeout_s", float),
     "TRACKER_LOG_LEVEL": ("log_level", str),

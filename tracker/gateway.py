@@ -1,0 +1,327 @@
+"""The gateway: Starlette app serving the map page, the HTTP API and the ``/ws`` WebSocket.
+
+Every gateway instance reads every record of ``courier-positions`` (a standalone reader of all partitions,
+Kafka's pub/sub model) into its :class:`~tracker.hub.Hub`, starting at the latest offsets; the latest
+positions already in Redis are loaded on start, after the reader has its starting offsets, so a fresh
+gateway is complete and misses nothing in between (the hub is newer-wins, so overlap is harmless).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+from starlette import status as ws_status
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from tracker import metrics, protocol
+from tracker.geo import load_service_area
+from tracker.hub import Client, Hub
+from tracker.kafka import BrokerError, Consumer
+from tracker.models import Position
+from tracker.settings import Settings
+from tracker.status import StatusThresholds
+from tracker.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STATIC_DIR = Path(__file__).resolve().parent.parent / "frontend" / "dist"
+_decode_position = msgspec.json.Decoder(Position).decode
+
+
+class Gateway:
+    """The running parts behind the app: hub, store, positions reader and the periodic tasks."""
+
+    def __init__(self, settings: Settings, hub: Hub | None = None, *, consume: bool = True) -> None:
+        self.settings = settings
+        self.hub = hub or Hub(StatusThresholds(
+            stale_after_ms=round(settings.stale_after_s * 1000), offline_after_ms=round(settings.offline_after_s * 1000),
+            idle_below_mps=settings.idle_below_mps))
+        self.consume = consume
+        self.store: Store | None = None
+        self.consumer: Consumer | None = None
+        self.assigned = False
+        self.metrics = metrics.GatewayMetrics()
+        self.counters: dict[str, int] = {}
+        self.pings_per_s = 0.0
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        self.store = Store(self.settings)
+        if self.consume:
+            self.consumer = Consumer(self.settings, [self.settings.positions_topic], group_id=None, start="latest",
+                                     on_assign=self._on_assign)
+            await self.consumer.start()
+        await self.load_from_redis()
+        if self.consumer is not None:
+            self._tasks.append(asyncio.create_task(self._consume(), name="positions-reader"))
+        self._tasks.append(asyncio.create_task(self._tick(), name="tick"))
+        self._tasks.append(asyncio.create_task(self._every_second(), name="stats"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.store is not None:
+            await self.store.close()
+
+    async def _on_assign(self, partitions) -> None:
+        self.assigned = bool(partitions)
+
+    async def load_from_redis(self) -> int:
+        partner_ids = await self.store.partner_ids()
+        loaded = 0
+        for start in range(0, len(partner_ids), 1000):
+            chunk = partner_ids[start:start + 1000]
+            for raw in await self.store.positions_json(chunk):
+                if raw is not None and self.hub.ingest(_decode_position(raw)):
+                    loaded += 1
+        log.info("loaded %d latest positions from Redis", loaded)
+        return loaded
+
+    async def _consume(self) -> None:
+        while True:
+            try:
+                polled = await self.consumer.poll(timeout_ms=500)
+            except BrokerError as exc:
+                log.warning("positions reader: %r; retrying", exc)
+                await asyncio.sleep(1)
+                continue
+            for records in polled.values():
+                for record in records:
+                    try:
+                        self.hub.ingest(_decode_position(record.value))
+                    except (msgspec.DecodeError, TypeError):
+                        self.metrics.bad_position_records.inc()
+                        log.warning("skipping undecodable record at %s/%d@%d", record.topic, record.partition,
+                                    record.offset)
+
+    async def _tick(self) -> None:
+        interval = self.settings.tick_ms / 1000
+        while True:
+            started = time.monotonic()
+            self.hub.tick()
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    async def _every_second(self) -> None:
+        previous_total: int | None = None
+        previous_at = time.monotonic()
+        while True:
+            await asyncio.sleep(1)
+            self.hub.refresh_statuses()
+            try:
+                self.counters = await self.store.counters()
+            except (StoreError, OSError) as exc:
+                log.warning("reading counters from Redis failed: %r", exc)
+            total = sum(self.counters.get(k, 0) for k in ("accepted", "rejected", "duplicates"))
+            at = time.monotonic()
+            if previous_total is not None:
+                self.pings_per_s = max(0, total - previous_total) / (at - previous_at)
+            previous_total, previous_at = total, at
+            if self.consumer is not None and self.settings.report_lag:
+                try:
+                    self.metrics.consumer_lag.set(await self.consumer.lag())
+                except BrokerError as exc:
+                    log.debug("lag unavailable: %r", exc)
+            frame = self.stats_frame()
+            for client in self.hub.clients:
+                client.push_control(frame)
+
+    def stats_frame(self) -> str:
+        counts = self.hub.counts()
+        return msgspec.json.encode({
+            "type": "stats", **counts, "couriers": len(self.hub.couriers),
+            "pings_per_s": round(self.pings_per_s, 1),
+            "accepted_total": self.counters.get("accepted", 0),
+            "rejected_total": self.counters.get("rejected", 0),
+            "duplicates_total": self.counters.get("duplicates", 0),
+        }).decode()
+
+
+# -- WebSocket -----------------------------------------------------------------------------------------
+
+async def ws_endpoint(websocket: WebSocket) -> None:
+    gateway: Gateway = websocket.app.state.gateway
+    hub = gateway.hub
+    await websocket.accept()
+    if len(hub.clients) >= gateway.settings.max_clients:
+        await websocket.close(ws_status.WS_1013_TRY_AGAIN_LATER, "too many clients")
+        return
+    client = hub.connect()
+    gateway.metrics.clients.inc()
+    reader = asyncio.create_task(_read(websocket, client))
+    writer = asyncio.create_task(_write(websocket, client, gateway))
+    try:
+        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (reader, writer):
+            task.cancel()
+        for task in (reader, writer):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await task
+        hub.disconnect(client)
+        gateway.metrics.clients.dec()
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await websocket.close(code, reason)
+
+
+async def _read(websocket: WebSocket, client: Client) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        parsed = protocol.parse_client_frame(message.get("text"), message.get("bytes"))
+        if isinstance(parsed, protocol.Refusal):
+            await _close(websocket, parsed.code, parsed.reason)
+            return
+        if isinstance(parsed, protocol.Ping):
+            client.push_control('{"type":"pong"}')
+        elif isinstance(parsed, protocol.Viewport):
+            client.bbox = parsed.bbox
+            client.reset_view()
+        elif isinstance(parsed, protocol.Follow):
+            client.follow = parsed.partner_id
+            client.reset_view()
+
+
+async def _write(websocket: WebSocket, client: Client, gateway: Gateway) -> None:
+    timeout = gateway.settings.ws_send_timeout_s
+    while True:
+        await client.wake.wait()
+        client.wake.clear()
+        while (frame := client.next_frame()) is not None:
+            try:
+                await asyncio.wait_for(websocket.send_text(frame), timeout)
+            except asyncio.TimeoutError:
+                gateway.metrics.slow_disconnects.inc()
+                await _close(websocket, ws_status.WS_1013_TRY_AGAIN_LATER, "client too slow; reconnect")
+                return
+            client.frames_sent += 1
+            gateway.metrics.frames_sent.inc()
+
+
+# -- HTTP ----------------------------------------------------------------------------------------------
+
+def _error(status_code: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status_code)
+
+
+async def api_couriers(request: Request) -> Response:
+    hub = request.app.state.gateway.hub
+    raw_bbox = request.query_params.get("bbox")
+    bbox = None
+    if raw_bbox is not None:
+        try:
+            values = [float(v) for v in raw_bbox.split(",")]
+        except ValueError:
+            return _error(400, "bbox must be west,south,east,north numbers")
+        bbox = protocol.parse_bbox(values)
+        if isinstance(bbox, str):
+            return _error(400, bbox)
+    couriers = []
+    for courier_id, courier in hub.couriers.items():
+        position = courier.position
+        if bbox is None or (bbox[0] <= position.lon <= bbox[2] and bbox[1] <= position.lat <= bbox[3]):
+            couriers.append(hub.wire(courier_id))
+    return JSONResponse({"couriers": couriers, "count": len(couriers)})
+
+
+async def api_courier(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    partner_id = request.path_params["partner_id"]
+    position = gateway.hub.wire(partner_id)
+    if position is None:
+        raw = await gateway.store.position_json(partner_id)
+        if raw is None:
+            return _error(404, f"no courier {partner_id!r}")
+        gateway.hub.ingest(_decode_position(raw))
+        position = gateway.hub.wire(partner_id)
+    trail = [point[:3] for point in await gateway.store.trail(partner_id)]
+    return JSONResponse({"partner_id": partner_id, "position": position, "trail": trail})
+
+
+async def api_service_area(request: Request) -> Response:
+    return JSONResponse(request.app.state.service_area.geojson)
+
+
+async def api_config(request: Request) -> Response:
+    settings = request.app.state.gateway.settings
+    return JSONResponse({"tile_url": settings.tile_url, "tick_ms": settings.tick_ms})
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    checks = {}
+    try:
+        checks["redis"] = await asyncio.wait_for(gateway.store.ping(), 2)
+    except (StoreError, OSError, asyncio.TimeoutError):
+        checks["redis"] = False
+    if gateway.consume:
+        checks["consumer_assigned"] = gateway.assigned
+        checks["broker"] = gateway.assigned and not any(t.done() for t in gateway._tasks)
+    ready = all(checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    body = gateway.metrics.render(gateway.counters, gateway.hub.counts())
+    return Response(body, media_type=metrics.CONTENT_TYPE)
+
+
+def create_app(settings: Settings, hub: Hub | None = None, *, consume: bool = True) -> Starlette:
+    """The gateway app. ``consume=False`` leaves the hub to the caller (tests feed it directly)."""
+    gateway = Gateway(settings, hub, consume=consume)
+    static_dir = Path(settings.static_dir) if settings.static_dir else DEFAULT_STATIC_DIR
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    routes = [
+        Route("/api/couriers", api_couriers),
+        Route("/api/couriers/{partner_id:str}", api_courier),
+        Route("/api/service-area", api_service_area),
+        Route("/api/config", api_config),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+        WebSocketRoute("/ws", ws_endpoint),
+    ]
+    if (static_dir / "index.html").is_file():
+        routes.append(Mount("/", StaticFiles(directory=static_dir, html=True), name="static"))
+    else:
+        async def not_built(request: Request) -> Response:
+            return PlainTextResponse(f"The map page is not built ({static_dir} has no index.html): run `make run`.",
+                                     status_code=503)
+        routes.append(Route("/", not_built))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = gateway
+    app.state.service_area = load_service_area(settings.service_area_file)
+    return app

@@ -1,0 +1,240 @@
+"""The gateway's in-memory world and its fan-out to WebSocket clients.
+
+Every courier's latest position is kept once, with its JSON fragment encoded once per change. A tick
+turns the set of couriers that changed into frames:
+
+- clients that see everything and kept up get one shared frame, encoded once per tick for all of them;
+- clients with a viewport or a followed courier get a frame joined from the same pre-encoded fragments
+  (no per-client encoding of couriers, just a join of strings).
+
+Each client has a ``dirty`` set rather than a queue of frames: if it falls behind, the couriers that
+changed meanwhile pile up in the set and the next frame carries only their latest state (latest-wins
+coalescing), so memory per client is bounded by the number of couriers, not by time. A client whose
+socket does not drain within ``send_timeout_s`` is closed with 1013 by its writer (see gateway.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+
+import msgspec
+
+from tracker.models import Position
+from tracker.status import Status, StatusThresholds, courier_status
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Courier:
+    __slots__ = ("position", "status", "fragment")
+
+    def __init__(self, position: Position, status: Status, fragment: str) -> None:
+        self.position = position
+        self.status = status
+        self.fragment = fragment
+
+
+class WireCourier(msgspec.Struct, frozen=True):
+    """A courier as the page sees it."""
+
+    id: str
+    lat: float
+    lon: float
+    ts: int
+    speed: float | None
+    heading: float | None
+    vehicle: str | None
+    status: str
+    order_id: str | None
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def fragment_of(position: Position, status: Status) -> str:
+    return _encode(WireCourier(position.id, position.lat, position.lon, position.ts, position.speed,
+                               position.heading, position.vehicle, status.value, position.order_id)).decode()
+
+
+def in_box(position: Position, bbox: tuple[float, float, float, float]) -> bool:
+    west, south, east, north = bbox
+    return west <= position.lon <= east and south <= position.lat <= north
+
+
+class Client:
+    """One WebSocket client's view: filter, what it has, what it still needs."""
+
+    def __init__(self, hub: Hub, control_limit: int = 8) -> None:
+        self.hub = hub
+        self.bbox: tuple[float, float, float, float] | None = None
+        self.follow: str | None = None
+        self.visible: set[str] = set()  # couriers the client currently shows (only tracked with a bbox)
+        self.dirty: set[str] = set()
+        self.removed: set[str] = set()
+        self.shared_seq: int | None = None  # this tick's shared frame fits this client exactly
+        self.control: collections.deque[str] = collections.deque(maxlen=control_limit)
+        self.wake = asyncio.Event()
+        self.frames_sent = 0
+
+    @property
+    def filtered(self) -> bool:
+        return self.bbox is not None or self.follow is not None
+
+    def wants(self, courier_id: str, position: Position) -> bool:
+        return courier_id == self.follow or self.bbox is None or in_box(position, self.bbox)
+
+    def push_control(self, frame: str) -> None:
+        self.control.append(frame)
+        self.wake.set()
+
+    def reset_view(self) -> None:
+        """Viewport or follow changed: the next frame is a snapshot of the new view."""
+        self.dirty.clear()
+        self.removed.clear()
+        self.shared_seq = None
+        self.push_control(self.hub.snapshot_frame(self))
+
+    def next_frame(self) -> str | None:
+        """The control frame or delta to send now, or None when there is nothing to send."""
+        if self.control:
+            return self.control.popleft()
+        if not self.dirty and not self.removed:
+            return None
+        hub = self.hub
+        if self.shared_seq == hub.seq and hub.shared_ids == self.dirty and not self.removed:
+            frame = hub.shared_frame()
+        else:
+            fragments = [hub.couriers[i].fragment for i in self.dirty if i in hub.couriers]
+            frame = hub.delta_frame(fragments, sorted(self.removed))
+        self.dirty = set()
+        self.removed = set()
+        self.shared_seq = None
+        return frame
+
+
+class Hub:
+    def __init__(self, thresholds: StatusThresholds | None = None) -> None:
+        self.thresholds = thresholds or StatusThresholds()
+        self.couriers: dict[str, Courier] = {}
+        self.changed: set[str] = set()
+        self.clients: set[Client] = set()
+        self.seq = 0
+        self.shared_ids: set[str] = set()
+        self._shared: str | None = None
+        self.status_counts: collections.Counter[str] = collections.Counter()
+        self.ingested = 0
+
+    # -- input ---------------------------------------------------------------------------------------
+
+    def ingest(self, position: Position, now: int | None = None) -> bool:
+        """Newer-wins by event time; False when ``position`` is not newer than what we have."""
+        current = self.couriers.get(position.id)
+        if current is not None and current.position.ts >= position.ts:
+            return False
+        status = courier_status(position.ts, position.speed, now or now_ms(), self.thresholds)
+        if current is None:
+            self.couriers[position.id] = Courier(position, status, "")
+        else:
+            self.status_counts[current.status.value] -= 1
+            current.position = position
+            current.status = status
+        self.status_counts[status.value] += 1
+        self.changed.add(position.id)
+        self.ingested += 1
+        return True
+
+    def refresh_statuses(self, now: int | None = None) -> int:
+        """Re-derive every status from the clock (couriers age without pings); returns how many changed."""
+        now = now or now_ms()
+        flipped = 0
+        for courier_id, courier in self.couriers.items():
+            status = courier_status(courier.position.ts, courier.position.speed, now, self.thresholds)
+            if status is not courier.status:
+                self.status_counts[courier.status.value] -= 1
+                self.status_counts[status.value] += 1
+                courier.status = status
+                self.changed.add(courier_id)
+                flipped += 1
+        return flipped
+
+    # -- output --------------------------------------------------------------------------------------
+
+    def tick(self) -> int:
+        """Hand this tick's changes to every client; returns how many couriers changed."""
+        changed, self.changed = self.changed, set()
+        if not changed:
+            return 0
+        for courier_id in changed:
+            courier = self.couriers[courier_id]
+            courier.fragment = fragment_of(courier.position, courier.status)
+        self.seq += 1
+        self.shared_ids = changed
+        self._shared = None
+        for client in self.clients:
+            if not client.filtered:
+                if not client.dirty and not client.removed:
+                    client.shared_seq = self.seq
+                client.dirty |= changed
+            else:
+                self._offer_filtered(client, changed)
+            if client.dirty or client.removed:
+                client.wake.set()
+        return len(changed)
+
+    def _offer_filtered(self, client: Client, changed: set[str]) -> None:
+        for courier_id in changed:
+            position = self.couriers[courier_id].position
+            if client.wants(courier_id, position):
+                client.dirty.add(courier_id)
+                client.visible.add(courier_id)
+                client.removed.discard(courier_id)
+            elif courier_id in client.visible:
+                client.visible.discard(courier_id)
+                client.dirty.discard(courier_id)
+                client.removed.add(courier_id)
+
+    def shared_frame(self) -> str:
+        if self._shared is None:
+            self._shared = self.delta_frame([self.couriers[i].fragment for i in self.shared_ids], [])
+        return self._shared
+
+    def delta_frame(self, fragments: list[str], removed: list[str]) -> str:
+        return (f'{{"type":"delta","seq":{self.seq},"server_time_ms":{now_ms()},"couriers":[{",".join(fragments)}],'
+                f'"removed":{_encode(removed).decode()}}}')
+
+    def snapshot_frame(self, client: Client) -> str:
+        fragments = []
+        visible = set()
+        for courier_id, courier in self.couriers.items():
+            if client.wants(courier_id, courier.position):
+                if not courier.fragment:
+                    courier.fragment = fragment_of(courier.position, courier.status)
+                fragments.append(courier.fragment)
+                visible.add(courier_id)
+        client.visible = visible if client.filtered else set()
+        return f'{{"type":"snapshot","server_time_ms":{now_ms()},"couriers":[{",".join(fragments)}]}}'
+
+    def connect(self) -> Client:
+        client = Client(self)
+        client.push_control(self.snapshot_frame(client))
+        self.clients.add(client)
+        return client
+
+    def disconnect(self, client: Client) -> None:
+        self.clients.discard(client)
+
+    def wire(self, courier_id: str) -> dict | None:
+        courier = self.couriers.get(courier_id)
+        if courier is None:
+            return None
+        return msgspec.to_builtins(WireCourier(courier_id, courier.position.lat, courier.position.lon,
+                                               courier.position.ts, courier.position.speed,
+                                               courier.position.heading, courier.position.vehicle,
+                                               courier.status.value, courier.position.order_id))
+
+    def counts(self) -> dict[str, int]:
+        return {status.value: self.status_counts[status.value] for status in Status}

@@ -1,0 +1,56 @@
+"""Prometheus metrics of the gateway. The pipeline counters come from Redis (read once a second)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401  (re-exported)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from tracker.models import Reason
+
+
+class _PipelineCollector:
+    """Exposes the validator's counters (kept in Redis) and the hub's courier counts."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = {}
+        self.statuses: dict[str, int] = {}
+
+    def collect(self):
+        accepted = CounterMetricFamily("tracker_pings_accepted", "Pings accepted by the validators")
+        accepted.add_metric([], self.counters.get("accepted", 0))
+        yield accepted
+        duplicates = CounterMetricFamily("tracker_pings_duplicate", "Exact repeats dropped by the validators")
+        duplicates.add_metric([], self.counters.get("duplicates", 0))
+        yield duplicates
+        rejected = CounterMetricFamily("tracker_pings_rejected", "Pings dead-lettered, by reason", labels=["reason"])
+        for reason in Reason:
+            rejected.add_metric([reason.value], self.counters.get("rejected:" + reason.value, 0))
+        yield rejected
+        statuses = GaugeMetricFamily("tracker_couriers", "Couriers known to this gateway, by status",
+                                     labels=["status"])
+        for status, count in self.statuses.items():
+            statuses.add_metric([status], count)
+        yield statuses
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.pipeline = _PipelineCollector()
+        self.registry.register(self.pipeline)
+        self.frames_sent = Counter("tracker_ws_frames_sent", "WebSocket frames sent", registry=self.registry)
+        self.clients = Gauge("tracker_ws_clients", "Connected WebSocket clients", registry=self.registry)
+        self.slow_disconnects = Counter("tracker_ws_slow_disconnects", "Clients closed for not draining (1013)",
+                                        registry=self.registry)
+        self.bad_position_records = Counter("tracker_bad_position_records",
+                                            "courier-positions records the gateway could not decode",
+                                            registry=self.registry)
+        self.consumer_lag = Gauge("tracker_positions_consumer_lag",
+                                  "Records of courier-positions not yet read by this gateway",
+                                  registry=self.registry)
+
+    def render(self, counters: dict[str, int], statuses: dict[str, int]) -> bytes:
+        self.pipeline.counters = counters
+        self.pipeline.statuses = statuses
+        return generate_latest(self.registry)

@@ -1,0 +1,154 @@
+"""``tracker up``: the whole system on one machine, as child processes, and one status line.
+
+Embedded broker and Redis unless configured, then topics, validator(s), gateway and simulator. Ctrl-C or
+SIGTERM stops every child (SIGTERM, then SIGKILL after a grace period) and then the embedded services;
+children also die with us if we are killed outright (PR_SET_PDEATHSIG, see embedded.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+from tracker.embedded import EmbeddedError, EmbeddedStack, spawn, stop_process
+from tracker.kafka import ensure_topics
+from tracker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _child_env(settings: Settings, token: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "REDIS_URL": settings.redis_url,
+        "TRACKER_NAMESPACE": settings.namespace,
+        "TRACKER_REPORT_LAG": "true" if settings.report_lag else "false",
+        "TRACKER_ADMIN_TOKEN": token,
+        "TRACKER_HTTP_HOST": settings.http_host,
+        "TRACKER_HTTP_PORT": str(settings.http_port),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_http(url: str, process: subprocess.Popen, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+async def _counters(settings: Settings) -> dict[str, int]:
+    from tracker.store import Store
+
+    async with Store(settings) as store:
+        return await store.counters()
+
+
+def run_up(settings: Settings, *, couriers: int, interval_s: float, bad_rate: float, validators: int,
+           simulator: bool) -> int:
+    if not _port_free(settings.http_host, settings.http_port):
+        print(f"tracker up: port {settings.http_port} on {settings.http_host} is in use; pass --port or set "
+              f"TRACKER_HTTP_PORT", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum, frame) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    stack = EmbeddedStack(settings)
+    children: list[tuple[str, subprocess.Popen]] = []
+    try:
+        embedded_kafka = not settings.kafka_bootstrap_servers
+        settings = stack.start()
+        if embedded_kafka:
+            settings = settings.replace(report_lag=False)
+        asyncio.run(ensure_topics(settings))
+        token = settings.admin_token or secrets.token_urlsafe(18)
+        env = _child_env(settings, token)
+        python = [sys.executable, "-m", "tracker"]
+        logs = stack.run_dir
+
+        def start(name: str, argv: list[str]) -> subprocess.Popen:
+            process = spawn(python + argv, logs / f"{name}.log", env)
+            children.append((name, process))
+            return process
+
+        gateway = start("gateway", ["gateway"])
+        for index in range(validators):
+            start(f"validator-{index + 1}", ["validate", "--validator-id", f"validator-{index + 1}"])
+        host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
+        base_url = f"http://{host}:{settings.http_port}"
+        if not _wait_http(base_url + "/healthz", gateway, settings.startup_timeout_s):
+            print(f"tracker up: the gateway did not come up; see {logs / 'gateway.log'}", file=sys.stderr)
+            return 1
+        if simulator:
+            start("simulator", ["simulate", "--couriers", str(couriers), "--interval", str(interval_s),
+                                "--bad-rate", str(bad_rate)])
+        print(f"\n  Live map      {base_url}/\n  Rejected pings {base_url}/dlq\n"
+              f"  Admin token   {token}\n  Kafka         {settings.kafka_bootstrap_servers}\n"
+              f"  Redis         {settings.redis_url}\n  Logs          {logs}\n\n  Ctrl-C stops everything.\n",
+              flush=True)
+        return _watch(settings, children, stop)
+    except EmbeddedError as exc:
+        print(f"tracker up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for name, process in reversed(children):
+            stop_process(process, timeout_s=10)
+        stack.stop()
+
+
+def _watch(settings: Settings, children: list[tuple[str, subprocess.Popen]], stop: threading.Event) -> int:
+    """One status line every two seconds until a signal or a child dies."""
+    previous: tuple[float, int] | None = None
+    interactive = sys.stdout.isatty()
+    while not stop.is_set():
+        for name, process in children:
+            if process.poll() is not None:
+                print(f"\ntracker up: {name} exited with code {process.returncode}; stopping", file=sys.stderr)
+                return 1
+        try:
+            counters = asyncio.run(_counters(settings))
+        except Exception as exc:  # a status line is not worth dying for
+            log.debug("counters unavailable: %r", exc)
+            counters = {}
+        total = sum(counters.get(k, 0) for k in ("accepted", "rejected", "duplicates"))
+        now = time.monotonic()
+        rate = 0.0 if previous is None else (total - previous[1]) / (now - previous[0])
+        previous = (now, total)
+        line = (f"validated {total:,} pings ({rate:,.0f}/s) · accepted {counters.get('accepted', 0):,} · "
+                f"rejected {counters.get('rejected', 0):,} · duplicates {counters.get('duplicates', 0):,}")
+        print(("\r" + line + "   ") if interactive else line, end="" if interactive else "\n", flush=True)
+        stop.wait(2)
+    print("\nstopping…", flush=True)
+    return 0
