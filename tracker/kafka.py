@@ -176,7 +176,7 @@ class Consumer:
     def __init__(self, settings: Settings, topics: Sequence[str], *, group_id: str | None,
                  start: str = "earliest", on_assign: PartitionCallback | None = None,
                  on_revoke: PartitionCallback | None = None, max_poll_records: int | None = None,
-                 session_timeout_ms: int = 10_000, heartbeat_interval_ms: int = 3_000) -> None:
+                 session_timeout_ms: int = 10_000) -> None:
         self._topics = list(topics)
         self._group_id = group_id
         self._listener = _Listener(on_assign, on_revoke)
@@ -190,7 +190,7 @@ class Consumer:
             fetch_max_wait_ms=100,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=heartbeat_interval_ms,
+            heartbeat_interval_ms=max(100, session_timeout_ms // 5),
         )
 
     async def start(self) -> None:

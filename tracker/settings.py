@@ -29,6 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str | None = None
     kafka_client_id: str = "tracker"
     kafka_idempotence: bool = False
+    kafka_session_timeout_ms: int = 10_000  # how long a dead validator holds its partitions
     # Prefix for topic names, consumer groups and Redis keys; empty in production (the DESIGN.md names).
     # Lets several deployments, or test cases, share one cluster and one Redis.
     namespace: str = ""
@@ -184,6 +185,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "KAFKA_CLIENT_ID": ("kafka_client_id", str),
     "KAFKA_IDEMPOTENCE": ("kafka_idempotence", _bool),
     "TRACKER_NAMESPACE": ("namespace", str),
+    "KAFKA_SESSION_TIMEOUT_MS": ("kafka_session_timeout_ms", int),
     "TRACKER_LOCATION_PARTITIONS": ("location_partitions", _positive_int),
     "TRACKER_POSITIONS_PARTITIONS": ("positions_partitions", _positive_int),
     "TRACKER_DLQ_PARTITIONS": ("dlq_partitions", _positive_int),

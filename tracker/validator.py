@@ -270,7 +270,8 @@ class Validator:
 
 async def run_validator(settings: Settings, area: ServiceArea, stop: asyncio.Event, *,
                         idle_exit_s: float | None = None, clock_ms: Callable[[], int] | None = None,
-                        on_batch: Callable[[BatchResult], None] | None = None) -> Counter[str]:
+                        on_batch: Callable[[BatchResult], None] | None = None,
+                        on_assign: Callable[[set[int]], None] | None = None) -> Counter[str]:
     """Consume until ``stop`` is set (or, with ``idle_exit_s``, until the topic has been quiet that long).
 
     On the way out the last batch is finished and committed and the consumer leaves the group, so its
@@ -280,8 +281,15 @@ async def run_validator(settings: Settings, area: ServiceArea, stop: asyncio.Eve
     producer = Producer(settings)
     await producer.start()
     validator = Validator(settings, area, store, producer, clock_ms)
+
+    async def assigned(partitions: list[tuple[str, int]]) -> None:
+        await validator.on_assign(partitions)
+        if on_assign is not None:
+            on_assign(set(validator.assigned))
+
     consumer = Consumer(settings, [settings.location_topic], group_id=settings.validator_group,
-                        start="earliest", on_assign=validator.on_assign, on_revoke=validator.on_revoke)
+                        start="earliest", on_assign=assigned, on_revoke=validator.on_revoke,
+                        session_timeout_ms=settings.kafka_session_timeout_ms)
     try:
         await consumer.start()
         quiet_since = time.monotonic()
