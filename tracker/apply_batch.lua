@@ -1,11 +1,12 @@
 -- Apply one partition's slice of a validator batch atomically (see store.py for the why).
 -- ARGV[1] progress hash key, ARGV[2] position key prefix, ARGV[3] GEO key, ARGV[4] trail key prefix,
 -- ARGV[5] counters hash key, ARGV[6] trail cap, ARGV[7] JSON slice:
---   {"p": partition, "first": offset, "last": offset,
+--   {"p": partition, "prev": offset, "first": offset, "last": offset,
 --    "pos": [[partner_id, ts, lat, lon, position_json], ...],   -- newest accepted fix per courier
 --    "trail": [[partner_id, [point_json, ...]], ...],            -- oldest first
 --    "cnt": {"accepted": n, ...}}
--- Returns 1 when applied, -1 when the range was already (partly) applied by another owner: fenced.
+-- Returns 1 when applied; -1 ("fenced") when the recorded progress is not "prev", the progress the slice
+-- was judged on: another member wrote this partition meanwhile. prev = -2 skips that check.
 local progress_key = ARGV[1]
 local pos_prefix = ARGV[2]
 local geo_key = ARGV[3]
@@ -15,7 +16,7 @@ local trail_cap = tonumber(ARGV[6])
 local slice = cjson.decode(ARGV[7])
 
 local done = tonumber(redis.call('HGET', progress_key, slice.p) or '-1')
-if done >= slice.first then
+if slice.prev ~= -2 and done ~= slice.prev then
   return -1
 end
 

@@ -76,6 +76,8 @@ class Producer:
         )
         self._partition_counts: dict[str, int] = {}
         self._round_robin = itertools.count()
+        # murmur2 is pure Python in aiokafka (~5 µs); couriers repeat, so remember each key's partition.
+        self._partitions: dict[tuple[bytes, int], int] = {}
 
     async def start(self) -> None:
         await self._producer.start()
@@ -111,10 +113,18 @@ class Producer:
         count = await self.partition_count(topic)
         batches: dict[int, object] = {}
         futures: list[asyncio.Future] = []
+        cache = self._partitions
+        if len(cache) > 500_000:
+            cache.clear()
         for record in records:
             partition = record.partition
             if partition is None:
-                partition = partition_for(record.key, count, next(self._round_robin))
+                if record.key is None:
+                    partition = next(self._round_robin) % count
+                else:
+                    partition = cache.get((record.key, count))
+                    if partition is None:
+                        partition = cache[(record.key, count)] = partition_for(record.key, count)
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = self._producer.create_batch()
@@ -229,6 +239,10 @@ class Consumer:
 
     async def committed(self, topic: str, partition: int) -> int | None:
         return await self._consumer.committed(TopicPartition(topic, partition))
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        """Read ``topic``/``partition`` from ``offset`` on; records already fetched past it are dropped."""
+        self._consumer.seek(TopicPartition(topic, partition), offset)
 
     async def seek_to_end(self) -> None:
         await self._consumer.seek_to_end()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -29,16 +30,21 @@ class Outcome(enum.Enum):
 
 
 class Ping(msgspec.Struct, frozen=True):
-    """A structurally valid ping. ``ts_ms`` is the fix time in epoch milliseconds."""
+    """A structurally valid ping. ``ts_ms`` is the fix time in epoch milliseconds.
 
-    partner_id: str
-    lat: float
-    lon: float
-    ts_ms: int
-    speed: float | None = None
-    heading: float | None = None
-    accuracy: float | None = None
-    vehicle: str | None = None
+    The annotations double as the validator's fast path: ``msgspec`` decodes a well-formed payload straight
+    into this struct, checking types and ranges in C (see rules.parse). Constructing it in Python does not
+    check them.
+    """
+
+    partner_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    ts_ms: int = msgspec.field(name="ts")
+    speed: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    heading: Annotated[float, msgspec.Meta(ge=0, le=360)] | None = None
+    accuracy: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    vehicle: Literal["walk", "bike", "scooter", "car"] | None = None
     order_id: str | None = None
 
 

@@ -146,10 +146,31 @@ def _optional_number(doc: dict, name: str, low: float, high: float, low_open: bo
     return float(value)
 
 
+_decode_ping = msgspec.json.Decoder(Ping).decode
+
+
 def parse(raw: bytes | None, limits: Limits) -> Ping | Verdict:
-    """Bytes of one ``location-updates`` value to a :class:`Ping`, or the rejection that says why not."""
+    """Bytes of one ``location-updates`` value to a :class:`Ping`, or the rejection that says why not.
+
+    Fast path: decode straight into :class:`Ping`, whose annotations check types and ranges in C. Anything
+    it refuses (or two cases annotations can't express: a blank id, (0, 0)) takes the slow path, which
+    gives the precise reason; both paths agree on every payload the fast one accepts (tested).
+    """
     if raw is None:
         return reject(Reason.MALFORMED_PAYLOAD, "record has no value (tombstone)")
+    if len(raw) <= limits.max_payload_bytes:
+        try:
+            ping = _decode_ping(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            pass
+        else:
+            if ping.partner_id.strip() and (ping.lat != 0 or ping.lon != 0):
+                return ping
+    return parse_slowly(raw, limits)
+
+
+def parse_slowly(raw: bytes, limits: Limits) -> Ping | Verdict:
+    """Field by field, in the order of DESIGN.md's reject table, so that the reason is the right one."""
     doc = _decode(raw, limits.max_payload_bytes)
     if isinstance(doc, Verdict):
         return doc

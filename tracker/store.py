@@ -10,10 +10,10 @@ Data model (keys under ``Settings.redis_prefix``; names in :mod:`tracker.constan
 
 Exactly-once effects on at-least-once delivery: the validator writes a partition's slice of a batch with
 one Lua script that also records the slice's last offset, and only then commits the Kafka offset. If it
-dies between the two, the next owner of the partition reads ``progress`` on assignment and skips the
-records that are already applied, so counters never double-count and trails never get a point twice. A
-slice that starts at or below the recorded progress is refused (-1): it comes from an owner that lost the
-partition (a zombie after a rebalance), and the current owner will apply those records itself.
+dies between the two, the next owner reads ``progress`` on assignment and skips the records already
+applied, so counters never double-count and trails never get a point twice. A slice names the progress it
+was judged on (``prev``) and is refused (-1, "fenced") when Redis recorded another: some other member
+wrote the partition meanwhile, and the slice's judgement rests on a history that is not the real one.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class Slice(msgspec.Struct, frozen=True):
     """One partition's share of a validator batch, ready to apply."""
 
     p: int
+    prev: int  # the progress this slice was judged on; -2: apply whatever is recorded
     first: int
     last: int
     pos: list[tuple[str, int, str, str, str]]

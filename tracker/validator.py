@@ -1,24 +1,27 @@
 """The validator: one member of consumer group ``location-validator``.
 
-Per batch, in this order (the order is the delivery guarantee):
+A batch goes through two stages. **Prepare** (CPU): drop records whose effects are already in Redis,
+parse, load the last accepted fix of couriers not in the in-memory cache, judge every record in offset
+order, and hand the dead letters and accepted positions to the producer. **Finish** (I/O): wait for the
+broker's acks, apply each partition's slice to Redis with one atomic script, then commit the offsets.
+Batch N+1 is prepared while batch N finishes; finishes run strictly in order, and a commit never covers
+a record whose dead letter, position and Redis effects are not acknowledged.
 
-1. Drop records whose effects are already in Redis (offset <= the partition's recorded progress; a
-   previous owner applied them and died before committing).
-2. Parse every record, load the last accepted fix of couriers not in the in-memory cache (one Redis
-   round trip), then judge records in offset order, updating a batch-local view of each courier's fix.
-3. Produce dead letters and accepted positions, and wait for the broker's acks.
-4. Apply each partition's slice to Redis with one atomic script (positions newer-wins, trails, counters,
-   progress). A refused (fenced) slice means another member owns the partition now: skip its commit.
-5. Commit the offsets after the last record of each applied partition.
+Why this is exactly-once in effect on an at-least-once pipe:
 
-A crash between 3 and 4 re-produces some dead letters and positions on redelivery (both idempotent for
-readers: dead letters carry their original partition/offset, positions are newer-wins); a crash between 4
-and 5 costs nothing, thanks to step 1. So produced = accepted + rejected + duplicates holds exactly in the
-Redis counters whatever the crash point.
+- A crash before a slice reaches Redis re-delivers its records, which re-produces their dead letters and
+  positions (readers dedupe dead letters by original partition/offset; positions are newer-wins).
+- A crash after a slice reached Redis but before the commit costs nothing: ``progress:<topic>`` in Redis
+  records the last offset applied per partition, and the next owner skips records up to it.
+- Each slice carries ``prev``, the progress it was judged on; Redis applies it only if that is still the
+  recorded progress (compare-and-set). If another member wrote meanwhile (we lost the partition, or it
+  did), the slice is refused ("fenced"): we re-read the progress, seek back to the first unapplied
+  offset and judge those records again on fresh state.
 
-Redis failures that outlast the retry budget dead-letter the batch's accepted pings with
-``processing_failed`` (their rejects and duplicates are already settled), then commit. Broker failures
-that outlast it stop the validator without committing: nothing is lost, the next owner redelivers.
+Prepare judges batch N+1 on the fixes batch N accepted before N is in Redis. If N's Redis write then
+fails through every retry, N's accepted pings are dead-lettered as ``processing_failed`` (their rejects and
+duplicates are already settled) and N is committed; N+1 keeps the judgement it had. Broker failures that
+outlast the retries stop the validator without committing: nothing is lost, the next owner re-delivers.
 """
 
 from __future__ import annotations
@@ -27,14 +30,14 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
 from tracker import dlq, rules
 from tracker.geo import ServiceArea
 from tracker.kafka import BrokerError, Consumer, OutRecord, Producer, Record
-from tracker.models import LastFix, Outcome, Position, Reason, Verdict
+from tracker.models import LastFix, Outcome, Ping, Position, Reason, Verdict
 from tracker.retry import RetriesExhausted, retry
 from tracker.settings import Settings
 from tracker.store import FENCED, Slice, Store, StoreError
@@ -42,6 +45,8 @@ from tracker.store import FENCED, Slice, Store, StoreError
 log = logging.getLogger(__name__)
 
 TopicPartition = tuple[str, int]
+UNVERIFIED = -2  # Slice.prev meaning "apply whatever Redis recorded" (see Validator.unverified)
+Commit = Callable[[dict[TopicPartition, int]], Awaitable[None]]
 
 
 class BatchResult(msgspec.Struct):
@@ -53,34 +58,44 @@ class BatchResult(msgspec.Struct):
     duplicates: int = 0
     rejected: dict[str, int] = msgspec.field(default_factory=dict)
     fenced_partitions: list[int] = msgspec.field(default_factory=list)
+    unverified_partitions: list[int] = msgspec.field(default_factory=list)  # Redis progress unknown
     commit: dict[TopicPartition, int] = msgspec.field(default_factory=dict)
 
 
 class _PartitionWork:
-    """Verdicts of one partition's records in one batch, turned into records to produce and a Redis slice."""
+    """One partition's share of a batch: records to produce, and the slice for Redis."""
 
-    __slots__ = ("partition", "first", "last", "positions", "latest", "trails", "counts", "accepted_pings",
-                 "dead_letters")
+    __slots__ = ("partition", "prev", "first", "last", "latest", "trails", "counts", "accepted_records")
 
-    def __init__(self, partition: int, first: int, last: int) -> None:
+    def __init__(self, partition: int, prev: int, first: int, last: int) -> None:
         self.partition = partition
+        self.prev = prev
         self.first = first
         self.last = last
-        self.positions: list[OutRecord] = []
         self.latest: dict[str, tuple[str, int, str, str, str]] = {}
         self.trails: dict[str, list[str]] = {}
         self.counts: Counter[str] = Counter()
-        self.accepted_pings: list[Record] = []
-        self.dead_letters: list[OutRecord] = []
+        self.accepted_records: list[Record] = []
 
     def slice(self, trail_max: int) -> Slice:
-        return Slice(self.partition, self.first, self.last, list(self.latest.values()),
+        return Slice(self.partition, self.prev, self.first, self.last, list(self.latest.values()),
                      [(pid, points[-trail_max:]) for pid, points in self.trails.items()], dict(self.counts))
 
 
-def _trail_point(position: Position) -> str:
-    speed = "null" if position.speed is None else repr(position.speed)
-    return f"[{position.ts},{position.lat!r},{position.lon!r},{speed}]"
+class Prepared:
+    """A judged batch whose records are with the producer, waiting to be finished."""
+
+    __slots__ = ("result", "works", "futures")
+
+    def __init__(self, result: BatchResult, works: list[_PartitionWork], futures: list[asyncio.Future]) -> None:
+        self.result = result
+        self.works = works
+        self.futures = futures
+
+
+def _trail_point(ping: Ping) -> str:
+    speed = "null" if ping.speed is None else repr(ping.speed)
+    return f"[{ping.ts_ms},{ping.lat!r},{ping.lon!r},{speed}]"
 
 
 class Validator:
@@ -95,16 +110,22 @@ class Validator:
         self.topic = settings.location_topic
         self.lock = asyncio.Lock()
         self.assigned: set[int] = set()
-        self.progress: dict[int, int] = {}
+        self.progress: dict[int, int] = {}  # partition -> last offset prepared (applied, or about to be)
         self.fixes: dict[str, LastFix | None] = {}
         self.totals: Counter[str] = Counter()
+        self.finishing: asyncio.Task | None = None
+        # Partitions whose last batch never reached Redis (processing_failed): Redis progress lags ours,
+        # so their next slice is applied without the compare-and-set (prev = UNVERIFIED).
+        self.unverified: set[int] = set()
         self._encode = msgspec.json.Encoder().encode
 
     # -- rebalance ---------------------------------------------------------------------------------
-    # Both callbacks take the lock, so a rebalance waits for the batch in flight to be committed.
+    # Both callbacks take the lock and wait for the batch being finished, so a rebalance never races a
+    # commit and the next owner starts from what is in Redis.
 
     async def on_assign(self, partitions: list[TopicPartition]) -> None:
         async with self.lock:
+            await self.drain()
             numbers = sorted(p for t, p in partitions if t == self.topic)
             self.progress = await self.store.progress(self.topic, numbers)
             self.assigned = set(numbers)
@@ -113,6 +134,7 @@ class Validator:
 
     async def on_revoke(self, partitions: list[TopicPartition]) -> None:
         async with self.lock:
+            await self.drain()
             revoked = {p for t, p in partitions if t == self.topic}
             self.assigned -= revoked
             for partition in revoked:
@@ -121,138 +143,162 @@ class Validator:
             if revoked:
                 log.info("revoked partitions %s of %s", sorted(revoked), self.topic)
 
-    # -- one batch ---------------------------------------------------------------------------------
+    async def drain(self) -> BatchResult | None:
+        """Wait for the batch being finished, if any."""
+        task, self.finishing = self.finishing, None
+        return None if task is None else await task
 
-    async def process(self, polled: dict[TopicPartition, list[Record]]) -> BatchResult:
-        """Validate, write and account for one polled batch; returns the offsets to commit."""
+    # -- prepare -----------------------------------------------------------------------------------
+
+    async def prepare(self, polled: dict[TopicPartition, list[Record]]) -> Prepared:
         result = BatchResult()
         now_ms = self.clock_ms()
-        parsed_by_partition: list[tuple[_PartitionWork, list[tuple[Record, object]]]] = []
+        batches: list[tuple[_PartitionWork, list[tuple[Record, Ping | Verdict]]]] = []
         wanted: set[str] = set()
+        limits = self.limits
         for (topic, partition), records in polled.items():
             if topic != self.topic or partition not in self.assigned or not records:
                 continue
             result.consumed += len(records)
             done = self.progress.get(partition, -1)
-            fresh = [r for r in records if r.offset > done]
+            fresh = records if records[0].offset > done else [r for r in records if r.offset > done]
             result.skipped += len(records) - len(fresh)
             if not fresh:
                 result.commit[(topic, partition)] = records[-1].offset + 1
                 continue
-            parsed = [(record, rules.parse(record.value, self.limits)) for record in fresh]
+            parsed = [(record, rules.parse(record.value, limits)) for record in fresh]
             for _, item in parsed:
-                if not isinstance(item, Verdict) and item.partner_id not in self.fixes:
+                if type(item) is Ping and item.partner_id not in self.fixes:
                     wanted.add(item.partner_id)
-            parsed_by_partition.append((_PartitionWork(partition, fresh[0].offset, fresh[-1].offset), parsed))
+            prev = UNVERIFIED if partition in self.unverified else done
+            batches.append((_PartitionWork(partition, prev, fresh[0].offset, fresh[-1].offset), parsed))
+            self.progress[partition] = fresh[-1].offset
         if wanted:
             self.fixes.update(await self._redis("load last fixes", lambda: self.store.last_fixes(sorted(wanted))))
 
-        batch_fixes: dict[str, LastFix] = {}
-        for work, parsed in parsed_by_partition:
-            self._judge_partition(work, parsed, batch_fixes, now_ms)
+        dead_letters: list[OutRecord] = []
+        positions: list[OutRecord] = []
+        for work, parsed in batches:
+            self._judge(work, parsed, now_ms, dead_letters, positions)
+        futures = await self._produce(dead_letters, positions)
+        return Prepared(result, [work for work, _ in batches], futures)
 
-        await self._produce(parsed_by_partition)
-        await self._apply(parsed_by_partition, result, now_ms)
-        for work, _ in parsed_by_partition:
-            if work.partition in result.fenced_partitions:
-                continue
-            result.commit[(self.topic, work.partition)] = work.last + 1
-            result.accepted += work.counts["accepted"]
-            result.duplicates += work.counts["duplicates"]
-            for name, count in work.counts.items():
-                if name.startswith("rejected:"):
-                    reason = name.removeprefix("rejected:")
-                    result.rejected[reason] = result.rejected.get(reason, 0) + count
-        self.fixes.update(batch_fixes)
+    def _judge(self, work: _PartitionWork, parsed: list[tuple[Record, Ping | Verdict]], now_ms: int,
+               dead_letters: list[OutRecord], positions: list[OutRecord]) -> None:
+        settings, limits, area, fixes = self.settings, self.limits, self.area, self.fixes
+        counts, latest, trails = work.counts, work.latest, work.trails
+        encode = self._encode
+        for record, item in parsed:
+            if type(item) is Ping:
+                verdict = rules.judge(item, fixes.get(item.partner_id), now_ms, limits, area)
+            else:
+                verdict = item
+            outcome = verdict.outcome
+            if outcome is Outcome.ACCEPTED:
+                ping = item
+                partner_id = ping.partner_id
+                encoded = encode(Position.from_ping(ping, now_ms))
+                positions.append(OutRecord(value=encoded, key=record.key if record.key is not None
+                                           else partner_id.encode()))
+                latest[partner_id] = (partner_id, ping.ts_ms, repr(ping.lat), repr(ping.lon), encoded.decode())
+                trail = trails.get(partner_id)
+                if trail is None:
+                    trail = trails[partner_id] = []
+                trail.append(_trail_point(ping))
+                work.accepted_records.append(record)
+                counts["accepted"] += 1
+                fixes[partner_id] = LastFix(ping.ts_ms, ping.lat, ping.lon)
+            elif outcome is Outcome.DUPLICATE:
+                counts["duplicates"] += 1
+            else:
+                dead_letters.append(dlq.dead_letter(
+                    record, verdict.reason, verdict.detail, group=settings.validator_group,
+                    validator_id=settings.validator_id, rejected_at_ms=now_ms))
+                counts["rejected"] += 1
+                counts["rejected:" + verdict.reason.value] += 1
+
+    async def _produce(self, dead_letters: list[OutRecord], positions: list[OutRecord]) -> list[asyncio.Future]:
+        async def send() -> list[asyncio.Future]:
+            futures = await self.producer.send_many(self.settings.dlq_topic, dead_letters)
+            return futures + await self.producer.send_many(self.settings.positions_topic, positions)
+
+        return await self._broker("queue dead letters and positions", send)
+
+    # -- finish ------------------------------------------------------------------------------------
+
+    def start_finishing(self, prepared: Prepared, commit: Commit) -> None:
+        self.finishing = asyncio.create_task(self.finish(prepared, commit), name="finish-batch")
+
+    async def finish(self, prepared: Prepared, commit: Commit) -> BatchResult:
+        result, works = prepared.result, prepared.works
+        now_ms = self.clock_ms()
+        # The producer retries within its delivery timeout; an error here stops the validator with the
+        # batch uncommitted, to be re-delivered to whoever owns the partitions next.
+        await asyncio.gather(*prepared.futures)
+        if works:
+            slices = [work.slice(self.settings.trail_max) for work in works]
+            try:
+                outcomes = await self._redis("apply batch", lambda: self.store.apply(self.topic, slices))
+            except RetriesExhausted as exc:
+                outcomes = [None] * len(works)
+                await self._dead_letter_accepted(works, exc, now_ms)
+            for work, outcome in zip(works, outcomes):
+                if outcome == FENCED:
+                    result.fenced_partitions.append(work.partition)
+                    continue
+                if outcome is None:
+                    result.unverified_partitions.append(work.partition)
+                    self.unverified.add(work.partition)
+                elif work.prev == UNVERIFIED:
+                    self.unverified.discard(work.partition)
+                result.commit[(self.topic, work.partition)] = work.last + 1
+                result.accepted += work.counts["accepted"]
+                result.duplicates += work.counts["duplicates"]
+                for name, count in work.counts.items():
+                    if name.startswith("rejected:"):
+                        reason = name.removeprefix("rejected:")
+                        result.rejected[reason] = result.rejected.get(reason, 0) + count
+        try:
+            await commit(result.commit)
+        except BrokerError as exc:
+            # Usually a rebalance took the partitions; their new owner skips what we applied.
+            log.warning("offset commit failed, records will be redelivered: %r", exc)
         self._count(result)
         return result
 
-    def _judge_partition(self, work: _PartitionWork, parsed: list[tuple[Record, object]],
-                         batch_fixes: dict[str, LastFix], now_ms: int) -> None:
-        settings = self.settings
-        for record, item in parsed:
-            if isinstance(item, Verdict):
-                verdict = item
-            else:
-                last = batch_fixes.get(item.partner_id) or self.fixes.get(item.partner_id)
-                verdict = rules.judge(item, last, now_ms, self.limits, self.area)
-            if verdict.outcome is Outcome.ACCEPTED:
-                ping = verdict.ping
-                position = Position.from_ping(ping, now_ms)
-                encoded = self._encode(position)
-                key = ping.partner_id.encode()
-                work.positions.append(OutRecord(value=encoded, key=key))
-                work.latest[ping.partner_id] = (ping.partner_id, ping.ts_ms, repr(ping.lat), repr(ping.lon),
-                                                encoded.decode())
-                work.trails.setdefault(ping.partner_id, []).append(_trail_point(position))
-                work.accepted_pings.append(record)
-                work.counts["accepted"] += 1
-                batch_fixes[ping.partner_id] = LastFix(ping.ts_ms, ping.lat, ping.lon)
-            elif verdict.outcome is Outcome.DUPLICATE:
-                work.counts["duplicates"] += 1
-            else:
-                work.dead_letters.append(dlq.dead_letter(
-                    record, verdict.reason, verdict.detail, group=settings.validator_group,
-                    validator_id=settings.validator_id, rejected_at_ms=now_ms))
-                work.counts["rejected"] += 1
-                work.counts["rejected:" + verdict.reason.value] += 1
+    async def resync(self, fenced: list[int], seek: Callable[[int, int], Awaitable[None]]) -> None:
+        """After a fence: take the partition's progress from Redis and read again from there."""
+        stored = await self.store.progress(self.topic, fenced)
+        for partition in fenced:
+            log.warning("partition %d was written by another member; resuming after offset %d",
+                        partition, stored[partition])
+            self.progress[partition] = stored[partition]
+            await seek(partition, stored[partition] + 1)
+        self.fixes.clear()
 
-    async def _produce(self, parsed_by_partition: list[tuple[_PartitionWork, list]]) -> None:
-        dead_letters = [r for work, _ in parsed_by_partition for r in work.dead_letters]
-        positions = [r for work, _ in parsed_by_partition for r in work.positions]
-
-        async def send() -> None:
-            futures = await self.producer.send_many(self.settings.dlq_topic, dead_letters)
-            futures += await self.producer.send_many(self.settings.positions_topic, positions)
-            await asyncio.gather(*futures)
-
-        if dead_letters or positions:
-            await retry(send, what="produce dead letters and positions", attempts=self.settings.retry_attempts,
-                        backoff_ms=self.settings.retry_backoff_ms, retry_on=(BrokerError,))
-
-    async def _apply(self, parsed_by_partition: list[tuple[_PartitionWork, list]], result: BatchResult,
-                     now_ms: int) -> None:
-        if not parsed_by_partition:
-            return
-        slices = [work.slice(self.settings.trail_max) for work, _ in parsed_by_partition]
-        try:
-            outcomes = await self._redis("apply batch", lambda: self.store.apply(self.topic, slices))
-        except RetriesExhausted as exc:
-            await self._dead_letter_accepted(parsed_by_partition, exc, now_ms)
-            return
-        for (work, _), outcome in zip(parsed_by_partition, outcomes):
-            if outcome == FENCED:
-                # Another member applied part of this range: it owns the partition now.
-                log.warning("partition %d offsets %d-%d were already applied elsewhere; not committing",
-                            work.partition, work.first, work.last)
-                result.fenced_partitions.append(work.partition)
-                self.progress[work.partition] = (await self.store.progress(self.topic, [work.partition]))[
-                    work.partition]
-            else:
-                self.progress[work.partition] = work.last
-
-    async def _dead_letter_accepted(self, parsed_by_partition: list[tuple[_PartitionWork, list]],
-                                    exc: RetriesExhausted, now_ms: int) -> None:
+    async def _dead_letter_accepted(self, works: list[_PartitionWork], exc: RetriesExhausted, now_ms: int) -> None:
         log.error("%s; dead-lettering the batch's accepted pings as processing_failed", exc)
         failed = []
-        for work, _ in parsed_by_partition:
+        for work in works:
             failed.extend(dlq.dead_letter(
                 record, Reason.PROCESSING_FAILED, f"Redis write failed: {exc.last_error!r}",
                 group=self.settings.validator_group, validator_id=self.settings.validator_id,
-                rejected_at_ms=now_ms, attempts=exc.attempts) for record in work.accepted_pings)
+                rejected_at_ms=now_ms, attempts=exc.attempts) for record in work.accepted_records)
             # Nothing of this batch reached Redis: count it here and forget what we thought we knew.
-            processing_failed = len(work.accepted_pings)
+            processing_failed = len(work.accepted_records)
             work.counts["accepted"] = 0
             work.counts["rejected"] += processing_failed
             work.counts["rejected:processing_failed"] += processing_failed
-            self.progress.pop(work.partition, None)
         self.fixes.clear()
 
         async def send() -> None:
             await asyncio.gather(*await self.producer.send_many(self.settings.dlq_topic, failed))
 
-        await retry(send, what="produce processing_failed dead letters", attempts=self.settings.retry_attempts,
-                    backoff_ms=self.settings.retry_backoff_ms, retry_on=(BrokerError,))
+        await self._broker("produce processing_failed dead letters", send)
+
+    async def _broker(self, what: str, operation):
+        return await retry(operation, what=what, attempts=self.settings.retry_attempts,
+                           backoff_ms=self.settings.retry_backoff_ms, retry_on=(BrokerError,))
 
     async def _redis(self, what: str, operation):
         return await retry(operation, what=what, attempts=self.settings.retry_attempts,
@@ -282,35 +328,75 @@ async def run_validator(settings: Settings, area: ServiceArea, stop: asyncio.Eve
     await producer.start()
     validator = Validator(settings, area, store, producer, clock_ms)
 
+    quiet_since = time.monotonic()
+
     async def assigned(partitions: list[tuple[str, int]]) -> None:
+        nonlocal quiet_since
         await validator.on_assign(partitions)
+        quiet_since = time.monotonic()  # joining the group is not idleness
         if on_assign is not None:
             on_assign(set(validator.assigned))
 
     consumer = Consumer(settings, [settings.location_topic], group_id=settings.validator_group,
                         start="earliest", on_assign=assigned, on_revoke=validator.on_revoke,
                         session_timeout_ms=settings.kafka_session_timeout_ms)
+
+    async def seek(partition: int, offset: int) -> None:
+        consumer.seek(settings.location_topic, partition, offset)
+
+    busy_since: float | None = None
+
+    async def settle(result: BatchResult | None) -> None:
+        if result is None:
+            return
+        if result.fenced_partitions:
+            await validator.resync(result.fenced_partitions, seek)
+        if busy_since is not None:
+            # From the first record received to the last commit: what throughput is measured over.
+            validator.totals["busy_ms"] = round((time.monotonic() - busy_since) * 1000)
+        if on_batch is not None:
+            on_batch(result)
+
     try:
         await consumer.start()
-        quiet_since = time.monotonic()
         while not stop.is_set():
             polled = await consumer.poll(timeout_ms=settings.poll_timeout_ms, max_records=settings.max_batch)
             if not any(polled.values()):
-                if idle_exit_s is not None and time.monotonic() - quiet_since >= idle_exit_s:
+                async with validator.lock:
+                    await settle(await validator.drain())
+                if idle_exit_s is not None and validator.assigned and time.monotonic() - quiet_since >= idle_exit_s:
                     break
                 continue
-            quiet_since = time.monotonic()
+            busy_since = busy_since or time.monotonic()
             async with validator.lock:
-                result = await validator.process(polled)
-                try:
-                    await consumer.commit(result.commit)
-                except BrokerError as exc:
-                    # Usually a rebalance took the partitions; their new owner skips what we applied.
-                    log.warning("offset commit failed, records will be redelivered: %r", exc)
-            if on_batch is not None:
-                on_batch(result)
+                prepared = await validator.prepare(polled)
+                previous = await validator.drain()
+                if previous is not None:
+                    _adjust_to(prepared, previous)
+                await settle(previous)
+                validator.start_finishing(prepared, consumer.commit)
+            quiet_since = time.monotonic()
+        async with validator.lock:
+            await settle(await validator.drain())
     finally:
-        await consumer.stop()
-        await producer.stop()
-        await store.close()
+        try:
+            await validator.drain()
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            await store.close()
     return validator.totals
+
+
+def _adjust_to(prepared: Prepared, previous: BatchResult) -> None:
+    """Fix up a batch prepared while the one before it was finishing, once we know how that went."""
+    fenced = set(previous.fenced_partitions)
+    if fenced:
+        # Judged on a history that turned out not to be ours: drop its share of the fenced partitions
+        # (unapplied, uncommitted); they are read again from what Redis recorded.
+        prepared.works = [work for work in prepared.works if work.partition not in fenced]
+        for key in [key for key in prepared.result.commit if key[1] in fenced]:
+            del prepared.result.commit[key]
+    for work in prepared.works:
+        if work.partition in previous.unverified_partitions:
+            work.prev = UNVERIFIED

@@ -7,14 +7,14 @@ broker+controller JVM (``java -cp <classpath> kafka.Kafka server.properties``) b
     with ApacheKafkaCluster(nodes=3) as kafka:      # start() + wait_ready()
         use(kafka.bootstrap_servers)                # "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3"
         kafka.kill(1)                               # SIGKILL node 1
-        kafka.restart(1)                            # same storage, same ports
-        kafka.wait_ready()
+        kafka.restart(1)                            # same storage and ports; waits until ready again
 
 Run one by hand (``make kafka``): ``python -m tests.infra.apache_kafka [--nodes 3]``.
 
 Child JVMs get ``PR_SET_PDEATHSIG=SIGKILL`` and are stopped by ``stop()`` (also registered with ``atexit``),
-so no JVM outlives the Python process. Note that Linux delivers the death signal when the *thread* that
-started the child exits: start nodes from a thread that lives as long as the cluster (normally the main one).
+so no JVM outlives the Python process. The blocking methods (``start``, ``restart``, ``wait_ready``, ``stop``)
+may be called from any thread, e.g. ``await asyncio.to_thread(kafka.restart, 1)`` inside async tests: JVMs
+are forked from the main thread or a long-lived launcher thread (the death signal follows the forking thread).
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ import argparse
 import asyncio
 import atexit
 import base64
+import concurrent.futures
 import contextlib
 import ctypes
 import hashlib
 import os
+import queue
 import re
 import shutil
 import signal
@@ -89,9 +91,7 @@ def _java() -> str | None:
 
 def _java_major(java: str) -> int | None:
     try:
-        out = subprocess.run(
-            [java, "-version"], capture_output=True, text=True, timeout=30, check=False
-        ).stderr
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False).stderr
     except (OSError, subprocess.SubprocessError):
         return None
     m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
@@ -136,7 +136,9 @@ def java_and_maven() -> str | None:
     if major < MIN_JAVA:
         return f"{java} is Java {major}; Apache Kafka 4.x brokers need Java {MIN_JAVA}+"
     if _read_cached_classpath(cache_dir()) is None and shutil.which("mvn") is None:
-        return "mvn not found on PATH (needed once to fetch the Kafka jars from Maven Central; e.g. apt-get install maven)"
+        return (
+            "mvn not found on PATH (needed once to fetch the Kafka jars from Maven Central; e.g. apt-get install maven)"
+        )
     return None
 
 
@@ -175,11 +177,10 @@ def resolve_classpath(*, quiet: bool = True) -> str:
         ]
         if not quiet:
             print("resolving Apache Kafka jars from Maven Central ...", file=sys.stderr, flush=True)
-        proc = subprocess.run(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
-        )
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
         if proc.returncode != 0 or not tmp.is_file():
-            tail = "\n".join(proc.stdout.strip().splitlines()[-30:])
+            output = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)  # Maven's jansi colours, even with -B
+            tail = "\n".join(output.strip().splitlines()[-30:])
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise KafkaStartError(
@@ -224,15 +225,46 @@ _PR_SET_PDEATHSIG = 1
 def _child_preexec(parent_pid: int):  # runs in the forked child, before exec
     def preexec() -> None:
         if sys.platform.startswith("linux"):
-            try:
+            with contextlib.suppress(Exception):  # best effort; stop()/atexit still apply
                 libc = ctypes.CDLL(None, use_errno=True)
                 libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            except Exception:  # noqa: BLE001 - best effort; stop()/atexit still apply
-                pass
             if os.getppid() != parent_pid:  # parent already gone before prctl took effect
                 os._exit(1)
 
     return preexec
+
+
+_launcher_lock = threading.Lock()
+_launcher_queue: queue.SimpleQueue | None = None
+
+
+def _launcher_loop(q: queue.SimpleQueue) -> None:
+    while True:
+        fut, args, kwargs = q.get()
+        try:
+            fut.set_result(subprocess.Popen(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            fut.set_exception(e)
+
+
+def _popen(*args, **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen`` from a thread that lives as long as the process.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so children started from e.g. an
+    ``asyncio.to_thread`` worker would die with that worker. The main thread spawns directly; any other thread
+    hands the call to one daemon launcher thread.
+    """
+    global _launcher_queue
+    if threading.current_thread() is threading.main_thread():
+        return subprocess.Popen(*args, **kwargs)
+    with _launcher_lock:
+        if _launcher_queue is None:
+            _launcher_queue = queue.SimpleQueue()
+            threading.Thread(target=_launcher_loop, args=(_launcher_queue,), name="kafka-launcher", daemon=True).start()
+        q = _launcher_queue
+    fut: concurrent.futures.Future[subprocess.Popen] = concurrent.futures.Future()
+    q.put((fut, args, kwargs))
+    return fut.result()
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -265,7 +297,6 @@ async def _broker_ids_async(bootstrap: str, timeout: float) -> set[int]:
         bootstrap_servers=bootstrap,
         request_timeout_ms=max(1000, int(timeout * 1000)),
         metadata_max_age_ms=60_000,
-        api_version="auto",
     )
     try:
         await asyncio.wait_for(client.bootstrap(), timeout)
@@ -412,10 +443,10 @@ class ApacheKafkaCluster:
             assert self._work_dir_arg is not None
             self.work_dir = self._work_dir_arg
             self.work_dir.mkdir(parents=True, exist_ok=True)
+            if any(self.work_dir.glob("node-*")):  # storage, ports and cluster id are per run
+                raise KafkaStartError(f"{self.work_dir} already holds a cluster (node-*); use an empty directory")
         ports = _free_ports(2 * self.nodes)
-        self._nodes = [
-            _Node(i, self.work_dir / f"node-{i}", ports[2 * i], ports[2 * i + 1]) for i in range(self.nodes)
-        ]
+        self._nodes = [_Node(i, self.work_dir / f"node-{i}", ports[2 * i], ports[2 * i + 1]) for i in range(self.nodes)]
         self._started = True
         if not self._atexit_registered:
             atexit.register(self.stop)
@@ -495,17 +526,24 @@ class ApacheKafkaCluster:
         if wait:
             self.wait_ready(timeout)
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM every node, SIGKILL whatever is left after ``timeout``; delete the temp work dir."""
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM every node, SIGKILL whatever is left after ``timeout``; delete the temp work dir.
+
+        The default grace is 15 s when the data is kept (``work_dir``/``keep``) and 3 s for a throw-away temp
+        dir: when all nodes stop at once, the KRaft leader spends ~5 s waiting for voters that are already gone.
+        """
         if not self._started:
             return
         self._started = False
+        disposable = self._own_dir and not self.keep
+        if timeout is None:
+            timeout = 3.0 if disposable else 15.0
         self._terminate(self._nodes, timeout)
         if self._atexit_registered:
             with contextlib.suppress(Exception):
                 atexit.unregister(self.stop)
             self._atexit_registered = False
-        if self._own_dir and not self.keep and self.work_dir is not None:
+        if disposable and self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def __enter__(self) -> ApacheKafkaCluster:
@@ -552,9 +590,7 @@ class ApacheKafkaCluster:
         if self.nodes == 1:
             extra = ["--standalone"]
         else:
-            voters = ",".join(
-                f"{n.node_id}@127.0.0.1:{n.controller_port}:{n.directory_id}" for n in self._nodes
-            )
+            voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}:{n.directory_id}" for n in self._nodes)
             extra = ["--initial-controllers", voters]
         procs = []
         for node in self._nodes:
@@ -570,19 +606,23 @@ class ApacheKafkaCluster:
                 self.cluster_id,
                 *extra,
             ]
-            out = open(node.dir / "format.log", "wb")
-            procs.append((node, out, subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_child_preexec(os.getpid()), cwd=node.dir,
-            )))
+            with open(node.dir / "format.log", "wb") as out:  # the child keeps its own copy of the fd
+                proc = _popen(
+                    cmd,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=_child_preexec(os.getpid()),
+                    cwd=node.dir,
+                )
+            procs.append((node, proc))
         errors = []
-        for node, out, proc in procs:
+        for node, proc in procs:  # all nodes format in parallel
             try:
                 rc = proc.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 rc = proc.wait()
-            out.close()
             if rc != 0:
                 errors.append(f"node {node.node_id} (exit {rc}):\n{_tail(node.dir / 'format.log')}")
         if errors:
@@ -597,7 +637,7 @@ class ApacheKafkaCluster:
             str(node.config),
         ]
         with open(node.console_log, "ab") as out:
-            node.proc = subprocess.Popen(
+            node.proc = _popen(
                 cmd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -650,7 +690,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cluster = ApacheKafkaCluster(args.nodes, work_dir=args.work_dir, timeout=args.timeout)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # explicit: SIGINT may be inherited as ignored
+        signal.signal(sig, lambda *_: stop.set())
     try:
         cluster.start()
         print(

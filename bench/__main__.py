@@ -1,0 +1,42 @@
+"""`make bench`: runs the benchmarks on a fresh embedded stack and rewrites their BENCHMARKS.md sections."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+
+from bench import throughput
+from bench.common import REPORT, progress, write_section
+from tracker.embedded import EmbeddedStack
+from tracker.settings import Settings
+
+SECTIONS = ("throughput",)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bench")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    parser.add_argument("--pings", type=int, default=200_000, help="pre-filled pings per throughput run")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    wanted = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(wanted) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    workdir = tempfile.mkdtemp(prefix="tracker-bench-")
+    try:
+        with EmbeddedStack(Settings(data_dir=workdir)) as settings:
+            progress(f"embedded broker {settings.kafka_bootstrap_servers}, Redis {settings.redis_url}")
+            if "throughput" in wanted:
+                section = throughput.run(settings, args.pings, args.rounds)
+                write_section("throughput", section)
+                print(section)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    progress(f"wrote {REPORT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""Smoke and failover tests for the real Apache Kafka 4.x harness (tests/infra/apache_kafka.py).
+
+Skipped with a one-line reason when Java 17+/Maven are missing, except under ``CI=true`` where that fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from .apache_kafka import ApacheKafkaCluster, java_and_maven
+
+pytestmark = pytest.mark.apache_kafka
+
+PARTITIONS = 12
+
+
+def _require_java_and_maven() -> None:
+    reason = java_and_maven()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"real Apache Kafka is required in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def kafka1():
+    _require_java_and_maven()
+    with ApacheKafkaCluster(nodes=1) as cluster:
+        t = cluster.timings
+        rss = {i: f"{b / 2**20:.0f} MiB" for i, b in cluster.rss_bytes().items() if b}
+        print(
+            f"\n[apache-kafka 1 node] classpath {t['classpath_s']:.2f}s, format {t['format_s']:.1f}s, "
+            f"ready {t['ready_s']:.1f}s, total {t['start_total_s']:.1f}s; RSS {rss}"
+        )
+        yield cluster
+
+
+@pytest.fixture
+def kafka3():
+    _require_java_and_maven()
+    with ApacheKafkaCluster(nodes=3) as cluster:
+        t = cluster.timings
+        rss = {i: f"{b / 2**20:.0f} MiB" for i, b in cluster.rss_bytes().items() if b}
+        print(
+            f"\n[apache-kafka 3 nodes] classpath {t['classpath_s']:.2f}s, format {t['format_s']:.1f}s, "
+            f"ready {t['ready_s']:.1f}s, total {t['start_total_s']:.1f}s; RSS {rss}"
+        )
+        yield cluster
+
+
+async def _create_topic(bootstrap: str, topic: str, partitions: int, rf: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, rf)])
+        # wait until every partition has a leader in the metadata (creation is asynchronous)
+        deadline = time.monotonic() + 30
+        while True:
+            desc = await admin.describe_topics([topic])
+            parts = desc[0].get("partitions", []) if desc else []
+            if len(parts) == partitions and all(p["leader"] >= 0 for p in parts):
+                return
+            assert time.monotonic() < deadline, f"topic {topic} has no leaders: {desc}"
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+
+
+def _producer(bootstrap: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        request_timeout_ms=30_000,
+        retry_backoff_ms=100,
+        metadata_max_age_ms=5_000,
+    )
+
+
+def _record(i: int) -> tuple[bytes, bytes]:
+    return f"courier-{i % 97}".encode(), f"ping-{i}".encode()
+
+
+async def _produce(producer: AIOKafkaProducer, topic: str, ids: range) -> None:
+    futures = []
+    for i in ids:
+        key, value = _record(i)
+        futures.append(await producer.send(topic, value, key=key))
+    await asyncio.gather(*futures)
+
+
+async def _consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 60.0):
+    """Consume ``topic`` in a fresh group until ``expected`` records arrived; return (values, end offsets)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"infra-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        metadata_max_age_ms=5_000,
+    )
+    await consumer.start()
+    try:
+        values: list[bytes] = []
+        per_partition: dict[int, int] = {}
+        deadline = time.monotonic() + timeout
+        while len(values) < expected and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for tp, records in batches.items():
+                for r in records:
+                    values.append(r.value)
+                    assert r.key == _record(int(r.value.split(b"-")[1]))[0]
+                per_partition[tp.partition] = per_partition.get(tp.partition, 0) + len(records)
+        await consumer.commit()
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        ends = await consumer.end_offsets(tps)
+        committed = {tp.partition: await consumer.committed(tp) for tp in tps}
+        end_by_p = {tp.partition: off for tp, off in ends.items()}
+        # group offsets reached the log end wherever something was consumed
+        for p in per_partition:
+            assert committed[p] == end_by_p[p], (p, committed[p], end_by_p[p])
+        return values, end_by_p
+    finally:
+        await consumer.stop()
+
+
+async def test_single_node_produce_consume(kafka1: ApacheKafkaCluster) -> None:
+    bootstrap = kafka1.bootstrap_servers
+    topic = "infra-single"
+    n = 1_000
+    await _create_topic(bootstrap, topic, PARTITIONS, 1)
+
+    producer = _producer(bootstrap)
+    await producer.start()
+    t = time.monotonic()
+    try:
+        await _produce(producer, topic, range(n))
+    finally:
+        await producer.stop()
+    produce_s = time.monotonic() - t
+
+    t = time.monotonic()
+    values, ends = await _consume_all(bootstrap, topic, n)
+    print(f"[apache-kafka 1 node] produced {n} in {produce_s:.2f}s, consumed in {time.monotonic() - t:.2f}s")
+    assert sorted(values) == sorted(_record(i)[1] for i in range(n))
+    assert sum(ends.values()) == n  # idempotent producer: no duplicates, offsets are exact
+    assert sum(1 for v in ends.values() if v > 0) > 1  # keys really spread over partitions
+
+
+async def test_three_node_failover_no_loss(kafka3: ApacheKafkaCluster) -> None:
+    bootstrap = kafka3.bootstrap_servers
+    topic = "infra-failover"
+    before, after = 500, 500
+    await _create_topic(bootstrap, topic, PARTITIONS, 3)
+
+    producer = _producer(bootstrap)
+    await producer.start()
+    try:
+        await _produce(producer, topic, range(before))
+
+        # kill the leader of partition 0 (it also follows every other partition)
+        victim = producer.client.cluster.leader_for_partition(TopicPartition(topic, 0))
+        assert victim is not None and victim >= 0
+        t_kill = time.monotonic()
+        kafka3.kill(victim)
+
+        # acks=all keeps working with 2 of 3 replicas (min.insync.replicas=2)
+        key, value = _record(before)
+        await producer.send_and_wait(topic, value, key=key, partition=0)
+        resumed_s = time.monotonic() - t_kill
+        await _produce(producer, topic, range(before + 1, before + after))
+        produced_s = time.monotonic() - t_kill
+
+        t_restart = time.monotonic()
+        await asyncio.to_thread(kafka3.restart, victim)  # blocking (JVM start + wait_ready): off the loop
+        restart_s = time.monotonic() - t_restart
+    finally:
+        await producer.stop()
+
+    print(
+        f"[apache-kafka 3 nodes] killed node {victim}: first acks=all write after {resumed_s:.2f}s, "
+        f"{after} writes done after {produced_s:.2f}s; restart -> ready in {restart_s:.1f}s"
+    )
+
+    rss = {i: f"{b / 2**20:.0f} MiB" for i, b in kafka3.rss_bytes().items() if b}
+    print(f"[apache-kafka 3 nodes] RSS after the workload: {rss}")
+
+    total = before + after
+    values, ends = await _consume_all(bootstrap, topic, total)
+    assert len(values) == total, f"lost {total - len(values)} records"
+    assert sorted(values) == sorted(_record(i)[1] for i in range(total))
+    assert sum(ends.values()) == total  # no loss and no duplicates across the failover

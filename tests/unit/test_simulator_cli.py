@@ -1,0 +1,176 @@
+"""``tracker simulate``: flags, progress output, and the Kafka loop against an in-memory producer."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import time
+
+import msgspec
+import pytest
+
+from simulator.cli import ProgressLine, add_arguments, config_from_args, format_progress
+from simulator.config import SimConfig
+from simulator.faults import DUPLICATE, FaultKind
+from simulator.run import SimStats, run_simulation
+from tracker.constants import H_SIM_EXPECT
+from tracker.settings import Settings
+
+SETTINGS = Settings()
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tracker simulate")
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_flags_become_a_config():
+    args = parse("--couriers", "50", "--interval", "0.5", "--count", "1000", "--bad-rate", "0.2",
+                 "--fault", "out_of_order=0.1", "--fault", "stale_timestamp=0", "--duplicate-rate", "0.02",
+                 "--seed", "9", "--burst", "--rate", "5000")
+    assert config_from_args(args) == SimConfig(
+        couriers=50, interval_s=0.5, count=1000, bad_rate=0.2, duplicate_rate=0.02, seed=9, burst=True,
+        rate=5000.0, fault_rates={FaultKind.OUT_OF_ORDER: 0.1, FaultKind.STALE_TIMESTAMP: 0.0})
+
+
+def test_defaults_are_the_documented_ones():
+    assert config_from_args(parse()) == SimConfig()
+    assert (SimConfig().couriers, SimConfig().interval_s, SimConfig().bad_rate, SimConfig().duplicate_rate) == (
+        300, 1.0, 0.05, 0.01)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--bad-rate", "1.5"), "argument --bad-rate: must be between 0 and 1, got 1.5"),
+    (("--bad-rate", "lots"), "argument --bad-rate: expected a number, got 'lots'"),
+    (("--duplicate-rate", "-0.1"), "argument --duplicate-rate: must be between 0 and 1"),
+    (("--couriers", "0"), "argument --couriers: must be at least 1, got 0"),
+    (("--couriers", "2.5"), "argument --couriers: expected a whole number, got '2.5'"),
+    (("--interval", "0"), "argument --interval: must be at least 0.001"),
+    (("--duration", "0"), "argument --duration: must be above 0"),
+    (("--rate", "nan"), "argument --rate: must be above 0"),
+    (("--fault", "gremlins=0.1"), "unknown fault kind 'gremlins'; kinds: malformed_payload, "),
+    (("--fault", "out_of_order"), "expected KIND=RATE"),
+    (("--fault", "out_of_order=3"), "argument --fault: must be between 0 and 1, got 3"),
+])
+def test_bad_flag_values_are_one_line_argparse_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(*argv)
+    assert exit_info.value.code == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message in last_line
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--burst",), "--burst needs --count or --duration"),
+    (("--bad-rate", "0.6", "--duplicate-rate", "0.3"), "must not exceed 1"),
+])
+def test_flag_combinations_are_checked_too(argv, message):
+    with pytest.raises(ValueError, match=message):
+        config_from_args(parse(*argv))
+
+
+STATS = SimStats(produced=12_345, good=11_600, bad=617, duplicates=128, bad_by_reason={"out_of_order": 617},
+                 elapsed_s=6.02, pings_per_s=2050.7, seed=1)
+
+
+def test_progress_line_says_what_was_sent_how_fast_and_how_much_was_bad():
+    assert format_progress(STATS, 2050.7) == \
+        "sent 12,345 | 2,051 pings/s | bad 617 (5.0%) | duplicates 128 | 6 s"
+
+
+class FakeTerminal(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty, every_s, ending", [(True, 0.5, "\x1b[K"), (False, 5.0, "\n")])
+def test_progress_is_rewritten_in_place_on_a_terminal_and_throttled_elsewhere(tty, every_s, ending):
+    now = [100.0]
+    stream = FakeTerminal(tty)
+    progress = ProgressLine(stream, clock=lambda: now[0])
+    for step in range(1, 81):  # 10 s of batches every 0.125 s
+        now[0] += 0.125
+        progress(msgspec.structs.replace(STATS, produced=1_250 * step, elapsed_s=0.125 * step))
+    writes = stream.getvalue().split("\r") if tty else stream.getvalue().splitlines(keepends=True)
+    writes = [write for write in writes if write]
+    assert 10 / every_s - 2 <= len(writes) <= 10 / every_s
+    assert all(write.endswith(ending) for write in writes)
+    assert "10,000 pings/s" in writes[-1]
+
+
+class MemoryProducer:
+    """Stands in for tracker.kafka.Producer: records what was sent and when, acks at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, object, int]] = []
+        self.batches = 0
+        self.flushed = False
+
+    async def send_many(self, topic, records):
+        sent_at_ms = time.time_ns() // 1_000_000
+        self.sent.extend((topic, record, sent_at_ms) for record in records)
+        self.batches += 1
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return [done]
+
+    async def flush(self) -> None:
+        self.flushed = True
+
+
+async def test_a_burst_run_produces_count_pings_and_accounts_for_every_one():
+    producer = MemoryProducer()
+    stats = await run_simulation(SETTINGS, SimConfig(couriers=200, count=5_000, burst=True, bad_rate=0.1, seed=3),
+                                 producer)
+    assert stats.produced == len(producer.sent) == 5_000
+    assert stats.produced == stats.good + stats.bad + stats.duplicates
+    assert stats.bad == sum(stats.bad_by_reason.values())
+    expected = {}
+    for topic, record, _ in producer.sent:
+        assert topic == SETTINGS.location_topic
+        header = dict(record.headers).get(H_SIM_EXPECT)
+        if header is not None:
+            expected[header.decode()] = expected.get(header.decode(), 0) + 1
+    assert expected == {**stats.bad_by_reason, DUPLICATE: stats.duplicates}
+    assert stats.seed == 3 and producer.flushed and stats.pings_per_s > 0
+
+
+async def test_a_run_without_a_seed_reports_the_seed_it_used():
+    stats = await run_simulation(SETTINGS, SimConfig(couriers=5, count=10, burst=True), MemoryProducer())
+    assert isinstance(stats.seed, int)
+    assert json.loads(json.dumps({"seed": stats.seed}))
+
+
+async def test_real_time_pings_are_stamped_with_the_wall_clock_when_sent():
+    producer = MemoryProducer()
+    started = time.monotonic()
+    stats = await run_simulation(SETTINGS, SimConfig(couriers=20, interval_s=0.1, duration_s=1.0, seed=4), producer)
+    assert 0.9 <= time.monotonic() - started <= 1.5
+    assert 170 <= stats.produced <= 240
+    for _, record, sent_at_ms in producer.sent:
+        if record.headers == ():
+            assert abs(json.loads(record.value)["ts"] - sent_at_ms) < 100
+
+
+async def test_the_stop_event_ends_the_run_after_the_batch_in_flight():
+    producer, stop = MemoryProducer(), asyncio.Event()
+    stats = await run_simulation(SETTINGS, SimConfig(couriers=100, count=100_000, burst=True, seed=5), producer,
+                                 progress=lambda stats: stop.set(), stop=stop)
+    assert producer.batches == 1
+    assert stats.produced == len(producer.sent) == 2_000
+
+
+async def test_the_rate_cap_paces_sending():
+    producer = MemoryProducer()
+    stats = await run_simulation(SETTINGS, SimConfig(couriers=50, count=1_000, burst=True, rate=2_000.0, seed=6),
+                                 producer)
+    assert stats.produced == 1_000
+    assert 0.45 <= stats.elapsed_s <= 1.0
+    assert producer.batches >= 10  # small batches, ~20 a second, not one burst
