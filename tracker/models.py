@@ -60,7 +60,6 @@ class Verdict(msgspec.Struct, frozen=True):
     outcome: Outcome
     reason: Reason | None = None
     detail: str = ""
-    ping: Ping | None = None
 
     @property
     def accepted(self) -> bool:

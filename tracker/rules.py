@@ -241,28 +241,29 @@ def is_duplicate(ping: Ping, last: LastFix | None) -> bool:
     return last is not None and ping.ts_ms == last.ts_ms and ping.lat == last.lat and ping.lon == last.lon
 
 
+ACCEPTED = Verdict(Outcome.ACCEPTED)
+DUPLICATE = Verdict(Outcome.DUPLICATE, None, "exact repeat of the last accepted ping")
+
+
 def judge(ping: Ping, last: LastFix | None, now_ms: int, limits: Limits, area: ServiceArea) -> Verdict:
     """The verdict on a parsed ping, given the courier's last accepted fix (None for a new courier)."""
     if not area.contains(ping.lat, ping.lon):
-        return Verdict(Outcome.REJECTED, Reason.OUTSIDE_SERVICE_AREA,
-                       f"({ping.lat}, {ping.lon}) is outside the service area", ping)
+        return reject(Reason.OUTSIDE_SERVICE_AREA, f"({ping.lat}, {ping.lon}) is outside the service area")
     if is_duplicate(ping, last):
-        return Verdict(Outcome.DUPLICATE, None, "exact repeat of the last accepted ping", ping)
+        return DUPLICATE
     verdict = check_clock(ping.ts_ms, now_ms, limits)
     if verdict is None and last is not None:
         verdict = check_movement(ping, last, limits)
-    if verdict is not None:
-        return Verdict(verdict.outcome, verdict.reason, verdict.detail, ping)
-    return Verdict(Outcome.ACCEPTED, None, "", ping)
+    return ACCEPTED if verdict is None else verdict
 
 
 def evaluate(raw: bytes | None, last_fixes: dict[str, LastFix], now_ms: int, limits: Limits,
-             area: ServiceArea) -> Verdict:
+             area: ServiceArea) -> tuple[Verdict, Ping | None]:
     """Parse and judge one payload against ``last_fixes`` (partner_id -> last accepted fix; not modified)."""
     parsed = parse(raw, limits)
     if isinstance(parsed, Verdict):
-        return parsed
-    return judge(parsed, last_fixes.get(parsed.partner_id), now_ms, limits, area)
+        return parsed, None
+    return judge(parsed, last_fixes.get(parsed.partner_id), now_ms, limits, area), parsed
 
 
 class StatefulChecker:
@@ -274,8 +275,7 @@ class StatefulChecker:
         self.last_fixes: dict[str, LastFix] = {}
 
     def check(self, raw: bytes | None, now_ms: int) -> Verdict:
-        verdict = evaluate(raw, self.last_fixes, now_ms, self.limits, self.area)
+        verdict, ping = evaluate(raw, self.last_fixes, now_ms, self.limits, self.area)
         if verdict.accepted:
-            ping = verdict.ping
             self.last_fixes[ping.partner_id] = LastFix(ping.ts_ms, ping.lat, ping.lon)
         return verdict

@@ -29,7 +29,7 @@ def ping(**fields) -> bytes:
 
 def verdict_of(raw, last: LastFix | None = None, area: ServiceArea = AREA, now: int = NOW):
     fixes = {} if last is None else {"courier-1": last}
-    verdict = evaluate(raw, fixes, now, LIMITS, area)
+    verdict, _ = evaluate(raw, fixes, now, LIMITS, area)
     return verdict.outcome.value if verdict.reason is None else verdict.reason.value
 
 
@@ -151,7 +151,7 @@ def test_clock_boundaries(offset_ms, expected):
 
 
 def test_seconds_instead_of_milliseconds_is_stale_with_a_hint():
-    verdict = evaluate(ping(ts=NOW // 1000), {}, NOW, LIMITS, AREA)
+    verdict, _ = evaluate(ping(ts=NOW // 1000), {}, NOW, LIMITS, AREA)
     assert verdict.reason.value == "stale_timestamp"
     assert "looks like seconds" in verdict.detail
 

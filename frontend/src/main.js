@@ -1,0 +1,390 @@
+// Wiring of the live map page: fetch config and service area, create the map, keep the WebSocket open, apply
+// frames to the store and push them to the map at most once per animation frame.
+//
+// Frame path and its cost budget: `message` event -> parseFrame -> applyCourierFrame (mutates only the
+// couriers named) -> mark dirty -> requestAnimationFrame -> one source.setData with the whole collection.
+// Several frames arriving within one animation frame cost one setData; in a background tab rAF stops, so
+// frames keep merging into the store and the map catches up in one update when the tab is shown again.
+// `frameApplyMs` records, per setData, the main-thread time from receiving the frame(s) to setData returning.
+
+import "maplibre-gl/dist/maplibre-gl.css";
+import "./styles.css";
+import {
+  applyCourierFrame,
+  createStore,
+  featureCollection,
+  followMessage,
+  frameLatencyMs,
+  getCourier,
+  paddedBbox,
+  parseFrame,
+  viewportMessage,
+} from "./protocol.js";
+import { extendTrail, mergeTrails, trailGeoJSON } from "./trail.js";
+import { createConnection, webSocketUrl } from "./connection.js";
+import { courierAt, createMap, setCouriers, setSelected, setTrail, visibleBbox } from "./map.js";
+import {
+  bindUi,
+  hidePanel,
+  renderConnection,
+  renderFrameInfo,
+  renderLegend,
+  renderPanel,
+  renderStats,
+  showPanel,
+  showToast,
+} from "./ui.js";
+
+const FRAME_SAMPLES_KEPT = 500;
+const VIEWPORT_DELAY_MS = 250;
+const FETCH_TIMEOUT_MS = 5000;
+const FOLLOW_MIN_ZOOM = 14.5;
+
+const store = createStore();
+const ui = bindUi(document);
+const frameApplyMs = [];
+
+let map = null;
+let mapReady = false;
+let connection = null;
+let renderedCount = 0;
+let pendingApplyMs = 0;
+let flushScheduled = false;
+let lastLatencyMs = null;
+let lastViewportSent = undefined;
+let viewportTimer = null;
+/** The courier shown in the side panel, or null. See ui.renderPanel for the fields. */
+let selection = null;
+
+async function fetchJson(path) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), FETCH_TIMEOUT_MS);
+  try {
+    const response = await fetch(path, { signal: controller.signal, headers: { accept: "application/json" } });
+    if (!response.ok) return { ok: false, status: response.status, body: null };
+    return { ok: true, status: response.status, body: await response.json() };
+  } catch (error) {
+    return { ok: false, status: 0, body: null, error };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// --- frames ------------------------------------------------------------------------------------------
+
+function handleFrame(frame, receivedAtMs) {
+  switch (frame.type) {
+    case "snapshot":
+    case "delta":
+      applyCourierFrame(store, frame);
+      lastLatencyMs = frameLatencyMs(frame, receivedAtMs) ?? lastLatencyMs;
+      if (selection !== null) trackSelection();
+      return true;
+    case "stats":
+      renderStats(ui, frame);
+      return false;
+    case "error":
+      console.warn("gateway error frame:", frame.message);
+      showToast(ui, `Server: ${frame.message}`);
+      return false;
+    case "pong":
+      return false;
+    default:
+      console.debug("ignoring frame of unknown type", frame.type);
+      return false;
+  }
+}
+
+function onMessage(text, receivedAtMs) {
+  const startedAt = performance.now();
+  let frame;
+  try {
+    frame = parseFrame(text);
+  } catch (error) {
+    console.warn("dropping unparseable frame:", error.message);
+    return;
+  }
+  if (handleFrame(frame, receivedAtMs)) {
+    pendingApplyMs += performance.now() - startedAt;
+    scheduleFlush();
+  }
+}
+
+function scheduleFlush() {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  requestAnimationFrame(flush);
+}
+
+/**
+ * Push the store to the map; returns the frame-apply sample it recorded (or null when nothing was due).
+ * `renderedCount` is the number of courier points handed to the map source by the last setData.
+ */
+function flush() {
+  flushScheduled = false;
+  if (!mapReady) return null; // the map's `load` handler flushes once it can
+  let sample = null;
+  if (store.dirty) {
+    const startedAt = performance.now();
+    setCouriers(map, featureCollection(store));
+    store.dirty = false;
+    renderedCount = store.entries.size;
+    sample = pendingApplyMs + (performance.now() - startedAt);
+    pendingApplyMs = 0;
+    frameApplyMs.push(sample);
+    if (frameApplyMs.length > FRAME_SAMPLES_KEPT) frameApplyMs.splice(0, frameApplyMs.length - FRAME_SAMPLES_KEPT);
+  }
+  renderFrameInfo(ui, { inView: store.entries.size, latencyMs: lastLatencyMs });
+  if (selection !== null && selection.changed) renderSelection();
+  return sample;
+}
+
+// --- selection, trail, follow ------------------------------------------------------------------------
+
+/** After a courier frame: pick up the selected courier's new position (and extend its trail). */
+function trackSelection() {
+  const courier = getCourier(store, selection.id);
+  const inView = courier !== undefined;
+  if (inView !== selection.inView) {
+    selection.inView = inView;
+    selection.changed = true;
+  }
+  if (courier !== undefined && courier !== selection.courier) {
+    selection.courier = courier;
+    extendTrail(selection.trail, courier);
+    selection.moved = true;
+    selection.changed = true;
+  }
+}
+
+function renderSelection() {
+  selection.changed = false;
+  selection.trailPoints = selection.trail.length;
+  setSelected(map, selection.courier);
+  setTrail(map, trailGeoJSON(selection.trail));
+  renderPanel(ui, selection, Date.now());
+  if (selection.following && selection.moved && selection.courier) {
+    map.easeTo({ center: [selection.courier.lon, selection.courier.lat], duration: 500, essential: true });
+  }
+  selection.moved = false;
+}
+
+async function select(partnerId, { flyTo = false } = {}) {
+  if (selection !== null && selection.id === partnerId) return;
+  if (selection !== null) deselect({ restoreFocus: false });
+  const courier = getCourier(store, partnerId) ?? null;
+  const current = {
+    id: partnerId,
+    courier,
+    inView: courier !== null,
+    trail: courier ? [[courier.ts, courier.lat, courier.lon]] : [],
+    trailLoaded: false,
+    trailPoints: 0,
+    following: false,
+    changed: true,
+    moved: false,
+    error: null,
+    returnFocusTo: document.activeElement,
+  };
+  selection = current;
+  showPanel(ui);
+  if (mapReady) renderSelection();
+  else renderPanel(ui, current, Date.now());
+
+  const response = await fetchJson(`api/couriers/${encodeURIComponent(partnerId)}`);
+  if (selection !== current) return; // closed or replaced meanwhile
+  if (response.ok && response.body) {
+    const body = response.body;
+    current.trail = mergeTrails(Array.isArray(body.trail) ? body.trail : [], current.trail);
+    if (current.courier === null && body.position) current.courier = body.position;
+  } else {
+    current.error =
+      response.status === 404 ? `No courier with id ${partnerId}.` : "Could not load this courier's trail.";
+  }
+  current.trailLoaded = true;
+  current.changed = true;
+  if (flyTo && current.courier) {
+    map.flyTo({ center: [current.courier.lon, current.courier.lat], zoom: Math.max(map.getZoom(), 15) });
+  }
+  if (mapReady) renderSelection();
+}
+
+function deselect({ restoreFocus = true } = {}) {
+  if (selection === null) return;
+  const previous = selection;
+  if (previous.following) connection.send(followMessage(null));
+  selection = null;
+  hidePanel(ui);
+  if (mapReady) {
+    setSelected(map, null);
+    setTrail(map, null);
+  }
+  if (restoreFocus && previous.returnFocusTo && document.contains(previous.returnFocusTo)) {
+    previous.returnFocusTo.focus({ preventScroll: true });
+  }
+}
+
+function setFollowing(following) {
+  if (selection === null || selection.following === following) return;
+  selection.following = following;
+  connection.send(followMessage(following ? selection.id : null));
+  selection.changed = true;
+  if (mapReady) renderSelection();
+  // Starting to follow also zooms in far enough to see the courier's street and trail.
+  if (following && mapReady && selection.courier) {
+    map.easeTo({
+      center: [selection.courier.lon, selection.courier.lat],
+      zoom: Math.max(map.getZoom(), FOLLOW_MIN_ZOOM),
+      duration: 800,
+    });
+  }
+}
+
+// --- viewport ----------------------------------------------------------------------------------------
+
+/**
+ * Tell the gateway what we look at. Throttled with a trailing send rather than debounced: while following,
+ * the map eases every tick and a pure debounce would never fire.
+ */
+function sendViewport({ force = false } = {}) {
+  if (!map) return;
+  const bbox = paddedBbox(visibleBbox(map));
+  const key = bbox.join(",");
+  if (!force && key === lastViewportSent) return;
+  if (connection.send(viewportMessage(bbox))) lastViewportSent = key;
+}
+
+function scheduleViewport() {
+  if (viewportTimer !== null) return;
+  viewportTimer = setTimeout(() => {
+    viewportTimer = null;
+    sendViewport();
+  }, VIEWPORT_DELAY_MS);
+}
+
+// --- start-up ----------------------------------------------------------------------------------------
+
+function wireMapEvents() {
+  map.on("moveend", scheduleViewport);
+  map.on("dragstart", (event) => {
+    // Dragging the map while following means the dispatcher wants to look elsewhere.
+    if (event.originalEvent && selection !== null && selection.following) setFollowing(false);
+  });
+  map.on("click", (event) => {
+    const partnerId = courierAt(map, store, event.point);
+    if (partnerId !== null) select(partnerId);
+  });
+  let hoverScheduled = false;
+  let lastPoint = null;
+  map.on("mousemove", (event) => {
+    lastPoint = event.point;
+    if (hoverScheduled) return;
+    hoverScheduled = true;
+    requestAnimationFrame(() => {
+      hoverScheduled = false;
+      if (!mapReady) return;
+      map.getCanvas().style.cursor = courierAt(map, store, lastPoint) !== null ? "pointer" : "";
+    });
+  });
+}
+
+function wireUiEvents() {
+  ui.closeButton.addEventListener("click", () => deselect());
+  ui.followButton.addEventListener("click", () => setFollowing(!(selection && selection.following)));
+  ui.reconnectButton.addEventListener("click", () => connection.reconnectNow());
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && selection !== null) {
+      event.preventDefault();
+      deselect();
+    }
+  });
+  ui.searchForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const partnerId = ui.searchInput.value.trim();
+    if (partnerId) select(partnerId, { flyTo: true });
+  });
+  // Ticking "last seen" and the reconnect countdown.
+  setInterval(() => {
+    const now = Date.now();
+    renderConnection(ui, connection.status(), now);
+    if (selection !== null) renderPanel(ui, selection, now);
+  }, 500);
+}
+
+function exposeTestHooks() {
+  window.__tracker = {
+    courierCount: () => store.entries.size,
+    courier: (partnerId) => getCourier(store, partnerId),
+    renderedCount: () => renderedCount,
+    get connection() {
+      return connection.status().state;
+    },
+    frameApplyMs,
+    /** Apply a frame object as if it had just been received and push it to the map now; returns ms taken. */
+    applyFrame(frame) {
+      const startedAt = performance.now();
+      if (handleFrame(frame, Date.now())) {
+        pendingApplyMs += performance.now() - startedAt;
+        return flush() ?? performance.now() - startedAt;
+      }
+      return performance.now() - startedAt;
+    },
+    get lastLatencyMs() {
+      return lastLatencyMs;
+    },
+    get ready() {
+      return mapReady;
+    },
+    /** Drop the WebSocket as a network failure would (reconnect follows with backoff). */
+    dropConnection: () => connection.drop(),
+    select: (partnerId) => select(partnerId),
+    selectedId: () => (selection ? selection.id : null),
+    following: () => Boolean(selection && selection.following),
+    /** Where a courier is drawn, in viewport CSS pixels (for clicking it in browser tests), or null. */
+    screenPosition(partnerId) {
+      const courier = getCourier(store, partnerId);
+      if (!courier || !mapReady) return null;
+      const point = map.project([courier.lon, courier.lat]);
+      const rect = map.getContainer().getBoundingClientRect();
+      return { x: rect.left + point.x, y: rect.top + point.y };
+    },
+  };
+}
+
+async function start() {
+  renderLegend(ui);
+  const [config, serviceArea] = await Promise.all([fetchJson("api/config"), fetchJson("api/service-area")]);
+  if (!serviceArea.ok) showToast(ui, "Could not load the service area; showing couriers only.");
+  const tileUrl = config.ok && config.body ? config.body.tile_url : null;
+
+  const created = createMap(document.getElementById("map"), {
+    serviceArea: serviceArea.ok ? serviceArea.body : null,
+    tileUrl,
+  });
+  map = created.map;
+  wireMapEvents();
+
+  connection = createConnection({
+    url: webSocketUrl(location.href, "ws"),
+    onOpen: () => {
+      lastViewportSent = undefined;
+      sendViewport({ force: true });
+      if (selection !== null && selection.following) connection.send(followMessage(selection.id));
+    },
+    onMessage,
+    onStateChange: (status) => renderConnection(ui, status, Date.now()),
+  });
+  exposeTestHooks();
+  wireUiEvents();
+
+  await created.ready;
+  mapReady = true;
+  store.dirty = true;
+  flush();
+  if (selection !== null) renderSelection();
+}
+
+start().catch((error) => {
+  console.error(error);
+  showToast(ui, `The map failed to start: ${error.message}`, 60_000);
+});
