@@ -20,14 +20,35 @@ from tracker.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
+BROKER = os.environ.get("TRACKER_TEST_BROKER", "embedded")
+
+
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory) -> Settings:
-    """Settings pointing at a running broker and Redis for the whole session."""
+    """Settings pointing at a running broker and Redis for the whole session.
+
+    ``TRACKER_TEST_BROKER=apache`` (``make test-kafka``) runs the same tests on a real single-node Apache
+    Kafka 4.x started from Maven Central jars (tests/infra/apache_kafka.py).
+    """
     base = Settings.from_env().replace(data_dir=str(tmp_path_factory.mktemp("infra")))
+    cluster = None
+    if BROKER == "apache" and not base.kafka_bootstrap_servers:
+        from tests.infra.apache_kafka import ApacheKafkaCluster, java_and_maven
+
+        reason = java_and_maven()
+        if reason:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"TRACKER_TEST_BROKER=apache on CI, but {reason}")
+            pytest.skip(f"Apache Kafka tier skipped: {reason}")
+        cluster = ApacheKafkaCluster(1).start()
+        base = base.replace(kafka_bootstrap_servers=cluster.bootstrap_servers, kafka_idempotence=True)
     stack = EmbeddedStack(base)
-    settings = stack.start()
-    yield settings
-    stack.stop()
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+        if cluster is not None:
+            cluster.stop()
 
 
 @pytest.fixture
@@ -60,5 +81,7 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
     """Environment for a ``tracker`` child process that should use ``settings``' services."""
     env = dict(os.environ)
     env.update({"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "REDIS_URL": settings.redis_url,
-                "TRACKER_NAMESPACE": settings.namespace, "PYTHONUNBUFFERED": "1"})
+                "TRACKER_NAMESPACE": settings.namespace, "PYTHONUNBUFFERED": "1",
+                "KAFKA_IDEMPOTENCE": "true" if settings.kafka_idempotence else "false",
+                "TRACKER_REPORT_LAG": "true" if settings.report_lag else "false"})
     return env

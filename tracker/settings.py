@@ -28,7 +28,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     kafka_bootstrap_servers: str | None = None
     redis_url: str | None = None
     kafka_client_id: str = "tracker"
-    kafka_idempotence: bool = False
+    # Idempotent producers (no duplicates from producer retries). The embedded Tansu lacks them, so the
+    # embedded stack turns this off when it starts Tansu; real Kafka clusters keep it on.
+    kafka_idempotence: bool = True
     kafka_session_timeout_ms: int = 10_000  # how long a dead validator holds its partitions
     # Prefix for topic names, consumer groups and Redis keys; empty in production (the DESIGN.md names).
     # Lets several deployments, or test cases, share one cluster and one Redis.

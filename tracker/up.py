@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 from tracker.embedded import EmbeddedError, EmbeddedStack, spawn, stop_process
 from tracker.kafka import ensure_topics
@@ -33,6 +34,7 @@ def _child_env(settings: Settings, token: str) -> dict[str, str]:
         "REDIS_URL": settings.redis_url,
         "TRACKER_NAMESPACE": settings.namespace,
         "TRACKER_REPORT_LAG": "true" if settings.report_lag else "false",
+        "KAFKA_IDEMPOTENCE": "true" if settings.kafka_idempotence else "false",
         "TRACKER_ADMIN_TOKEN": token,
         "TRACKER_HTTP_HOST": settings.http_host,
         "TRACKER_HTTP_PORT": str(settings.http_port),
@@ -69,6 +71,60 @@ async def _counters(settings: Settings) -> dict[str, int]:
         return await store.counters()
 
 
+class LocalSystem:
+    """Gateway and validators (and optionally the simulator) as child processes of this one.
+
+    Used by ``tracker up``, the browser and end-to-end tests and the latency benchmark, so they all run the
+    product the way a user does.
+    """
+
+    def __init__(self, settings: Settings, log_dir: Path, *, validators: int = 1, token: str | None = None) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.validators = validators
+        self.token = token or settings.admin_token or secrets.token_urlsafe(18)
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
+        self.base_url = f"http://{host}:{settings.http_port}"
+
+    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        process = spawn([sys.executable, "-m", "tracker", *argv], self.log_dir / f"{name}.log",
+                        _child_env(self.settings, self.token))
+        self.children.append((name, process))
+        return process
+
+    def start(self) -> str:
+        """Start gateway and validators; returns the gateway's base URL once it answers /readyz."""
+        gateway = self.spawn("gateway", ["gateway"])
+        for index in range(self.validators):
+            self.spawn(f"validator-{index + 1}", ["validate", "--validator-id", f"validator-{index + 1}"])
+        if not _wait_http(self.base_url + "/readyz", gateway, self.settings.startup_timeout_s + 30):
+            self.stop()
+            raise EmbeddedError(f"the gateway did not become ready; see {self.log_dir / 'gateway.log'}")
+        return self.base_url
+
+    def start_simulator(self, *args: str) -> subprocess.Popen:
+        return self.spawn("simulator", ["simulate", *args])
+
+    def exited(self) -> tuple[str, int] | None:
+        for name, process in self.children:
+            if process.poll() is not None:
+                return name, process.returncode
+        return None
+
+    def stop(self) -> None:
+        while self.children:
+            _, process = self.children.pop()
+            stop_process(process, timeout_s=10)
+
+    def __enter__(self) -> LocalSystem:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
 def run_up(settings: Settings, *, couriers: int, interval_s: float, bad_rate: float, validators: int,
            simulator: bool) -> int:
     if not _port_free(settings.http_host, settings.http_port):
@@ -86,57 +142,39 @@ def run_up(settings: Settings, *, couriers: int, interval_s: float, bad_rate: fl
     signal.signal(signal.SIGTERM, on_signal)
 
     stack = EmbeddedStack(settings)
-    children: list[tuple[str, subprocess.Popen]] = []
+    system: LocalSystem | None = None
     try:
-        embedded_kafka = not settings.kafka_bootstrap_servers
         settings = stack.start()
-        if embedded_kafka:
-            settings = settings.replace(report_lag=False)
         asyncio.run(ensure_topics(settings))
-        token = settings.admin_token or secrets.token_urlsafe(18)
-        env = _child_env(settings, token)
-        python = [sys.executable, "-m", "tracker"]
-        logs = stack.run_dir
-
-        def start(name: str, argv: list[str]) -> subprocess.Popen:
-            process = spawn(python + argv, logs / f"{name}.log", env)
-            children.append((name, process))
-            return process
-
-        gateway = start("gateway", ["gateway"])
-        for index in range(validators):
-            start(f"validator-{index + 1}", ["validate", "--validator-id", f"validator-{index + 1}"])
-        host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
-        base_url = f"http://{host}:{settings.http_port}"
-        if not _wait_http(base_url + "/healthz", gateway, settings.startup_timeout_s):
-            print(f"tracker up: the gateway did not come up; see {logs / 'gateway.log'}", file=sys.stderr)
-            return 1
+        system = LocalSystem(settings, stack.run_dir, validators=validators)
+        base_url = system.start()
         if simulator:
-            start("simulator", ["simulate", "--couriers", str(couriers), "--interval", str(interval_s),
-                                "--bad-rate", str(bad_rate)])
-        print(f"\n  Live map      {base_url}/\n  Rejected pings {base_url}/dlq\n"
-              f"  Admin token   {token}\n  Kafka         {settings.kafka_bootstrap_servers}\n"
-              f"  Redis         {settings.redis_url}\n  Logs          {logs}\n\n  Ctrl-C stops everything.\n",
-              flush=True)
-        return _watch(settings, children, stop)
+            system.start_simulator("--couriers", str(couriers), "--interval", str(interval_s),
+                                   "--bad-rate", str(bad_rate))
+        print(f"\n  Live map        {base_url}/\n  Rejected pings  {base_url}/dlq\n"
+              f"  Admin token     {system.token}\n  Kafka           {settings.kafka_bootstrap_servers}\n"
+              f"  Redis           {settings.redis_url}\n  Logs            {stack.run_dir}\n\n"
+              f"  Ctrl-C stops everything.\n", flush=True)
+        return _watch(settings, system, stop)
     except EmbeddedError as exc:
         print(f"tracker up: {exc}", file=sys.stderr)
         return 1
     finally:
-        for name, process in reversed(children):
-            stop_process(process, timeout_s=10)
+        if system is not None:
+            system.stop()
         stack.stop()
 
 
-def _watch(settings: Settings, children: list[tuple[str, subprocess.Popen]], stop: threading.Event) -> int:
+def _watch(settings: Settings, system: LocalSystem, stop: threading.Event) -> int:
     """One status line every two seconds until a signal or a child dies."""
     previous: tuple[float, int] | None = None
     interactive = sys.stdout.isatty()
     while not stop.is_set():
-        for name, process in children:
-            if process.poll() is not None:
-                print(f"\ntracker up: {name} exited with code {process.returncode}; stopping", file=sys.stderr)
-                return 1
+        exited = system.exited()
+        if exited is not None:
+            print(f"\ntracker up: {exited[0]} exited with code {exited[1]}; stopping (logs in "
+                  f"{system.log_dir})", file=sys.stderr)
+            return 1
         try:
             counters = asyncio.run(_counters(settings))
         except Exception as exc:  # a status line is not worth dying for
