@@ -7,16 +7,30 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FRONTEND_STAMP := frontend/dist/.built
 
-.PHONY: run test test-unit test-integration bench setup frontend clean
+.PHONY: run test test-unit test-kafka kafka kafka3 bench setup frontend clean
 
 run: $(STAMP) $(FRONTEND_STAMP)
 	$(BIN)/tracker up
 
+# Unit tests, then the integration and browser tests on the embedded broker (Tansu) and Redis.
 test: $(STAMP) $(FRONTEND_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	cd frontend && npm test --silent
+	$(BIN)/python -m pytest -m "not apache_kafka" $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+# The same integration and browser tests on real Apache Kafka 4.x (jars from Maven Central, cached in
+# ~/.cache/tracker), plus the launcher's own tests and the 3-broker failover test.
+test-kafka: $(STAMP) $(FRONTEND_STAMP)
+	TRACKER_TEST_BROKER=apache $(BIN)/python -m pytest tests/integration tests/browser tests/infra tests/apache $(PYTEST_ARGS)
+
+# A real Apache Kafka on loopback for manual use (prints its bootstrap servers; Ctrl-C stops it).
+kafka: $(STAMP)
+	$(BIN)/python -m tests.infra.apache_kafka
+
+kafka3: $(STAMP)
+	$(BIN)/python -m tests.infra.apache_kafka --nodes 3
 
 bench: $(STAMP) $(FRONTEND_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -3,7 +3,7 @@
 -- ARGV[5] counters hash key, ARGV[6] trail cap, ARGV[7] JSON slice:
 --   {"p": partition, "prev": offset, "first": offset, "last": offset,
 --    "pos": [[partner_id, ts, lat, lon, position_json], ...],   -- newest accepted fix per courier
---    "trail": [[partner_id, [point_json, ...]], ...],            -- oldest first
+--    "trail": [[partner_id, [ts, point_json, ...]], ...],       -- pairs: score (event time), member
 --    "cnt": {"accepted": n, ...}}
 -- Returns 1 when applied; -1 ("fenced") when the recorded progress is not "prev", the progress the slice
 -- was judged on: another member wrote this partition meanwhile. prev = -2 skips that check.
@@ -30,10 +30,11 @@ for _, fix in ipairs(slice.pos) do
   end
 end
 
+-- trails are sorted by event time, so a replayed old fix lands in its place in history
 for _, trail in ipairs(slice.trail) do
   local key = trail_prefix .. trail[1]
-  redis.call('LPUSH', key, unpack(trail[2]))
-  redis.call('LTRIM', key, 0, trail_cap - 1)
+  redis.call('ZADD', key, unpack(trail[2]))
+  redis.call('ZREMRANGEBYRANK', key, 0, -trail_cap - 1)
 end
 
 for name, count in pairs(slice.cnt) do

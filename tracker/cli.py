@@ -72,11 +72,19 @@ def _setup_logging(settings: Settings) -> None:
 
 
 def install_stop_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    """First SIGINT/SIGTERM: graceful stop (finish the batch, commit, leave). Second: exit now."""
+    """First SIGINT/SIGTERM: graceful stop (finish the batch, commit, leave). Second: exit now.
+
+    A repeat within a second is the same request delivered twice (``timeout`` and terminals signal the
+    whole process group), not a second request, so it is ignored.
+    """
+    first_at: list[float] = []
 
     def on_signal(signum: int) -> None:
-        if stop.is_set():
-            os._exit(128 + signum)
+        if first_at:
+            if loop.time() - first_at[0] > 1.0:
+                os._exit(128 + signum)
+            return
+        first_at.append(loop.time())
         log.info("%s received, stopping gracefully (again to force)", signal.Signals(signum).name)
         stop.set()
 

@@ -86,7 +86,11 @@ class Producer:
         await self._producer.stop()
 
     async def __aenter__(self) -> Producer:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -208,12 +212,23 @@ class Consumer:
         if self._group_id is not None:
             self._consumer.subscribe(self._topics, listener=self._listener)
         else:
-            partitions = []
-            for topic in self._topics:
-                for partition in sorted(self._consumer.partitions_for_topic(topic) or ()):
-                    partitions.append(TopicPartition(topic, partition))
+            partitions = await self._all_partitions()
             self._consumer.assign(partitions)
             await self._listener.on_partitions_assigned(partitions)
+
+    async def _all_partitions(self, timeout_s: float = 30.0) -> list[TopicPartition]:
+        """Every partition of our topics. Right after start the client may not have their metadata yet
+        (Apache Kafka sends it on request only), so ask until each topic has partitions."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            await self._consumer.topics()  # a metadata request for the whole cluster
+            known = {topic: self._consumer.partitions_for_topic(topic) for topic in self._topics}
+            missing = [topic for topic, partitions in known.items() if not partitions]
+            if not missing:
+                return [TopicPartition(t, p) for t, partitions in known.items() for p in sorted(partitions)]
+            if asyncio.get_running_loop().time() > deadline:
+                raise KafkaError(f"no partitions for topic(s) {', '.join(missing)} after {timeout_s:g} s")
+            await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
         await self._consumer.stop()

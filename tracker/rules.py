@@ -243,6 +243,7 @@ def is_duplicate(ping: Ping, last: LastFix | None) -> bool:
 
 ACCEPTED = Verdict(Outcome.ACCEPTED)
 DUPLICATE = Verdict(Outcome.DUPLICATE, None, "exact repeat of the last accepted ping")
+HISTORY_ONLY = Verdict(Outcome.ACCEPTED, None, "replayed fix older than the courier's latest: history only")
 
 
 def judge(ping: Ping, last: LastFix | None, now_ms: int, limits: Limits, area: ServiceArea) -> Verdict:
@@ -255,6 +256,27 @@ def judge(ping: Ping, last: LastFix | None, now_ms: int, limits: Limits, area: S
     if verdict is None and last is not None:
         verdict = check_movement(ping, last, limits)
     return ACCEPTED if verdict is None else verdict
+
+
+def judge_replay(ping: Ping, last: LastFix | None, now_ms: int, limits: Limits, area: ServiceArea) -> Verdict:
+    """The verdict on a ping an operator replayed from the dead-letter queue.
+
+    Identity and coordinates were checked by :func:`parse`, the area and duplicates are checked here as
+    for any ping, and a fix cannot come from the future. Age is no reason to refuse a replay (it is old by
+    nature): a fix older than the courier's latest goes into history only (:data:`HISTORY_ONLY`) and never
+    moves the live marker back; a newer one must still be physically reachable from the latest.
+    """
+    if not area.contains(ping.lat, ping.lon):
+        return reject(Reason.OUTSIDE_SERVICE_AREA, f"({ping.lat}, {ping.lon}) is outside the service area")
+    if is_duplicate(ping, last):
+        return DUPLICATE
+    if ping.ts_ms - now_ms > limits.max_skew_ms:
+        return check_clock(ping.ts_ms, now_ms, limits)
+    if last is None:
+        return ACCEPTED
+    if ping.ts_ms < last.ts_ms:
+        return HISTORY_ONLY
+    return check_movement(ping, last, limits) or ACCEPTED
 
 
 def evaluate(raw: bytes | None, last_fixes: dict[str, LastFix], now_ms: int, limits: Limits,

@@ -4,7 +4,7 @@ Data model (keys under ``Settings.redis_prefix``; names in :mod:`tracker.constan
 
 - ``pos:<partner_id>`` hash ``ts, lat, lon, json``: the latest accepted position, newer-wins by event time.
 - ``geo``: GEO set of the same positions, for bounding-box queries.
-- ``trail:<partner_id>``: capped list of accepted points ``[ts, lat, lon, speed]``, newest first.
+- ``trail:<partner_id>``: capped sorted set of accepted points ``[ts, lat, lon, speed]`` scored by event time.
 - ``counters``: ``accepted``, ``duplicates``, ``rejected``, ``rejected:<reason>``.
 - ``progress:<topic>``: partition -> last offset whose effects are in Redis.
 
@@ -47,7 +47,7 @@ class Slice(msgspec.Struct, frozen=True):
     first: int
     last: int
     pos: list[tuple[str, int, str, str, str]]
-    trail: list[tuple[str, list[str]]]
+    trail: list[tuple[str, list[int | str]]]  # partner_id, [ts, point, ts, point, ...]
     cnt: dict[str, int]
 
 
@@ -134,9 +134,9 @@ class Store:
         return await pipe.execute()
 
     async def trail(self, partner_id: str, limit: int | None = None) -> list[list]:
-        """Trail points ``[ts, lat, lon, speed]``, newest first."""
+        """Trail points ``[ts, lat, lon, speed]``, newest first by event time."""
         stop = (limit or self.settings.trail_max) - 1
-        return [msgspec.json.decode(item) for item in await self.redis.lrange(self.trail_prefix + partner_id, 0, stop)]
+        return [msgspec.json.decode(item) for item in await self.redis.zrevrange(self.trail_prefix + partner_id, 0, stop)]
 
     async def partner_ids(self) -> list[str]:
         return [member.decode() for member in await self.redis.zrange(self.key_geo, 0, -1)]

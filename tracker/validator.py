@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from tracker import dlq, rules
+from tracker.constants import H_REPLAY_OF as REPLAY_OF
 from tracker.geo import ServiceArea
 from tracker.kafka import BrokerError, Consumer, OutRecord, Producer, Record
 from tracker.models import LastFix, Outcome, Ping, Position, Reason, Verdict
@@ -80,7 +81,8 @@ class _PartitionWork:
     def slice(self, trail_max: int) -> Slice:
         latest = [(pid, ping.ts_ms, repr(ping.lat), repr(ping.lon), encoded.decode())
                   for pid, (ping, encoded) in self.latest.items()]
-        trails = [(pid, [_trail_point(ping) for ping in pings[-trail_max:]]) for pid, pings in self.trails.items()]
+        trails = [(pid, [item for ping in pings[-trail_max:] for item in (ping.ts_ms, _trail_point(ping))])
+                  for pid, pings in self.trails.items()]
         return Slice(self.partition, self.prev, self.first, self.last, latest, trails, dict(self.counts))
 
 
@@ -93,6 +95,10 @@ class Prepared:
         self.result = result
         self.works = works
         self.futures = futures
+
+
+def _is_replay(record: Record) -> bool:
+    return any(name == REPLAY_OF for name, _ in record.headers)
 
 
 def _trail_point(ping: Ping) -> str:
@@ -196,7 +202,15 @@ class Validator:
         for record, item in parsed:
             if type(item) is Ping:
                 partner_id = item.partner_id
-                verdict = judge(item, fixes.get(partner_id), now_ms, limits, area)
+                if record.headers and _is_replay(record):
+                    verdict = rules.judge_replay(item, fixes.get(partner_id), now_ms, limits, area)
+                    if verdict is rules.HISTORY_ONLY:
+                        trails.setdefault(partner_id, []).append(item)
+                        accepted_records.append(record)
+                        work.counts["accepted:history"] += 1
+                        continue
+                else:
+                    verdict = judge(item, fixes.get(partner_id), now_ms, limits, area)
                 if verdict is accepted:
                     encoded = encode(Position.from_ping(item, now_ms))
                     positions.append(OutRecord(encoded, record.key if record.key is not None

@@ -214,3 +214,19 @@ def test_stateful_checker_updates_only_on_accept():
     assert checker.check(ping(ts=NOW - 2000), NOW).outcome is Outcome.DUPLICATE
     assert checker.check(ping(ts=NOW - 1000, lat=moved(5)), NOW).outcome is Outcome.ACCEPTED
     assert checker.last_fixes["courier-1"] == LastFix(NOW - 1000, moved(5), BLR[1])
+
+
+@pytest.mark.parametrize("ts,lat,expected", [
+    (NOW - 600_000, BLR[0], "accepted"),  # older than the latest fix: history only (no staleness for replays)
+    (NOW - 1000, BLR[0], "duplicate"),
+    (NOW, moved(5), "accepted"),  # newer and reachable: live
+    (NOW, 13.04, "impossible_speed"),  # newer, but a jump
+    (NOW + 600_000, BLR[0], "future_timestamp"),
+])
+def test_replay_rules(ts, lat, expected):
+    from tracker.rules import HISTORY_ONLY, judge_replay
+
+    parsed = parse(ping(ts=ts, lat=lat), LIMITS)
+    verdict = judge_replay(parsed, LAST, NOW, LIMITS, AREA)
+    assert (verdict.outcome.value if verdict.reason is None else verdict.reason.value) == expected
+    assert (verdict is HISTORY_ONLY) == (ts < LAST.ts_ms and expected == "accepted")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -10,8 +11,17 @@ from collections import Counter, defaultdict
 import pytest
 
 from simulator.config import SimConfig
-from simulator.fleet import (AREA_MARGIN_M, BLOCK_M, CRUISE_MPS, ROTATION_DEG, advance, build_grid, fix_latlon,
-                             new_courier, true_xy)
+from simulator.fleet import (
+    AREA_MARGIN_M,
+    BLOCK_M,
+    CRUISE_MPS,
+    ROTATION_DEG,
+    advance,
+    build_grid,
+    fix_latlon,
+    new_courier,
+    true_xy,
+)
 from simulator.stream import iter_pings
 from tracker.geo import haversine_m, load_service_area
 from tracker.settings import Settings
@@ -52,7 +62,7 @@ def test_good_pings_stay_inside_the_area_in_order_and_under_every_speed_limit(in
         by_courier[ping["partner_id"]].append(ping)
     assert len(by_courier) == 200
     for pings in by_courier.values():
-        for before, after in zip(pings, pings[1:]):
+        for before, after in itertools.pairwise(pings):
             assert after["ts"] > before["ts"]
             elapsed_s = (after["ts"] - before["ts"]) / 1000
             distance_m = haversine_m(before["lat"], before["lon"], after["lat"], after["lon"])

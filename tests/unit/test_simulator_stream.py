@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 
@@ -82,7 +83,8 @@ def test_fault_overrides_fix_one_kind_and_zero_turns_everything_off():
 @pytest.mark.parametrize("bad_rate, overrides, expected", [
     (0.09, {}, {kind: 0.01 for kind in FaultKind}),
     (0.0, {FaultKind.OUT_OF_ORDER: 0.2}, {kind: 0.2 if kind is FaultKind.OUT_OF_ORDER else 0.0 for kind in FaultKind}),
-    (0.18, {FaultKind.OUT_OF_ORDER: 0.1}, {kind: 0.1 if kind is FaultKind.OUT_OF_ORDER else 0.01 for kind in FaultKind}),
+    (0.18, {FaultKind.OUT_OF_ORDER: 0.1},
+     {kind: 0.1 if kind is FaultKind.OUT_OF_ORDER else 0.01 for kind in FaultKind}),
     (0.05, {FaultKind.IMPOSSIBLE_SPEED: 0.0}, {kind: 0.0 if kind is FaultKind.IMPOSSIBLE_SPEED else 0.05 / 8
                                                for kind in FaultKind}),
 ])
@@ -94,7 +96,7 @@ def test_fault_shares_split_what_the_overrides_leave_evenly(bad_rate, overrides,
 def test_a_duplicate_is_the_byte_for_byte_resend_of_the_good_ping_just_before_it():
     pings = stream(duplicate_rate=0.05)
     duplicates = 0
-    for before, ping in zip(pings, pings[1:]):
+    for before, ping in itertools.pairwise(pings):
         if ping.expect == DUPLICATE:
             duplicates += 1
             assert before.expect is None and before.key == ping.key and before.value == ping.value

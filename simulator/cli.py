@@ -1,0 +1,134 @@
+"""``tracker simulate``: flags, a live progress line on stderr, a one-line JSON summary on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+import msgspec
+
+from simulator.config import SimConfig
+from simulator.faults import FaultKind
+from simulator.run import SimStats, run_simulation
+from tracker.cli import install_stop_handlers
+from tracker.kafka import Producer, ensure_topics
+from tracker.settings import Settings
+
+KINDS = ", ".join(kind.value for kind in FaultKind)
+
+
+def _number(kind: type, low: float, *, low_open: bool = False, high: float | None = None) -> Callable[[str], float]:
+    """An argparse type: ``kind`` within [low, high] (or (low, high] with ``low_open``), one-line errors."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
+        if value != value or value < low or (low_open and value == low) or (high is not None and value > high):
+            if high is not None:
+                raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be {'above' if low_open else 'at least'} {low:g}, got {text}")
+        return value
+    return parse
+
+
+_share = _number(float, 0, high=1)
+
+
+def _fault(text: str) -> tuple[FaultKind, float]:
+    name, sep, rate = text.partition("=")
+    try:
+        kind = FaultKind(name.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown fault kind {name.strip()!r}; kinds: {KINDS}") from None
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KIND=RATE, got {text!r}")
+    return kind, _share(rate)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--couriers", type=_number(int, 1), default=300, help="couriers (default 300)")
+    parser.add_argument("--interval", type=_number(float, 0.001), default=1.0, metavar="SECONDS",
+                        help="seconds between two pings of a courier, ±10%% (default 1)")
+    parser.add_argument("--duration", type=_number(float, 0, low_open=True), metavar="SECONDS",
+                        help="stop after this much event time (in --burst mode: virtual time covered)")
+    parser.add_argument("--count", type=_number(int, 1), metavar="N", help="stop after N pings")
+    parser.add_argument("--bad-rate", type=_share, default=0.05, metavar="SHARE",
+                        help="share of pings the validator must reject, split evenly over the fault kinds "
+                             "(default 0.05; 0 turns faults off)")
+    parser.add_argument("--fault", type=_fault, action="append", default=[], metavar="KIND=RATE",
+                        help=f"fix one kind's share of all pings (repeatable); kinds: {KINDS}")
+    parser.add_argument("--duplicate-rate", type=_share, default=0.01, metavar="SHARE",
+                        help="share of pings that are exact resends of the courier's last good ping (default 0.01)")
+    parser.add_argument("--seed", type=_number(int, 0), help="seed for couriers, routes and faults (default: random)")
+    parser.add_argument("--burst", action="store_true",
+                        help="produce as fast as possible; event time is virtual and ends now (needs --count or "
+                             "--duration; keep rounds x interval under the validator's max age)")
+    parser.add_argument("--rate", type=_number(float, 0, low_open=True), metavar="PINGS_PER_S",
+                        help="cap on pings sent per second (in real-time mode a cap below couriers/interval "
+                             "makes pings late)")
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    """The run's config; ValueError (one line) for combinations no single flag can check."""
+    return SimConfig(couriers=args.couriers, interval_s=args.interval, duration_s=args.duration, count=args.count,
+                     bad_rate=args.bad_rate, fault_rates=dict(args.fault), duplicate_rate=args.duplicate_rate,
+                     seed=args.seed, burst=args.burst, rate=args.rate).checked()
+
+
+def format_progress(stats: SimStats, pings_per_s: float) -> str:
+    bad_share = stats.bad / stats.produced if stats.produced else 0.0
+    return (f"sent {stats.produced:,} | {pings_per_s:,.0f} pings/s | bad {stats.bad:,} ({bad_share:.1%}) | "
+            f"duplicates {stats.duplicates:,} | {stats.elapsed_s:.0f} s")
+
+
+class ProgressLine:
+    """Live progress: on a terminal one line rewritten ~2x/s; otherwise (logs, pipes) a line every 5 s."""
+
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream
+        self.clock = clock
+        self.tty = stream.isatty()
+        self.every_s = 0.5 if self.tty else 5.0
+        self.shown_at: float | None = None
+        self.shown_produced = 0
+
+    def __call__(self, stats: SimStats) -> None:
+        now = self.clock()
+        if self.shown_at is None:
+            self.shown_at = now - stats.elapsed_s
+        if now - self.shown_at < self.every_s:
+            return
+        # Rate over the last window, not the whole run: a stall shows up at once.
+        rate = (stats.produced - self.shown_produced) / (now - self.shown_at)
+        self.shown_at, self.shown_produced = now, stats.produced
+        self._write(format_progress(stats, rate))
+
+    def finish(self, stats: SimStats) -> None:
+        self._write(format_progress(stats, stats.pings_per_s))
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _write(self, line: str) -> None:
+        self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
+        self.stream.flush()
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Produce until ``--count``/``--duration`` or SIGINT/SIGTERM (the batch in flight finishes; twice: exit now)."""
+    config = config_from_args(args)
+    stop = asyncio.Event()
+    install_stop_handlers(asyncio.get_running_loop(), stop)
+    progress = ProgressLine(sys.stderr)
+    await ensure_topics(settings)
+    async with Producer(settings) as producer:
+        stats = await run_simulation(settings, config, producer, progress=progress, stop=stop)
+    progress.finish(stats)
+    print(msgspec.json.encode(stats).decode(), flush=True)
+    return 0

@@ -1,0 +1,126 @@
+"""The Kafka loop: the ping stream, paced by the wall clock (or not, in burst mode), produced in batches.
+
+Counts are of acknowledged pings: a batch is counted once every record in it is acked, so the summary is
+the left-hand side of the accounting identity (produced = accepted + rejected + duplicates dropped).
+A stop request lets the batch in flight finish; nothing is left unacknowledged on return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import msgspec
+
+from simulator.config import SimConfig
+from simulator.faults import DUPLICATE
+from simulator.stream import SimPing, iter_pings
+from tracker.kafka import OutRecord, Producer
+from tracker.settings import Settings
+
+BATCH_MAX = 2_000
+# With a rate cap, batches are small enough to send about this many times a second: smooth, not bursty.
+PACED_BATCHES_PER_S = 20
+
+
+class SimStats(msgspec.Struct, frozen=True, kw_only=True):
+    produced: int
+    good: int
+    bad: int
+    duplicates: int
+    bad_by_reason: dict[str, int]
+    elapsed_s: float
+    pings_per_s: float
+    seed: int  # rerun with --seed to get the same couriers, routes and faults
+
+
+class _Tally:
+    """Running counts; :meth:`snapshot` freezes them into :class:`SimStats`."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.good = 0
+        self.duplicates = 0
+        self.bad_by_reason: Counter[str] = Counter()
+
+    def add(self, batch: list[SimPing]) -> None:
+        for ping in batch:
+            if ping.expect is None:
+                self.good += 1
+            elif ping.expect == DUPLICATE:
+                self.duplicates += 1
+            else:
+                self.bad_by_reason[ping.expect] += 1
+
+    @property
+    def produced(self) -> int:
+        return self.good + self.duplicates + sum(self.bad_by_reason.values())
+
+    def snapshot(self, elapsed_s: float) -> SimStats:
+        produced = self.produced
+        return SimStats(produced=produced, good=self.good, bad=produced - self.good - self.duplicates,
+                        duplicates=self.duplicates, bad_by_reason=dict(sorted(self.bad_by_reason.items())),
+                        elapsed_s=round(elapsed_s, 3),
+                        pings_per_s=round(produced / elapsed_s, 1) if elapsed_s > 0 else 0.0, seed=self.seed)
+
+
+async def run_simulation(settings: Settings, config: SimConfig, producer: Producer,
+                         progress: Callable[[SimStats], None] | None = None,
+                         stop: asyncio.Event | None = None) -> SimStats:
+    """Produce the simulation to the location topic until ``count``, ``duration`` or ``stop``.
+
+    Real-time mode sleeps until each ping is due, so its ``ts`` is the wall clock at sending. ``duration``
+    is event time: in real-time mode that is also wall time; in burst mode it is the span of virtual time.
+    ``progress`` is called with the running stats after every acknowledged batch.
+    """
+    config = config.checked()
+    if config.seed is None:
+        config = msgspec.structs.replace(config, seed=random.SystemRandom().randrange(2**32))
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    start_ms = time.time_ns() // 1_000_000
+    topic = settings.location_topic
+    batch_max = BATCH_MAX if config.rate is None else max(1, min(BATCH_MAX, int(config.rate / PACED_BATCHES_PER_S)))
+    tally = _Tally(config.seed)
+    pings = iter_pings(config, start_ms, settings=settings)
+    upcoming = next(pings, None)
+
+    while upcoming is not None and not stop.is_set():
+        if not config.burst:
+            due_in = started + (upcoming.emitted_at_ms - start_ms) / 1000 - loop.time()
+            if due_in > 0 and await _stopped_within(stop, due_in):
+                break
+        horizon_ms = start_ms + (loop.time() - started) * 1000
+        batch = []
+        while upcoming is not None and len(batch) < batch_max and (
+                config.burst or upcoming.emitted_at_ms <= horizon_ms):
+            batch.append(upcoming)
+            upcoming = next(pings, None)
+
+        futures = await producer.send_many(
+            topic, [OutRecord(value=ping.value, key=ping.key, headers=ping.headers) for ping in batch])
+        await asyncio.gather(*futures)
+        tally.add(batch)
+        if progress is not None:
+            progress(tally.snapshot(loop.time() - started))
+
+        if config.rate is not None:
+            ahead_s = started + tally.produced / config.rate - loop.time()
+            if ahead_s > 0 and await _stopped_within(stop, ahead_s):
+                break
+
+    await producer.flush()
+    return tally.snapshot(loop.time() - started)
+
+
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds``; True when ``stop`` was set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True

@@ -1,0 +1,313 @@
+"""A broker dies mid-run: SIGKILL one of three Apache Kafka 4.x brokers under load, restart it later.
+
+The simulator keeps producing in real time (acks=all, idempotent) and two ``tracker validate`` processes keep
+consuming while the cluster runs on two brokers (RF 3, min.insync.replicas 2, so acks=all still succeeds).
+What a user would notice is checked afterwards: produced = accepted + rejected + duplicates holds exactly,
+per reject reason too; every courier's latest good ping is its live position; both validators survived.
+
+The victim leads some of ``location-updates``' partitions, and is the active KRaft controller when that one
+also leads some, so partition leadership and the controller fail over together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from simulator import SimConfig
+from simulator.run import SimStats, run_simulation
+from tests.conftest import ROOT, subprocess_env
+from tests.infra.apache_kafka import ApacheKafkaCluster, java_and_maven
+from tests.integration.test_pipeline import assert_pipeline_outcome
+from tracker.embedded import EmbeddedStack, spawn, stop_process
+from tracker.kafka import Producer, ensure_topics
+from tracker.settings import Settings
+from tracker.store import Store
+
+pytestmark = [pytest.mark.apache_kafka, pytest.mark.timeout(300)]
+
+COURIERS = 2_000  # one ping per courier per second: 2,000 pings/s in real time
+RATE_CAP = 3_000  # the backlog built up while acks stall drains at most this fast
+WARMUP_S = 8.0  # before the kill: validators settled, steady lag measured
+DEAD_S = 12.0  # the victim stays dead this long (the controller fences it after broker.session.timeout.ms, 6 s)
+AFTER_RESTART_S = 5.0
+CATCH_UP_TIMEOUT_S = 90.0
+VALIDATOR_SESSION_TIMEOUT_MS = "6000"
+
+_ASSIGNED = re.compile(r"assigned partitions \[([0-9, ]*)\] of (\S+)")
+
+
+# -- fixtures ----------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def cluster():
+    reason = java_and_maven()
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"real Apache Kafka is required in CI: {reason}", pytrace=False)
+        pytest.skip(f"Apache Kafka failover test skipped: {reason}")
+    with ApacheKafkaCluster(nodes=3) as kafka:
+        print(f"\n[failover] 3-node cluster ready in {kafka.timings['start_total_s']:.1f}s")
+        yield kafka
+
+
+@pytest.fixture
+def failover_settings(cluster: ApacheKafkaCluster, tmp_path: Path):
+    """Settings on the 3-node cluster (RF 3, idempotent producers) and an embedded Redis, own namespace."""
+    base = Settings.from_env().replace(kafka_bootstrap_servers=cluster.bootstrap_servers, replication_factor=3,
+                                       kafka_idempotence=True, namespace=f"fo{uuid.uuid4().hex[:8]}.",
+                                       data_dir=str(tmp_path / "var"))
+    with EmbeddedStack(base) as settings:  # the broker is configured, so this starts only redis-server
+        yield settings
+
+
+class ValidatorProcess:
+    """``python -m tracker validate`` as a child process; stdout and stderr go to one log file."""
+
+    def __init__(self, validator_id: str, env: dict[str, str], log_dir: Path) -> None:
+        self.validator_id = validator_id
+        self.log_path = log_dir / f"validator-{validator_id}.log"
+        self.process = spawn([sys.executable, "-m", "tracker", "validate", "--validator-id", validator_id],
+                             self.log_path, env)
+
+    def log(self) -> str:
+        return self.log_path.read_text("utf-8", "replace") if self.log_path.exists() else ""
+
+    def tail(self, lines: int = 25) -> str:
+        return f"--- {self.log_path} ---\n" + "\n".join(self.log().splitlines()[-lines:])
+
+    def assignment(self, topic: str) -> set[int] | None:
+        """The partitions of ``topic`` this validator logged it holds now (its last assignment)."""
+        latest = None
+        for numbers, logged_topic in _ASSIGNED.findall(self.log()):
+            if logged_topic == topic:
+                latest = {int(n) for n in numbers.split(",") if n.strip()}
+        return latest
+
+    def totals(self) -> dict | None:
+        """The JSON totals the validator prints on a graceful exit."""
+        import json
+
+        for line in reversed(self.log().splitlines()):
+            if line.startswith("{"):
+                return json.loads(line)
+        return None
+
+
+# -- helpers -----------------------------------------------------------------------------------------------
+
+async def partition_leaders(settings: Settings, topic: str) -> dict[int, int]:
+    """partition -> leader broker id (-1 while it has none)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, client_id="failover-test")
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+        return {p["partition"]: p["leader"] for p in described[0].get("partitions", [])}
+    finally:
+        await admin.close()
+
+
+async def wait_for_leaders(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Topic creation is asynchronous: wait until every partition of every topic has a leader."""
+    deadline = time.monotonic() + timeout_s
+    wanted = {settings.location_topic: settings.location_partitions, settings.dlq_topic: settings.dlq_partitions,
+              settings.positions_topic: settings.positions_partitions}
+    while True:
+        ready = True
+        for topic, count in wanted.items():
+            leaders = await partition_leaders(settings, topic)
+            ready &= len(leaders) == count and all(leader >= 0 for leader in leaders.values())
+        if ready:
+            return
+        assert time.monotonic() < deadline, "topics have partitions without a leader"
+        await asyncio.sleep(0.2)
+
+
+def active_controller(cluster: ApacheKafkaCluster) -> int | None:
+    """The node that most recently logged becoming the KRaft quorum leader (the active controller)."""
+    latest: tuple[str, int] | None = None
+    for node in range(cluster.nodes):
+        try:
+            text = (cluster.work_dir / f"node-{node}" / "server.log").read_text("utf-8", "replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if re.search(r"[Cc]ompleted transition to Leader|Becoming the active controller", line):
+                stamp = line[:30]
+                if latest is None or stamp > latest[0]:
+                    latest = (stamp, node)
+    return None if latest is None else latest[1]
+
+
+async def wait_for_split(validators: list[ValidatorProcess], settings: Settings, timeout_s: float = 45.0) -> None:
+    """Both validators hold partitions, disjoint, together all of them."""
+    deadline = time.monotonic() + timeout_s
+    everything = set(range(settings.location_partitions))
+    while time.monotonic() < deadline:
+        for validator in validators:
+            assert validator.process.poll() is None, f"validator exited early\n{validator.tail()}"
+        held = [validator.assignment(settings.location_topic) for validator in validators]
+        if all(held) and not held[0] & held[1] and held[0] | held[1] == everything:
+            return
+        await asyncio.sleep(0.2)
+    pytest.fail("validators did not split the partitions\n" + "\n".join(v.tail() for v in validators))
+
+
+async def processed(store: Store) -> int:
+    counters = await store.counters()
+    return sum(counters.get(name, 0) for name in ("accepted", "rejected", "duplicates"))
+
+
+def longest_gap(times: list[float], after: float, before: float) -> tuple[float, float]:
+    """(gap, end) of the longest pause between consecutive ``times`` that ends in (after, before]."""
+    best = (0.0, after)
+    previous = None
+    for t in times:
+        if previous is not None and after < t <= before:
+            gap = t - max(previous, after)
+            if gap > best[0]:
+                best = (gap, t)
+        previous = t
+    return best
+
+
+# -- the test ----------------------------------------------------------------------------------------------
+
+async def test_broker_sigkill_mid_run_keeps_the_identity(cluster, failover_settings, tmp_path):
+    settings = failover_settings
+    await ensure_topics(settings)
+    await wait_for_leaders(settings)
+
+    env = subprocess_env(settings) | {"KAFKA_SESSION_TIMEOUT_MS": VALIDATOR_SESSION_TIMEOUT_MS,
+                                      "TRACKER_REPLICATION_FACTOR": "3"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    validators = [ValidatorProcess(validator_id, env, tmp_path) for validator_id in ("v1", "v2")]
+    try:
+        await wait_for_split(validators, settings)
+        async with Store(settings) as store, Producer(settings) as producer:
+            stats, timeline = await _run_with_failover(cluster, settings, store, producer, validators)
+            alive = [validator.process.poll() is None for validator in validators]
+            assert all(alive), "a validator died during the failover\n" + "\n".join(v.tail() for v in validators)
+
+            for validator in validators:  # SIGTERM: finish the batch, commit, leave the group
+                stop_process(validator.process, timeout_s=30)
+            codes = [validator.process.returncode for validator in validators]
+            assert codes == [0, 0], "\n".join(v.tail() for v in validators)
+            totals = [validator.totals() or {} for validator in validators]
+
+            counters = await store.counters()
+            rejected = {name.removeprefix("rejected:"): count for name, count in counters.items()
+                        if name.startswith("rejected:")}
+            assert counters.get("accepted", 0) + counters.get("rejected", 0) + counters.get("duplicates", 0) \
+                == stats.produced
+            assert rejected == {reason: count for reason, count in stats.bad_by_reason.items() if count}
+            redelivered = await assert_pipeline_outcome(settings, store, stats, allow_dlq_redeliveries=True)
+    finally:
+        for validator in validators:
+            stop_process(validator.process, timeout_s=10)
+
+    consumed = sum(t.get("consumed", 0) for t in totals)
+    skipped = sum(t.get("skipped", 0) for t in totals)
+    print(f"[failover] validators consumed {consumed} records ({skipped} skipped as already applied; "
+          f"{consumed - stats.produced} redelivered), {redelivered} dead letters produced twice")
+    print("[failover] identity held: produced {p} = accepted {a} + rejected {r} + duplicates {d}".format(
+        p=stats.produced, a=counters.get("accepted", 0), r=counters.get("rejected", 0),
+        d=counters.get("duplicates", 0)))
+    print(timeline)
+
+
+async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, store: Store, producer: Producer,
+                             validators: list[ValidatorProcess]) -> tuple[SimStats, str]:
+    """Simulate in real time; kill a leader, keep producing, restart it, stop; wait until all is validated."""
+    config = SimConfig(couriers=COURIERS, interval_s=1.0, bad_rate=0.1, seed=20261126, rate=RATE_CAP)
+    acks: list[tuple[float, int]] = []  # (monotonic time, pings acknowledged so far)
+    samples: list[tuple[float, int, int]] = []  # (monotonic time, acknowledged, validated)
+    stop = asyncio.Event()
+    simulation = asyncio.create_task(run_simulation(
+        settings, config, producer, progress=lambda s: acks.append((time.monotonic(), s.produced)), stop=stop))
+
+    async def sample() -> None:
+        while True:
+            produced_now = acks[-1][1] if acks else 0
+            samples.append((time.monotonic(), produced_now, await processed(store)))
+            await asyncio.sleep(0.2)
+
+    async def run_for(seconds: float) -> None:
+        done, _ = await asyncio.wait({simulation}, timeout=seconds)
+        if done:
+            simulation.result()  # raises what stopped it
+            pytest.fail("the simulation ended early")
+        for validator in validators:
+            assert validator.process.poll() is None, f"validator exited\n{validator.tail()}"
+
+    monitor = asyncio.create_task(sample())
+    try:
+        t0 = time.monotonic()
+        await run_for(WARMUP_S)
+
+        leaders = await partition_leaders(settings, settings.location_topic)
+        led = Counter(leader for leader in leaders.values() if leader >= 0)
+        controller = active_controller(cluster)
+        victim = controller if led.get(controller) else led.most_common(1)[0][0]
+        t_kill = time.monotonic()
+        cluster.kill(victim)
+        acked_at_kill = acks[-1][1] if acks else 0
+
+        await run_for(DEAD_S)
+        t_restart = time.monotonic()
+        await asyncio.to_thread(cluster.restart, victim)  # JVM start + wait_ready; off the loop
+        restart_s = time.monotonic() - t_restart
+        await run_for(AFTER_RESTART_S)
+
+        stop.set()
+        stats = await simulation
+        t_stop = time.monotonic()
+        deadline = t_stop + CATCH_UP_TIMEOUT_S
+        while await processed(store) < stats.produced:
+            assert time.monotonic() < deadline, (
+                f"validators accounted for {await processed(store)} of {stats.produced} pings "
+                f"{CATCH_UP_TIMEOUT_S:g}s after the simulator stopped\n" + "\n".join(v.tail() for v in validators))
+            for validator in validators:
+                assert validator.process.poll() is None, f"validator exited\n{validator.tail()}"
+            await asyncio.sleep(0.1)
+        t_drained = time.monotonic()
+    finally:
+        monitor.cancel()
+        if not simulation.done():
+            stop.set()
+            simulation.cancel()
+
+    ack_times = [t for t, _ in acks]
+    stall_s, stall_end = longest_gap(ack_times, t_kill, t_restart)
+    restart_gap_s, _ = longest_gap(ack_times, t_restart, t_stop)
+    pre_kill = [acked - validated for t, acked, validated in samples if t_kill - 3 <= t <= t_kill]
+    steady_lag = max(pre_kill, default=0)
+    after = [(t, acked - validated) for t, acked, validated in samples if t > t_kill]
+    peak_lag = max((lag for _, lag in after), default=0)
+    threshold = max(steady_lag, COURIERS)  # back to normal: at most a second of pings behind
+    caught_up = next((t for t, lag in after if t >= stall_end and lag <= threshold), None)
+    caught_up_text = "not within the run" if caught_up is None else f"{caught_up - t_kill:.2f}s"
+    timeline = "\n".join([
+        f"[failover] machine: {os.cpu_count()} cores; {stats.produced} pings produced in {stats.elapsed_s:.1f}s "
+        f"({stats.pings_per_s:.0f}/s; {stats.good} good, {stats.bad} bad, {stats.duplicates} duplicates)",
+        f"[failover] killed node {victim} (SIGKILL) at t={t_kill - t0:.1f}s; it led partitions "
+        f"{sorted(p for p, leader in leaders.items() if leader == victim)} of {settings.location_topic}"
+        f"{' and was the active controller' if victim == controller else ''} "
+        f"(controller per logs: {controller}); {acked_at_kill} pings acked by then",
+        f"[failover] produce acks resumed {stall_end - t_kill:.2f}s after the kill (longest ack pause {stall_s:.2f}s)",
+        f"[failover] validators caught up {caught_up_text} after the kill (lag: steady {steady_lag}, "
+        f"peak {peak_lag} pings)",
+        f"[failover] restart -> cluster ready in {restart_s:.1f}s; longest ack pause after it {restart_gap_s:.2f}s",
+        f"[failover] after the simulator stopped, validators drained in {t_drained - t_stop:.2f}s",
+    ])
+    return stats, timeline
