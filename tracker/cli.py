@@ -197,6 +197,22 @@ def run_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- dlq -----------------------------------------------------------------------------------------------
+
+def _dlq_args(parser: argparse.ArgumentParser) -> None:
+    from tracker.dlq_cli import add_arguments
+
+    add_arguments(parser, _connection_args)
+
+
+def run_dlq(args: argparse.Namespace) -> int:
+    from tracker.dlq_cli import run
+
+    settings = _settings(args)
+    _require(settings, kafka=args.dlq_command == "replay")
+    return run(args, settings)
+
+
 # -- topics --------------------------------------------------------------------------------------------
 
 def _topics_args(parser: argparse.ArgumentParser) -> None:
@@ -249,6 +265,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "simulate": ("couriers -> location-updates", _simulate_args, run_simulate),
     "validate": ("one validator in group location-validator", _validate_args, run_validate),
     "gateway": ("HTTP + WebSocket server: the live map, the API, /metrics", _gateway_args, run_gateway),
+    "dlq": ("review rejected pings: stats, ls, show, replay, discard", _dlq_args, run_dlq),
     "topics": ("create or describe the topics (idempotent)", _topics_args, run_topics),
 }
 

@@ -40,3 +40,12 @@ KEY_GEO = "geo"  # GEO set of latest positions, member = partner_id
 KEY_TRAIL = "trail:"  # + partner_id -> list of JSON points [ts, lat, lon, speed], newest first
 KEY_COUNTERS = "counters"  # hash: accepted, duplicates, rejected, rejected:<reason>
 KEY_PROGRESS = "progress:"  # + topic -> hash partition -> last applied offset (see store.py)
+
+# Review index of dead letters (dlq_index.py)
+KEY_DLQ_ENTRY = "dlq:entry:"  # + id -> hash {entry (JSON), status, status_by, status_at, reason, partner, original}
+KEY_DLQ_INDEX = "dlq:index"  # zset id -> rejected_at (ms)
+KEY_DLQ_SEEN = "dlq:seen"  # hash original topic/partition/offset -> id: one entry per rejected ping
+KEY_DLQ_REASONS = "dlq:counts:reason"  # hash reason -> dead letters ever indexed
+KEY_DLQ_STATUSES = "dlq:counts:status"  # hash status -> entries in the index
+KEY_DLQ_PARTNERS = "dlq:counts:partner"  # zset partner_id -> dead letters ever indexed
+KEY_DLQ_MINUTE = "dlq:minute:"  # + minute start (ms) -> dead letters rejected in that minute (expires)

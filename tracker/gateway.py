@@ -19,15 +19,17 @@ import msgspec
 from starlette import status as ws_status
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tracker import metrics, protocol
+from tracker import metrics, protocol, review_api
+from tracker.dlq_index import DlqIndex
 from tracker.geo import load_service_area
 from tracker.hub import Client, Hub
-from tracker.kafka import BrokerError, Consumer
+from tracker.indexer import run_indexer
+from tracker.kafka import BrokerError, Consumer, Producer
 from tracker.models import Position
 from tracker.settings import Settings
 from tracker.status import StatusThresholds
@@ -49,6 +51,8 @@ class Gateway:
             idle_below_mps=settings.idle_below_mps))
         self.consume = consume
         self.store: Store | None = None
+        self.dlq_index: DlqIndex | None = None
+        self.producer: Producer | None = None  # for replays
         self.consumer: Consumer | None = None
         self.assigned = False
         self.metrics = metrics.GatewayMetrics()
@@ -58,6 +62,9 @@ class Gateway:
 
     async def start(self) -> None:
         self.store = Store(self.settings)
+        self.dlq_index = DlqIndex(self.store, self.settings.dlq_index_max)
+        self.producer = Producer(self.settings)
+        await self.producer.start()
         if self.consume:
             self.consumer = Consumer(self.settings, [self.settings.positions_topic], group_id=None, start="latest",
                                      on_assign=self._on_assign)
@@ -65,6 +72,8 @@ class Gateway:
         await self.load_from_redis()
         if self.consumer is not None:
             self._tasks.append(asyncio.create_task(self._consume(), name="positions-reader"))
+            self._tasks.append(asyncio.create_task(run_indexer(self.settings, self.store, asyncio.Event()),
+                                                   name="dlq-indexer"))
         self._tasks.append(asyncio.create_task(self._tick(), name="tick"))
         self._tasks.append(asyncio.create_task(self._every_second(), name="stats"))
 
@@ -77,6 +86,8 @@ class Gateway:
         self._tasks.clear()
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
         if self.store is not None:
             await self.store.close()
 
@@ -313,8 +324,13 @@ def create_app(settings: Settings, hub: Hub | None = None, *, consume: bool = Tr
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         WebSocketRoute("/ws", ws_endpoint),
+        *review_api.routes,
     ]
     if (static_dir / "index.html").is_file():
+        async def review_page(request: Request) -> Response:
+            return FileResponse(static_dir / "dlq.html")
+
+        routes.append(Route("/dlq", review_page))
         routes.append(Mount("/", StaticFiles(directory=static_dir, html=True), name="static"))
     else:
         async def not_built(request: Request) -> Response:

@@ -78,6 +78,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # is not (DESIGN.md), so `tracker up` turns this off when it starts Tansu.
     report_lag: bool = True
 
+    # Rejected-ping review
+    dlq_index_max: int = 20_000  # newest dead letters kept in the review index
+    replay_cap: int = 3  # a ping may be replayed this many times
+
     # Embedded infrastructure
     data_dir: str = "var"
     startup_timeout_s: float = 20.0
@@ -106,7 +110,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def checked(self) -> Settings:
         problems = []
         for name in ("location_partitions", "positions_partitions", "dlq_partitions", "replication_factor",
-                     "max_payload_bytes", "max_batch", "retry_attempts", "trail_max", "tick_ms", "max_clients"):
+                     "max_payload_bytes", "max_batch", "retry_attempts", "trail_max", "tick_ms", "max_clients",
+                     "dlq_index_max"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)!r}")
         for name in ("max_age_s", "max_skew_s", "accuracy_allowance_cap_m", "redis_timeout_s", "ws_send_timeout_s",
@@ -218,6 +223,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TRACKER_OFFLINE_AFTER_S": ("offline_after_s", float),
     "TRACKER_IDLE_BELOW_MPS": ("idle_below_mps", float),
     "TRACKER_REPORT_LAG": ("report_lag", _bool),
+    "TRACKER_DLQ_INDEX_MAX": ("dlq_index_max", int),
+    "TRACKER_REPLAY_CAP": ("replay_cap", int),
     "TRACKER_DATA_DIR": ("data_dir", str),
     "TRACKER_STARTUP_TIMEOUT_S": ("startup_timeout_s", float),
     "TRACKER_LOG_LEVEL": ("log_level", str),

@@ -35,8 +35,14 @@ log = logging.getLogger(__name__)
 # Re-exported so callers can catch Redis errors without importing redis.
 StoreError = RedisError
 
-_APPLY_SCRIPT = resources.files("tracker").joinpath("apply_batch.lua").read_text("utf-8")
 FENCED = -1
+
+
+def lua(name: str) -> str:
+    return resources.files("tracker").joinpath(name).read_text("utf-8")
+
+
+_APPLY_SCRIPT = lua("apply_batch.lua")
 
 
 class Slice(msgspec.Struct, frozen=True):
@@ -66,7 +72,7 @@ class Store:
         self.pos_prefix = prefix + c.KEY_POSITION
         self.trail_prefix = prefix + c.KEY_TRAIL
         self.progress_prefix = prefix + c.KEY_PROGRESS
-        self._apply_sha: str | None = None
+        self._shas: dict[str, str] = {}
         self._encoder = msgspec.json.Encoder()
 
     async def close(self) -> None:
@@ -107,18 +113,23 @@ class Store:
             return []
         args = [self.progress_prefix + topic, self.pos_prefix, self.key_geo, self.trail_prefix,
                 self.key_counters, self.settings.trail_max]
-        encoded = [self._encoder.encode(item) for item in slices]
+        return [int(result) for result in await self.run_script(
+            _APPLY_SCRIPT, [[*args, self._encoder.encode(item)] for item in slices])]
+
+    async def run_script(self, source: str, calls: list[list]) -> list:
+        """Run a Lua script once per argument list, pipelined (EVALSHA, loading it when the server lost it)."""
         for _ in range(2):
-            if self._apply_sha is None:
-                self._apply_sha = await self.redis.script_load(_APPLY_SCRIPT)
+            sha = self._shas.get(source)
+            if sha is None:
+                sha = self._shas[source] = await self.redis.script_load(source)
             pipe = self.redis.pipeline(transaction=False)
-            for payload in encoded:
-                pipe.evalsha(self._apply_sha, 0, *args, payload)
+            for args in calls:
+                pipe.evalsha(sha, 0, *args)
             try:
-                return [int(result) for result in await pipe.execute()]
+                return await pipe.execute()
             except NoScriptError:
-                self._apply_sha = None  # the server restarted and lost its script cache; nothing ran
-        raise StoreError("the apply script could not be loaded")
+                self._shas.pop(source, None)  # the server restarted and lost its script cache; nothing ran
+        raise StoreError("a Lua script could not be loaded")
 
     async def counters(self) -> dict[str, int]:
         raw = await self.redis.hgetall(self.key_counters)

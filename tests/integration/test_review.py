@@ -1,0 +1,171 @@
+"""Rejected-ping review end to end: validator + gateway (with its DLQ indexer) as child processes, the HTTP
+API and the CLI, on the real broker and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from tests.conftest import subprocess_env
+from tracker import constants as c
+from tracker.embedded import free_port
+from tracker.gateway import create_app
+from tracker.kafka import OutRecord
+from tracker.up import LocalSystem
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "test-token-3f9a"
+BLR = (12.9716, 77.5946)
+
+
+def ping(partner_id, lat, lon, ts, **extra) -> OutRecord:
+    body = {"partner_id": partner_id, "lat": lat, "lon": lon, "ts": ts, "vehicle": "car", **extra}
+    return OutRecord(value=json.dumps(body).encode(), key=partner_id.encode())
+
+
+async def produce(producer, settings, *records):
+    await asyncio.gather(*await producer.send_many(settings.location_topic, list(records)))
+
+
+async def wait_for(check, timeout_s=30.0, what="condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+async def system(settings, tmp_path):
+    system_settings = settings.replace(http_port=free_port(), admin_token=TOKEN)
+    with LocalSystem(system_settings, tmp_path, validators=1, token=TOKEN) as running:
+        yield running
+
+
+@pytest.fixture
+async def api(system):
+    async with httpx.AsyncClient(base_url=system.base_url, timeout=10) as client:
+        yield client
+
+
+def auth(token=TOKEN) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def entry_for(api, partner_id, reason):
+    listing = (await api.get("/api/dlq", params={"partner": partner_id, "reason": reason})).json()
+    return listing["items"][0] if listing["items"] else None
+
+
+async def test_review_fix_and_replay(system, api, settings, producer, store):
+    now = int(time.time() * 1000)
+    latest = (BLR[0] + 0.001, BLR[1])
+    await produce(producer, settings,
+                  ping("courier-a", *BLR, now - 30_000),
+                  ping("courier-a", *latest, now - 1_000),  # the live fix: 111 m in 29 s
+                  ping("courier-a", BLR[0] - 0.002, BLR[1], now - 600_000),  # stale
+                  ping("courier-b", 95.0, 77.60, now - 2_000),  # invalid coordinates
+                  ping("courier-c", *BLR, "soon"),  # invalid timestamp
+                  OutRecord(value=b"\xff\xfe not json", key=b"courier-d"))
+
+    listing = await wait_for(lambda: _listing_with(api, 4), what="4 indexed dead letters")
+    assert {item["reason"] for item in listing["items"]} == {
+        "stale_timestamp", "invalid_coordinates", "invalid_timestamp", "malformed_payload"}
+    stats = (await api.get("/api/dlq/stats")).json()
+    assert stats["by_reason"] == {"stale_timestamp": 1, "invalid_coordinates": 1, "invalid_timestamp": 1,
+                                  "malformed_payload": 1}
+    assert stats["by_status"]["new"] == 4
+    assert (await api.get("/api/dlq", params={"reason": "stale_timestamp"})).json()["total"] == 1
+
+    broken = await entry_for(api, "courier-b", "invalid_coordinates")
+    detail = (await api.get(f"/api/dlq/{broken['id']}")).json()
+    assert detail["payload_json"]["lat"] == 95.0
+    assert dict(detail["headers"])[c.H_REASON] == "invalid_coordinates"
+
+    # Writes need the token: without it, or with a wrong one, 401 and nothing changes.
+    assert (await api.post(f"/api/dlq/{broken['id']}/replay")).status_code == 401
+    assert (await api.post(f"/api/dlq/{broken['id']}/replay", headers=auth("wrong"))).status_code == 401
+    assert (await api.post("/api/dlq/discard", json={"ids": [broken["id"]]}, headers=auth("nope"))).status_code == 401
+    assert (await api.get(f"/api/dlq/{broken['id']}")).json()["status"] == "new"
+
+    # Correct the coordinates and replay: accepted, in the courier's trail, entry marked replayed.
+    fixed = dict(detail["payload_json"], lat=12.95)
+    response = await api.post(f"/api/dlq/{broken['id']}/replay", json={"payload": fixed}, headers=auth())
+    assert response.status_code == 200, response.text
+    assert response.json()["replay_count"] == 1
+    trail = await wait_for(lambda: _trail(api, "courier-b"), what="courier-b's replayed fix")
+    assert trail[0][1:3] == [12.95, 77.60]
+    assert (await api.get(f"/api/dlq/{broken['id']}")).json()["status"] == "replayed"
+    assert (await api.post(f"/api/dlq/{broken['id']}/replay", headers=auth())).status_code == 409
+
+    # Replay the stale ping as it was: history only; the live marker stays on the newer fix.
+    stale = await entry_for(api, "courier-a", "stale_timestamp")
+    assert (await api.post(f"/api/dlq/{stale['id']}/replay", headers=auth())).status_code == 200
+    await wait_for(lambda: _trail_has(api, "courier-a", now - 600_000), what="the stale fix in history")
+    live = (await api.get("/api/couriers/courier-a")).json()["position"]
+    assert (live["lat"], live["ts"]) == (latest[0], now - 1_000)
+    position = json.loads(await store.position_json("courier-a"))
+    assert (position["lat"], position["ts"]) == (latest[0], now - 1_000)
+    counters = await store.counters()
+    assert counters["accepted:history"] == 1
+
+    # Discard in bulk; the CLI agrees with the page on every count.
+    rest = [item["id"] for item in (await api.get("/api/dlq", params={"status": "new"})).json()["items"]]
+    response = await api.post("/api/dlq/discard", json={"ids": rest}, headers=auth())
+    assert all(result["ok"] for result in response.json()["results"])
+    page_stats = (await api.get("/api/dlq/stats")).json()
+    assert page_stats["by_status"] == {"new": 0, "replayed": 2, "discarded": 2}
+    cli = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tracker", "dlq", "stats", "--json"],
+                                  env=subprocess_env(settings), capture_output=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr.decode()
+    cli_stats = json.loads(cli.stdout)
+    for key in ("total", "by_reason", "by_status", "by_partner"):
+        assert cli_stats[key] == page_stats[key], key
+
+
+async def test_replay_cap(system, api, settings, producer):
+    now = int(time.time() * 1000)
+    tired = OutRecord(value=json.dumps({"partner_id": "courier-z", "lat": 95, "lon": 77.6, "ts": now}).encode(),
+                      key=b"courier-z", headers=((c.H_REPLAY_OF, b"0:1"), (c.H_REPLAY_COUNT, b"3")))
+    await produce(producer, settings, tired)
+    entry = await wait_for(lambda: entry_for(api, "courier-z", "invalid_coordinates"), what="the replayed reject")
+    assert entry["replay_count"] == 3
+    response = await api.post(f"/api/dlq/{entry['id']}/replay", json={"payload": {"partner_id": "courier-z",
+                              "lat": 12.95, "lon": 77.6, "ts": now}}, headers=auth())
+    assert response.status_code == 422
+    assert "cap is 3" in response.json()["error"]
+    assert (await api.get(f"/api/dlq/{entry['id']}")).json()["status"] == "new"
+
+
+def test_writes_are_refused_without_a_configured_token(infra):
+    app = create_app(infra.replace(namespace="notoken.", admin_token=None), consume=False)
+    with TestClient(app) as client:
+        response = client.post("/api/dlq/0:1/replay", headers=auth())
+        assert response.status_code == 403
+        assert "TRACKER_ADMIN_TOKEN" in response.json()["error"]
+        assert client.post("/api/dlq/discard", json={"ids": ["0:1"]}).status_code == 403
+
+
+async def _listing_with(api, count):
+    listing = (await api.get("/api/dlq")).json()
+    return listing if listing["total"] >= count else None
+
+
+async def _trail(api, partner_id):
+    response = await api.get(f"/api/couriers/{partner_id}")
+    return response.json()["trail"] if response.status_code == 200 and response.json()["trail"] else None
+
+
+async def _trail_has(api, partner_id, ts):
+    trail = await _trail(api, partner_id) or []
+    return any(point[0] == ts for point in trail)

@@ -1,0 +1,185 @@
+"""The review index of dead letters in Redis, written by the DLQ indexer and read by the API and the CLI.
+
+Both the page and ``tracker dlq`` read counts and lists through this one class, so they always agree.
+The index keeps the newest ``dlq_index_max`` entries; counts by reason and by partner are cumulative.
+Writes go through Lua scripts (dlq_index.lua, dlq_status.lua) so that each is atomic.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from tracker import constants as c
+from tracker.review import Entry, Status
+from tracker.store import Store, lua
+
+_INDEX_SCRIPT = lua("dlq_index.lua")
+_STATUS_SCRIPT = lua("dlq_status.lua")
+MINUTE_MS = 60_000
+MINUTE_TTL_S = 2 * 3600
+
+
+class Filters(msgspec.Struct, frozen=True):
+    reason: str | None = None
+    partner: str | None = None
+    status: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+
+class Row(msgspec.Struct, frozen=True):
+    """An entry with its current review status."""
+
+    entry: Entry
+    status: str
+    status_by: str | None
+    status_at: int | None
+
+
+class Page(msgspec.Struct, frozen=True):
+    rows: list[Row]
+    total: int
+    next_cursor: str | None
+
+
+class StatusConflict(Exception):
+    def __init__(self, entry_id: str, current: str) -> None:
+        super().__init__(f"entry {entry_id} is {current}, not new")
+        self.current = current
+
+
+class UnknownEntry(KeyError):
+    pass
+
+
+_decode_entry = msgspec.json.Decoder(Entry).decode
+_encode = msgspec.json.Encoder().encode
+
+
+class DlqIndex:
+    def __init__(self, store: Store, max_entries: int = 20_000) -> None:
+        self.store = store
+        self.redis = store.redis
+        self.prefix = store.settings.redis_prefix
+        self.max_entries = max_entries
+
+    def _key(self, name: str) -> str:
+        return self.prefix + name
+
+    async def add(self, entries: list[Entry]) -> int:
+        """Index entries (idempotent); returns how many were new."""
+        if not entries:
+            return 0
+        calls = []
+        for entry in entries:
+            original = f"{entry.original.topic}/{entry.original.partition}/{entry.original.offset}"
+            minute = entry.rejected_at - entry.rejected_at % MINUTE_MS
+            calls.append([self.prefix, entry.id, original, _encode(entry), entry.rejected_at, entry.reason,
+                          entry.partner_id or "", minute, self.max_entries, MINUTE_TTL_S])
+        return sum(int(result) for result in await self.store.run_script(_INDEX_SCRIPT, calls))
+
+    async def get(self, entry_id: str) -> Row:
+        fields = await self.redis.hmget(self._key(c.KEY_DLQ_ENTRY + entry_id), "entry", "status", "status_by",
+                                        "status_at")
+        if fields[0] is None:
+            raise UnknownEntry(entry_id)
+        return _row(fields)
+
+    async def list(self, filters: Filters, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Entries newest first. ``cursor`` is the ``next_cursor`` of the previous page."""
+        high = "+inf" if filters.until_ms is None else filters.until_ms
+        low = "-inf" if filters.since_ms is None else filters.since_ms
+        scored = await self.redis.zrevrangebyscore(self._key(c.KEY_DLQ_INDEX), high, low, withscores=True)
+        ids = [member.decode() for member, _ in scored]
+        wanted = filters.reason is not None or filters.partner is not None or filters.status is not None
+        if wanted:
+            pipe = self.redis.pipeline(transaction=False)
+            for entry_id in ids:
+                pipe.hmget(self._key(c.KEY_DLQ_ENTRY + entry_id), "reason", "partner", "status")
+            matches = []
+            for (entry_id, score), (reason, partner, status) in zip(zip(ids, (s for _, s in scored)),
+                                                                    await pipe.execute()):
+                if reason is None:
+                    continue  # evicted between the two reads
+                if filters.reason is not None and reason.decode() != filters.reason:
+                    continue
+                if filters.partner is not None and partner.decode() != filters.partner:
+                    continue
+                if filters.status is not None and status.decode() != filters.status:
+                    continue
+                matches.append((entry_id, score))
+        else:
+            matches = [(entry_id, score) for entry_id, (_, score) in zip(ids, scored)]
+        # Newest first; ties (same millisecond) by id, descending, so that the order is total and stable.
+        matches.sort(key=lambda item: (item[1], _sort_key(item[0])), reverse=True)
+        start = 0
+        if cursor:
+            position = _decode_cursor(cursor)
+            start = next((i for i, (entry_id, score) in enumerate(matches)
+                          if (score, _sort_key(entry_id)) < position), len(matches))
+        chunk = matches[start:start + limit]
+        rows = await self._rows([entry_id for entry_id, _ in chunk])
+        next_cursor = None
+        if start + limit < len(matches) and chunk:
+            last_id, last_score = chunk[-1]
+            next_cursor = f"{int(last_score)}_{last_id}"
+        return Page(rows, len(matches), next_cursor)
+
+    async def _rows(self, ids: list[str]) -> list[Row]:
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in ids:
+            pipe.hmget(self._key(c.KEY_DLQ_ENTRY + entry_id), "entry", "status", "status_by", "status_at")
+        return [_row(fields) for fields in await pipe.execute() if fields[0] is not None]
+
+    async def set_status(self, entry_id: str, from_status: Status, to_status: Status, by: str,
+                         at_ms: int | None = None) -> None:
+        at_ms = at_ms if at_ms is not None else time.time_ns() // 1_000_000
+        [result] = await self.store.run_script(
+            _STATUS_SCRIPT, [[self.prefix, entry_id, from_status.value, to_status.value, by, at_ms]])
+        result = result.decode() if isinstance(result, bytes) else result
+        if result == "missing":
+            raise UnknownEntry(entry_id)
+        if result != "ok":
+            raise StatusConflict(entry_id, result)
+
+    async def stats(self, now_ms: int | None = None, top_partners: int = 20) -> dict:
+        now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+        this_minute = now_ms - now_ms % MINUTE_MS
+        minutes = [this_minute - i * MINUTE_MS for i in range(59, -1, -1)]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self._key(c.KEY_DLQ_REASONS))
+        pipe.hgetall(self._key(c.KEY_DLQ_STATUSES))
+        pipe.zrevrange(self._key(c.KEY_DLQ_PARTNERS), 0, top_partners - 1, withscores=True)
+        pipe.mget([self._key(c.KEY_DLQ_MINUTE + str(m)) for m in minutes])
+        pipe.zcard(self._key(c.KEY_DLQ_INDEX))
+        reasons, statuses, partners, per_minute, indexed = await pipe.execute()
+        by_reason = {k.decode(): int(v) for k, v in sorted(reasons.items())}
+        return {
+            "total": sum(by_reason.values()),
+            "indexed": int(indexed),
+            "by_reason": by_reason,
+            "by_status": {s.value: int(statuses.get(s.value.encode(), 0)) for s in Status},
+            "by_partner": [[member.decode(), int(score)] for member, score in partners],
+            "per_minute": [[m, int(v or 0)] for m, v in zip(minutes, per_minute)],
+        }
+
+
+def _row(fields: list) -> Row:
+    entry, status, status_by, status_at = fields
+    return Row(_decode_entry(entry), status.decode(), status_by.decode() if status_by else None,
+               int(status_at) if status_at else None)
+
+
+def _sort_key(entry_id: str) -> tuple[int, int]:
+    partition, _, offset = entry_id.partition(":")
+    return int(partition), int(offset)
+
+
+def _decode_cursor(cursor: str) -> tuple[float, tuple[int, int]]:
+    try:
+        score, _, entry_id = cursor.partition("_")
+        return float(score), _sort_key(entry_id)
+    except ValueError:
+        raise ValueError(f"invalid cursor {cursor!r}") from None
