@@ -6,12 +6,12 @@ import argparse
 import shutil
 import tempfile
 
-from bench import throughput
+from bench import latency, throughput
 from bench.common import REPORT, progress, write_section
 from tracker.embedded import EmbeddedStack
 from tracker.settings import Settings
 
-SECTIONS = ("throughput",)
+SECTIONS = ("throughput", "latency")
 
 
 def main() -> int:
@@ -19,6 +19,9 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
     parser.add_argument("--pings", type=int, default=200_000, help="pre-filled pings per throughput run")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rates", default="5000,20000", help="latency: pings/s, comma-separated")
+    parser.add_argument("--ticks", default="25,200", help="latency: gateway ticks in ms, comma-separated")
+    parser.add_argument("--duration", type=float, default=12.0, help="latency: seconds per row")
     args = parser.parse_args()
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(wanted) - set(SECTIONS)
@@ -31,6 +34,11 @@ def main() -> int:
             if "throughput" in wanted:
                 section = throughput.run(settings, args.pings, args.rounds)
                 write_section("throughput", section)
+                print(section)
+            if "latency" in wanted:
+                section = latency.run(settings, [int(r) for r in args.rates.split(",")],
+                                      [int(t) for t in args.ticks.split(",")], args.duration)
+                write_section("latency", section)
                 print(section)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

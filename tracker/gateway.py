@@ -156,7 +156,7 @@ class Gateway:
     def stats_frame(self) -> str:
         counts = self.hub.counts()
         return msgspec.json.encode({
-            "type": "stats", **counts, "couriers": len(self.hub.couriers),
+            "type": "stats", **counts, "total_couriers": len(self.hub.couriers),
             "pings_per_s": round(self.pings_per_s, 1),
             "accepted_total": self.counters.get("accepted", 0),
             "rejected_total": self.counters.get("rejected", 0),

@@ -201,7 +201,7 @@ class Consumer:
             enable_auto_commit=False,
             auto_offset_reset=start,
             max_poll_records=max_poll_records or settings.max_batch,
-            fetch_max_wait_ms=100,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 5),
@@ -212,23 +212,21 @@ class Consumer:
         if self._group_id is not None:
             self._consumer.subscribe(self._topics, listener=self._listener)
         else:
-            partitions = await self._all_partitions()
-            self._consumer.assign(partitions)
-            await self._listener.on_partitions_assigned(partitions)
+            # Without a group, aiokafka assigns every partition of the subscribed topics once it has their
+            # metadata (and follows partitions added later); wait for that first assignment.
+            self._consumer.subscribe(self._topics)
+            await self._listener.on_partitions_assigned(await self._first_assignment())
 
-    async def _all_partitions(self, timeout_s: float = 30.0) -> list[TopicPartition]:
-        """Every partition of our topics. Right after start the client may not have their metadata yet
-        (Apache Kafka sends it on request only), so ask until each topic has partitions."""
-        deadline = asyncio.get_running_loop().time() + timeout_s
+    async def _first_assignment(self, timeout_s: float = 30.0) -> list[TopicPartition]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         while True:
-            await self._consumer.topics()  # a metadata request for the whole cluster
-            known = {topic: self._consumer.partitions_for_topic(topic) for topic in self._topics}
-            missing = [topic for topic, partitions in known.items() if not partitions]
-            if not missing:
-                return [TopicPartition(t, p) for t, partitions in known.items() for p in sorted(partitions)]
-            if asyncio.get_running_loop().time() > deadline:
-                raise KafkaError(f"no partitions for topic(s) {', '.join(missing)} after {timeout_s:g} s")
-            await asyncio.sleep(0.2)
+            assigned = self._consumer.assignment()
+            if {tp.topic for tp in assigned} >= set(self._topics):
+                return sorted(assigned)
+            if loop.time() > deadline:
+                raise KafkaError(f"no partitions for topic(s) {', '.join(self._topics)} after {timeout_s:g} s")
+            await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         await self._consumer.stop()

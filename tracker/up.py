@@ -38,6 +38,7 @@ def _child_env(settings: Settings, token: str) -> dict[str, str]:
         "TRACKER_ADMIN_TOKEN": token,
         "TRACKER_HTTP_HOST": settings.http_host,
         "TRACKER_HTTP_PORT": str(settings.http_port),
+        "TRACKER_TICK_MS": str(settings.tick_ms),
         "PYTHONUNBUFFERED": "1",
     })
     return env

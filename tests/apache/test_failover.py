@@ -134,7 +134,7 @@ async def wait_for_leaders(settings: Settings, timeout_s: float = 30.0) -> None:
 
 
 def active_controller(cluster: ApacheKafkaCluster) -> int | None:
-    """The node that most recently logged becoming the KRaft quorum leader (the active controller)."""
+    """The node that most recently logged becoming the active controller (server.log, KRaft)."""
     latest: tuple[str, int] | None = None
     for node in range(cluster.nodes):
         try:
@@ -142,8 +142,8 @@ def active_controller(cluster: ApacheKafkaCluster) -> int | None:
         except OSError:
             continue
         for line in text.splitlines():
-            if re.search(r"[Cc]ompleted transition to Leader|Becoming the active controller", line):
-                stamp = line[:30]
+            if "Becoming the active controller" in line:
+                stamp = line[:25]  # "[HH:MM:SS,mmm] INFO ..." sorts by time within a run
                 if latest is None or stamp > latest[0]:
                     latest = (stamp, node)
     return None if latest is None else latest[1]

@@ -1,0 +1,170 @@
+"""End-to-end latency: producer send -> validator -> courier-positions -> gateway tick -> WebSocket client.
+
+A paced producer sends pings whose ``ts`` is the wall-clock millisecond of sending (one ping per courier
+per second, so latest-wins coalescing never hides a ping); a WebSocket client stands in for the browser
+and notes when each (courier, ts) arrives. The baseline, measured in the same run on the same broker, is a
+bare aiokafka produce -> consume hop (the pipeline makes two such hops plus validation and a tick).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+import websockets
+
+from bench.common import machine, progress
+from tracker.embedded import free_port
+from tracker.kafka import Consumer, OutRecord, Producer, ensure_topics
+from tracker.settings import Settings
+from tracker.up import LocalSystem
+
+WARMUP_S = 3.0
+STEP_S = 0.01
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def courier_position(index: int, step: int) -> tuple[float, float]:
+    """Spread couriers over the service area's inner box; each creeps north 1.1 m per ping."""
+    return 12.92 + (index % 150) * 0.0007 + step * 0.00001, 77.54 + (index // 150 % 160) * 0.0007
+
+
+async def produce_paced(settings: Settings, topic: str, rate: int, duration_s: float) -> dict[tuple[str, int], int]:
+    """``rate`` pings/s for ``duration_s``; returns (courier, ts) -> send time (ms)."""
+    sent: dict[tuple[str, int], int] = {}
+    couriers = rate  # one ping per courier per second
+    per_step = max(1, round(rate * STEP_S))
+    async with Producer(settings, linger_ms=1) as producer:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        cursor = 0
+        step = 0
+        while loop.time() - started < duration_s:
+            batch = []
+            ts = now_ms()
+            for _ in range(per_step):
+                index = cursor % couriers
+                lap = cursor // couriers
+                lat, lon = courier_position(index, lap)
+                partner_id = f"bench-{index:05d}"
+                body = {"partner_id": partner_id, "lat": lat, "lon": lon, "ts": ts + lap, "vehicle": "scooter",
+                        "speed": 1.1}
+                batch.append(OutRecord(value=msgspec.json.encode(body), key=partner_id.encode()))
+                sent[(partner_id, ts + lap)] = ts
+                cursor += 1
+            await producer.send_many(topic, batch)
+            step += 1
+            await asyncio.sleep(max(0.0, started + step * STEP_S - loop.time()))
+        await producer.flush()
+    return sent
+
+
+async def listen(url: str, received: dict[tuple[str, int], int], stop: asyncio.Event) -> None:
+    decode = msgspec.json.Decoder().decode
+    async with websockets.connect(url, max_size=None) as ws:
+        while not stop.is_set():
+            try:
+                raw = await asyncio.wait_for(ws.recv(), 0.5)
+            except asyncio.TimeoutError:
+                continue
+            at = now_ms()
+            frame = decode(raw)
+            for courier in frame.get("couriers", ()):
+                received.setdefault((courier["id"], courier["ts"]), at)
+
+
+async def pipeline_run(settings: Settings, base_url: str, rate: int, duration_s: float) -> dict:
+    received: dict[tuple[str, int], int] = {}
+    stop = asyncio.Event()
+    listener = asyncio.create_task(listen(base_url.replace("http", "ws") + "/ws", received, stop))
+    await asyncio.sleep(1.0)
+    sent = await produce_paced(settings, settings.location_topic, rate, duration_s)
+    await asyncio.sleep(2.0)
+    stop.set()
+    await listener
+    return summarize(sent, received)
+
+
+async def bare_hop(settings: Settings, rate: int, duration_s: float) -> dict:
+    """Baseline: produce -> consume on one topic, same pacing, same broker."""
+    received: dict[tuple[str, int], int] = {}
+    topic = settings.namespace + "bench-bare"
+    consumer = Consumer(settings, [topic], group_id=None, start="latest")
+    await consumer.start()
+    stop = asyncio.Event()
+
+    async def consume() -> None:
+        decode = msgspec.json.Decoder().decode
+        while not stop.is_set():
+            for records in (await consumer.poll(timeout_ms=100)).values():
+                at = now_ms()
+                for record in records:
+                    body = decode(record.value)
+                    received.setdefault((body["partner_id"], body["ts"]), at)
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.5)
+    sent = await produce_paced(settings, topic, rate, duration_s)
+    await asyncio.sleep(1.0)
+    stop.set()
+    await task
+    await consumer.stop()
+    return summarize(sent, received)
+
+
+def summarize(sent: dict[tuple[str, int], int], received: dict[tuple[str, int], int]) -> dict:
+    first = min(sent.values()) if sent else 0
+    measured = {key: at for key, at in sent.items() if at - first >= WARMUP_S * 1000}
+    latencies = [received[key] - at for key, at in measured.items() if key in received]
+    if not latencies:
+        raise RuntimeError("no ping made it through")
+    return {"p50": statistics.median(latencies), "p99": percentile(latencies, 0.99), "count": len(latencies),
+            "missing": len(measured) - len(latencies)}
+
+
+def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: float) -> str:
+    rows = []
+    for rate in rates:
+        for tick in ticks:
+            namespace = f"lat{rate}t{tick}."
+            run_settings = settings.replace(namespace=namespace, tick_ms=tick, http_port=free_port())
+            asyncio.run(ensure_topics(run_settings))
+            progress(f"latency at {rate:,} pings/s, tick {tick} ms: starting gateway and validator")
+            with tempfile.TemporaryDirectory() as logs, LocalSystem(run_settings, Path(logs)) as system:
+                time.sleep(3)  # let the validator join its group
+                result = asyncio.run(pipeline_run(run_settings, system.base_url, rate, duration_s))
+            baseline = asyncio.run(bare_hop(run_settings, rate, duration_s))
+            progress(f"  p50 {result['p50']:.0f} ms, p99 {result['p99']:.0f} ms; bare hop p50 {baseline['p50']:.0f} ms")
+            rows.append((rate, tick, result, baseline))
+    table = "\n".join(
+        f"| {rate:,} | {tick} | {r['p50']:.0f} | {r['p99']:.0f} | {r['count']:,} | {r['missing']:,} | "
+        f"{b['p50']:.0f} / {b['p99']:.0f} | {r['p50'] / max(b['p50'], 1):.1f}× |"
+        f"{' ✅' if r['p50'] <= (40 if tick <= 25 else tick / 2 + 40) and r['p99'] <= (150 if tick <= 25 else tick + 150) else ' ❌'} |"
+        for rate, tick, r, b in rows)
+    return f"""## End-to-end latency
+
+From the producer's send to a WebSocket client (standing in for the browser) receiving the frame that
+carries the ping: validator, `courier-positions`, gateway tick. {duration_s:g} s per row at a steady rate, first
+{WARMUP_S:g} s dropped; one ping per courier per second. Baseline: a bare aiokafka produce → consume hop on the
+same broker in the same run (the pipeline makes two hops, plus validation and up to one tick).
+Targets: tick 25 ms → p50 ≤ 40, p99 ≤ 150; tick T → p50 ≤ T/2 + 40, p99 ≤ T + 150 (ms).
+
+| pings/s | tick (ms) | p50 (ms) | p99 (ms) | pings measured | missing | bare hop p50 / p99 (ms) | p50 vs bare hop | target met |
+|---|---|---|---|---|---|---|---|---|
+{table}
+
+Machine: {machine()}. Embedded broker (Tansu) and Redis; gateway and one validator as child processes.
+Reproduce: `make bench BENCH_ARGS="--only latency"`.
+"""
