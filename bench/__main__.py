@@ -6,12 +6,12 @@ import argparse
 import shutil
 import tempfile
 
-from bench import latency, throughput
+from bench import latency, page, throughput
 from bench.common import REPORT, progress, write_section
 from tracker.embedded import EmbeddedStack
 from tracker.settings import Settings
 
-SECTIONS = ("throughput", "latency")
+SECTIONS = ("throughput", "latency", "page")
 
 
 def main() -> int:
@@ -22,6 +22,7 @@ def main() -> int:
     parser.add_argument("--rates", default="5000,20000", help="latency: pings/s, comma-separated")
     parser.add_argument("--ticks", default="25,200", help="latency: gateway ticks in ms, comma-separated")
     parser.add_argument("--duration", type=float, default=12.0, help="latency: seconds per row")
+    parser.add_argument("--frames", type=int, default=40, help="page: frames of each kind")
     args = parser.parse_args()
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(wanted) - set(SECTIONS)
@@ -39,6 +40,10 @@ def main() -> int:
                 section = latency.run(settings, [int(r) for r in args.rates.split(",")],
                                       [int(t) for t in args.ticks.split(",")], args.duration)
                 write_section("latency", section)
+                print(section)
+            if "page" in wanted:
+                section = page.run(settings, 10_000, args.frames)
+                write_section("page", section)
                 print(section)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
