@@ -192,7 +192,8 @@ def run_gateway(args: argparse.Namespace) -> int:
     _setup_logging(settings)
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning",
-                            ws="websockets", lifespan="on", ws_max_size=64 * 1024)
+                            ws="websockets", lifespan="on", ws_max_size=64 * 1024,
+                            ws_per_message_deflate=settings.ws_compression)
     uvicorn.Server(config).run()
     return 0
 

@@ -73,6 +73,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tile_url: str | None = None  # raster tiles under the map, e.g. https://tile.example/{z}/{x}/{y}.png
     ws_send_timeout_s: float = 10.0  # a client whose socket does not drain this fast is closed (1013)
     max_clients: int = 1000
+    # permessage-deflate shrinks frames ~10x but costs a deflate per client per frame (the shared frame
+    # is encoded once, compressed once per connection); off by default, on for thin links.
+    ws_compression: bool = False
     stale_after_s: float = 60.0
     offline_after_s: float = 600.0
     idle_below_mps: float = 0.5
@@ -222,6 +225,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TILE_URL": ("tile_url", str),
     "TRACKER_WS_SEND_TIMEOUT_S": ("ws_send_timeout_s", float),
     "TRACKER_MAX_CLIENTS": ("max_clients", int),
+    "TRACKER_WS_COMPRESSION": ("ws_compression", _bool),
     "TRACKER_STALE_AFTER_S": ("stale_after_s", float),
     "TRACKER_OFFLINE_AFTER_S": ("offline_after_s", float),
     "TRACKER_IDLE_BELOW_MPS": ("idle_below_mps", float),

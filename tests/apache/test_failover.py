@@ -38,8 +38,9 @@ pytestmark = [pytest.mark.apache_kafka, pytest.mark.timeout(300)]
 
 COURIERS = 2_000  # one ping per courier per second: 2,000 pings/s in real time
 RATE_CAP = 3_000  # the backlog built up while acks stall drains at most this fast
-WARMUP_S = 8.0  # before the kill: validators settled, steady lag measured
-DEAD_S = 12.0  # the victim stays dead this long (the controller fences it after broker.session.timeout.ms, 6 s)
+WARMUP_S = 6.0  # from the first ack to the kill: a steady state to measure the lag in
+RESUME_TIMEOUT_S = 40.0  # acks=all resumes once the controller fences the victim (broker.session.timeout.ms 6 s)
+DEAD_AFTER_RESUME_S = 5.0  # then the pipeline runs on two brokers this long before the victim comes back
 AFTER_RESTART_S = 5.0
 CATCH_UP_TIMEOUT_S = 90.0
 VALIDATOR_SESSION_TIMEOUT_MS = "6000"
@@ -168,16 +169,13 @@ async def processed(store: Store) -> int:
     return sum(counters.get(name, 0) for name in ("accepted", "rejected", "duplicates"))
 
 
-def longest_gap(times: list[float], after: float, before: float) -> tuple[float, float]:
-    """(gap, end) of the longest pause between consecutive ``times`` that ends in (after, before]."""
-    best = (0.0, after)
-    previous = None
-    for t in times:
-        if previous is not None and after < t <= before:
-            gap = t - max(previous, after)
-            if gap > best[0]:
-                best = (gap, t)
-        previous = t
+def longest_pause(times: list[float], *, ends_after: float, starts_before: float) -> tuple[float, float]:
+    """(length, end) of the longest pause between consecutive ``times`` that ends after ``ends_after`` and
+    starts before ``starts_before``; a pause under way at ``ends_after`` counts from then."""
+    best = (0.0, ends_after)
+    for previous, t in zip(times, times[1:]):
+        if t > ends_after and previous < starts_before and t - max(previous, ends_after) > best[0]:
+            best = (t - max(previous, ends_after), t)
     return best
 
 
@@ -196,6 +194,7 @@ async def test_broker_sigkill_mid_run_keeps_the_identity(cluster, failover_setti
         await wait_for_split(validators, settings)
         async with Store(settings) as store, Producer(settings) as producer:
             stats, timeline = await _run_with_failover(cluster, settings, store, producer, validators)
+            print(timeline)
             alive = [validator.process.poll() is None for validator in validators]
             assert all(alive), "a validator died during the failover\n" + "\n".join(v.tail() for v in validators)
 
@@ -223,7 +222,6 @@ async def test_broker_sigkill_mid_run_keeps_the_identity(cluster, failover_setti
     print("[failover] identity held: produced {p} = accepted {a} + rejected {r} + duplicates {d}".format(
         p=stats.produced, a=counters.get("accepted", 0), r=counters.get("rejected", 0),
         d=counters.get("duplicates", 0)))
-    print(timeline)
 
 
 async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, store: Store, producer: Producer,
@@ -253,6 +251,9 @@ async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, st
     monitor = asyncio.create_task(sample())
     try:
         t0 = time.monotonic()
+        while not acks:  # the producer's first metadata and producer id can take a few seconds
+            assert time.monotonic() - t0 < 30, "the simulator got no acks in 30 s"
+            await run_for(0.1)
         await run_for(WARMUP_S)
 
         leaders = await partition_leaders(settings, settings.location_topic)
@@ -263,7 +264,13 @@ async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, st
         cluster.kill(victim)
         acked_at_kill = acks[-1][1] if acks else 0
 
-        await run_for(DEAD_S)
+        # Every partition has the victim as leader or in its ISR, so acks=all stalls everywhere until the
+        # controller fences it; wait for two seconds' worth of pings acked past the kill, then some more.
+        resume_deadline = time.monotonic() + RESUME_TIMEOUT_S
+        while (acks[-1][1] if acks else 0) < acked_at_kill + 2 * COURIERS:
+            assert time.monotonic() < resume_deadline, f"acks did not resume {RESUME_TIMEOUT_S:g}s after the kill"
+            await run_for(0.1)
+        await run_for(DEAD_AFTER_RESUME_S)
         t_restart = time.monotonic()
         await asyncio.to_thread(cluster.restart, victim)  # JVM start + wait_ready; off the loop
         restart_s = time.monotonic() - t_restart
@@ -288,8 +295,8 @@ async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, st
             simulation.cancel()
 
     ack_times = [t for t, _ in acks]
-    stall_s, stall_end = longest_gap(ack_times, t_kill, t_restart)
-    restart_gap_s, _ = longest_gap(ack_times, t_restart, t_stop)
+    stall_s, stall_end = longest_pause(ack_times, ends_after=t_kill, starts_before=t_restart)
+    restart_gap_s, _ = longest_pause(ack_times, ends_after=t_restart, starts_before=t_stop)
     pre_kill = [acked - validated for t, acked, validated in samples if t_kill - 3 <= t <= t_kill]
     steady_lag = max(pre_kill, default=0)
     after = [(t, acked - validated) for t, acked, validated in samples if t > t_kill]
@@ -297,17 +304,22 @@ async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, st
     threshold = max(steady_lag, COURIERS)  # back to normal: at most a second of pings behind
     caught_up = next((t for t, lag in after if t >= stall_end and lag <= threshold), None)
     caught_up_text = "not within the run" if caught_up is None else f"{caught_up - t_kill:.2f}s"
+    progress_times = [t for (t, _, validated), (_, _, before) in zip(samples[1:], samples) if validated > before]
+    validator_pause_s, validator_resumed = longest_pause(progress_times, ends_after=t_kill, starts_before=t_restart)
     timeline = "\n".join([
         f"[failover] machine: {os.cpu_count()} cores; {stats.produced} pings produced in {stats.elapsed_s:.1f}s "
         f"({stats.pings_per_s:.0f}/s; {stats.good} good, {stats.bad} bad, {stats.duplicates} duplicates)",
-        f"[failover] killed node {victim} (SIGKILL) at t={t_kill - t0:.1f}s; it led partitions "
+        f"[failover] first ack at t={acks[0][0] - t0:.1f}s; killed node {victim} (SIGKILL) at t={t_kill - t0:.1f}s; "
+        f"it led partitions "
         f"{sorted(p for p, leader in leaders.items() if leader == victim)} of {settings.location_topic}"
         f"{' and was the active controller' if victim == controller else ''} "
         f"(controller per logs: {controller}); {acked_at_kill} pings acked by then",
         f"[failover] produce acks resumed {stall_end - t_kill:.2f}s after the kill (longest ack pause {stall_s:.2f}s)",
-        f"[failover] validators caught up {caught_up_text} after the kill (lag: steady {steady_lag}, "
-        f"peak {peak_lag} pings)",
-        f"[failover] restart -> cluster ready in {restart_s:.1f}s; longest ack pause after it {restart_gap_s:.2f}s",
+        f"[failover] validators wrote to Redis again {validator_resumed - t_kill:.2f}s after the kill (longest pause "
+        f"{validator_pause_s:.2f}s) and caught up {caught_up_text} after the kill (lag: steady {steady_lag}, peak "
+        f"{peak_lag} pings; the simulator waits for acks, so the backlog stays small)",
+        f"[failover] restarted node {victim} at t={t_restart - t0:.1f}s ({t_restart - t_kill:.1f}s after the kill): "
+        f"cluster ready in {restart_s:.1f}s; longest ack pause after the restart {restart_gap_s:.2f}s",
         f"[failover] after the simulator stopped, validators drained in {t_drained - t_stop:.2f}s",
     ])
     return stats, timeline
