@@ -18,7 +18,7 @@ const dev = process.argv.includes("--dev");
 /** One entry per page: the HTML template and the module it boots. Add the DLQ page here. */
 export const PAGES = [
   { name: "index", html: "index.html", script: "src/main.js" },
-  // { name: "dlq", html: "dlq.html", script: "src/dlq.js" },
+  { name: "dlq", html: "dlq.html", script: "src/dlq/main.js" },
 ];
 
 async function main() {

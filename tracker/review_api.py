@@ -18,6 +18,7 @@ from tracker import operator
 from tracker.dlq_index import Filters, Row, StatusConflict, UnknownEntry
 from tracker.kafka import BrokerError
 from tracker.review import ReplayRefused, payload_of
+from tracker.rules import parse_timestamp
 from tracker.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ async def entry_detail(request: Request) -> Response:
         payload_json = msgspec.json.decode(payload)
     except (msgspec.DecodeError, UnicodeDecodeError):
         payload_json = None
-    ts = payload_json.get("ts") if isinstance(payload_json, dict) else None
+    ts = parse_timestamp(payload_json.get("ts")) if isinstance(payload_json, dict) else None
     body = row_json(row) | {
         "key": row.entry.key, "headers": [list(pair) for pair in row.entry.headers],
         "payload_text": payload.decode("utf-8", "replace"), "payload_json": payload_json,
