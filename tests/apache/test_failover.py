@@ -12,9 +12,9 @@ also leads some, so partition leadership and the controller fail over together.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
-import subprocess
 import sys
 import time
 import uuid
@@ -97,8 +97,6 @@ class ValidatorProcess:
 
     def totals(self) -> dict | None:
         """The JSON totals the validator prints on a graceful exit."""
-        import json
-
         for line in reversed(self.log().splitlines()):
             if line.startswith("{"):
                 return json.loads(line)
