@@ -4,8 +4,10 @@ A batch goes through two stages. **Prepare** (CPU): drop records whose effects a
 parse, load the last accepted fix of couriers not in the in-memory cache, judge every record in offset
 order, and hand the dead letters and accepted positions to the producer. **Finish** (I/O): wait for the
 broker's acks, apply each partition's slice to Redis with one atomic script, then commit the offsets.
-Batch N+1 is prepared while batch N finishes; finishes run strictly in order, and a commit never covers
-a record whose dead letter, position and Redis effects are not acknowledged.
+Prepare runs ahead while up to ``MAX_IN_FLIGHT`` batches finish; finishes are chained so they run
+strictly in order, and a commit never covers a record whose dead letter, position and Redis effects are
+not acknowledged. Commits are coalesced (at most one per ``COMMIT_INTERVAL_S``, and always before a
+rebalance or a stop): Redis, not the committed offset, is what makes re-delivery harmless.
 
 Why this is exactly-once in effect on an at-least-once pipe:
 
@@ -15,18 +17,22 @@ Why this is exactly-once in effect on an at-least-once pipe:
   records the last offset applied per partition, and the next owner skips records up to it.
 - Each slice carries ``prev``, the progress it was judged on; Redis applies it only if that is still the
   recorded progress (compare-and-set). If another member wrote meanwhile (we lost the partition, or it
-  did), the slice is refused ("fenced"): we re-read the progress, seek back to the first unapplied
-  offset and judge those records again on fresh state.
+  did), the slice is refused ("fenced"): we start a new *epoch* for the partition — batches prepared in
+  the old one are dropped unapplied and uncommitted — re-read the progress and seek back to the first
+  unapplied offset, to judge those records again on fresh state.
 
-Prepare judges batch N+1 on the fixes batch N accepted before N is in Redis. If N's Redis write then
-fails through every retry, N's accepted pings are dead-lettered as ``processing_failed`` (their rejects and
-duplicates are already settled) and N is committed; N+1 keeps the judgement it had. Broker failures that
-outlast the retries stop the validator without committing: nothing is lost, the next owner re-delivers.
+Prepare judges a batch on the fixes that earlier, still-finishing batches accepted. If a batch's Redis
+write fails through every retry, its accepted pings are dead-lettered as ``processing_failed`` (its
+rejects and duplicates are already settled) and it is committed; the partition starts a new epoch from
+the offset after it, and its next slice is applied without the compare-and-set, since Redis progress now
+lags by that batch. Broker failures that outlast the retries stop the validator without committing:
+nothing is lost, the next owner re-delivers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections import Counter
@@ -47,7 +53,8 @@ log = logging.getLogger(__name__)
 
 TopicPartition = tuple[str, int]
 UNVERIFIED = -2  # Slice.prev meaning "apply whatever Redis recorded" (see Validator.unverified)
-Commit = Callable[[dict[TopicPartition, int]], Awaitable[None]]
+MAX_IN_FLIGHT = 4  # batches finishing while the next is prepared
+COMMIT_INTERVAL_S = 0.2
 
 
 class BatchResult(msgspec.Struct):
@@ -59,17 +66,17 @@ class BatchResult(msgspec.Struct):
     duplicates: int = 0
     rejected: dict[str, int] = msgspec.field(default_factory=dict)
     fenced_partitions: list[int] = msgspec.field(default_factory=list)
-    unverified_partitions: list[int] = msgspec.field(default_factory=list)  # Redis progress unknown
     commit: dict[TopicPartition, int] = msgspec.field(default_factory=dict)
 
 
 class _PartitionWork:
     """One partition's share of a batch: records to produce, and the slice for Redis."""
 
-    __slots__ = ("partition", "prev", "first", "last", "latest", "trails", "counts", "accepted_records")
+    __slots__ = ("partition", "epoch", "prev", "first", "last", "latest", "trails", "counts", "accepted_records")
 
-    def __init__(self, partition: int, prev: int, first: int, last: int) -> None:
+    def __init__(self, partition: int, epoch: int, prev: int, first: int, last: int) -> None:
         self.partition = partition
+        self.epoch = epoch
         self.prev = prev
         self.first = first
         self.last = last
@@ -121,15 +128,26 @@ class Validator:
         self.progress: dict[int, int] = {}  # partition -> last offset prepared (applied, or about to be)
         self.fixes: dict[str, LastFix | None] = {}
         self.totals: Counter[str] = Counter()
-        self.finishing: asyncio.Task | None = None
+        self.epoch: dict[int, int] = {}  # partition -> epoch; a fence or a failed write starts a new one
+        # partition -> (offset to resume after, unverified): set by finish, applied by the next prepare,
+        # which owns the consumer's position (see _apply_resyncs).
+        self.resync: dict[int, tuple[int, bool]] = {}
         # Partitions whose last batch never reached Redis (processing_failed): Redis progress lags ours,
         # so their next slice is applied without the compare-and-set (prev = UNVERIFIED).
         self.unverified: set[int] = set()
+        self.in_flight: collections.deque[asyncio.Task] = collections.deque()
+        self.pending_commit: dict[TopicPartition, int] = {}
+        self.last_commit_at = 0.0
+        # Set by run_validator: the consumer's commit and seek, and the observer of finished batches.
+        self.commit: Callable[[dict[TopicPartition, int]], Awaitable[None]] = _no_commit
+        self.seek: Callable[[int, int], None] = lambda partition, offset: None
+        self.on_batch: Callable[[BatchResult], None] | None = None
+        self.busy_since: float | None = None
         self._encode = msgspec.json.Encoder().encode
 
     # -- rebalance ---------------------------------------------------------------------------------
-    # Both callbacks take the lock and wait for the batch being finished, so a rebalance never races a
-    # commit and the next owner starts from what is in Redis.
+    # Both callbacks take the lock and wait for every batch in flight to be finished and committed, so a
+    # rebalance never races a commit and the next owner starts from what is in Redis.
 
     async def on_assign(self, partitions: list[TopicPartition]) -> None:
         async with self.lock:
@@ -147,18 +165,48 @@ class Validator:
             self.assigned -= revoked
             for partition in revoked:
                 self.progress.pop(partition, None)
+                self.unverified.discard(partition)
+                self.epoch[partition] = self.epoch.get(partition, 0) + 1
             self.fixes.clear()
             if revoked:
                 log.info("revoked partitions %s of %s", sorted(revoked), self.topic)
 
-    async def drain(self) -> BatchResult | None:
-        """Wait for the batch being finished, if any."""
-        task, self.finishing = self.finishing, None
-        return None if task is None else await task
+    async def drain(self) -> None:
+        """Finish every batch in flight, then commit what they covered."""
+        while self.in_flight:
+            await self.in_flight.popleft()
+        await self.flush_commits()
+
+    async def flush_commits(self) -> None:
+        offsets, self.pending_commit = self.pending_commit, {}
+        self.last_commit_at = time.monotonic()
+        if not offsets:
+            return
+        try:
+            await self.commit(offsets)
+        except BrokerError as exc:
+            # Usually a rebalance took the partitions; their new owner skips what we applied.
+            log.warning("offset commit failed, records will be redelivered: %r", exc)
 
     # -- prepare -----------------------------------------------------------------------------------
 
+    def _apply_resyncs(self, polled: dict[TopicPartition, list[Record]]) -> None:
+        """Seek partitions that started a new epoch back to where they resume; drop what ``polled`` holds
+        for them (it was fetched from the old position)."""
+        for partition, (resume_after, unverified) in self.resync.items():
+            self.progress[partition] = resume_after
+            if unverified:
+                self.unverified.add(partition)
+            else:
+                self.unverified.discard(partition)
+            self.seek(partition, resume_after + 1)
+            polled.pop((self.topic, partition), None)
+        if self.resync:
+            self.fixes.clear()
+            self.resync.clear()
+
     async def prepare(self, polled: dict[TopicPartition, list[Record]]) -> Prepared:
+        self._apply_resyncs(polled)
         result = BatchResult()
         now_ms = self.clock_ms()
         batches: list[tuple[_PartitionWork, list[tuple[Record, Ping | Verdict]]]] = []
@@ -172,14 +220,15 @@ class Validator:
             fresh = records if records[0].offset > done else [r for r in records if r.offset > done]
             result.skipped += len(records) - len(fresh)
             if not fresh:
-                result.commit[(topic, partition)] = records[-1].offset + 1
-                continue
+                continue  # applied before; the next batch's commit covers these offsets
             parsed = [(record, rules.parse(record.value, limits)) for record in fresh]
             for _, item in parsed:
                 if type(item) is Ping and item.partner_id not in self.fixes:
                     wanted.add(item.partner_id)
             prev = UNVERIFIED if partition in self.unverified else done
-            batches.append((_PartitionWork(partition, prev, fresh[0].offset, fresh[-1].offset), parsed))
+            self.unverified.discard(partition)
+            batches.append((_PartitionWork(partition, self.epoch.get(partition, 0), prev, fresh[0].offset,
+                                           fresh[-1].offset), parsed))
             self.progress[partition] = fresh[-1].offset
         if wanted:
             self.fixes.update(await self._redis("load last fixes", lambda: self.store.last_fixes(sorted(wanted))))
@@ -246,15 +295,23 @@ class Validator:
 
     # -- finish ------------------------------------------------------------------------------------
 
-    def start_finishing(self, prepared: Prepared, commit: Commit) -> None:
-        self.finishing = asyncio.create_task(self.finish(prepared, commit), name="finish-batch")
+    async def start_finishing(self, prepared: Prepared) -> None:
+        """Queue ``prepared`` behind the batches in flight; waits while ``MAX_IN_FLIGHT`` are pending."""
+        previous = self.in_flight[-1] if self.in_flight else None
+        self.in_flight.append(asyncio.create_task(self.finish(prepared, previous), name="finish-batch"))
+        while len(self.in_flight) > MAX_IN_FLIGHT or (self.in_flight and self.in_flight[0].done()):
+            await self.in_flight.popleft()  # re-raises a failed finish
 
-    async def finish(self, prepared: Prepared, commit: Commit) -> BatchResult:
-        result, works = prepared.result, prepared.works
-        now_ms = self.clock_ms()
+    async def finish(self, prepared: Prepared, previous: asyncio.Task | None) -> BatchResult:
+        if previous is not None:
+            await asyncio.shield(previous)  # in order; if it failed, so do we, uncommitted
         # The producer retries within its delivery timeout; an error here stops the validator with the
         # batch uncommitted, to be re-delivered to whoever owns the partitions next.
         await asyncio.gather(*prepared.futures)
+        result = prepared.result
+        # Batches prepared in an epoch that has since ended are dropped: unapplied, uncommitted.
+        works = [work for work in prepared.works if work.epoch == self.epoch.get(work.partition, 0)]
+        now_ms = self.clock_ms()
         if works:
             slices = [work.slice(self.settings.trail_max) for work in works]
             try:
@@ -265,12 +322,13 @@ class Validator:
             for work, outcome in zip(works, outcomes):
                 if outcome == FENCED:
                     result.fenced_partitions.append(work.partition)
+                    stored = (await self.store.progress(self.topic, [work.partition]))[work.partition]
+                    log.warning("partition %d was written by another member; resuming after offset %d",
+                                work.partition, stored)
+                    self._new_epoch(work.partition, stored, unverified=False)
                     continue
                 if outcome is None:
-                    result.unverified_partitions.append(work.partition)
-                    self.unverified.add(work.partition)
-                elif work.prev == UNVERIFIED:
-                    self.unverified.discard(work.partition)
+                    self._new_epoch(work.partition, work.last, unverified=True)
                 result.commit[(self.topic, work.partition)] = work.last + 1
                 result.accepted += work.counts["accepted"]
                 result.duplicates += work.counts["duplicates"]
@@ -278,31 +336,29 @@ class Validator:
                     if name.startswith("rejected:"):
                         reason = name.removeprefix("rejected:")
                         result.rejected[reason] = result.rejected.get(reason, 0) + count
-        try:
-            await commit(result.commit)
-        except BrokerError as exc:
-            # Usually a rebalance took the partitions; their new owner skips what we applied.
-            log.warning("offset commit failed, records will be redelivered: %r", exc)
+        self.pending_commit.update(result.commit)
+        if time.monotonic() - self.last_commit_at >= COMMIT_INTERVAL_S:
+            await self.flush_commits()
         self._count(result)
+        if self.busy_since is not None:
+            # From the first record received to the last batch finished: what throughput is measured over.
+            self.totals["busy_ms"] = round((time.monotonic() - self.busy_since) * 1000)
+        if self.on_batch is not None:
+            self.on_batch(result)
         return result
 
-    async def resync(self, fenced: list[int], seek: Callable[[int, int], Awaitable[None]]) -> None:
-        """After a fence: take the partition's progress from Redis and read again from there."""
-        stored = await self.store.progress(self.topic, fenced)
-        for partition in fenced:
-            log.warning("partition %d was written by another member; resuming after offset %d",
-                        partition, stored[partition])
-            self.progress[partition] = stored[partition]
-            await seek(partition, stored[partition] + 1)
-        self.fixes.clear()
+    def _new_epoch(self, partition: int, resume_after: int, *, unverified: bool) -> None:
+        """Drop every batch prepared for ``partition`` so far; read it again after ``resume_after``."""
+        self.epoch[partition] = self.epoch.get(partition, 0) + 1
+        self.resync[partition] = (resume_after, unverified)
 
     async def _dead_letter_accepted(self, works: list[_PartitionWork], exc: RetriesExhausted, now_ms: int) -> None:
         log.error("%s; dead-lettering the batch's accepted pings as processing_failed", exc)
         failed = []
+        detail = f"Redis write failed after {exc.attempts} attempts: {type(exc.last_error).__name__}: {exc.last_error}"
         for work in works:
             failed.extend(dlq.dead_letter(
-                record, Reason.PROCESSING_FAILED, f"Redis write failed: {exc.last_error!r}",
-                group=self.settings.validator_group, validator_id=self.settings.validator_id,
+                record, Reason.PROCESSING_FAILED, detail, group=self.settings.validator_group, validator_id=self.settings.validator_id,
                 rejected_at_ms=now_ms, attempts=exc.attempts) for record in work.accepted_records)
             # Nothing of this batch reached Redis: count it here and forget what we thought we knew.
             processing_failed = len(work.accepted_records)
@@ -340,14 +396,14 @@ async def run_validator(settings: Settings, area: ServiceArea, stop: asyncio.Eve
                         on_assign: Callable[[set[int]], None] | None = None) -> Counter[str]:
     """Consume until ``stop`` is set (or, with ``idle_exit_s``, until the topic has been quiet that long).
 
-    On the way out the last batch is finished and committed and the consumer leaves the group, so its
-    partitions move to the other members at once instead of after the session timeout.
+    On the way out every batch in flight is finished and committed and the consumer leaves the group, so
+    its partitions move to the other members at once instead of after the session timeout.
     """
     store = Store(settings)
     producer = Producer(settings)
     await producer.start()
     validator = Validator(settings, area, store, producer, clock_ms)
-
+    validator.on_batch = on_batch
     quiet_since = time.monotonic()
 
     async def assigned(partitions: list[tuple[str, int]]) -> None:
@@ -360,47 +416,28 @@ async def run_validator(settings: Settings, area: ServiceArea, stop: asyncio.Eve
     consumer = Consumer(settings, [settings.location_topic], group_id=settings.validator_group,
                         start="earliest", on_assign=assigned, on_revoke=validator.on_revoke,
                         session_timeout_ms=settings.kafka_session_timeout_ms)
-
-    async def seek(partition: int, offset: int) -> None:
-        consumer.seek(settings.location_topic, partition, offset)
-
-    busy_since: float | None = None
-
-    async def settle(result: BatchResult | None) -> None:
-        if result is None:
-            return
-        if result.fenced_partitions:
-            await validator.resync(result.fenced_partitions, seek)
-        if busy_since is not None:
-            # From the first record received to the last commit: what throughput is measured over.
-            validator.totals["busy_ms"] = round((time.monotonic() - busy_since) * 1000)
-        if on_batch is not None:
-            on_batch(result)
-
+    validator.commit = consumer.commit
+    validator.seek = lambda partition, offset: consumer.seek(settings.location_topic, partition, offset)
     try:
         await consumer.start()
         while not stop.is_set():
             polled = await consumer.poll(timeout_ms=settings.poll_timeout_ms, max_records=settings.max_batch)
             if not any(polled.values()):
                 async with validator.lock:
-                    await settle(await validator.drain())
+                    await validator.drain()
                 if idle_exit_s is not None and validator.assigned and time.monotonic() - quiet_since >= idle_exit_s:
                     break
                 continue
-            busy_since = busy_since or time.monotonic()
+            validator.busy_since = validator.busy_since or time.monotonic()
             async with validator.lock:
-                prepared = await validator.prepare(polled)
-                previous = await validator.drain()
-                if previous is not None:
-                    _adjust_to(prepared, previous)
-                await settle(previous)
-                validator.start_finishing(prepared, consumer.commit)
+                await validator.start_finishing(await validator.prepare(polled))
             quiet_since = time.monotonic()
         async with validator.lock:
-            await settle(await validator.drain())
+            await validator.drain()
     finally:
         try:
-            await validator.drain()
+            for task in validator.in_flight:
+                task.cancel()
         finally:
             await consumer.stop()
             await producer.stop()
@@ -408,15 +445,5 @@ async def run_validator(settings: Settings, area: ServiceArea, stop: asyncio.Eve
     return validator.totals
 
 
-def _adjust_to(prepared: Prepared, previous: BatchResult) -> None:
-    """Fix up a batch prepared while the one before it was finishing, once we know how that went."""
-    fenced = set(previous.fenced_partitions)
-    if fenced:
-        # Judged on a history that turned out not to be ours: drop its share of the fenced partitions
-        # (unapplied, uncommitted); they are read again from what Redis recorded.
-        prepared.works = [work for work in prepared.works if work.partition not in fenced]
-        for key in [key for key in prepared.result.commit if key[1] in fenced]:
-            del prepared.result.commit[key]
-    for work in prepared.works:
-        if work.partition in previous.unverified_partitions:
-            work.prev = UNVERIFIED
+async def _no_commit(offsets: dict[TopicPartition, int]) -> None:
+    raise RuntimeError("the validator has no consumer to commit with")
