@@ -16,6 +16,7 @@ from bench.common import machine, progress, run_measured
 from simulator import SimConfig, iter_pings
 from tracker.kafka import OutRecord, Producer, ensure_topics
 from tracker.settings import Settings
+from tracker.up import child_env
 
 
 async def prefill(settings: Settings, pings: int, seed: int) -> None:
@@ -33,8 +34,7 @@ async def prefill(settings: Settings, pings: int, seed: int) -> None:
 
 
 def run(settings: Settings, pings: int, rounds: int) -> str:
-    env_base = {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "REDIS_URL": settings.redis_url,
-                "TRACKER_LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin"}
+    env_base = child_env(settings.replace(log_level="WARNING"))
     results: dict[str, list[tuple[float, int]]] = {"validator": [], "send": [], "batch": []}
     for round_number in range(1, rounds + 1):
         for contender in ("send", "batch", "validator"):

@@ -79,9 +79,6 @@ async def producer(settings: Settings):
 
 def subprocess_env(settings: Settings) -> dict[str, str]:
     """Environment for a ``tracker`` child process that should use ``settings``' services."""
-    env = dict(os.environ)
-    env.update({"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "REDIS_URL": settings.redis_url,
-                "TRACKER_NAMESPACE": settings.namespace, "PYTHONUNBUFFERED": "1",
-                "KAFKA_IDEMPOTENCE": "true" if settings.kafka_idempotence else "false",
-                "TRACKER_REPORT_LAG": "true" if settings.report_lag else "false"})
-    return env
+    from tracker.up import child_env
+
+    return child_env(settings)

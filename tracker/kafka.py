@@ -74,13 +74,21 @@ class Producer:
             max_request_size=max(max_batch_bytes, 1024 * 1024),
             enable_idempotence=settings.kafka_idempotence,
         )
+        self._idempotent = settings.kafka_idempotence
         self._partition_counts: dict[str, int] = {}
         self._round_robin = itertools.count()
         # murmur2 is pure Python in aiokafka (~5 µs); couriers repeat, so remember each key's partition.
         self._partitions: dict[tuple[bytes, int], int] = {}
 
     async def start(self) -> None:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except KafkaError as exc:
+            await self._producer.stop()
+            if self._idempotent:
+                raise KafkaError(f"the broker refused an idempotent producer ({exc}); if it has none (the "
+                                 "embedded Tansu has none), set KAFKA_IDEMPOTENCE=false") from exc
+            raise
 
     async def stop(self) -> None:
         await self._producer.stop()

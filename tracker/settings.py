@@ -107,6 +107,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingsError(f"{env_name}={raw!r}: {exc}") from None
         return cls(**values).checked()
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables: what a child process needs to share them."""
+        env = {}
+        for env_name, (field_name, _) in _ENV.items():
+            value = getattr(self, field_name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                env[env_name] = "true" if value else "false"
+            elif isinstance(value, dict):
+                env[env_name] = ",".join(f"{key}={limit:g}" for key, limit in value.items())
+            else:
+                env[env_name] = str(value)
+        return env
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied (flags override the environment); ``None`` values are ignored."""
         changes = {k: v for k, v in changes.items() if v is not None}

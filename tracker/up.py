@@ -27,20 +27,14 @@ from tracker.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def _child_env(settings: Settings, token: str) -> dict[str, str]:
+def child_env(settings: Settings, token: str | None = None) -> dict[str, str]:
+    """Environment for a ``tracker`` child process that should use ``settings``' services."""
     env = dict(os.environ)
-    env.update({
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "REDIS_URL": settings.redis_url,
-        "TRACKER_NAMESPACE": settings.namespace,
-        "TRACKER_REPORT_LAG": "true" if settings.report_lag else "false",
-        "KAFKA_IDEMPOTENCE": "true" if settings.kafka_idempotence else "false",
-        "TRACKER_ADMIN_TOKEN": token,
-        "TRACKER_HTTP_HOST": settings.http_host,
-        "TRACKER_HTTP_PORT": str(settings.http_port),
-        "TRACKER_TICK_MS": str(settings.tick_ms),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(settings.to_env())
+    env.pop("TRACKER_VALIDATOR_ID", None)  # each child has its own
+    if token:
+        env["TRACKER_ADMIN_TOKEN"] = token
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
@@ -90,7 +84,7 @@ class LocalSystem:
 
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         process = spawn([sys.executable, "-m", "tracker", *argv], self.log_dir / f"{name}.log",
-                        _child_env(self.settings, self.token))
+                        child_env(self.settings, self.token))
         self.children.append((name, process))
         return process
 

@@ -355,11 +355,13 @@ class Validator:
     async def _dead_letter_accepted(self, works: list[_PartitionWork], exc: RetriesExhausted, now_ms: int) -> None:
         log.error("%s; dead-lettering the batch's accepted pings as processing_failed", exc)
         failed = []
-        detail = f"Redis write failed after {exc.attempts} attempts: {type(exc.last_error).__name__}: {exc.last_error}"
+        error = exc.last_error
+        detail = f"Redis write failed after {exc.attempts} attempts: {type(error).__name__}: {error}"
         for work in works:
             failed.extend(dlq.dead_letter(
-                record, Reason.PROCESSING_FAILED, detail, group=self.settings.validator_group, validator_id=self.settings.validator_id,
-                rejected_at_ms=now_ms, attempts=exc.attempts) for record in work.accepted_records)
+                record, Reason.PROCESSING_FAILED, detail, group=self.settings.validator_group,
+                validator_id=self.settings.validator_id, rejected_at_ms=now_ms, attempts=exc.attempts)
+                for record in work.accepted_records)
             # Nothing of this batch reached Redis: count it here and forget what we thought we knew.
             processing_failed = len(work.accepted_records)
             work.counts["accepted"] = 0
