@@ -55,7 +55,7 @@ class Gateway:
         self.producer: Producer | None = None  # for replays
         self.consumer: Consumer | None = None
         self.assigned = False
-        self.metrics = metrics.GatewayMetrics()
+        self.metrics = metrics.GatewayMetrics(report_lag=settings.report_lag)
         self.counters: dict[str, int] = {}
         self.pings_per_s = 0.0
         self._tasks: list[asyncio.Task] = []
@@ -144,7 +144,7 @@ class Gateway:
             if previous_total is not None:
                 self.pings_per_s = max(0, total - previous_total) / (at - previous_at)
             previous_total, previous_at = total, at
-            if self.consumer is not None and self.settings.report_lag:
+            if self.consumer is not None and self.metrics.consumer_lag is not None:
                 try:
                     self.metrics.consumer_lag.set(await self.consumer.lag())
                 except BrokerError as exc:

@@ -35,7 +35,7 @@ class _PipelineCollector:
 
 
 class GatewayMetrics:
-    def __init__(self) -> None:
+    def __init__(self, report_lag: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.pipeline = _PipelineCollector()
         self.registry.register(self.pipeline)
@@ -46,9 +46,11 @@ class GatewayMetrics:
         self.bad_position_records = Counter("tracker_bad_position_records",
                                             "courier-positions records the gateway could not decode",
                                             registry=self.registry)
+        # Only where the broker's end offsets are true (not on the embedded Tansu): a wrong lag is worse
+        # than none.
         self.consumer_lag = Gauge("tracker_positions_consumer_lag",
                                   "Records of courier-positions not yet read by this gateway",
-                                  registry=self.registry)
+                                  registry=self.registry) if report_lag else None
 
     def render(self, counters: dict[str, int], statuses: dict[str, int]) -> bytes:
         self.pipeline.counters = counters
