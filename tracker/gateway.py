@@ -113,10 +113,14 @@ class Gateway:
                 log.warning("positions reader: %r; retrying", exc)
                 await asyncio.sleep(1)
                 continue
+            observe = self.metrics.delivery_delay.observe
             for records in polled.values():
+                now = time.time_ns() // 1_000_000
                 for record in records:
                     try:
-                        self.hub.ingest(_decode_position(record.value))
+                        position = _decode_position(record.value)
+                        self.hub.ingest(position, now)
+                        observe((now - position.accepted_at_ms) / 1000)
                     except (msgspec.DecodeError, TypeError):
                         self.metrics.bad_position_records.inc()
                         log.warning("skipping undecodable record at %s/%d@%d", record.topic, record.partition,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401  (re-exported)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -46,6 +46,10 @@ class GatewayMetrics:
         self.bad_position_records = Counter("tracker_bad_position_records",
                                             "courier-positions records the gateway could not decode",
                                             registry=self.registry)
+        self.delivery_delay = Histogram(
+            "tracker_position_delivery_delay_seconds",
+            "From the validator accepting a ping to this gateway reading its position",
+            buckets=(0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12), registry=self.registry)
         # Only where the broker's end offsets are true (not on the embedded Tansu): a wrong lag is worse
         # than none.
         self.consumer_lag = Gauge("tracker_positions_consumer_lag",
