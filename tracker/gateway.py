@@ -47,7 +47,8 @@ class Gateway:
     def __init__(self, settings: Settings, hub: Hub | None = None, *, consume: bool = True) -> None:
         self.settings = settings
         self.hub = hub or Hub(StatusThresholds(
-            stale_after_ms=round(settings.stale_after_s * 1000), offline_after_ms=round(settings.offline_after_s * 1000),
+            stale_after_ms=round(settings.stale_after_s * 1000),
+            offline_after_ms=round(settings.offline_after_s * 1000),
             idle_below_mps=settings.idle_below_mps))
         self.consume = consume
         self.store: Store | None = None

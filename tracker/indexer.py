@@ -36,7 +36,7 @@ async def run_indexer(settings: Settings, store: Store, stop: asyncio.Event) -> 
             if not records:
                 continue
             entries = [entry_from_record(record) for record in records]
-            added = await retry(lambda: index.add(entries), what="index dead letters",
+            added = await retry(lambda batch=entries: index.add(batch), what="index dead letters",
                                 attempts=settings.retry_attempts, backoff_ms=settings.retry_backoff_ms,
                                 retry_on=(StoreError, OSError))
             log.debug("indexed %d dead letters (%d new)", len(entries), added)

@@ -62,7 +62,7 @@ def _client_args(settings: Settings) -> dict:
 
 
 class Producer:
-    """acks=all producer with a batch path (:meth:`send_many`) and a one-record path (:meth:`send`)."""
+    """acks=all producer that sends per-partition batches (:meth:`send_many`)."""
 
     def __init__(self, settings: Settings, *, linger_ms: int = 5, max_batch_bytes: int = 1024 * 1024) -> None:
         self._producer = AIOKafkaProducer(
@@ -110,11 +110,6 @@ class Producer:
             partitions = await self._producer.partitions_for(topic)
             count = self._partition_counts[topic] = len(partitions)
         return count
-
-    async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
-                   headers: Headers = ()) -> Awaitable:
-        """Queue one record; returns an awaitable that resolves when the broker acknowledged it."""
-        return await self._producer.send(topic, value=value, key=key, headers=list(headers))
 
     async def send_many(self, topic: str, records: Iterable[OutRecord]) -> list[asyncio.Future]:
         """Queue records in per-partition batches; returns futures that resolve on the broker's ack.
@@ -255,18 +250,9 @@ class Consumer:
         if next_offsets:
             await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in next_offsets.items()})
 
-    def assignment(self) -> set[tuple[str, int]]:
-        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-
-    async def committed(self, topic: str, partition: int) -> int | None:
-        return await self._consumer.committed(TopicPartition(topic, partition))
-
     def seek(self, topic: str, partition: int, offset: int) -> None:
         """Read ``topic``/``partition`` from ``offset`` on; records already fetched past it are dropped."""
         self._consumer.seek(TopicPartition(topic, partition), offset)
-
-    async def seek_to_end(self) -> None:
-        await self._consumer.seek_to_end()
 
     async def lag(self) -> int:
         """Records between this consumer's positions and the end of its partitions.

@@ -26,7 +26,6 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from tracker import constants as c
-from tracker.geo import haversine_m
 from tracker.models import LastFix
 from tracker.settings import Settings
 
@@ -147,16 +146,8 @@ class Store:
     async def trail(self, partner_id: str, limit: int | None = None) -> list[list]:
         """Trail points ``[ts, lat, lon, speed]``, newest first by event time."""
         stop = (limit or self.settings.trail_max) - 1
-        return [msgspec.json.decode(item) for item in await self.redis.zrevrange(self.trail_prefix + partner_id, 0, stop)]
+        points = await self.redis.zrevrange(self.trail_prefix + partner_id, 0, stop)
+        return [msgspec.json.decode(point) for point in points]
 
     async def partner_ids(self) -> list[str]:
         return [member.decode() for member in await self.redis.zrange(self.key_geo, 0, -1)]
-
-    async def partner_ids_in_box(self, west: float, south: float, east: float, north: float) -> list[str]:
-        """Couriers whose latest position is in or near the box (GEOSEARCH BYBOX around its centre)."""
-        centre_lat, centre_lon = (south + north) / 2, (west + east) / 2
-        width_m = haversine_m(centre_lat, west, centre_lat, east)
-        height_m = haversine_m(south, centre_lon, north, centre_lon)
-        members = await self.redis.geosearch(self.key_geo, longitude=centre_lon, latitude=centre_lat,
-                                             width=width_m * 1.01 + 1, height=height_m * 1.01 + 1, unit="m")
-        return [m.decode() for m in members]
