@@ -65,10 +65,40 @@ def _require(settings: Settings, *, kafka: bool = True, redis: bool = True) -> N
         raise UsageError("REDIS_URL is not set (or pass --redis-url); `tracker up` starts an embedded Redis")
 
 
+class _OncePerInterval(logging.Filter):
+    """Lets a repeated aiokafka message through once per ``interval_s`` (aiokafka logs a failed connection every
+    ~100 ms while a broker is down), then says how many repeats it swallowed."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self.seen: dict[str, list[float | int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import time
+
+        if not record.name.startswith("aiokafka"):
+            return True
+        key = f"{record.name}:{record.msg}"[:200]
+        now = time.monotonic()
+        last = self.seen.get(key)
+        if last is not None and now - last[0] < self.interval_s:
+            last[1] += 1
+            return False
+        if last is not None and last[1]:
+            record.msg = f"{record.msg} (and {last[1]} more like it in the last {self.interval_s:g} s)"
+        self.seen[key] = [now, 0]
+        if len(self.seen) > 1000:
+            self.seen.clear()
+        return True
+
+
 def _setup_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:  # logger filters would miss aiokafka's child loggers
+        handler.addFilter(_OncePerInterval())
 
 
 def install_stop_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
