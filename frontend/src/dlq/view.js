@@ -3,6 +3,7 @@
 // textContent, text nodes or setAttribute (title/aria-label), never through an HTML parser.
 
 import * as format from "../format.js";
+export { showToast } from "../ui.js";
 import { STATUSES, reasonColour, reasonLabel } from "./reasons.js";
 import { headerRows, jumpOf, prettyPayload, truncate } from "./payload.js";
 import { isSelectable } from "./selection.js";
@@ -404,13 +405,3 @@ export function showActionMessage(ui, message, kind = "info") {
   element.hidden = false;
 }
 
-let toastTimer = null;
-
-export function showToast(ui, message, durationMs = 6000) {
-  setText(ui.toast, message);
-  ui.toast.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => {
-    ui.toast.hidden = true;
-  }, durationMs);
-}
