@@ -30,16 +30,17 @@ def main() -> int:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     workdir = tempfile.mkdtemp(prefix="tracker-bench-")
     try:
-        with EmbeddedStack(Settings(data_dir=workdir)) as settings:
+        with EmbeddedStack(Settings.from_env().replace(data_dir=workdir)) as settings:
             progress(f"embedded broker {settings.kafka_bootstrap_servers}, Redis {settings.redis_url}")
             if "throughput" in wanted:
                 section = throughput.run(settings, args.pings, args.rounds)
                 write_section("throughput", section)
                 print(section)
             if "latency" in wanted:
+                broker = "external" if Settings.from_env().kafka_bootstrap_servers else "embedded"
                 section = latency.run(settings, [int(r) for r in args.rates.split(",")],
-                                      [int(t) for t in args.ticks.split(",")], args.duration)
-                write_section("latency", section)
+                                      [int(t) for t in args.ticks.split(",")], args.duration, broker)
+                write_section("latency" if broker == "embedded" else "latency-apache", section)
                 print(section)
             if "page" in wanted:
                 section = page.run(settings, 10_000, args.frames)

@@ -101,6 +101,7 @@ async def bare_hop(settings: Settings, rate: int, duration_s: float) -> dict:
     """Baseline: produce -> consume on one topic, same pacing, same broker."""
     received: dict[tuple[str, int], int] = {}
     topic = settings.namespace + "bench-bare"
+    await ensure_topics(settings, {topic: settings.location_partitions})
     consumer = Consumer(settings, [topic], group_id=None, start="latest")
     await consumer.start()
     stop = asyncio.Event()
@@ -134,7 +135,7 @@ def summarize(sent: dict[tuple[str, int], int], received: dict[tuple[str, int], 
             "missing": len(measured) - len(latencies)}
 
 
-def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: float) -> str:
+def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: float, broker: str) -> str:
     rows = []
     for rate in rates:
         for tick in ticks:
@@ -153,7 +154,14 @@ def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: floa
         f"{b['p50']:.0f} / {b['p99']:.0f} | {r['p50'] / max(b['p50'], 1):.1f}× |"
         f"{' ✅' if r['p50'] <= (40 if tick <= 25 else tick / 2 + 40) and r['p99'] <= (150 if tick <= 25 else tick + 150) else ' ❌'} |"
         for rate, tick, r, b in rows)
-    return f"""## End-to-end latency
+    title = "End-to-end latency" + ("" if broker == "embedded" else " on Apache Kafka")
+    where = ("Embedded broker (Tansu) and Redis" if broker == "embedded" else
+             f"Apache Kafka at {settings.kafka_bootstrap_servers} (`make kafka`: single KRaft node, same machine), "
+             "embedded Redis")
+    reproduce = ('`make bench BENCH_ARGS="--only latency"`' if broker == "embedded" else
+                 '`make kafka` in one terminal, then `KAFKA_BOOTSTRAP_SERVERS=<printed address> make bench '
+                 'BENCH_ARGS="--only latency"`')
+    return f"""## {title}
 
 From the producer's send to a WebSocket client (standing in for the browser) receiving the frame that
 carries the ping: validator, `courier-positions`, gateway tick. {duration_s:g} s per row at a steady rate, first
@@ -165,6 +173,6 @@ Targets: tick 25 ms → p50 ≤ 40, p99 ≤ 150; tick T → p50 ≤ T/2 + 40, p9
 |---|---|---|---|---|---|---|---|---|
 {table}
 
-Machine: {machine()}. Embedded broker (Tansu) and Redis; gateway and one validator as child processes.
-Reproduce: `make bench BENCH_ARGS="--only latency"`.
+Machine: {machine()}. {where}; gateway and one validator as child processes.
+Reproduce: {reproduce}.
 """

@@ -278,21 +278,23 @@ def topic_specs(settings: Settings) -> dict[str, int]:
     }
 
 
-async def ensure_topics(settings: Settings) -> dict[str, int]:
-    """Create the product's topics when missing (idempotent); returns topic -> partition count."""
+async def ensure_topics(settings: Settings, extra: dict[str, int] | None = None) -> dict[str, int]:
+    """Create the product's topics (and ``extra`` name -> partitions) when missing, idempotently; returns
+    topic -> partition count."""
+    specs = topic_specs(settings) | (extra or {})
     admin = AIOKafkaAdminClient(**_client_args(settings), client_id=f"{settings.kafka_client_id}-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [NewTopic(name, partitions, settings.replication_factor)
-                   for name, partitions in topic_specs(settings).items() if name not in existing]
+                   for name, partitions in specs.items() if name not in existing]
         if missing:
             try:
                 await admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 pass  # another process won the race; that's the state we wanted
             log.info("created topics %s", ", ".join(t.name for t in missing))
-        return await _partition_counts(admin, list(topic_specs(settings)))
+        return await _partition_counts(admin, list(specs))
     finally:
         await admin.close()
 
