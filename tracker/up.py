@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -126,12 +125,14 @@ def run_up(settings: Settings, *, couriers: int, interval_s: float, bad_rate: fl
         print(f"tracker up: port {settings.http_port} on {settings.http_host} is in use; pass --port or set "
               f"TRACKER_HTTP_PORT", file=sys.stderr)
         return 2
-    stop = threading.Event()
+    # A plain list as the flag, not a threading.Event: Event.set() in a signal handler deadlocks when the
+    # signal lands while the main thread waits on that Event (its lock is not reentrant).
+    stop: list[int] = []
 
     def on_signal(signum, frame) -> None:
-        if stop.is_set():
+        if stop:
             os._exit(128 + signum)
-        stop.set()
+        stop.append(signum)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -160,11 +161,11 @@ def run_up(settings: Settings, *, couriers: int, interval_s: float, bad_rate: fl
         stack.stop()
 
 
-def _watch(settings: Settings, system: LocalSystem, stop: threading.Event) -> int:
+def _watch(settings: Settings, system: LocalSystem, stop: list[int]) -> int:
     """One status line every two seconds until a signal or a child dies."""
     previous: tuple[float, int] | None = None
     interactive = sys.stdout.isatty()
-    while not stop.is_set():
+    while not stop:
         exited = system.exited()
         if exited is not None:
             print(f"\ntracker up: {exited[0]} exited with code {exited[1]}; stopping (logs in "
@@ -182,6 +183,9 @@ def _watch(settings: Settings, system: LocalSystem, stop: threading.Event) -> in
         line = (f"validated {total:,} pings ({rate:,.0f}/s) · accepted {counters.get('accepted', 0):,} · "
                 f"rejected {counters.get('rejected', 0):,} · duplicates {counters.get('duplicates', 0):,}")
         print(("\r" + line + "   ") if interactive else line, end="" if interactive else "\n", flush=True)
-        stop.wait(2)
+        for _ in range(20):
+            if stop:
+                break
+            time.sleep(0.1)
     print("\nstopping…", flush=True)
     return 0

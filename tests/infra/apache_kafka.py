@@ -689,9 +689,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resolved Kafka jars into {cache_dir()} in {time.monotonic() - t:.1f}s", file=sys.stderr)
 
     cluster = ApacheKafkaCluster(args.nodes, work_dir=args.work_dir, timeout=args.timeout)
-    stop = threading.Event()
+    # A plain flag, not a threading.Event: Event.set() from a signal handler deadlocks when the signal
+    # lands while the main thread is inside Event.wait() holding the same (non-reentrant) lock.
+    stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # explicit: SIGINT may be inherited as ignored
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     try:
         cluster.start()
         print(
@@ -701,8 +703,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap_servers}", flush=True)
         print("Ctrl-C to stop", file=sys.stderr, flush=True)
-        while not stop.is_set():
-            stop.wait(1.0)
+        while not stopping:
+            time.sleep(0.5)
             for i in range(cluster.nodes):
                 p = cluster._nodes[i].proc
                 if p is not None and p.poll() is not None and i in cluster._expected:
