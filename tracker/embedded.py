@@ -159,31 +159,31 @@ class EmbeddedStack:
         return self.settings
 
     def _start_tansu(self) -> str:
-        binary = find_tansu()
         port = free_port()
         url = f"tcp://127.0.0.1:{port}"
-        log_path = self.run_dir / "tansu.log"
+        argv = [find_tansu(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                "--storage-engine", "memory://tansu/", "--cluster-id", "tracker"]
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
-        process = spawn([binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                         "--storage-engine", "memory://tansu/", "--cluster-id", "tracker"], log_path, env)
-        self.processes.append(("tansu", process))
-        wait_until(lambda: _kafka_answers(port), process, "embedded Kafka broker (Tansu)", log_path,
-                   self.settings.startup_timeout_s)
-        log.info("embedded Kafka broker (Tansu) on 127.0.0.1:%d, log %s", port, log_path)
+        self._start("embedded Kafka broker (Tansu)", "tansu", argv, lambda: _kafka_answers(port), port, env)
         return f"127.0.0.1:{port}"
 
     def _start_redis(self) -> str:
-        binary = find_redis_server()
         port = free_port()
-        log_path = self.run_dir / "redis.log"
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        process = spawn([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                         "--dir", str(self.run_dir.resolve()), "--logfile", str((log_path).resolve())], log_path)
-        self.processes.append(("redis", process))
-        wait_until(lambda: _redis_answers(port), process, "embedded redis-server", log_path,
-                   self.settings.startup_timeout_s)
-        log.info("embedded redis-server on 127.0.0.1:%d, log %s", port, log_path)
+        log_path = (self.run_dir / "redis.log").resolve()
+        argv = [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(self.run_dir.resolve()), "--logfile", str(log_path)]
+        self._start("embedded redis-server", "redis", argv, lambda: _redis_answers(port), port)
         return f"redis://127.0.0.1:{port}/0"
+
+    def _start(self, title: str, name: str, argv: list[str], ready: Callable[[], bool], port: int,
+               env: dict[str, str] | None = None) -> None:
+        """Spawn one service (log in ``run_dir/<name>.log``) and wait until ``ready`` says it answers."""
+        log_path = self.run_dir / f"{name}.log"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        process = spawn(argv, log_path, env)
+        self.processes.append((name, process))
+        wait_until(ready, process, title, log_path, self.settings.startup_timeout_s)
+        log.info("%s on 127.0.0.1:%d, log %s", title, port, log_path)
 
     def stop(self) -> None:
         while self.processes:

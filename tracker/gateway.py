@@ -230,7 +230,6 @@ async def _write(websocket: WebSocket, client: Client, gateway: Gateway) -> None
                 gateway.metrics.slow_disconnects.inc()
                 await _close(websocket, ws_status.WS_1013_TRY_AGAIN_LATER, "client too slow; reconnect")
                 return
-            client.frames_sent += 1
             gateway.metrics.frames_sent.inc()
 
 

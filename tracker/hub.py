@@ -78,7 +78,6 @@ class Client:
         self.shared_seq: int | None = None  # this tick's shared frame fits this client exactly
         self.control: collections.deque[str] = collections.deque(maxlen=control_limit)
         self.wake = asyncio.Event()
-        self.frames_sent = 0
 
     @property
     def filtered(self) -> bool:
