@@ -7,30 +7,30 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FRONTEND_STAMP := frontend/dist/.built
 
-.PHONY: run test test-unit test-kafka kafka kafka3 bench setup frontend clean
+.PHONY: run test test-unit test-tansu kafka kafka3 bench setup frontend clean
 
 run: $(STAMP) $(FRONTEND_STAMP)
 	$(BIN)/tracker up
 
-# Unit tests, then the integration and browser tests on the embedded broker (Tansu) and Redis.
+# Page and unit tests, then the integration and browser tests on the embedded Apache Kafka and Redis, the
+# launcher's own tests and the 3-broker failover test (Kafka jars are fetched once into ~/.cache/tracker).
 test: $(STAMP) $(FRONTEND_STAMP)
 	cd frontend && npm test --silent
-	$(BIN)/python -m pytest -m "not apache_kafka" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-# The same integration and browser tests on real Apache Kafka 4.x (jars from Maven Central, cached in
-# ~/.cache/tracker), plus the launcher's own tests and the 3-broker failover test.
-test-kafka: $(STAMP) $(FRONTEND_STAMP)
-	TRACKER_TEST_BROKER=apache $(BIN)/python -m pytest tests/integration tests/browser tests/infra tests/apache $(PYTEST_ARGS)
+# The same integration and browser tests on the other embedded broker, Tansu.
+test-tansu: $(STAMP) $(FRONTEND_STAMP)
+	TRACKER_EMBEDDED_BROKER=tansu $(BIN)/python -m pytest tests/integration tests/browser $(PYTEST_ARGS)
 
 # A real Apache Kafka on loopback for manual use (prints its bootstrap servers; Ctrl-C stops it).
 kafka: $(STAMP)
-	$(BIN)/python -m tests.infra.apache_kafka
+	$(BIN)/python -m tracker.apache_kafka
 
 kafka3: $(STAMP)
-	$(BIN)/python -m tests.infra.apache_kafka --nodes 3
+	$(BIN)/python -m tracker.apache_kafka --nodes 3
 
 bench: $(STAMP) $(FRONTEND_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -6,12 +6,22 @@ import argparse
 import shutil
 import tempfile
 
-from bench import latency, page, throughput
+from bench import latency, page, soak, throughput
 from bench.common import REPORT, progress, write_section
 from tracker.embedded import EmbeddedStack
 from tracker.settings import Settings
 
-SECTIONS = ("throughput", "latency", "page")
+SECTIONS = ("throughput", "latency", "page", "soak")
+
+
+def describe(stack: EmbeddedStack) -> tuple[str, str, int | None]:
+    """(broker name for the report, section suffix, broker pid when it runs on this machine)."""
+    if stack.kafka is not None:
+        return "embedded Apache Kafka", "", stack.kafka.pid(0)
+    tansu = [process.pid for name, process in stack.processes if name == "tansu"]
+    if tansu:
+        return "embedded Tansu", "-tansu", tansu[0]
+    return f"Kafka at {stack.settings.kafka_bootstrap_servers}", "-external", None
 
 
 def main() -> int:
@@ -21,8 +31,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rates", default="5000,20000", help="latency: pings/s, comma-separated")
     parser.add_argument("--ticks", default="25,200", help="latency: gateway ticks in ms, comma-separated")
-    parser.add_argument("--duration", type=float, default=12.0, help="latency: seconds per row")
+    parser.add_argument("--duration", type=float, default=20.0, help="latency: seconds per row")
     parser.add_argument("--frames", type=int, default=40, help="page: frames of each kind")
+    parser.add_argument("--soak-rate", type=int, default=5000, help="soak: pings/s")
+    parser.add_argument("--soak-duration", type=float, default=120.0, help="soak: seconds")
     args = parser.parse_args()
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(wanted) - set(SECTIONS)
@@ -30,21 +42,26 @@ def main() -> int:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     workdir = tempfile.mkdtemp(prefix="tracker-bench-")
     try:
-        with EmbeddedStack(Settings.from_env().replace(data_dir=workdir)) as settings:
-            progress(f"embedded broker {settings.kafka_bootstrap_servers}, Redis {settings.redis_url}")
+        stack = EmbeddedStack(Settings.from_env().replace(data_dir=workdir))
+        with stack as settings:
+            broker, suffix, broker_pid = describe(stack)
+            progress(f"{broker} at {settings.kafka_bootstrap_servers}, Redis {settings.redis_url}")
+            sections = []
             if "throughput" in wanted:
-                section = throughput.run(settings, args.pings, args.rounds)
-                write_section("throughput", section)
-                print(section)
+                sections.append(("throughput", throughput.run(settings, args.pings, args.rounds, broker)))
             if "latency" in wanted:
-                broker = "external" if Settings.from_env().kafka_bootstrap_servers else "embedded"
-                section = latency.run(settings, [int(r) for r in args.rates.split(",")],
-                                      [int(t) for t in args.ticks.split(",")], args.duration, broker)
-                write_section("latency" if broker == "embedded" else "latency-apache", section)
-                print(section)
+                sections.append(("latency", latency.run(settings, [int(r) for r in args.rates.split(",")],
+                                                        [int(t) for t in args.ticks.split(",")], args.duration,
+                                                        broker)))
             if "page" in wanted:
-                section = page.run(settings, 10_000, args.frames)
-                write_section("page", section)
+                sections.append(("page", page.run(settings, 10_000, args.frames)))
+            if "soak" in wanted:
+                if broker_pid is None:
+                    parser.error("soak measures the broker's CPU, so it needs an embedded broker")
+                sections.append(("soak", soak.run(settings, broker, broker_pid, args.soak_rate,
+                                                  args.soak_duration, window_s=10.0)))
+            for name, section in sections:
+                write_section(name + ("" if name == "page" else suffix), section)
                 print(section)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -32,6 +32,15 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {memory}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+def reproduce(broker: str, bench_args: str) -> str:
+    """The command that reproduces a section measured on ``broker`` (a name from ``bench.__main__.describe``)."""
+    if broker == "embedded Tansu":
+        return f'`TRACKER_EMBEDDED_BROKER=tansu make bench BENCH_ARGS="{bench_args}"`'
+    if broker == "embedded Apache Kafka":
+        return f'`make bench BENCH_ARGS="{bench_args}"`'
+    return f'`KAFKA_BOOTSTRAP_SERVERS=<the cluster> make bench BENCH_ARGS="{bench_args}"`'
+
+
 def progress(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 

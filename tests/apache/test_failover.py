@@ -27,7 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from simulator import SimConfig
 from simulator.run import SimStats, run_simulation
 from tests.conftest import ROOT, subprocess_env
-from tests.infra.apache_kafka import ApacheKafkaCluster, java_and_maven
+from tracker.apache_kafka import ApacheKafkaCluster, java_missing
 from tests.integration.test_pipeline import assert_pipeline_outcome
 from tracker.embedded import EmbeddedStack, spawn, stop_process
 from tracker.kafka import Producer, ensure_topics
@@ -52,7 +52,7 @@ _ASSIGNED = re.compile(r"assigned partitions \[([0-9, ]*)\] of (\S+)")
 
 @pytest.fixture
 def cluster():
-    reason = java_and_maven()
+    reason = java_missing()
     if reason:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"real Apache Kafka is required in CI: {reason}", pytrace=False)

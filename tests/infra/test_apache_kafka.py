@@ -1,6 +1,6 @@
-"""Smoke and failover tests for the real Apache Kafka 4.x harness (tests/infra/apache_kafka.py).
+"""Smoke and failover tests for the Apache Kafka 4.x launcher (tracker/apache_kafka.py).
 
-Skipped with a one-line reason when Java 17+/Maven are missing, except under ``CI=true`` where that fails.
+Skipped with a one-line reason when no Java 17+ runtime is found, except under ``CI=true`` where that fails.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from .apache_kafka import ApacheKafkaCluster, java_and_maven
+from tracker.apache_kafka import ApacheKafkaCluster, java_missing
 
 pytestmark = pytest.mark.apache_kafka
 
 PARTITIONS = 12
 
 
-def _require_java_and_maven() -> None:
-    reason = java_and_maven()
+def _require_java() -> None:
+    reason = java_missing()
     if reason is None:
         return
     if os.environ.get("CI", "").lower() == "true":
@@ -32,7 +32,7 @@ def _require_java_and_maven() -> None:
 
 @pytest.fixture
 def kafka1():
-    _require_java_and_maven()
+    _require_java()
     with ApacheKafkaCluster(nodes=1) as cluster:
         t = cluster.timings
         rss = {i: f"{b / 2**20:.0f} MiB" for i, b in cluster.rss_bytes().items() if b}
@@ -45,7 +45,7 @@ def kafka1():
 
 @pytest.fixture
 def kafka3():
-    _require_java_and_maven()
+    _require_java()
     with ApacheKafkaCluster(nodes=3) as cluster:
         t = cluster.timings
         rss = {i: f"{b / 2**20:.0f} MiB" for i, b in cluster.rss_bytes().items() if b}

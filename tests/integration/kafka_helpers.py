@@ -15,7 +15,7 @@ async def read_topic(settings: Settings, topic: str, *, expect: int | None = Non
                      idle_s: float = 2.0, timeout_s: float = 60.0) -> list[Record]:
     """Every record of ``topic`` from the beginning: stops at ``expect`` records, or after ``idle_s`` quiet.
 
-    We never ask the broker for end offsets: the embedded broker can report the base offset of the last
+    We never ask the broker for end offsets: Tansu can report the base offset of the last
     batch as "latest" (DESIGN.md), so "read to the end" means "read until nothing more arrives".
     """
     records: list[Record] = []

