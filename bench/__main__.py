@@ -31,7 +31,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rates", default="5000,20000", help="latency: pings/s, comma-separated")
     parser.add_argument("--ticks", default="25,200", help="latency: gateway ticks in ms, comma-separated")
-    parser.add_argument("--duration", type=float, default=20.0, help="latency: seconds per row")
+    parser.add_argument("--duration", type=float, default=15.0, help="latency: seconds per round")
+    parser.add_argument("--latency-rounds", type=int, default=3, help="latency: rounds per row")
     parser.add_argument("--frames", type=int, default=40, help="page: frames of each kind")
     parser.add_argument("--soak-rate", type=int, default=5000, help="soak: pings/s")
     parser.add_argument("--soak-duration", type=float, default=120.0, help="soak: seconds")
@@ -52,7 +53,7 @@ def main() -> int:
             if "latency" in wanted:
                 sections.append(("latency", latency.run(settings, [int(r) for r in args.rates.split(",")],
                                                         [int(t) for t in args.ticks.split(",")], args.duration,
-                                                        broker)))
+                                                        broker, args.latency_rounds)))
             if "page" in wanted:
                 sections.append(("page", page.run(settings, 10_000, args.frames)))
             if "soak" in wanted:

@@ -15,7 +15,7 @@ import statistics
 
 import msgspec
 
-from bench.common import machine, progress, reproduce
+from bench.common import machine, progress, quiet_gc, reproduce
 from bench.latency import STEP_S, now_ms, percentile
 from tracker.kafka import Consumer, OutRecord, Producer, ensure_topics
 from tracker.settings import Settings
@@ -85,7 +85,8 @@ async def measure(settings: Settings, broker_pid: int, rate: int, duration_s: fl
 
 def run(settings: Settings, broker: str, broker_pid: int, rate: int, duration_s: float, window_s: float) -> str:
     progress(f"soak: one hop at {rate:,} pings/s for {duration_s:g} s on {broker}")
-    windows = asyncio.run(measure(settings.replace(namespace="soak."), broker_pid, rate, duration_s, window_s))
+    with quiet_gc():
+        windows = asyncio.run(measure(settings.replace(namespace="soak."), broker_pid, rate, duration_s, window_s))
     first = max(windows[0]["p50"], 1)
 
     def ms(value: float) -> str:

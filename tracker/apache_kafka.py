@@ -55,6 +55,10 @@ LOG4J_CONFIG = DATA_DIR / "log4j2.properties"
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 
 MIN_JAVA = 17
+# Serial GC: 2 cores and small heaps need no parallel or concurrent GC threads. C1 only, one compiler
+# thread: a fast start and far less JIT CPU next to everything else on a laptop. Kafka's own scripts
+# read the same variable.
+DEFAULT_JVM_OPTS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:CICompilerCount=1"
 DEFAULT_TIMEOUT = 90.0
 LOG_TAIL_LINES = 40
 
@@ -586,9 +590,7 @@ class ApacheKafkaCluster:
             java,
             "-Xms64m",
             f"-Xmx{heap or self.heap}",
-            "-XX:+UseSerialGC",  # 2 cores, small heaps: no parallel/concurrent GC threads
-            "-XX:TieredStopAtLevel=1",  # C1 only: faster startup, far less JIT CPU; plenty for tests
-            "-XX:CICompilerCount=1",
+            *os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS", DEFAULT_JVM_OPTS).split(),
             "-Xss512k",
             "-Djava.awt.headless=true",
             "-cp",

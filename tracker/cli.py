@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -138,6 +139,18 @@ def _validate_args(parser: argparse.ArgumentParser) -> None:
     _connection_args(parser)
 
 
+def _freeze_startup_objects() -> None:
+    """Move everything imported so far out of the cyclic GC's reach (``gc.freeze``).
+
+    The long-running processes hold ~10^5 objects from imports that never become garbage; left in the
+    oldest generation, every full collection walks them again, a pause of tens of milliseconds in the
+    middle of the pipeline. The hot path's own structs are untracked (``gc=False``, see models.py).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
+
+
 def run_validate(args: argparse.Namespace) -> int:
     from tracker.geo import load_service_area
 
@@ -150,6 +163,8 @@ def run_validate(args: argparse.Namespace) -> int:
     _require(settings)
     _setup_logging(settings)
     from tracker.validator import run_validator
+
+    _freeze_startup_objects()
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -221,6 +236,7 @@ def run_gateway(args: argparse.Namespace) -> int:
     _require(settings)
     _setup_logging(settings)
     app = create_app(settings)
+    _freeze_startup_objects()
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning",
                             ws="websockets", lifespan="on", ws_max_size=64 * 1024,
                             ws_per_message_deflate=settings.ws_compression)

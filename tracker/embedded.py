@@ -183,7 +183,8 @@ class EmbeddedStack:
             self.kafka.start()
         except KafkaStartError as error:
             log.error("embedded Kafka broker did not start: %s", error)  # with the broker's log tail
-            raise EmbeddedError(f"embedded Kafka broker did not start: {str(error).splitlines()[0]}") from None
+            raise EmbeddedError(f"embedded Kafka broker did not start: {str(error).splitlines()[0]} "
+                                "(TRACKER_EMBEDDED_BROKER=tansu starts Tansu instead)") from None
         log.info("embedded Kafka broker (Apache Kafka) on %s, ready in %.1f s", self.kafka.bootstrap_servers,
                  self.kafka.timings.get("start_total_s", 0.0))
         return self.kafka.bootstrap_servers

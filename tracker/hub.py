@@ -29,16 +29,15 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Courier:
-    __slots__ = ("position", "status", "fragment")
+class Courier(msgspec.Struct, gc=False):
+    """One courier in the gateway's world; untracked by the cyclic GC (it holds no containers)."""
 
-    def __init__(self, position: Position, status: Status, fragment: str) -> None:
-        self.position = position
-        self.status = status
-        self.fragment = fragment
+    position: Position
+    status: Status
+    fragment: str
 
 
-class WireCourier(msgspec.Struct, frozen=True):
+class WireCourier(msgspec.Struct, frozen=True, gc=False):
     """A courier as the page sees it."""
 
     id: str

@@ -31,7 +31,7 @@ BrokerError = KafkaError
 Headers = tuple[tuple[str, bytes], ...]
 
 
-class Record(msgspec.Struct, frozen=True):
+class Record(msgspec.Struct, frozen=True, gc=False):
     topic: str
     partition: int
     offset: int
@@ -41,7 +41,7 @@ class Record(msgspec.Struct, frozen=True):
     headers: Headers
 
 
-class OutRecord(msgspec.Struct, frozen=True):
+class OutRecord(msgspec.Struct, frozen=True, gc=False):
     value: bytes | None
     key: bytes | None = None
     headers: Headers = ()
@@ -205,6 +205,7 @@ class Consumer:
             auto_offset_reset=start,
             max_poll_records=max_poll_records or settings.max_batch,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            fetch_min_bytes=settings.kafka_fetch_min_bytes,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 5),

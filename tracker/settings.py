@@ -35,6 +35,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     kafka_session_timeout_ms: int = 10_000  # how long a dead validator holds its partitions
     # How long the broker may hold a fetch when it has nothing new: a latency floor for every hop.
     kafka_fetch_max_wait_ms: int = 10
+    kafka_fetch_min_bytes: int = 1
     # Prefix for topic names, consumer groups and Redis keys; empty in production (the DESIGN.md names).
     # Lets several deployments, or test cases, share one cluster and one Redis.
     namespace: str = ""
@@ -221,6 +222,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TRACKER_NAMESPACE": ("namespace", str),
     "KAFKA_SESSION_TIMEOUT_MS": ("kafka_session_timeout_ms", int),
     "KAFKA_FETCH_MAX_WAIT_MS": ("kafka_fetch_max_wait_ms", int),
+    "KAFKA_FETCH_MIN_BYTES": ("kafka_fetch_min_bytes", int),
     "TRACKER_LOCATION_PARTITIONS": ("location_partitions", _positive_int),
     "TRACKER_POSITIONS_PARTITIONS": ("positions_partitions", _positive_int),
     "TRACKER_DLQ_PARTITIONS": ("dlq_partitions", _positive_int),
