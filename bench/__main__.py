@@ -6,7 +6,7 @@ import argparse
 import shutil
 import tempfile
 
-from bench import latency, page, soak, throughput
+from bench import chart, latency, page, soak, throughput
 from bench.common import REPORT, progress, write_section
 from tracker.embedded import EmbeddedStack
 from tracker.settings import Settings
@@ -64,6 +64,8 @@ def main() -> int:
             for name, section in sections:
                 write_section(name + ("" if name == "page" else suffix), section)
                 print(section)
+            if "soak" in wanted:
+                progress(f"drew {chart.redraw()}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     progress(f"wrote {REPORT}")
