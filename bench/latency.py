@@ -176,7 +176,7 @@ def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: floa
     return f"""## {title}
 
 From the producer's send to a WebSocket client (standing in for the browser) receiving the frame that
-carries the ping: validator, `courier-positions`, gateway tick. {rounds} rounds per row, each {duration_s:g} s at a
+carries the ping: validator, `courier-positions`, gateway tick. {rounds} round{'s' if rounds != 1 else ''} per row, each {duration_s:g} s at a
 steady rate with a fresh validator and gateway, first {WARMUP_S:g} s dropped; one ping per courier per second.
 p50 and p99 are the medians over the rounds. Baseline: a bare aiokafka produce → consume hop on the same
 broker in the same round (the pipeline makes two hops, plus validation and up to one tick).

@@ -1,6 +1,6 @@
 -- Apply one partition's slice of a validator batch atomically (see store.py for the why).
 -- ARGV[1] progress hash key, ARGV[2] position key prefix, ARGV[3] GEO key, ARGV[4] trail key prefix,
--- ARGV[5] counters hash key, ARGV[6] trail cap, ARGV[7] JSON slice:
+-- ARGV[5] counters hash key, ARGV[6] trail cap, ARGV[7] MessagePack slice:
 --   {"p": partition, "prev": offset, "first": offset, "last": offset,
 --    "pos": [[partner_id, ts, lat, lon, position_json], ...],   -- newest accepted fix per courier
 --    "trail": [[partner_id, [ts, point_json, ...]], ...],       -- pairs: score (event time), member
@@ -13,7 +13,7 @@ local geo_key = ARGV[3]
 local trail_prefix = ARGV[4]
 local counters_key = ARGV[5]
 local trail_cap = tonumber(ARGV[6])
-local slice = cjson.decode(ARGV[7])
+local slice = cmsgpack.unpack(ARGV[7])
 
 local done = tonumber(redis.call('HGET', progress_key, slice.p) or '-1')
 if slice.prev ~= -2 and done ~= slice.prev then

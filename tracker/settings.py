@@ -137,7 +137,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         problems = []
         for name in ("location_partitions", "positions_partitions", "dlq_partitions", "replication_factor",
                      "max_payload_bytes", "max_batch", "retry_attempts", "trail_max", "tick_ms", "max_clients",
-                     "dlq_index_max"):
+                     "dlq_index_max", "kafka_fetch_min_bytes"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)!r}")
         for name in ("max_age_s", "max_skew_s", "accuracy_allowance_cap_m", "redis_timeout_s", "ws_send_timeout_s",

@@ -51,7 +51,7 @@ class Slice(msgspec.Struct, frozen=True):
     prev: int  # the progress this slice was judged on; -2: apply whatever is recorded
     first: int
     last: int
-    pos: list[tuple[str, int, str, str, str]]
+    pos: list[tuple[str, int, str, str, str]]  # partner_id, ts, lat, lon, position JSON
     trail: list[tuple[str, list[int | str]]]  # partner_id, [ts, point, ts, point, ...]
     cnt: dict[str, int]
 
@@ -72,7 +72,9 @@ class Store:
         self.trail_prefix = prefix + c.KEY_TRAIL
         self.progress_prefix = prefix + c.KEY_PROGRESS
         self._shas: dict[str, str] = {}
-        self._encoder = msgspec.json.Encoder()
+        # Slices travel as MessagePack (cmsgpack in Redis's Lua): the position JSON inside is a plain string,
+        # not an escaped one inside JSON. (Redis's cmsgpack reads no msgpack bin type, so no bytes here.)
+        self._encoder = msgspec.msgpack.Encoder()
 
     async def close(self) -> None:
         await self.redis.aclose()
