@@ -28,7 +28,6 @@ import atexit
 import base64
 import concurrent.futures
 import contextlib
-import ctypes
 import hashlib
 import os
 import queue
@@ -47,6 +46,8 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from tracker.embedded import die_with
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "kafka"
 JARS_LOCK = DATA_DIR / "jars.lock"
@@ -227,21 +228,6 @@ def _free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _child_preexec(parent_pid: int):  # runs in the forked child, before exec
-    def preexec() -> None:
-        if sys.platform.startswith("linux"):
-            with contextlib.suppress(Exception):  # best effort; stop()/atexit still apply
-                libc = ctypes.CDLL(None, use_errno=True)
-                libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            if os.getppid() != parent_pid:  # parent already gone before prctl took effect
-                os._exit(1)
-
-    return preexec
 
 
 _launcher_lock = threading.Lock()
@@ -623,7 +609,7 @@ class ApacheKafkaCluster:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    preexec_fn=_child_preexec(os.getpid()),
+                    preexec_fn=die_with(os.getpid()),
                     cwd=node.dir,
                 )
             procs.append((node, proc))
@@ -654,7 +640,7 @@ class ApacheKafkaCluster:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=node.dir,
-                preexec_fn=_child_preexec(os.getpid()),
+                preexec_fn=die_with(os.getpid()),
                 start_new_session=True,  # Ctrl-C in a terminal reaches us, not the JVMs; stop() ends them
             )
         self._expected.add(node.node_id)

@@ -37,11 +37,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """preexec_fn: ask the kernel to SIGKILL this child when its parent dies (Linux only)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+def die_with(parent_pid: int) -> Callable[[], None]:
+    """A preexec_fn: the kernel SIGKILLs the child when ``parent_pid`` dies (Linux only).
+
+    If the parent is already gone by the time the child gets here, the child exits at once.
+    """
+    def preexec() -> None:  # runs in the forked child, before exec
+        if sys.platform.startswith("linux"):
+            try:
+                ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+            except (OSError, AttributeError):
+                pass  # best effort: stop() and atexit still end the child
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    return preexec
 
 
 def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -49,7 +59,7 @@ def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) ->
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                                env=env, preexec_fn=_die_with_parent, start_new_session=True)
+                                env=env, preexec_fn=die_with(os.getpid()), start_new_session=True)
 
 
 def stop_process(process: subprocess.Popen, timeout_s: float = 5.0) -> None:

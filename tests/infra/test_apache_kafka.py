@@ -30,30 +30,27 @@ def _require_java() -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture
-def kafka1():
+def _started(nodes: int):
+    """A running cluster of ``nodes`` for one test; prints its start-up timings and memory."""
     _require_java()
-    with ApacheKafkaCluster(nodes=1) as cluster:
+    with ApacheKafkaCluster(nodes=nodes) as cluster:
         t = cluster.timings
         rss = {i: f"{b / 2**20:.0f} MiB" for i, b in cluster.rss_bytes().items() if b}
         print(
-            f"\n[apache-kafka 1 node] classpath {t['classpath_s']:.2f}s, format {t['format_s']:.1f}s, "
+            f"\n[apache-kafka {nodes} node(s)] classpath {t['classpath_s']:.2f}s, format {t['format_s']:.1f}s, "
             f"ready {t['ready_s']:.1f}s, total {t['start_total_s']:.1f}s; RSS {rss}"
         )
         yield cluster
+
+
+@pytest.fixture
+def kafka1():
+    yield from _started(1)
 
 
 @pytest.fixture
 def kafka3():
-    _require_java()
-    with ApacheKafkaCluster(nodes=3) as cluster:
-        t = cluster.timings
-        rss = {i: f"{b / 2**20:.0f} MiB" for i, b in cluster.rss_bytes().items() if b}
-        print(
-            f"\n[apache-kafka 3 nodes] classpath {t['classpath_s']:.2f}s, format {t['format_s']:.1f}s, "
-            f"ready {t['ready_s']:.1f}s, total {t['start_total_s']:.1f}s; RSS {rss}"
-        )
-        yield cluster
+    yield from _started(3)
 
 
 async def _create_topic(bootstrap: str, topic: str, partitions: int, rf: int) -> None:
