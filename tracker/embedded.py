@@ -26,6 +26,8 @@ from tracker.settings import Settings
 
 log = logging.getLogger(__name__)
 
+TANSU_FETCH_MAX_WAIT_MS = 10  # Tansu polls its storage in steps of half the remaining wait (settings.py)
+
 
 class EmbeddedError(RuntimeError):
     """An embedded service could not be found or started; the message is one line for the user."""
@@ -161,9 +163,11 @@ class EmbeddedStack:
         try:
             if not self.settings.kafka_bootstrap_servers and self.settings.embedded_broker == "tansu":
                 # Tansu has no idempotent producer, and its "latest" offset can be a batch's base offset,
-                # so lag computed from it would be wrong (DESIGN.md).
-                self.settings = self.settings.replace(kafka_bootstrap_servers=self._start_tansu(),
-                                                      kafka_idempotence=False, report_lag=False)
+                # so lag computed from it would be wrong (DESIGN.md). Its fetch wait is a latency floor.
+                self.settings = self.settings.replace(
+                    kafka_bootstrap_servers=self._start_tansu(), kafka_idempotence=False, report_lag=False,
+                    kafka_fetch_max_wait_ms=TANSU_FETCH_MAX_WAIT_MS if self.settings.kafka_fetch_max_wait_ms is None
+                    else self.settings.kafka_fetch_max_wait_ms)
             elif not self.settings.kafka_bootstrap_servers:
                 self.settings = self.settings.replace(kafka_bootstrap_servers=self._start_kafka())
             if not self.settings.redis_url:

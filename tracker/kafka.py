@@ -30,6 +30,8 @@ BrokerError = KafkaError
 
 Headers = tuple[tuple[str, bytes], ...]
 
+FETCH_MAX_WAIT_MS = 500  # Kafka's default; see Settings.kafka_fetch_max_wait_ms
+
 
 class Record(msgspec.Struct, frozen=True, gc=False):
     topic: str
@@ -204,7 +206,8 @@ class Consumer:
             enable_auto_commit=False,
             auto_offset_reset=start,
             max_poll_records=max_poll_records or settings.max_batch,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            fetch_max_wait_ms=(FETCH_MAX_WAIT_MS if settings.kafka_fetch_max_wait_ms is None
+                               else settings.kafka_fetch_max_wait_ms),
             fetch_min_bytes=settings.kafka_fetch_min_bytes,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             session_timeout_ms=session_timeout_ms,
