@@ -72,13 +72,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=_number(float, 0, low_open=True), metavar="PINGS_PER_S",
                         help="cap on pings sent per second (in real-time mode a cap below couriers/interval "
                              "makes pings late)")
+    parser.add_argument("--linger-ms", type=_number(float, 0, high=1000), default=20.0, metavar="MS",
+                        help="real-time mode: gather the pings due within this window into one produce request, "
+                             "like Kafka's linger.ms (default 20; 0 sends each ping when due)")
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     """The run's config; ValueError (one line) for combinations no single flag can check."""
     return SimConfig(couriers=args.couriers, interval_s=args.interval, duration_s=args.duration, count=args.count,
                      bad_rate=args.bad_rate, fault_rates=dict(args.fault), duplicate_rate=args.duplicate_rate,
-                     seed=args.seed, burst=args.burst, rate=args.rate).checked()
+                     seed=args.seed, burst=args.burst, rate=args.rate,
+                     linger_ms=args.linger_ms).checked()
 
 
 def format_progress(stats: SimStats, pings_per_s: float) -> str:

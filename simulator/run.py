@@ -72,7 +72,8 @@ async def run_simulation(settings: Settings, config: SimConfig, producer: Produc
                          stop: asyncio.Event | None = None) -> SimStats:
     """Produce the simulation to the location topic until ``count``, ``duration`` or ``stop``.
 
-    Real-time mode sleeps until each ping is due, so its ``ts`` is the wall clock at sending. ``duration``
+    Real-time mode sleeps until a ping is due, then ``linger_ms`` more, and sends every ping due by then in
+    one batch: a ping's ``ts`` is when it fell due, up to ``linger_ms`` before it is sent. ``duration``
     is event time: in real-time mode that is also wall time; in burst mode it is the span of virtual time.
     ``progress`` is called with the running stats after every acknowledged batch.
     """
@@ -91,7 +92,7 @@ async def run_simulation(settings: Settings, config: SimConfig, producer: Produc
 
     while upcoming is not None and not stop.is_set():
         if not config.burst:
-            due_in = started + (upcoming.emitted_at_ms - start_ms) / 1000 - loop.time()
+            due_in = started + (upcoming.emitted_at_ms + config.linger_ms - start_ms) / 1000 - loop.time()
             if due_in > 0 and await _stopped_within(stop, due_in):
                 break
         horizon_ms = start_ms + (loop.time() - started) * 1000

@@ -30,10 +30,10 @@ def parse(*argv: str) -> argparse.Namespace:
 def test_flags_become_a_config():
     args = parse("--couriers", "50", "--interval", "0.5", "--count", "1000", "--bad-rate", "0.2",
                  "--fault", "out_of_order=0.1", "--fault", "stale_timestamp=0", "--duplicate-rate", "0.02",
-                 "--seed", "9", "--burst", "--rate", "5000")
+                 "--seed", "9", "--burst", "--rate", "5000", "--linger-ms", "5")
     assert config_from_args(args) == SimConfig(
         couriers=50, interval_s=0.5, count=1000, bad_rate=0.2, duplicate_rate=0.02, seed=9, burst=True,
-        rate=5000.0, fault_rates={FaultKind.OUT_OF_ORDER: 0.1, FaultKind.STALE_TIMESTAMP: 0.0})
+        rate=5000.0, linger_ms=5.0, fault_rates={FaultKind.OUT_OF_ORDER: 0.1, FaultKind.STALE_TIMESTAMP: 0.0})
 
 
 def test_defaults_are_the_documented_ones():
@@ -51,6 +51,7 @@ def test_defaults_are_the_documented_ones():
     (("--interval", "0"), "argument --interval: must be at least 0.001"),
     (("--duration", "0"), "argument --duration: must be above 0"),
     (("--rate", "nan"), "argument --rate: must be above 0"),
+    (("--linger-ms", "-1"), "argument --linger-ms: must be between 0 and 1000, got -1"),
     (("--fault", "gremlins=0.1"), "unknown fault kind 'gremlins'; kinds: malformed_payload, "),
     (("--fault", "out_of_order"), "expected KIND=RATE"),
     (("--fault", "out_of_order=3"), "argument --fault: must be between 0 and 1, got 3"),
@@ -159,6 +160,21 @@ async def test_real_time_pings_are_stamped_with_the_wall_clock_when_sent():
     for _, record, sent_at_ms in producer.sent:
         if record.headers == ():
             assert abs(json.loads(record.value)["ts"] - sent_at_ms) < 100
+
+
+@pytest.mark.parametrize("linger_ms", [0.0, 50.0])
+async def test_real_time_pings_due_within_the_linger_window_go_in_one_request(linger_ms):
+    producer = MemoryProducer()
+    config = SimConfig(couriers=20, interval_s=0.1, duration_s=1.0, bad_rate=0, duplicate_rate=0, seed=4,
+                       linger_ms=linger_ms)
+    stats = await run_simulation(SETTINGS, config, producer)
+    lateness = [sent_at_ms - json.loads(record.value)["ts"] for _, record, sent_at_ms in producer.sent]
+    assert min(lateness) >= 0  # never before it is due
+    if linger_ms:
+        assert producer.batches <= 1.0 / 0.05 + 2  # one request per window, ~10 pings each
+        assert max(lateness) <= linger_ms + 40
+    else:
+        assert producer.batches >= stats.produced / 3  # each ping about when it falls due
 
 
 async def test_the_stop_event_ends_the_run_after_the_batch_in_flight():
