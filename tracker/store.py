@@ -51,7 +51,7 @@ class Slice(msgspec.Struct, frozen=True):
     prev: int  # the progress this slice was judged on; -2: apply whatever is recorded
     first: int
     last: int
-    pos: list[tuple[str, int, str, str, str]]  # partner_id, ts, lat, lon, position JSON
+    pos: list[tuple[str, int, float, float, str]]  # partner_id, ts, lat, lon, position JSON
     trail: list[tuple[str, list[int | str]]]  # partner_id, [ts, point, ts, point, ...]
     cnt: dict[str, int]
 

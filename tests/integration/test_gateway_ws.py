@@ -68,7 +68,7 @@ async def test_snapshot_comes_from_redis_for_a_fresh_gateway(app_settings):
     encoded = json.dumps({"id": seeded.id, "lat": seeded.lat, "lon": seeded.lon, "ts": seeded.ts,
                           "accepted_at_ms": seeded.accepted_at_ms, "speed": 3.0, "vehicle": "car"})
     async with Store(app_settings) as store:
-        await store.apply("t", [Slice(0, -1, 0, 0, [(seeded.id, seeded.ts, repr(seeded.lat), repr(seeded.lon), encoded)],
+        await store.apply("t", [Slice(0, -1, 0, 0, [(seeded.id, seeded.ts, seeded.lat, seeded.lon, encoded)],
                                       [], {"accepted": 1})])
     app = create_app(app_settings, consume=False)
     with TestClient(app) as test_client, test_client.websocket_connect("/ws") as ws:
