@@ -123,7 +123,7 @@ class Hub:
         self.seq = 0
         self.shared_ids: set[str] = set()
         self._shared: str | None = None
-        self.status_counts: collections.Counter[str] = collections.Counter()
+        self.status_counts: collections.Counter[Status] = collections.Counter()
         self.ingested = 0
 
     # -- input ---------------------------------------------------------------------------------------
@@ -136,11 +136,13 @@ class Hub:
         status = courier_status(position.ts, position.speed, now or now_ms(), self.thresholds)
         if current is None:
             self.couriers[position.id] = Courier(position, status, "")
+            self.status_counts[status] += 1
         else:
-            self.status_counts[current.status.value] -= 1
             current.position = position
-            current.status = status
-        self.status_counts[status.value] += 1
+            if current.status is not status:
+                self.status_counts[current.status] -= 1
+                self.status_counts[status] += 1
+                current.status = status
         self.changed.add(position.id)
         self.ingested += 1
         return True
@@ -152,8 +154,8 @@ class Hub:
         for courier_id, courier in self.couriers.items():
             status = courier_status(courier.position.ts, courier.position.speed, now, self.thresholds)
             if status is not courier.status:
-                self.status_counts[courier.status.value] -= 1
-                self.status_counts[status.value] += 1
+                self.status_counts[courier.status] -= 1
+                self.status_counts[status] += 1
                 courier.status = status
                 self.changed.add(courier_id)
                 flipped += 1
@@ -235,4 +237,4 @@ class Hub:
                                                courier.status.value, courier.position.order_id))
 
     def counts(self) -> dict[str, int]:
-        return {status.value: self.status_counts[status.value] for status in Status}
+        return {status.value: self.status_counts[status] for status in Status}
