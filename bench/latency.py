@@ -36,16 +36,45 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+class BenchPing(msgspec.Struct):
+    """What the load generator sends; a struct encodes about twice as fast as a dict."""
+
+    partner_id: str
+    lat: float
+    lon: float
+    ts: int
+    vehicle: str = "scooter"
+    speed: float = 1.1
+
+
+class SeenCourier(msgspec.Struct):
+    id: str
+    ts: int
+
+
+class SeenFrame(msgspec.Struct):
+    """The two fields the measuring client needs from a frame; msgspec skips the rest without building it."""
+
+    couriers: list[SeenCourier] = []
+
+
 def courier_position(index: int, step: int) -> tuple[float, float]:
     """Spread couriers over the service area's inner box; each creeps north 1.1 m per ping."""
     return 12.92 + (index % 150) * 0.0007 + step * 0.00001, 77.54 + (index // 150 % 160) * 0.0007
 
 
 async def produce_paced(settings: Settings, topic: str, rate: int, duration_s: float) -> dict[tuple[str, int], int]:
-    """``rate`` pings/s for ``duration_s``; returns (courier, ts) -> send time (ms)."""
+    """``rate`` pings/s for ``duration_s``; returns (courier, ts) -> send time (ms).
+
+    The load generator stands in for phones that are not on this machine, so it does as little as it can
+    (ids and keys made once) to leave the cores to the pipeline it measures.
+    """
     sent: dict[tuple[str, int], int] = {}
     couriers = rate  # one ping per courier per second
     per_step = max(1, round(rate * STEP_S))
+    ids = [f"bench-{index:05d}" for index in range(couriers)]
+    keys = [partner_id.encode() for partner_id in ids]
+    encode = msgspec.json.Encoder().encode
     async with Producer(settings, linger_ms=1) as producer:
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -58,10 +87,8 @@ async def produce_paced(settings: Settings, topic: str, rate: int, duration_s: f
                 index = cursor % couriers
                 lap = cursor // couriers
                 lat, lon = courier_position(index, lap)
-                partner_id = f"bench-{index:05d}"
-                body = {"partner_id": partner_id, "lat": lat, "lon": lon, "ts": ts + lap, "vehicle": "scooter",
-                        "speed": 1.1}
-                batch.append(OutRecord(value=msgspec.json.encode(body), key=partner_id.encode()))
+                partner_id = ids[index]
+                batch.append(OutRecord(value=encode(BenchPing(partner_id, lat, lon, ts + lap)), key=keys[index]))
                 sent[(partner_id, ts + lap)] = ts
                 cursor += 1
             await producer.send_many(topic, batch)
@@ -72,7 +99,7 @@ async def produce_paced(settings: Settings, topic: str, rate: int, duration_s: f
 
 
 async def listen(url: str, received: dict[tuple[str, int], int], stop: asyncio.Event) -> None:
-    decode = msgspec.json.Decoder().decode
+    decode = msgspec.json.Decoder(SeenFrame).decode
     async with websockets.connect(url, max_size=None) as ws:
         while not stop.is_set():
             try:
@@ -81,8 +108,8 @@ async def listen(url: str, received: dict[tuple[str, int], int], stop: asyncio.E
                 continue
             at = now_ms()
             frame = decode(raw)
-            for courier in frame.get("couriers", ()):
-                received.setdefault((courier["id"], courier["ts"]), at)
+            for courier in frame.couriers:
+                received.setdefault((courier.id, courier.ts), at)
 
 
 async def pipeline_run(settings: Settings, base_url: str, rate: int, duration_s: float) -> dict:
@@ -107,13 +134,13 @@ async def bare_hop(settings: Settings, rate: int, duration_s: float) -> dict:
     stop = asyncio.Event()
 
     async def consume() -> None:
-        decode = msgspec.json.Decoder().decode
+        decode = msgspec.json.Decoder(BenchPing).decode
         while not stop.is_set():
             for records in (await consumer.poll(timeout_ms=100)).values():
                 at = now_ms()
                 for record in records:
-                    body = decode(record.value)
-                    received.setdefault((body["partner_id"], body["ts"]), at)
+                    ping = decode(record.value)
+                    received.setdefault((ping.partner_id, ping.ts), at)
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(0.5)
