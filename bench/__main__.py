@@ -6,12 +6,12 @@ import argparse
 import shutil
 import tempfile
 
-from bench import chart, latency, page, soak, throughput
+from bench import chart, footprint, latency, page, soak, throughput
 from bench.common import REPORT, progress, write_section
 from tracker.embedded import EmbeddedStack
 from tracker.settings import Settings
 
-SECTIONS = ("throughput", "latency", "page", "soak")
+SECTIONS = ("throughput", "latency", "page", "soak", "footprint")
 
 
 def describe(stack: EmbeddedStack) -> tuple[str, str, int | None]:
@@ -36,6 +36,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=40, help="page: frames of each kind")
     parser.add_argument("--soak-rate", type=int, default=5000, help="soak: pings/s")
     parser.add_argument("--soak-duration", type=float, default=120.0, help="soak: seconds")
+    parser.add_argument("--footprint-window", type=float, default=20.0, help="footprint: seconds measured per row")
     args = parser.parse_args()
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(wanted) - set(SECTIONS)
@@ -61,6 +62,12 @@ def main() -> int:
                     parser.error("soak measures the broker's CPU, so it needs an embedded broker")
                 sections.append(("soak", soak.run(settings, broker, broker_pid, args.soak_rate,
                                                   args.soak_duration, window_s=10.0)))
+            if "footprint" in wanted:
+                if broker_pid is None:
+                    parser.error("footprint measures the broker's CPU, so it needs an embedded broker")
+                redis = [process.pid for name, process in stack.processes if name == "redis"]
+                sections.append(("footprint", footprint.run(settings, broker, {"broker": broker_pid, "redis": redis[0]},
+                                                            args.footprint_window)))
             for name, section in sections:
                 write_section(name + ("" if name == "page" else suffix), section)
                 print(section)
