@@ -71,8 +71,8 @@ def main() -> int:
             for name, section in sections:
                 write_section(name + ("" if name == "page" else suffix), section)
                 print(section)
-            if "soak" in wanted:
-                progress(f"drew {chart.redraw()}")
+            if {"soak", "latency"} & set(wanted):
+                progress("drew " + ", ".join(str(path) for path in chart.redraw()))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     progress(f"wrote {REPORT}")

@@ -1,8 +1,10 @@
-"""docs/broker-soak.svg: the two "broker over time" tables of BENCHMARKS.md as one picture.
+"""Pictures of BENCHMARKS.md's tables, drawn from the tables themselves so they can't disagree with them.
 
-Drawn from the tables themselves (sections ``soak`` and ``soak-tansu``), so the picture can't disagree with
-them; redrawn whenever either section is rewritten. Hop p50 on a log scale against time; a hollow point is
-a window some of whose pings never arrived, a cross at the top edge one none of whose pings did.
+- ``docs/broker-soak.svg``: the two "broker over time" tables (sections ``soak`` and ``soak-tansu``) as one
+  picture. Hop p50 on a log scale against time; a hollow point is a window some of whose pings never
+  arrived, a cross at the top edge one none of whose pings did.
+- ``docs/latency.svg``: the end-to-end latency table (section ``latency``): p50 and p99 of each row as
+  bars, each with its target as a line across it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import re
 from pathlib import Path
 
 from bench.common import REPORT, ROOT
+from bench.latency import targets
 
 CHART = ROOT / "docs" / "broker-soak.svg"
+LATENCY_CHART = ROOT / "docs" / "latency.svg"
 SERIES = (("soak", "embedded Apache Kafka", "#2563eb"), ("soak-tansu", "embedded Tansu", "#dc2626"))
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 660, 300, 80, 20, 30, 45
 Y_MIN, Y_MAX = 1.0, 100_000.0  # ms, log scale
@@ -78,9 +82,71 @@ def draw(report: str) -> str | None:
     return "\n".join(parts) + "\n"
 
 
-def redraw() -> Path | None:
-    svg = draw(REPORT.read_text())
-    if svg is None:
+def latency_rows(report: str) -> list[tuple[int, int, float, float]]:
+    """(pings/s, tick ms, p50 ms, p99 ms) per row of the latency section's table."""
+    match = re.search(r"<!-- bench:latency -->(.*?)<!-- /bench:latency -->", report, re.S)
+    if not match:
+        return []
+    rows = []
+    for line in match.group(1).splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and cells[0].replace(",", "").isdigit():
+            rows.append((int(cells[0].replace(",", "")), int(cells[1]), float(cells[2]), float(cells[3])))
+    return rows
+
+
+def draw_latency(report: str) -> str | None:
+    rows = latency_rows(report)
+    if not rows:
         return None
-    CHART.write_text(svg)
-    return CHART
+    width, height, left, top, bottom = 660, 300, 60, 30, 60
+    y_max = max(100.0, *(max(p99, targets(tick)[1]) for _, tick, _, p99 in rows)) * 1.1
+    y_max = math.ceil(y_max / 100) * 100
+
+    def y(ms: float) -> float:
+        return top + (height - top - bottom) * (1 - ms / y_max)
+
+    group = (width - left - 20) / len(rows)
+    bar = min(40.0, group / 3)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>',
+             f'<text x="{left}" y="18" font-weight="bold">Producer → browser latency: p50 and p99 against '
+             f'their targets</text>']
+    for ms in range(0, int(y_max) + 1, 100):
+        parts.append(f'<line x1="{left}" x2="{width - 20}" y1="{y(ms):.1f}" y2="{y(ms):.1f}" stroke="#e5e7eb"/>'
+                     f'<text x="{left - 6}" y="{y(ms) + 4:.1f}" text-anchor="end">{ms} ms</text>')
+    for index, (rate, tick, p50, p99) in enumerate(rows):
+        x0 = left + index * group + (group - 2 * bar - 6) / 2
+        for offset, value, target, colour in ((0, p50, targets(tick)[0], "#2563eb"),
+                                              (bar + 6, p99, targets(tick)[1], "#93c5fd")):
+            x = x0 + offset
+            ok = value <= target
+            parts.append(f'<rect x="{x:.1f}" y="{y(value):.1f}" width="{bar:.1f}" '
+                         f'height="{y(0) - y(value):.1f}" fill="{colour}"/>'
+                         f'<text x="{x + bar / 2:.1f}" y="{y(value) - 4:.1f}" text-anchor="middle">{value:.0f}</text>'
+                         f'<line x1="{x - 4:.1f}" x2="{x + bar + 4:.1f}" y1="{y(target):.1f}" y2="{y(target):.1f}" '
+                         f'stroke="{"#16a34a" if ok else "#dc2626"}" stroke-width="2" stroke-dasharray="5 3"/>')
+        centre = x0 + bar + 3
+        parts.append(f'<text x="{centre:.1f}" y="{height - bottom + 18}" text-anchor="middle">{rate:,}/s</text>'
+                     f'<text x="{centre:.1f}" y="{height - bottom + 33}" text-anchor="middle" fill="#6b7280">'
+                     f'tick {tick} ms</text>')
+    legend_y = height - 8
+    parts.append(f'<rect x="{left}" y="{legend_y - 9}" width="12" height="12" fill="#2563eb"/>'
+                 f'<text x="{left + 18}" y="{legend_y + 1}">p50</text>'
+                 f'<rect x="{left + 60}" y="{legend_y - 9}" width="12" height="12" fill="#93c5fd"/>'
+                 f'<text x="{left + 78}" y="{legend_y + 1}">p99</text>'
+                 f'<line x1="{left + 120}" x2="{left + 145}" y1="{legend_y - 3}" y2="{legend_y - 3}" stroke="#16a34a" '
+                 f'stroke-width="2" stroke-dasharray="5 3"/>'
+                 f'<text x="{left + 151}" y="{legend_y + 1}">target (red when missed)</text></svg>')
+    return "\n".join(parts) + "\n"
+
+
+def redraw() -> list[Path]:
+    """Redraw every picture whose table is in BENCHMARKS.md; returns the files written."""
+    report = REPORT.read_text()
+    written = []
+    for path, svg in ((CHART, draw(report)), (LATENCY_CHART, draw_latency(report))):
+        if svg is not None:
+            path.write_text(svg)
+            written.append(path)
+    return written
