@@ -23,18 +23,19 @@ WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 660, 300, 80, 20, 30, 45
 Y_MIN, Y_MAX = 1.0, 100_000.0  # ms, log scale
 
 
-def windows(report: str, section: str) -> list[tuple[float, float | None, float]]:
-    """(t in s, hop p50 in ms or None when nothing arrived, share arrived) per row of a section's table."""
+def table_rows(report: str, section: str) -> list[list[str]]:
+    """The cells of each data row (first cell a number) of the table in a section of BENCHMARKS.md."""
     match = re.search(rf"<!-- bench:{section} -->(.*?)<!-- /bench:{section} -->", report, re.S)
     if not match:
         return []
-    rows = []
-    for line in match.group(1).splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) == 6 and cells[0].isdigit():
-            rows.append((float(cells[0]), None if cells[1] == "—" else float(cells[1].replace(",", "")),
-                         float(cells[5].rstrip("%")) / 100))
-    return rows
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in match.group(1).splitlines()]
+    return [cells for cells in rows if cells[0].replace(",", "").isdigit()]
+
+
+def windows(report: str, section: str) -> list[tuple[float, float | None, float]]:
+    """(t in s, hop p50 in ms or None when nothing arrived, share arrived) per row of a section's table."""
+    return [(float(cells[0]), None if cells[1] == "—" else float(cells[1].replace(",", "")),
+             float(cells[5].rstrip("%")) / 100) for cells in table_rows(report, section) if len(cells) == 6]
 
 
 def _x(t: float, t_max: float) -> float:
@@ -84,15 +85,8 @@ def draw(report: str) -> str | None:
 
 def latency_rows(report: str) -> list[tuple[int, int, float, float]]:
     """(pings/s, tick ms, p50 ms, p99 ms) per row of the latency section's table."""
-    match = re.search(r"<!-- bench:latency -->(.*?)<!-- /bench:latency -->", report, re.S)
-    if not match:
-        return []
-    rows = []
-    for line in match.group(1).splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) >= 4 and cells[0].replace(",", "").isdigit():
-            rows.append((int(cells[0].replace(",", "")), int(cells[1]), float(cells[2]), float(cells[3])))
-    return rows
+    return [(int(cells[0].replace(",", "")), int(cells[1]), float(cells[2]), float(cells[3]))
+            for cells in table_rows(report, "latency") if len(cells) >= 4]
 
 
 def draw_latency(report: str) -> str | None:
