@@ -299,6 +299,7 @@ async def ensure_topics(settings: Settings, extra: dict[str, int] | None = None)
                 pass  # another process won the race; that's the state we wanted
             log.info("created topics %s", ", ".join(t.name for t in missing))
             await _until_led(admin, [t.name for t in missing])
+            await _until_served(settings, {t.name: t.num_partitions for t in missing})
         return await _partition_counts(admin, list(specs))
     finally:
         await admin.close()
@@ -318,6 +319,25 @@ async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: f
             log.warning("topics %s still have partitions without a leader after %g s", ", ".join(topics), timeout_s)
             return
         await asyncio.sleep(0.05)
+
+
+async def _until_served(settings: Settings, topics: dict[str, int]) -> None:
+    """Wait until the leaders answer ListOffsets for every partition of ``topics``.
+
+    Metadata names a leader before that broker has taken the partition on, and a consumer's first request
+    is ListOffsets: aiokafka retries it, but logs each NotLeaderForPartition at ERROR (17 lines for 8 new
+    topic pairs, measured). ``end_offsets`` retries the same errors quietly, so we ask first.
+    """
+    reader = AIOKafkaConsumer(**_client_args(settings), client_id=f"{settings.kafka_client_id}-admin",
+                              enable_auto_commit=False)
+    await reader.start()
+    try:
+        await reader.end_offsets([TopicPartition(topic, partition)
+                                  for topic, count in topics.items() for partition in range(count)])
+    except KafkaError as exc:
+        log.warning("new topics %s are not served yet: %r", ", ".join(topics), exc)
+    finally:
+        await reader.stop()
 
 
 async def describe_topics(settings: Settings) -> dict[str, int]:

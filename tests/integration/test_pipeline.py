@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import uuid
 
 import pytest
 
@@ -121,3 +123,18 @@ async def test_two_validators_split_the_partitions(settings, store, producer):
     assert totals[0]["consumed"] > 0 and totals[1]["consumed"] > 0
     assert totals[0]["consumed"] + totals[1]["consumed"] == stats.produced
     await assert_pipeline_outcome(settings, store, stats)
+
+
+async def test_readers_of_just_created_topics_log_no_errors(infra, caplog):
+    # A leader named in metadata may not serve its partition yet; a reader's first ListOffsets then fails
+    # and aiokafka logs it at ERROR. ensure_topics waits until every new partition is served.
+    from tracker.kafka import Consumer, ensure_topics
+
+    caplog.set_level(logging.ERROR, logger="aiokafka")
+    for _ in range(3):
+        fresh = infra.replace(namespace=f"t{uuid.uuid4().hex[:10]}.")
+        await ensure_topics(fresh)
+        async with Consumer(fresh, [fresh.location_topic, fresh.positions_topic], group_id=None,
+                            start="latest") as reader:
+            await reader.poll(timeout_ms=300)
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
