@@ -52,6 +52,12 @@ def quiet_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
+def redis_cpu_s(client) -> float:
+    """CPU time a Redis server has used so far (user + system), from INFO cpu; ``client`` is a redis-py client."""
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 def reproduce(broker: str, bench_args: str) -> str:
     """The command that reproduces a section measured on ``broker`` (a name from ``bench.__main__.describe``)."""
     if broker == "embedded Tansu":

@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 import msgspec
+import redis
 import websockets
 
-from bench.common import machine, progress, quiet_gc, reproduce
+from bench.common import machine, progress, quiet_gc, redis_cpu_s, reproduce
 from tracker.embedded import free_port
 from tracker.kafka import Consumer, OutRecord, Producer, ensure_topics
 from tracker.settings import Settings
@@ -129,7 +130,7 @@ async def pipeline_run(settings: Settings, base_url: str, rate: int, duration_s:
     await asyncio.sleep(2.0)
     stop.set()
     await listener
-    return summarize(sent, received)
+    return summarize(sent, received) | {"sent": len(sent)}
 
 
 async def bare_hop(settings: Settings, rate: int, duration_s: float) -> dict:
@@ -173,6 +174,8 @@ def summarize(sent: dict[tuple[str, int], int], received: dict[tuple[str, int], 
 def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: float, broker: str,
         rounds: int = 3) -> str:
     rows = []
+    redis_client = redis.Redis.from_url(settings.redis_url)
+    redis_us: dict[int, list[float]] = {}  # pings/s -> Redis CPU per ping, each round
     for rate in rates:
         for tick in ticks:
             results, baselines = [], []
@@ -183,13 +186,17 @@ def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: floa
                 progress(f"latency at {rate:,} pings/s, tick {tick} ms, round {round_number}/{rounds}")
                 with tempfile.TemporaryDirectory() as logs, LocalSystem(run_settings, Path(logs)) as system:
                     time.sleep(3)  # let the validator join its group
+                    redis_before = redis_cpu_s(redis_client)
                     with quiet_gc():
                         results.append(asyncio.run(pipeline_run(run_settings, system.base_url, rate, duration_s)))
+                    redis_us.setdefault(rate, []).append(
+                        (redis_cpu_s(redis_client) - redis_before) / results[-1]["sent"] * 1e6)
                 with quiet_gc():
                     baselines.append(asyncio.run(bare_hop(run_settings, rate, duration_s)))
                 progress(f"  p50 {results[-1]['p50']:.0f} ms, p99 {results[-1]['p99']:.0f} ms; "
                          f"bare hop p50 {baselines[-1]['p50']:.0f} ms")
             rows.append((rate, tick, results, baselines))
+    redis_client.close()
 
     def median_of(runs: list[dict], key: str) -> float:
         return statistics.median(run[key] for run in runs)
@@ -209,6 +216,7 @@ def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: floa
         f"{'✅' if met(tick, median_of(rs, 'p50'), median_of(rs, 'p99')) else '❌'} |"
         for rate, tick, rs, bs in rows)
     title = "End-to-end latency" + ("" if broker == "embedded Apache Kafka" else f" on {broker}")
+    redis_line = "; ".join(f"{rate:,} pings/s: {statistics.median(values):.1f} µs" for rate, values in redis_us.items())
     return f"""## {title}
 
 From the producer's send to a WebSocket client (standing in for the browser) receiving the frame that
@@ -221,6 +229,11 @@ Targets: tick 25 ms → p50 ≤ 40, p99 ≤ 150; tick T → p50 ≤ T/2 + 40, p9
 | pings/s | tick (ms) | p50 (ms) | p99 (ms) | each round p50 / p99 | missing | bare hop p50 / p99 (ms) | p50 vs bare hop | target met |
 |---|---|---|---|---|---|---|---|---|
 {table}
+
+Redis CPU per ping, the validator's writes and the gateway's reads (median of every round at that rate):
+{redis_line}.
+Redis runs commands on one thread, so at the cost of the highest rate one Redis would be busy at about
+{1e6 / max(statistics.median(redis_us[max(redis_us)]), 0.1):,.0f} pings/s, whatever the number of validators.
 
 Machine: {machine()}. {broker[0].upper() + broker[1:]} and embedded Redis; gateway and one validator as child
 processes, all on this machine.

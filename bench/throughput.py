@@ -12,7 +12,9 @@ import statistics
 import sys
 import time
 
-from bench.common import machine, progress, reproduce, run_measured
+import redis
+
+from bench.common import machine, progress, redis_cpu_s, reproduce, run_measured
 from simulator import SimConfig, iter_pings
 from tracker.kafka import OutRecord, Producer, ensure_topics
 from tracker.settings import Settings
@@ -36,6 +38,8 @@ async def prefill(settings: Settings, pings: int, seed: int) -> None:
 def run(settings: Settings, pings: int, rounds: int, broker: str) -> str:
     env_base = child_env(settings.replace(log_level="WARNING"))
     results: dict[str, list[tuple[float, int]]] = {"validator": [], "send": [], "batch": []}
+    redis_us_per_ping: list[float] = []  # Redis's CPU per consumed ping in each validator round
+    redis_client = redis.Redis.from_url(settings.redis_url)
     for round_number in range(1, rounds + 1):
         for contender in ("send", "batch", "validator"):
             namespace = f"bench{round_number}{contender}."
@@ -44,9 +48,11 @@ def run(settings: Settings, pings: int, rounds: int, broker: str) -> str:
             asyncio.run(prefill(ns_settings, pings, seed=42))
             progress(f"round {round_number}/{rounds}: {contender} on {pings:,} pre-filled pings")
             if contender == "validator":
+                redis_before = redis_cpu_s(redis_client)
                 summary, rss_kb = run_measured(
                     [sys.executable, "-m", "tracker", "validate", "--until-idle", "2"],
                     env=env_base | {"TRACKER_NAMESPACE": namespace})
+                redis_us_per_ping.append((redis_cpu_s(redis_client) - redis_before) / pings * 1e6)
             else:
                 summary, rss_kb = run_measured(
                     [sys.executable, "-m", "bench.passthrough", "--bootstrap", settings.kafka_bootstrap_servers,
@@ -60,7 +66,9 @@ def run(settings: Settings, pings: int, rounds: int, broker: str) -> str:
     def median_rate(name: str) -> float:
         return statistics.median(rate for rate, _ in results[name])
 
+    redis_client.close()
     validator, send, batch = median_rate("validator"), median_rate("send"), median_rate("batch")
+    redis_us = statistics.median(redis_us_per_ping)
     rows = "\n".join(
         f"| {label} | {median_rate(key):,.0f} | {', '.join(f'{r:,.0f}' for r, _ in results[key])} | "
         f"{max(kb for _, kb in results[key]) / 1024:.0f} MiB |"
@@ -79,6 +87,11 @@ every contender reads its own identical copy of the topic on the same broker ({b
 
 **Ratios**: validator / `send` loop = **{validator / send:.2f}**; validator / `send_batch` loop = **{validator / batch:.2f}**.
 Target: ≥ 0.60 of the pass-through and ≥ 50,000 pings/s.
+
+**Redis** used {redis_us:.1f} µs of CPU per ping during the validator rounds (median; each round:
+{", ".join(f"{us:.1f}" for us in redis_us_per_ping)}). Here each courier has ~{pings // 2000} pings in the topic, so a batch
+writes one position for several of a courier's pings; with one ping per courier per batch, as in the
+latency rows, it is several times more (see there).
 
 Machine: {machine()}.
 Reproduce: {reproduce(broker, f"--only throughput --pings {pings} --rounds {rounds}")}.
