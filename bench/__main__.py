@@ -6,12 +6,12 @@ import argparse
 import shutil
 import tempfile
 
-from bench import chart, footprint, latency, page, soak, throughput
+from bench import chart, endurance, footprint, latency, page, soak, throughput
 from bench.common import REPORT, progress, write_section
 from tracker.embedded import EmbeddedStack
 from tracker.settings import Settings
 
-SECTIONS = ("throughput", "latency", "page", "soak", "footprint")
+SECTIONS = ("throughput", "latency", "page", "soak", "footprint", "endurance")
 
 
 def describe(stack: EmbeddedStack) -> tuple[str, str, int | None]:
@@ -37,6 +37,8 @@ def main() -> int:
     parser.add_argument("--soak-rate", type=int, default=5000, help="soak: pings/s")
     parser.add_argument("--soak-duration", type=float, default=120.0, help="soak: seconds")
     parser.add_argument("--footprint-window", type=float, default=20.0, help="footprint: seconds measured per row")
+    parser.add_argument("--endurance-rate", type=int, default=5000, help="endurance: pings/s")
+    parser.add_argument("--endurance-duration", type=float, default=300.0, help="endurance: seconds")
     args = parser.parse_args()
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(wanted) - set(SECTIONS)
@@ -48,6 +50,11 @@ def main() -> int:
         with stack as settings:
             broker, suffix, broker_pid = describe(stack)
             progress(f"{broker} at {settings.kafka_bootstrap_servers}, Redis {settings.redis_url}")
+            redis_pid = next((process.pid for name, process in stack.processes if name == "redis"), None)
+            for name in {"soak", "footprint", "endurance"} & set(wanted):
+                if broker_pid is None or (redis_pid is None and name != "soak"):
+                    parser.error(f"{name} measures the processes on this machine, so it needs the embedded broker"
+                                 f"{'' if name == 'soak' else ' and Redis'}")
             sections = []
             if "throughput" in wanted:
                 sections.append(("throughput", throughput.run(settings, args.pings, args.rounds, broker)))
@@ -58,16 +65,16 @@ def main() -> int:
             if "page" in wanted:
                 sections.append(("page", page.run(settings, 10_000, args.frames)))
             if "soak" in wanted:
-                if broker_pid is None:
-                    parser.error("soak measures the broker's CPU, so it needs an embedded broker")
                 sections.append(("soak", soak.run(settings, broker, broker_pid, args.soak_rate,
                                                   args.soak_duration, window_s=10.0)))
             if "footprint" in wanted:
-                if broker_pid is None:
-                    parser.error("footprint measures the broker's CPU, so it needs an embedded broker")
-                redis = [process.pid for name, process in stack.processes if name == "redis"]
-                sections.append(("footprint", footprint.run(settings, broker, {"broker": broker_pid, "redis": redis[0]},
+                sections.append(("footprint", footprint.run(settings, broker,
+                                                            {"broker": broker_pid, "redis": redis_pid},
                                                             args.footprint_window)))
+            if "endurance" in wanted:
+                sections.append(("endurance", endurance.run(settings, broker, broker_pid, redis_pid,
+                                                            args.endurance_rate, args.endurance_duration,
+                                                            window_s=30.0)))
             for name, section in sections:
                 write_section(name + ("" if name == "page" else suffix), section)
                 print(section)
