@@ -300,6 +300,7 @@ async def ensure_topics(settings: Settings, extra: dict[str, int] | None = None)
             log.info("created topics %s", ", ".join(t.name for t in missing))
             await _until_led(admin, [t.name for t in missing])
             await _until_served(settings, {t.name: t.num_partitions for t in missing})
+        await _until_coordinated(admin, [settings.validator_group, settings.dlq_indexer_group])
         return await _partition_counts(admin, list(specs))
     finally:
         await admin.close()
@@ -319,6 +320,27 @@ async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: f
             log.warning("topics %s still have partitions without a leader after %g s", ", ".join(topics), timeout_s)
             return
         await asyncio.sleep(0.05)
+
+
+async def _until_coordinated(admin: AIOKafkaAdminClient, groups: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until the product's consumer groups have a coordinator.
+
+    A fresh cluster creates its offsets topic on the first FindCoordinator request and answers "not
+    available" until that topic has leaders; a consumer group that asks first retries, but aiokafka logs
+    each refusal at ERROR (one per group on every first `tracker up`). Asking here, quietly, first.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    for group in groups:
+        while True:
+            try:
+                await admin.find_coordinator(group)
+                break
+            except KafkaError as exc:
+                if not getattr(exc, "retriable", False) or loop.time() > deadline:
+                    log.warning("no coordinator for consumer group %s yet: %r", group, exc)
+                    break
+                await asyncio.sleep(0.1)
 
 
 async def _until_served(settings: Settings, topics: dict[str, int]) -> None:

@@ -6,6 +6,7 @@ Skipped with a one-line reason when no Java 17+ runtime is found, except under `
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 import uuid
@@ -15,6 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tracker.apache_kafka import ApacheKafkaCluster, java_missing
+from tracker.kafka import Consumer, ensure_topics
+from tracker.settings import Settings
 
 pytestmark = pytest.mark.apache_kafka
 
@@ -196,3 +199,17 @@ async def test_three_node_failover_no_loss(kafka3: ApacheKafkaCluster) -> None:
     assert len(values) == total, f"lost {total - len(values)} records"
     assert sorted(values) == sorted(_record(i)[1] for i in range(total))
     assert sum(ends.values()) == total  # no loss and no duplicates across the failover
+
+
+async def test_a_fresh_cluster_takes_the_product_without_error_logs(kafka1: ApacheKafkaCluster, caplog) -> None:
+    # On a brand-new cluster the offsets topic does not exist until a group first asks for its coordinator,
+    # and new partitions are led before they are served; aiokafka retries both but logs them at ERROR.
+    # ensure_topics (what `tracker up` and `tracker topics` run first) waits for both, quietly.
+    caplog.set_level(logging.ERROR, logger="aiokafka")
+    settings = Settings(kafka_bootstrap_servers=kafka1.bootstrap_servers)
+    await ensure_topics(settings)
+    async with Consumer(settings, [settings.location_topic], group_id=settings.validator_group) as member:
+        await member.poll(timeout_ms=2000)
+    async with Consumer(settings, [settings.positions_topic], group_id=None, start="latest") as reader:
+        await reader.poll(timeout_ms=500)
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
