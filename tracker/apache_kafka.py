@@ -49,7 +49,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tracker.embedded import die_with
+from tracker.embedded import die_with, rss_bytes
 from tracker.settings import Settings, SettingsError
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "kafka"
@@ -272,17 +272,6 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
-def _rss_bytes(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 async def _broker_ids_async(bootstrap: str, timeout: float) -> set[int]:
     from aiokafka import AIOKafkaClient
 
@@ -420,7 +409,7 @@ class ApacheKafkaCluster:
 
     def rss_bytes(self) -> dict[int, int | None]:
         """Resident memory of each running node's JVM (Linux /proc), by node id."""
-        return {n.node_id: _rss_bytes(n.proc.pid) for n in self._nodes if n.running() and n.proc}
+        return {n.node_id: rss_bytes(n.proc.pid) for n in self._nodes if n.running() and n.proc}
 
     def log_tail(self, i: int, lines: int = LOG_TAIL_LINES) -> str:
         return self._nodes[i].log_tail(lines)

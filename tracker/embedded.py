@@ -39,6 +39,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of process ``pid`` (Linux /proc), or None when it is gone or unreadable."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def die_with(parent_pid: int) -> Callable[[], None]:
     """A preexec_fn: the kernel SIGKILLs the child when ``parent_pid`` dies (Linux only).
 

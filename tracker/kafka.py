@@ -298,28 +298,11 @@ async def ensure_topics(settings: Settings, extra: dict[str, int] | None = None)
             except TopicAlreadyExistsError:
                 pass  # another process won the race; that's the state we wanted
             log.info("created topics %s", ", ".join(t.name for t in missing))
-            await _until_led(admin, [t.name for t in missing])
             await _until_served(settings, {t.name: t.num_partitions for t in missing})
         await _until_coordinated(admin, [settings.validator_group, settings.dlq_indexer_group])
         return await _partition_counts(admin, list(specs))
     finally:
         await admin.close()
-
-
-async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float = 30.0) -> None:
-    """Wait until every partition of ``topics`` has a leader: a cluster creates them asynchronously, and a
-    client that arrives first gets NotLeaderForPartition errors in its log."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        described = await admin.describe_topics(topics)
-        if all(not item.get("error_code") and item["partitions"]
-               and all(part["leader"] >= 0 for part in item["partitions"]) for item in described):
-            return
-        if loop.time() > deadline:
-            log.warning("topics %s still have partitions without a leader after %g s", ", ".join(topics), timeout_s)
-            return
-        await asyncio.sleep(0.05)
 
 
 async def _until_coordinated(admin: AIOKafkaAdminClient, groups: list[str], timeout_s: float = 30.0) -> None:
@@ -344,11 +327,12 @@ async def _until_coordinated(admin: AIOKafkaAdminClient, groups: list[str], time
 
 
 async def _until_served(settings: Settings, topics: dict[str, int]) -> None:
-    """Wait until the leaders answer ListOffsets for every partition of ``topics``.
+    """Wait until every partition of ``topics`` has a leader that answers ListOffsets.
 
-    Metadata names a leader before that broker has taken the partition on, and a consumer's first request
-    is ListOffsets: aiokafka retries it, but logs each NotLeaderForPartition at ERROR (17 lines for 8 new
-    topic pairs, measured). ``end_offsets`` retries the same errors quietly, so we ask first.
+    A cluster creates partitions asynchronously, and metadata names a leader before that broker has taken
+    the partition on. A consumer's first request is ListOffsets: aiokafka retries "no leader yet" and
+    NotLeaderForPartition, but logs each at ERROR (17 lines for 8 new topic pairs, measured).
+    ``end_offsets`` retries the same errors quietly (refreshing metadata in between), so we ask first.
     """
     reader = AIOKafkaConsumer(**_client_args(settings), client_id=f"{settings.kafka_client_id}-admin",
                               enable_auto_commit=False)

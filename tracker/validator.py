@@ -112,12 +112,12 @@ def _is_replay(record: Record) -> bool:
     return any(name == REPLAY_OF for name, _ in record.headers)
 
 
+_point_encoder = msgspec.json.Encoder().encode
+
+
 def _encode_point(point: tuple[int, float, float, float | None]) -> str:
     """A trail member, ``[ts,lat,lon,speed]`` (a str: Redis's cmsgpack reads no msgpack bin type)."""
     return _point_encoder(point).decode()
-
-
-_point_encoder = msgspec.json.Encoder().encode
 
 
 class Validator:

@@ -13,6 +13,7 @@ from simulator import SimConfig
 from simulator.run import run_simulation
 from tests.integration.kafka_helpers import header, read_topic, validate_until_idle
 from tracker import constants as c
+from tracker.kafka import Consumer, ensure_topics
 from tracker.models import Reason
 from tracker.validator import run_validator
 from tracker.geo import load_service_area
@@ -128,8 +129,6 @@ async def test_two_validators_split_the_partitions(settings, store, producer):
 async def test_readers_of_just_created_topics_log_no_errors(infra, caplog):
     # A leader named in metadata may not serve its partition yet; a reader's first ListOffsets then fails
     # and aiokafka logs it at ERROR. ensure_topics waits until every new partition is served.
-    from tracker.kafka import Consumer, ensure_topics
-
     caplog.set_level(logging.ERROR, logger="aiokafka")
     for _ in range(3):
         fresh = infra.replace(namespace=f"t{uuid.uuid4().hex[:10]}.")
