@@ -55,6 +55,7 @@ def main() -> int:
                 if broker_pid is None or (redis_pid is None and name != "soak"):
                     parser.error(f"{name} measures the processes on this machine, so it needs the embedded broker"
                                  f"{'' if name == 'soak' else ' and Redis'}")
+            fixed_pids = {"broker": broker_pid, "redis": redis_pid}  # processes measured by footprint, endurance
             sections = []
             if "throughput" in wanted:
                 sections.append(("throughput", throughput.run(settings, args.pings, args.rounds, broker)))
@@ -68,13 +69,10 @@ def main() -> int:
                 sections.append(("soak", soak.run(settings, broker, broker_pid, args.soak_rate,
                                                   args.soak_duration, window_s=10.0)))
             if "footprint" in wanted:
-                sections.append(("footprint", footprint.run(settings, broker,
-                                                            {"broker": broker_pid, "redis": redis_pid},
-                                                            args.footprint_window)))
+                sections.append(("footprint", footprint.run(settings, broker, fixed_pids, args.footprint_window)))
             if "endurance" in wanted:
-                sections.append(("endurance", endurance.run(settings, broker, broker_pid, redis_pid,
-                                                            args.endurance_rate, args.endurance_duration,
-                                                            window_s=30.0)))
+                sections.append(("endurance", endurance.run(settings, broker, fixed_pids, args.endurance_rate,
+                                                            args.endurance_duration, window_s=30.0)))
             for name, section in sections:
                 write_section(name + ("" if name == "page" else suffix), section)
                 print(section)

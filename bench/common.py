@@ -52,6 +52,13 @@ def quiet_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def redis_cpu_s(client) -> float:
     """CPU time a Redis server has used so far (user + system), from INFO cpu; ``client`` is a redis-py client."""
     cpu = client.info("cpu")

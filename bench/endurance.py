@@ -19,20 +19,12 @@ import redis
 
 from bench.common import machine, progress, quiet_gc, reproduce
 from bench.latency import listen, percentile, produce_paced
-from tracker.embedded import free_port
+from tracker.embedded import free_port, rss_bytes
 from tracker.kafka import ensure_topics
 from tracker.settings import Settings
 from tracker.up import LocalSystem
 
 TICK_MS = 25
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def measure(settings: Settings, base_url: str, pids: dict[str, int], rate: int, duration_s: float,
@@ -46,7 +38,7 @@ async def measure(settings: Settings, base_url: str, pids: dict[str, int], rate:
     async def sample() -> None:
         while True:
             await asyncio.sleep(window_s)
-            row = {name: rss_mib(pid) for name, pid in pids.items()}
+            row = {name: (rss_bytes(pid) or 0) / 2**20 for name, pid in pids.items()}
             row["redis dataset"] = redis_client.info("memory")["used_memory"] / 2**20
             memory.append(row)
             progress(f"  {len(memory) * window_s:.0f} s: " + ", ".join(f"{name} {mib:.0f} MiB"
@@ -73,15 +65,15 @@ async def measure(settings: Settings, base_url: str, pids: dict[str, int], rate:
     return windows
 
 
-def run(settings: Settings, broker: str, broker_pid: int, redis_pid: int, rate: int, duration_s: float,
+def run(settings: Settings, broker: str, fixed_pids: dict[str, int], rate: int, duration_s: float,
         window_s: float) -> str:
+    """``fixed_pids``: the processes that outlive the run (broker, Redis), by column name."""
     progress(f"endurance: the pipeline at {rate:,} pings/s for {duration_s:g} s on {broker}")
     run_settings = settings.replace(namespace="endurance.", tick_ms=TICK_MS, http_port=free_port())
     asyncio.run(ensure_topics(run_settings))
     with tempfile.TemporaryDirectory() as logs, LocalSystem(run_settings, Path(logs)) as system:
         time.sleep(3)  # let the validator join its group
-        pids = {"broker": broker_pid, "redis-server": redis_pid,
-                **{name: process.pid for name, process in system.children}}
+        pids = {**fixed_pids, **{name: process.pid for name, process in system.children}}
         with quiet_gc():
             windows = asyncio.run(measure(run_settings, system.base_url, pids, rate, duration_s, window_s))
 

@@ -14,8 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import machine, progress, reproduce
-from bench.soak import cpu_seconds
+from bench.common import cpu_seconds, machine, progress, reproduce
 from tracker.embedded import free_port
 from tracker.kafka import ensure_topics
 from tracker.settings import Settings

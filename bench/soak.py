@@ -10,21 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import statistics
 
 import msgspec
 
-from bench.common import machine, progress, quiet_gc, reproduce
+from bench.common import cpu_seconds, machine, progress, quiet_gc, reproduce
 from bench.latency import STEP_S, now_ms, percentile
 from tracker.kafka import Consumer, OutRecord, Producer, ensure_topics
 from tracker.settings import Settings
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(settings: Settings, broker_pid: int, rate: int, duration_s: float, window_s: float) -> list[dict]:
