@@ -19,6 +19,7 @@ from tracker.embedded import EmbeddedStack
 from tracker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+REPLAY_SECRET = "test-replay-secret"
 
 
 # "kafka" (Apache Kafka, the default embedded broker, or any cluster given by KAFKA_BOOTSTRAP_SERVERS) or
@@ -41,7 +42,8 @@ async def settings(infra: Settings) -> Settings:
     """Settings in a fresh namespace, with its topics created."""
     from tracker.kafka import ensure_topics
 
-    namespaced = infra.replace(namespace=f"t{uuid.uuid4().hex[:10]}.", retry_backoff_ms=20)
+    namespaced = infra.replace(namespace=f"t{uuid.uuid4().hex[:10]}.", retry_backoff_ms=20,
+                               replay_secret=REPLAY_SECRET)
     await ensure_topics(namespaced)
     return namespaced
 

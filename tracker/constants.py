@@ -22,12 +22,20 @@ H_GROUP = "dlq.group"
 H_VALIDATOR = "dlq.validator"
 H_REJECTED_AT = "dlq.rejected_at"
 H_ATTEMPTS = "dlq.attempts"
+# Set when the dead letter keeps only a prefix of the original value or only some of its headers: the
+# original value's size and sha256 (hex), and how many original headers were dropped.
+H_TRUNCATED = "dlq.truncated"
+H_ORIGINAL_SIZE = "dlq.original.size"
+H_ORIGINAL_SHA256 = "dlq.original.sha256"
+H_HEADERS_DROPPED = "dlq.headers.dropped"
 DLQ_HEADER_PREFIX = "dlq."
 DETAIL_MAX_BYTES = 1024
 
 # Replay headers
 H_REPLAY_OF = "replay.of"
 H_REPLAY_COUNT = "replay.count"
+H_REPLAY_SIG = "replay.sig"  # HMAC over replay.of, replay.count and the value (tracker/replay_sig.py)
+REPLAY_HEADER_PREFIX = "replay."
 
 # Header the simulator puts on pings it corrupted on purpose: the reject code it expects.
 # The validator ignores it; tests and the simulator's report use it.
@@ -40,6 +48,10 @@ KEY_GEO = "geo"  # GEO set of latest positions, member = partner_id
 KEY_TRAIL = "trail:"  # + partner_id -> list of JSON points [ts, lat, lon, speed], newest first
 KEY_COUNTERS = "counters"  # hash: accepted, duplicates, rejected, rejected:<reason>
 KEY_PROGRESS = "progress:"  # + topic -> hash partition -> last applied offset (see store.py)
+# + topic -> hash partition -> last offset a validator started judging; progress behind it on assignment
+# means the previous owner died mid-batch (validator.py, "crash loops")
+KEY_HIGH_WATER = "highwater:"
+KEY_DEATHS = "deaths:"  # + topic -> hash "partition:offset" -> owners that died judging that record
 
 # Review index of dead letters (dlq_index.py)
 KEY_DLQ_ENTRY = "dlq:entry:"  # + id -> hash {entry (JSON), status, status_by, status_at, reason, partner, original}
@@ -49,3 +61,4 @@ KEY_DLQ_REASONS = "dlq:counts:reason"  # hash reason -> dead letters ever indexe
 KEY_DLQ_STATUSES = "dlq:counts:status"  # hash status -> entries in the index
 KEY_DLQ_PARTNERS = "dlq:counts:partner"  # zset partner_id -> dead letters ever indexed
 KEY_DLQ_MINUTE = "dlq:minute:"  # + minute start (ms) -> dead letters rejected in that minute (expires)
+KEY_DLQ_BYTES = "dlq:bytes"  # total bytes of the indexed entries (the index is capped by bytes too)

@@ -19,7 +19,7 @@ class RetriesExhausted(Exception):
 
 
 async def retry(operation: Callable[[], Awaitable[T]], *, what: str, attempts: int, backoff_ms: int,
-                retry_on: tuple[type[BaseException], ...], max_backoff_ms: int = 5_000) -> T:
+                retry_on: tuple[type[BaseException], ...], max_backoff_ms: int = 2_000) -> T:
     """Run ``operation`` up to ``attempts`` times, sleeping ``backoff_ms`` × 2^n between tries."""
     for attempt in range(1, attempts + 1):
         try:

