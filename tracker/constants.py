@@ -37,6 +37,10 @@ H_REPLAY_COUNT = "replay.count"
 H_REPLAY_SIG = "replay.sig"  # HMAC over replay.of, replay.count and the value (tracker/replay_sig.py)
 REPLAY_HEADER_PREFIX = "replay."
 
+# Header of a record the Kafka client could not parse (a header name that is not UTF-8): it reaches the
+# consumers with no key or value and this header holding the reason (kafka.py, Consumer._read_around).
+H_UNREADABLE = "tracker.unreadable"
+
 # Header the simulator puts on pings it corrupted on purpose: the reject code it expects.
 # The validator ignores it; tests and the simulator's report use it.
 H_SIM_EXPECT = "sim.expect"

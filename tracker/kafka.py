@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
+from tracker.constants import H_UNREADABLE
 from tracker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,13 @@ class OutRecord(msgspec.Struct, frozen=True, gc=False):
     key: bytes | None = None
     headers: Headers = ()
     partition: int | None = None  # None: by key (murmur2), round-robin when the key is None
+
+
+def unreadable(topic: str, partition: int, offset: int, error: BaseException) -> Record:
+    """Stands in for a record the client could not parse: no key or value, and the reason in the
+    :data:`~tracker.constants.H_UNREADABLE` header. The original stays in the topic at ``offset``."""
+    reason = f"the Kafka client could not parse this record or an earlier one of its batch: {type(error).__name__}: {error}"[:500]
+    return Record(topic, partition, offset, -1, None, None, ((H_UNREADABLE, reason.encode("utf-8", "replace")),))
 
 
 def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:
@@ -246,8 +254,82 @@ class Consumer:
         await self.stop()
 
     async def poll(self, timeout_ms: int, max_records: int | None = None) -> dict[tuple[str, int], list[Record]]:
-        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        """Records fetched since the last poll, by partition. Never raises for what a record holds: a record
+        the client cannot read comes back as an :func:`unreadable` record in its place (see
+        :meth:`_read_around`)."""
+        positions = self._positions()
+        try:
+            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a record the client could not parse; see _read_around
+            return await self._read_around(positions, exc, timeout_ms)
         return {(tp.topic, tp.partition): [_to_record(m) for m in messages] for tp, messages in batches.items()}
+
+    def _positions(self) -> dict[TopicPartition, int]:
+        """Each assigned partition's fetch position, read without waiting (aiokafka's subscription state; the
+        public ``position()`` is a coroutine that may wait for a committed offset)."""
+        try:
+            assignment = self._consumer._subscription.subscription.assignment
+            states = {tp: assignment.state_value(tp) for tp in self._consumer.assignment()}
+        except AttributeError:  # no assignment yet
+            return {}
+        return {tp: state.position for tp, state in states.items() if state is not None and state.has_valid_position}
+
+    async def _read_around(self, positions: dict[TopicPartition, int], error: Exception,
+                           timeout_ms: int) -> dict[tuple[str, int], list[Record]]:
+        """Find the records aiokafka could not parse, and hand each on as an :func:`unreadable` record.
+
+        aiokafka decodes every header name as UTF-8 while it iterates a fetched batch; a name that is not
+        UTF-8 (the broker stores whatever bytes a producer sends) raises out of ``getmany`` on every call, at
+        the same offset, so the consumer would never get past it. Worse, records of other partitions drained
+        in the same call are lost with the exception while their positions moved on. So: every partition goes
+        back to where it was before the call, then partitions that have data are read one at a time, one
+        record at a time; a record that raises is replaced by an unreadable record and skipped. A batch is
+        parsed front to back, so the records after a bad one in the same producer batch can't be read either:
+        each of them becomes an unreadable record too (they came from the same producer).
+        """
+        log.warning("a fetched record could not be read (%s: %s); isolating it", type(error).__name__, error)
+        for tp, offset in positions.items():
+            self._consumer.seek(tp, offset)
+        partitions = sorted(self._consumer.assignment())
+        if self._group_id is not None and any(tp not in positions for tp in partitions):
+            await self._consumer.seek_to_committed(*(tp for tp in partitions if tp not in positions))
+        found: dict[tuple[str, int], list[Record]] = {}
+        budget = 1000  # records read one by one per call; the rest come with the next poll
+        try:
+            self._consumer.pause(*partitions)
+            for tp in partitions:
+                highwater = self._consumer.highwater(tp)
+                start = self._positions().get(tp)
+                if highwater is not None and start is not None and start >= highwater:
+                    continue  # nothing to read here: not the partition that raised
+                self._consumer.resume(tp)
+                try:
+                    while budget > 0:
+                        position = self._positions().get(tp)
+                        try:
+                            batch = await self._consumer.getmany(tp, timeout_ms=timeout_ms, max_records=1)
+                        except KafkaError:
+                            raise
+                        except Exception as exc:  # noqa: BLE001 - this record is the one
+                            if position is None:
+                                raise
+                            found.setdefault((tp.topic, tp.partition), []).append(
+                                unreadable(tp.topic, tp.partition, position, exc))
+                            self._consumer.seek(tp, position + 1)
+                            budget -= 1
+                            continue
+                        messages = batch.get(tp, [])
+                        if not messages:
+                            break
+                        found.setdefault((tp.topic, tp.partition), []).extend(_to_record(m) for m in messages)
+                        budget -= len(messages)
+                finally:
+                    self._consumer.pause(tp)
+        finally:
+            self._consumer.resume(*partitions)
+        return found
 
     async def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
         """Commit ``next_offsets`` (the offset of the next record to read, i.e. last processed + 1)."""
