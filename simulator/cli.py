@@ -87,8 +87,12 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
 
 def format_progress(stats: SimStats, pings_per_s: float) -> str:
     bad_share = stats.bad / stats.produced if stats.produced else 0.0
+    unsent = ""
+    if stats.unsent:  # what the producer gave up on, with the error that cost the most pings
+        reason = max(stats.unsent_by_reason.items(), key=lambda item: item[1])[0].partition(":")[0]
+        unsent = f" | unsent {stats.unsent:,} ({reason})"
     return (f"sent {stats.produced:,} | {pings_per_s:,.0f} pings/s | bad {stats.bad:,} ({bad_share:.1%}) | "
-            f"duplicates {stats.duplicates:,} | {stats.elapsed_s:.0f} s")
+            f"duplicates {stats.duplicates:,}{unsent} | {stats.elapsed_s:.0f} s")
 
 
 class ProgressLine:

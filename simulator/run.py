@@ -1,7 +1,12 @@
 """The Kafka loop: the ping stream, paced by the wall clock (or not, in burst mode), produced in batches.
 
-Counts are of acknowledged pings: a batch is counted once every record in it is acked, so the summary is
-the left-hand side of the accounting identity (produced = accepted + rejected + duplicates dropped).
+Counts are of acknowledged pings: each partition's share of a batch is counted once the broker acks it,
+so ``produced`` is the left-hand side of the accounting identity (produced = accepted + rejected +
+duplicates dropped). A share the producer gives up on (its own retries and delivery timeout exhausted, e.g.
+a broker down for longer than that) is counted as ``unsent``, with the error, and the run goes on: it is
+never re-sent, since a produce that timed out may still have been written, and a copy would count twice.
+So ``unsent`` is also the slack of the identity: accepted + rejected + duplicates lies between
+``produced`` and ``produced + unsent`` (exactly ``produced`` when nothing was unsent).
 A stop request lets the batch in flight finish; nothing is left unacknowledged on return.
 """
 
@@ -18,12 +23,13 @@ import msgspec
 from simulator.config import SimConfig
 from simulator.faults import DUPLICATE
 from simulator.stream import SimPing, iter_pings
-from tracker.kafka import OutRecord, Producer
+from tracker.kafka import BrokerError, OutRecord, Producer, partition_for
 from tracker.settings import Settings
 
 BATCH_MAX = 2_000
 # With a rate cap, batches are small enough to send about this many times a second: smooth, not bursty.
 PACED_BATCHES_PER_S = 20
+REASON_MAX_CHARS = 200  # an error's message, as shown in unsent_by_reason
 
 
 class SimStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,6 +41,8 @@ class SimStats(msgspec.Struct, frozen=True, kw_only=True):
     elapsed_s: float
     pings_per_s: float
     seed: int  # rerun with --seed to get the same couriers, routes and faults
+    unsent: int = 0  # pings the producer gave up on, never counted in produced (module docstring)
+    unsent_by_reason: dict[str, int] = {}  # "<error type>: <message>" -> pings
 
 
 class _Tally:
@@ -45,6 +53,10 @@ class _Tally:
         self.good = 0
         self.duplicates = 0
         self.bad_by_reason: Counter[str] = Counter()
+        self.unsent_by_reason: Counter[str] = Counter()
+
+    def add_unsent(self, batch: list[SimPing], error: BaseException) -> None:
+        self.unsent_by_reason[unsent_reason(error)] += len(batch)
 
     def add(self, batch: list[SimPing]) -> None:
         for ping in batch:
@@ -59,12 +71,25 @@ class _Tally:
     def produced(self) -> int:
         return self.good + self.duplicates + sum(self.bad_by_reason.values())
 
+    @property
+    def unsent(self) -> int:
+        return sum(self.unsent_by_reason.values())
+
     def snapshot(self, elapsed_s: float) -> SimStats:
         produced = self.produced
         return SimStats(produced=produced, good=self.good, bad=produced - self.good - self.duplicates,
                         duplicates=self.duplicates, bad_by_reason=dict(sorted(self.bad_by_reason.items())),
                         elapsed_s=round(elapsed_s, 3),
-                        pings_per_s=round(produced / elapsed_s, 1) if elapsed_s > 0 else 0.0, seed=self.seed)
+                        pings_per_s=round(produced / elapsed_s, 1) if elapsed_s > 0 else 0.0, seed=self.seed,
+                        unsent=self.unsent, unsent_by_reason=dict(self.unsent_by_reason))
+
+
+def unsent_reason(error: BaseException) -> str:
+    """One line naming what went wrong: the error's type (Kafka errors name theirs) and its message."""
+    name, message = type(error).__name__, " ".join(str(error).split())[:REASON_MAX_CHARS]
+    if name in message:
+        return message
+    return f"{name}: {message}" if message else name
 
 
 async def run_simulation(settings: Settings, config: SimConfig, producer: Producer,
@@ -75,7 +100,7 @@ async def run_simulation(settings: Settings, config: SimConfig, producer: Produc
     Real-time mode sleeps until a ping is due, then ``linger_ms`` more, and sends every ping due by then in
     one batch: a ping's ``ts`` is when it fell due, up to ``linger_ms`` before it is sent. ``duration``
     is event time: in real-time mode that is also wall time; in burst mode it is the span of virtual time.
-    ``progress`` is called with the running stats after every acknowledged batch.
+    ``progress`` is called with the running stats after every batch, acknowledged or given up on.
     """
     config = config.checked()
     if config.seed is None:
@@ -89,6 +114,7 @@ async def run_simulation(settings: Settings, config: SimConfig, producer: Produc
     tally = _Tally(config.seed)
     pings = iter_pings(config, start_ms, settings=settings)
     upcoming = next(pings, None)
+    partition_of = _partitioner(await producer.partition_count(topic))
 
     while upcoming is not None and not stop.is_set():
         if not config.burst:
@@ -102,20 +128,66 @@ async def run_simulation(settings: Settings, config: SimConfig, producer: Produc
             batch.append(upcoming)
             upcoming = next(pings, None)
 
-        futures = await producer.send_many(
-            topic, [OutRecord(value=ping.value, key=ping.key, headers=ping.headers) for ping in batch])
-        await asyncio.gather(*futures)
-        tally.add(batch)
+        for share, error in await _send(producer, topic, batch, partition_of):
+            if error is None:
+                tally.add(share)
+            else:
+                tally.add_unsent(share, error)
         if progress is not None:
             progress(tally.snapshot(loop.time() - started))
 
         if config.rate is not None:
-            ahead_s = started + tally.produced / config.rate - loop.time()
+            ahead_s = started + (tally.produced + tally.unsent) / config.rate - loop.time()
             if ahead_s > 0 and await _stopped_within(stop, ahead_s):
                 break
 
     await producer.flush()
     return tally.snapshot(loop.time() - started)
+
+
+def _partitioner(partitions: int) -> Callable[[bytes], int]:
+    """The partition of a courier's key (the producer's own rule), remembered per courier."""
+    known: dict[bytes, int] = {}
+
+    def partition_of(key: bytes) -> int:
+        partition = known.get(key)
+        if partition is None:
+            partition = known[key] = partition_for(key, partitions)
+        return partition
+
+    return partition_of
+
+
+async def _send(producer: Producer, topic: str, batch: list[SimPing],
+                partition_of: Callable[[bytes], int]) -> list[tuple[list[SimPing], BaseException | None]]:
+    """Produce ``batch`` and wait for the broker: each partition's share with its error, None when acked.
+
+    Shares are queued one partition at a time, so a failure is pinned on the pings it concerns; all are
+    queued before any ack is awaited, so they still travel together (one produce request per broker).
+    """
+    shares: dict[int, list[SimPing]] = {}
+    for ping in batch:
+        shares.setdefault(partition_of(ping.key), []).append(ping)
+    queued: list[tuple[list[SimPing], list[asyncio.Future] | BaseException]] = []
+    for partition, share in shares.items():
+        try:
+            queued.append((share, await producer.send_many(topic, [
+                OutRecord(value=ping.value, key=ping.key, headers=ping.headers, partition=partition)
+                for ping in share])))
+        except BrokerError as error:  # e.g. no room in the producer's queue within its timeout
+            queued.append((share, error))
+    outcomes: list[tuple[list[SimPing], BaseException | None]] = []
+    for share, futures in queued:
+        if isinstance(futures, BaseException):
+            outcomes.append((share, futures))
+            continue
+        errors = [ack for ack in await asyncio.gather(*futures, return_exceptions=True)
+                  if isinstance(ack, BaseException)]
+        for error in errors:
+            if not isinstance(error, BrokerError):
+                raise error  # not a delivery failure: a bug, or a cancellation
+        outcomes.append((share, errors[0] if errors else None))
+    return outcomes
 
 
 async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:

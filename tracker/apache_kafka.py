@@ -28,11 +28,9 @@ import argparse
 import asyncio
 import atexit
 import base64
-import concurrent.futures
 import contextlib
 import hashlib
 import os
-import queue
 import re
 import shutil
 import signal
@@ -49,7 +47,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tracker.embedded import die_with, rss_bytes
+from tracker.embedded import die_with, popen, rss_bytes
 from tracker.settings import Settings, SettingsError
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "kafka"
@@ -225,39 +223,6 @@ def _free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
-
-
-_launcher_lock = threading.Lock()
-_launcher_queue: queue.SimpleQueue | None = None
-
-
-def _launcher_loop(q: queue.SimpleQueue) -> None:
-    while True:
-        fut, args, kwargs = q.get()
-        try:
-            fut.set_result(subprocess.Popen(*args, **kwargs))
-        except BaseException as e:  # noqa: BLE001 - handed to the caller
-            fut.set_exception(e)
-
-
-def _popen(*args, **kwargs) -> subprocess.Popen:
-    """``subprocess.Popen`` from a thread that lives as long as the process.
-
-    PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so children started from e.g. an
-    ``asyncio.to_thread`` worker would die with that worker. The main thread spawns directly; any other thread
-    hands the call to one daemon launcher thread.
-    """
-    global _launcher_queue
-    if threading.current_thread() is threading.main_thread():
-        return subprocess.Popen(*args, **kwargs)
-    with _launcher_lock:
-        if _launcher_queue is None:
-            _launcher_queue = queue.SimpleQueue()
-            threading.Thread(target=_launcher_loop, args=(_launcher_queue,), name="kafka-launcher", daemon=True).start()
-        q = _launcher_queue
-    fut: concurrent.futures.Future[subprocess.Popen] = concurrent.futures.Future()
-    q.put((fut, args, kwargs))
-    return fut.result()
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -505,6 +470,11 @@ class ApacheKafkaCluster:
             node.proc.kill()
             node.proc.wait()
 
+    def terminate(self, i: int, timeout: float = 15.0) -> None:
+        """Stop node ``i`` with a controlled shutdown (SIGTERM; SIGKILL after ``timeout``), keeping its storage
+        and ports for :meth:`restart`."""
+        self._terminate([self._nodes[i]], timeout)
+
     def restart(self, i: int, *, wait: bool = True, timeout: float | None = None) -> None:
         """Start node ``i`` again on its existing storage and ports (stops it first if it is running)."""
         node = self._nodes[i]
@@ -593,7 +563,7 @@ class ApacheKafkaCluster:
                 *extra,
             ]
             with open(node.dir / "format.log", "wb") as out:  # the child keeps its own copy of the fd
-                proc = _popen(
+                proc = popen(
                     cmd,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -623,7 +593,7 @@ class ApacheKafkaCluster:
             str(node.config),
         ]
         with open(node.console_log, "ab") as out:
-            node.proc = _popen(
+            node.proc = popen(
                 cmd,
                 stdout=out,
                 stderr=subprocess.STDOUT,

