@@ -1,13 +1,16 @@
 """``tracker up``: the whole system on one machine, as child processes, and one status line.
 
-Embedded broker and Redis unless configured, then topics, validator(s), gateway and simulator. Ctrl-C or
-SIGTERM stops every child (SIGTERM, then SIGKILL after a grace period) and then the embedded services;
-children also die with us if we are killed outright (PR_SET_PDEATHSIG, see embedded.py).
+Embedded broker and Redis unless configured, then topics, validator(s), gateway and simulator. A child that
+exits is restarted with backoff (:class:`RestartPolicy`), and the status line says which and why; only a
+crash loop (more than ``restart_limit`` exits of one child within ``restart_window_s``) stops everything, with
+exit code 1. Ctrl-C or SIGTERM stops every child (SIGTERM, then SIGKILL after a grace period) and then the
+embedded services; children also die with us if we are killed outright (PR_SET_PDEATHSIG, see embedded.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import secrets
@@ -15,8 +18,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from tracker.embedded import EmbeddedError, EmbeddedStack, spawn, stop_process
@@ -27,7 +32,8 @@ log = logging.getLogger(__name__)
 
 
 def child_env(settings: Settings, token: str | None = None) -> dict[str, str]:
-    """Environment for a ``tracker`` child process that should use ``settings``' services."""
+    """Environment for a ``tracker`` child process that should use ``settings``' services (and share its
+    ``TRACKER_REPLAY_SECRET``, which is one of them)."""
     env = dict(os.environ)
     env.update(settings.to_env())
     env.pop("TRACKER_VALIDATOR_ID", None)  # each child has its own
@@ -65,26 +71,112 @@ async def _counters(settings: Settings) -> dict[str, int]:
         return await store.counters()
 
 
+@dataclasses.dataclass(frozen=True)
+class RestartPolicy:
+    """When to restart something that ended (a child process, a gateway task), and when to give up. Pure.
+
+    Only the ends within the last ``window_s`` seconds count: the delay doubles with each of them, from
+    ``first_delay_s`` up to ``max_delay_s`` (so one that then ran quietly for a whole window starts again from
+    the first delay), and more than ``limit`` of them is a crash loop: give up. ``limit=None`` never gives up.
+    """
+
+    limit: int | None
+    window_s: float
+    first_delay_s: float = 0.5
+    max_delay_s: float = 10.0
+
+    def recent(self, ends: Sequence[float], now: float) -> list[float]:
+        """The ends (monotonic seconds) that still count at ``now``: what a caller needs to keep."""
+        return [at for at in ends if now - at <= self.window_s]
+
+    def decide(self, ends: Sequence[float], now: float) -> float | None:
+        """Seconds to wait before restarting, or None to give up; ``ends`` includes the end just seen."""
+        count = len(self.recent(ends, now))
+        if self.limit is not None and count > self.limit:
+            return None
+        return min(self.first_delay_s * 2 ** min(max(count - 1, 0), 32), self.max_delay_s)
+
+
+def exit_reason(returncode: int) -> str:
+    """``exit code 1`` or ``killed by SIGKILL``: how a child ended, in a few words."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+@dataclasses.dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen
+    finite: bool  # ends by itself when its work is done (a simulator with --duration/--count): exit 0 is final
+    ends: list[float] = dataclasses.field(default_factory=list)  # monotonic times of its recent exits
+    restarts: int = 0
+    last_reason: str | None = None
+    restart_at: float | None = None  # a restart is due then (monotonic)
+    restarted_at: float = 0.0
+    done: bool = False  # finished its work; never restarted
+
+
 class LocalSystem:
     """Gateway and validators (and optionally the simulator) as child processes of this one.
 
-    Used by ``tracker up``, the browser and end-to-end tests and the latency benchmark, so they all run the
-    product the way a user does.
+    Used by ``tracker up``, the browser and end-to-end tests and the benchmarks, so they all run the product the
+    way a user does.
+
+    Supervision: :meth:`supervise` looks at every child once and restarts the ones that exited, with the backoff
+    of :class:`RestartPolicy` (settings ``restart_limit`` exits within ``restart_window_s`` is a crash loop:
+    :attr:`failed` says which child, and nothing is restarted any more). Nothing supervises by itself:
+    ``tracker up`` calls :meth:`supervise` from its watch loop every tenth of a second; tests and benchmarks,
+    whose thread is busy elsewhere (an event loop), call :meth:`start_supervisor` for a background thread that
+    does the same until :meth:`stop`. A restarted child's process is a child of the thread that restarted it (it
+    dies with that thread, ``PR_SET_PDEATHSIG``), so :meth:`stop` ends the children before the thread.
     """
 
     def __init__(self, settings: Settings, log_dir: Path, *, validators: int = 1, token: str | None = None) -> None:
+        # Gateways sign replays and validators verify them with one shared secret: like the admin token, one
+        # is made up for this run when none is configured, or every replay from the review page is refused.
+        if not settings.replay_secret:
+            settings = settings.replace(replay_secret=secrets.token_urlsafe(32))
         self.settings = settings
         self.log_dir = log_dir
         self.validators = validators
         self.token = token or settings.admin_token or secrets.token_urlsafe(18)
-        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.policy = RestartPolicy(settings.restart_limit, settings.restart_window_s)
+        self.failed: str | None = None  # set when a child is in a crash loop: one line naming it and its log
+        self._children: dict[str, Child] = {}
+        self._lock = threading.Lock()
+        self._closing = False
+        self._supervisor: threading.Thread | None = None
+        self._supervisor_stop = threading.Event()
         host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
         self.base_url = f"http://{host}:{settings.http_port}"
 
-    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
-        process = spawn([sys.executable, "-m", "tracker", *argv], self.log_dir / f"{name}.log",
-                        child_env(self.settings, self.token))
-        self.children.append((name, process))
+    @property
+    def children(self) -> list[tuple[str, subprocess.Popen]]:
+        """Each child's name and current process (a restart replaces the process)."""
+        return [(child.name, child.process) for child in self._children.values()]
+
+    @property
+    def restarts(self) -> dict[str, int]:
+        """How many times each child has been restarted."""
+        return {child.name: child.restarts for child in self._children.values()}
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def _popen(self, name: str, argv: list[str]) -> subprocess.Popen:
+        return spawn([sys.executable, "-m", "tracker", *argv], self.log_path(name),
+                     child_env(self.settings, self.token))
+
+    def spawn(self, name: str, argv: list[str], *, finite: bool = False) -> subprocess.Popen:
+        """Start child ``name`` (``tracker ARGV...``); ``finite``: an exit with code 0 means it is done."""
+        with self._lock:
+            process = self._popen(name, argv)
+            self._children[name] = Child(name, argv, process, finite)
         return process
 
     def start(self) -> str:
@@ -94,22 +186,92 @@ class LocalSystem:
             self.spawn(f"validator-{index + 1}", ["validate", "--validator-id", f"validator-{index + 1}"])
         if not _wait_http(self.base_url + "/readyz", gateway, self.settings.startup_timeout_s + 30):
             self.stop()
-            raise EmbeddedError(f"the gateway did not become ready; see {self.log_dir / 'gateway.log'}")
+            raise EmbeddedError(f"the gateway did not become ready; see {self.log_path('gateway')}")
         return self.base_url
 
     def start_simulator(self, *args: str) -> subprocess.Popen:
-        return self.spawn("simulator", ["simulate", *args])
+        # With a duration or a count the simulator finishes by itself; without, it runs until stopped.
+        finite = any(arg.split("=", 1)[0] in ("--duration", "--count") for arg in args)
+        return self.spawn("simulator", ["simulate", *args], finite=finite)
 
     def exited(self) -> tuple[str, int] | None:
+        """A child whose process has exited (and is not yet restarted): its name and exit code."""
         for name, process in self.children:
             if process.poll() is not None:
                 return name, process.returncode
         return None
 
+    def supervise(self) -> list[str]:
+        """Look at every child once: note exits, restart those whose backoff is over. Returns what happened,
+        one line per event, for the caller to show (nothing once :attr:`failed` is set or :meth:`stop` began)."""
+        events: list[str] = []
+        with self._lock:
+            if self._closing or self.failed is not None:
+                return events
+            now = time.monotonic()
+            for child in self._children.values():
+                if child.done:
+                    continue
+                if child.restart_at is None:
+                    code = child.process.poll()
+                    if code is None:
+                        continue
+                    if child.finite and code == 0:
+                        child.done = True
+                        events.append(f"{child.name} finished")
+                        continue
+                    child.last_reason = exit_reason(code)
+                    child.ends = [*self.policy.recent(child.ends, now), now]
+                    delay = self.policy.decide(child.ends, now)
+                    if delay is None:
+                        self.failed = (f"{child.name} exited {len(child.ends)} times within "
+                                       f"{self.policy.window_s:g} s (last: {child.last_reason}); see "
+                                       f"{self.log_path(child.name)}")
+                        return events
+                    child.restart_at = now + delay
+                    events.append(f"{child.name} exited ({child.last_reason}); restarting in {delay:g} s "
+                                  f"(log: {self.log_path(child.name)})")
+                elif now >= child.restart_at:
+                    child.process = self._popen(child.name, child.argv)
+                    child.restart_at = None
+                    child.restarts += 1
+                    child.restarted_at = now
+        return events
+
+    def restart_note(self) -> str:
+        """For the status line: the child restarted last, how often and why (short), or ''."""
+        restarted = [child for child in self._children.values() if child.restarts]
+        if not restarted:
+            return ""
+        latest = max(restarted, key=lambda child: child.restarted_at)
+        note = f"{latest.name} restarted {latest.restarts}× (last: {latest.last_reason})"
+        return note + (f" +{len(restarted) - 1} more" if len(restarted) > 1 else "")
+
+    def start_supervisor(self, interval_s: float = 0.1) -> None:
+        """Supervise from a background thread until :meth:`stop` (for callers whose own thread is busy)."""
+        def loop() -> None:
+            while not self._supervisor_stop.wait(interval_s):
+                for event in self.supervise():
+                    log.warning("%s", event)
+                if self.failed is not None:
+                    log.error("giving up: %s", self.failed)
+                    return
+
+        if self._supervisor is None:
+            self._supervisor = threading.Thread(target=loop, name="tracker-supervisor", daemon=True)
+            self._supervisor.start()
+
     def stop(self) -> None:
-        while self.children:
-            _, process = self.children.pop()
-            stop_process(process, timeout_s=10)
+        with self._lock:
+            self._closing = True  # no restarts from here on
+            children = list(self._children.values())
+            self._children.clear()
+        for child in reversed(children):
+            stop_process(child.process, timeout_s=10)
+        if self._supervisor is not None:
+            self._supervisor_stop.set()
+            self._supervisor.join()
+            self._supervisor = None
 
     def __enter__(self) -> LocalSystem:
         self.start()
@@ -150,7 +312,7 @@ def run_up(settings: Settings, *, couriers: int, interval_s: float, bad_rate: fl
         print(f"\n  Live map        {base_url}/\n  Rejected pings  {base_url}/dlq\n"
               f"  Admin token     {system.token}\n  Kafka           {settings.kafka_bootstrap_servers}\n"
               f"  Redis           {settings.redis_url}\n  Logs            {stack.run_dir}\n\n"
-              f"  Ctrl-C stops everything.\n", flush=True)
+              f"  A process that exits is restarted; Ctrl-C stops everything.\n", flush=True)
         return _watch(settings, system, stop)
     except EmbeddedError as exc:
         print(f"tracker up: {exc}", file=sys.stderr)
@@ -162,30 +324,40 @@ def run_up(settings: Settings, *, couriers: int, interval_s: float, bad_rate: fl
 
 
 def _watch(settings: Settings, system: LocalSystem, stop: list[int]) -> int:
-    """One status line every two seconds until a signal or a child dies."""
+    """Supervise the children every tenth of a second and print a status line every two seconds, until a
+    signal (0) or a crash loop (1)."""
     previous: tuple[float, int] | None = None
     interactive = sys.stdout.isatty()
+    # An event gets a line of its own; on a terminal it first wipes the status line it lands on.
+    wipe = "\r\033[K" if interactive else ""
+    next_status = time.monotonic()
     while not stop:
-        exited = system.exited()
-        if exited is not None:
-            print(f"\ntracker up: {exited[0]} exited with code {exited[1]}; stopping (logs in "
-                  f"{system.log_dir})", file=sys.stderr)
+        for event in system.supervise():
+            print(f"{wipe}tracker up: {event}", flush=True)
+        if system.failed is not None:
+            print(f"{wipe}tracker up: {system.failed}; stopping", file=sys.stderr, flush=True)
             return 1
-        try:
-            counters = asyncio.run(_counters(settings))
-        except Exception as exc:  # a status line is not worth dying for
-            log.debug("counters unavailable: %r", exc)
-            counters = {}
-        total = sum(counters.get(k, 0) for k in ("accepted", "rejected", "duplicates"))
-        now = time.monotonic()
-        rate = 0.0 if previous is None else (total - previous[1]) / (now - previous[0])
-        previous = (now, total)
-        line = (f"validated {total:,} pings ({rate:,.0f}/s) · accepted {counters.get('accepted', 0):,} · "
-                f"rejected {counters.get('rejected', 0):,} · duplicates {counters.get('duplicates', 0):,}")
-        print(("\r" + line + "   ") if interactive else line, end="" if interactive else "\n", flush=True)
-        for _ in range(20):
-            if stop:
-                break
-            time.sleep(0.1)
+        if time.monotonic() >= next_status:
+            previous = _print_status(settings, system, previous, wipe, interactive)
+            next_status = time.monotonic() + 2
+        time.sleep(0.1)
     print("\nstopping…", flush=True)
     return 0
+
+
+def _print_status(settings: Settings, system: LocalSystem, previous: tuple[float, int] | None, wipe: str,
+                  interactive: bool) -> tuple[float, int]:
+    try:
+        counters = asyncio.run(_counters(settings))
+    except Exception as exc:  # a status line is not worth dying for
+        log.debug("counters unavailable: %r", exc)
+        counters = {}
+    total = sum(counters.get(k, 0) for k in ("accepted", "rejected", "duplicates"))
+    now = time.monotonic()
+    rate = 0.0 if previous is None else (total - previous[1]) / (now - previous[0])
+    line = (f"validated {total:,} pings ({rate:,.0f}/s) · accepted {counters.get('accepted', 0):,} · "
+            f"rejected {counters.get('rejected', 0):,} · duplicates {counters.get('duplicates', 0):,}")
+    if note := system.restart_note():
+        line += " · " + note
+    print(wipe + line, end="" if interactive else "\n", flush=True)
+    return now, total
