@@ -161,6 +161,32 @@ class Hub:
                 flipped += 1
         return flipped
 
+    def expire(self, cutoff_ms: int) -> list[str]:
+        """Forget the couriers whose latest fix is older than ``cutoff_ms`` (event time); returns their ids.
+
+        Clients that show them get them in ``removed`` of their next delta. A late fix older than the cut-off
+        can bring a courier back until the next call; Redis is swept on the same cut-off (expiry.py).
+        """
+        expired = [courier_id for courier_id, courier in self.couriers.items() if courier.position.ts < cutoff_ms]
+        if not expired:
+            return expired
+        gone = set(expired)
+        for courier_id in expired:
+            self.status_counts[self.couriers.pop(courier_id).status] -= 1
+        self.changed -= gone
+        if not self.shared_ids.isdisjoint(gone):
+            # the shared frame of this tick must not name a courier that no longer exists
+            self.shared_ids = self.shared_ids - gone
+            self._shared = None
+        for client in self.clients:
+            shown = (client.visible & gone) if client.filtered else gone
+            client.visible -= gone
+            client.dirty -= gone
+            if shown:
+                client.removed |= shown
+                client.wake.set()
+        return expired
+
     # -- output --------------------------------------------------------------------------------------
 
     def tick(self) -> int:
