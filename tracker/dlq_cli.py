@@ -70,6 +70,11 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         if command == "discard":
             return await _each(args.entry_ids, lambda entry_id: operator.discard(index, entry_id, actor=_actor()),
                                "discarded")
+        try:
+            operator.check_replays_enabled(settings)
+        except operator.ReplaysDisabled as exc:
+            print(exc, file=sys.stderr)
+            return 1
         edited = _read_edit(args)
         async with Producer(settings) as producer:
             return await _each(args.entry_ids, lambda entry_id: operator.replay(
@@ -168,7 +173,8 @@ async def _show(index: DlqIndex, entry_id: str, as_json: bool) -> int:
         from tracker.review_api import row_json
 
         print(msgspec.json.encode(row_json(row) | {"key": entry.key, "headers": entry.headers,
-                                                   "payload_text": payload}).decode())
+                                                   "payload_text": payload, "payload_size": entry.payload_size,
+                                                   "payload_sha256": entry.payload_sha256}).decode())
         return 0
     print(f"{entry.id}  {entry.reason}  ({row.status}{' by ' + row.status_by if row.status_by else ''})")
     print(f"detail:   {entry.detail}")
@@ -178,6 +184,10 @@ async def _show(index: DlqIndex, entry_id: str, as_json: bool) -> int:
     print("headers:")
     for name, value in entry.headers:
         print(f"  {name} = {value}")
-    print("payload:")
+    if entry.payload_truncated:
+        print(f"payload (the first {len(payload_of(entry))} of {entry.payload_size} bytes, sha256 "
+              f"{entry.payload_sha256 or 'unknown'}; too large to replay as is):")
+    else:
+        print("payload:")
     print(f"  {payload}")
     return 0

@@ -1,41 +1,61 @@
 -- Index one dead letter for review (see dlq_index.py). Idempotent: a dead letter produced twice for the
 -- same rejected ping (a validator crash between producing it and recording its batch) is indexed once.
--- ARGV: 1 key prefix, 2 id, 3 original "topic/partition/offset", 4 entry JSON, 5 rejected_at, 6 reason,
---       7 partner ("" if unknown), 8 minute start, 9 index cap, 10 per-minute counter TTL (s)
-local prefix, id, original = ARGV[1], ARGV[2], ARGV[3]
-local entry_key = prefix .. 'dlq:entry:' .. id
-if redis.call('HSETNX', prefix .. 'dlq:seen', original, id) == 0 then
+-- Every key name comes from dlq_index.py (tracker/constants.py), none is spelled here.
+-- ARGV: 1 entry key prefix, 2 seen hash, 3 index zset, 4 counts-by-reason hash, 5 counts-by-status hash,
+--       6 counts-by-partner zset, 7 this minute's counter key, 8 bytes counter key,
+--       9 id, 10 original "topic/partition/offset", 11 entry JSON, 12 rejected_at, 13 reason,
+--       14 partner ("" if unknown), 15 index cap (entries), 16 index cap (bytes), 17 partners kept,
+--       18 per-minute counter TTL (s)
+-- Returns 1 when the entry was new (even if the caps evicted it at once: it was the oldest), else 0.
+local entry_prefix, seen_key, index_key = ARGV[1], ARGV[2], ARGV[3]
+local reasons_key, statuses_key, partners_key = ARGV[4], ARGV[5], ARGV[6]
+local minute_key, bytes_key = ARGV[7], ARGV[8]
+local id, original, entry = ARGV[9], ARGV[10], ARGV[11]
+local max_entries, max_bytes, partners_top = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
+
+local entry_key = entry_prefix .. id
+if redis.call('HSETNX', seen_key, original, id) == 0 then
   return 0
 end
 if redis.call('EXISTS', entry_key) == 1 then
   return 0
 end
-redis.call('HSET', entry_key, 'entry', ARGV[4], 'status', 'new', 'reason', ARGV[6], 'partner', ARGV[7],
+redis.call('HSET', entry_key, 'entry', entry, 'status', 'new', 'reason', ARGV[13], 'partner', ARGV[14],
            'original', original)
-redis.call('ZADD', prefix .. 'dlq:index', ARGV[5], id)
-redis.call('HINCRBY', prefix .. 'dlq:counts:reason', ARGV[6], 1)
-redis.call('HINCRBY', prefix .. 'dlq:counts:status', 'new', 1)
-if ARGV[7] ~= '' then
-  redis.call('ZINCRBY', prefix .. 'dlq:counts:partner', 1, ARGV[7])
-end
-local minute_key = prefix .. 'dlq:minute:' .. ARGV[8]
-redis.call('INCR', minute_key)
-redis.call('EXPIRE', minute_key, ARGV[10])
-
--- Keep the newest `cap` entries; counts by reason and partner stay cumulative.
-local excess = redis.call('ZCARD', prefix .. 'dlq:index') - tonumber(ARGV[9])
-if excess > 0 then
-  for _, old in ipairs(redis.call('ZRANGE', prefix .. 'dlq:index', 0, excess - 1)) do
-    local old_key = prefix .. 'dlq:entry:' .. old
-    local fields = redis.call('HMGET', old_key, 'status', 'original')
-    if fields[1] then
-      redis.call('HINCRBY', prefix .. 'dlq:counts:status', fields[1], -1)
-    end
-    if fields[2] then
-      redis.call('HDEL', prefix .. 'dlq:seen', fields[2])
-    end
-    redis.call('DEL', old_key)
-    redis.call('ZREM', prefix .. 'dlq:index', old)
+redis.call('ZADD', index_key, ARGV[12], id)
+local total_bytes = redis.call('INCRBY', bytes_key, #entry)
+redis.call('HINCRBY', reasons_key, ARGV[13], 1)
+redis.call('HINCRBY', statuses_key, 'new', 1)
+if ARGV[14] ~= '' then
+  redis.call('ZINCRBY', partners_key, 1, ARGV[14])
+  -- Per-courier counts are kept for the busiest couriers only: minting new ids cannot grow them forever.
+  if redis.call('ZCARD', partners_key) > partners_top then
+    redis.call('ZREMRANGEBYRANK', partners_key, 0, -partners_top - 1)
   end
+end
+redis.call('INCR', minute_key)
+redis.call('EXPIRE', minute_key, ARGV[18])
+
+-- Keep the newest entries within both caps; counts by reason stay cumulative.
+local count = redis.call('ZCARD', index_key)
+while count > 0 and (count > max_entries or total_bytes > max_bytes) do
+  local old = redis.call('ZRANGE', index_key, 0, 0)[1]
+  local old_key = entry_prefix .. old
+  local fields = redis.call('HMGET', old_key, 'status', 'original')
+  if fields[1] then
+    redis.call('HINCRBY', statuses_key, fields[1], -1)
+  end
+  if fields[2] then
+    redis.call('HDEL', seen_key, fields[2])
+  end
+  total_bytes = redis.call('DECRBY', bytes_key, redis.call('HSTRLEN', old_key, 'entry'))
+  if total_bytes < 0 then
+    -- entries indexed before the byte total was kept: start counting afresh rather than go negative
+    redis.call('SET', bytes_key, 0)
+    total_bytes = 0
+  end
+  redis.call('DEL', old_key)
+  redis.call('ZREM', index_key, old)
+  count = count - 1
 end
 return 1

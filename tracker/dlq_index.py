@@ -1,8 +1,10 @@
 """The review index of dead letters in Redis, written by the DLQ indexer and read by the API and the CLI.
 
 Both the page and ``tracker dlq`` read counts and lists through this one class, so they always agree.
-The index keeps the newest ``dlq_index_max`` entries; counts by reason and by partner are cumulative.
-Writes go through Lua scripts (dlq_index.lua, dlq_status.lua) so that each is atomic.
+The index keeps the newest entries within two caps, ``dlq_index_max`` entries and ``dlq_index_max_bytes``
+bytes of entry JSON (a running total in ``dlq:bytes``); counts by reason are cumulative, and so are counts
+by partner, kept for the ``dlq_partners_top`` busiest couriers only. Writes go through Lua scripts
+(dlq_index.lua, dlq_status.lua) so that each is atomic; every key name they touch is passed in from here.
 """
 
 from __future__ import annotations
@@ -59,11 +61,14 @@ _encode = msgspec.json.Encoder().encode
 
 
 class DlqIndex:
-    def __init__(self, store: Store, max_entries: int = 20_000) -> None:
+    def __init__(self, store: Store, max_entries: int | None = None) -> None:
+        settings = store.settings
         self.store = store
         self.redis = store.redis
-        self.prefix = store.settings.redis_prefix
-        self.max_entries = max_entries
+        self.prefix = settings.redis_prefix
+        self.max_entries = max_entries if max_entries is not None else settings.dlq_index_max
+        self.max_bytes = settings.dlq_index_max_bytes
+        self.partners_top = settings.dlq_partners_top
 
     def _key(self, name: str) -> str:
         return self.prefix + name
@@ -72,12 +77,15 @@ class DlqIndex:
         """Index entries (idempotent); returns how many were new."""
         if not entries:
             return 0
+        keys = [self._key(name) for name in (c.KEY_DLQ_ENTRY, c.KEY_DLQ_SEEN, c.KEY_DLQ_INDEX, c.KEY_DLQ_REASONS,
+                                               c.KEY_DLQ_STATUSES, c.KEY_DLQ_PARTNERS)]
         calls = []
         for entry in entries:
             original = f"{entry.original.topic}/{entry.original.partition}/{entry.original.offset}"
             minute = entry.rejected_at - entry.rejected_at % MINUTE_MS
-            calls.append([self.prefix, entry.id, original, _encode(entry), entry.rejected_at, entry.reason,
-                          entry.partner_id or "", minute, self.max_entries, MINUTE_TTL_S])
+            calls.append([*keys, self._key(c.KEY_DLQ_MINUTE + str(minute)), self._key(c.KEY_DLQ_BYTES), entry.id,
+                          original, _encode(entry), entry.rejected_at, entry.reason, entry.partner_id or "",
+                          self.max_entries, self.max_bytes, self.partners_top, MINUTE_TTL_S])
         return sum(int(result) for result in await self.store.run_script(_INDEX_SCRIPT, calls))
 
     async def get(self, entry_id: str) -> Row:
@@ -137,7 +145,8 @@ class DlqIndex:
                          at_ms: int | None = None) -> None:
         at_ms = at_ms if at_ms is not None else time.time_ns() // 1_000_000
         [result] = await self.store.run_script(
-            _STATUS_SCRIPT, [[self.prefix, entry_id, from_status.value, to_status.value, by, at_ms]])
+            _STATUS_SCRIPT, [[self._key(c.KEY_DLQ_ENTRY + entry_id), self._key(c.KEY_DLQ_STATUSES),
+                              from_status.value, to_status.value, by, at_ms]])
         result = result.decode() if isinstance(result, bytes) else result
         if result == "missing":
             raise UnknownEntry(entry_id)
@@ -154,11 +163,13 @@ class DlqIndex:
         pipe.zrevrange(self._key(c.KEY_DLQ_PARTNERS), 0, top_partners - 1, withscores=True)
         pipe.mget([self._key(c.KEY_DLQ_MINUTE + str(m)) for m in minutes])
         pipe.zcard(self._key(c.KEY_DLQ_INDEX))
-        reasons, statuses, partners, per_minute, indexed = await pipe.execute()
+        pipe.get(self._key(c.KEY_DLQ_BYTES))
+        reasons, statuses, partners, per_minute, indexed, indexed_bytes = await pipe.execute()
         by_reason = {k.decode(): int(v) for k, v in sorted(reasons.items())}
         return {
             "total": sum(by_reason.values()),
             "indexed": int(indexed),
+            "indexed_bytes": int(indexed_bytes or 0),
             "by_reason": by_reason,
             "by_status": {s.value: int(statuses.get(s.value.encode(), 0)) for s in Status},
             "by_partner": [[member.decode(), int(score)] for member, score in partners],

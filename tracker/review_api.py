@@ -1,7 +1,9 @@
 """HTTP API of the rejected-ping review: ``/api/dlq...`` routes and the write-token check.
 
 Writes need ``Authorization: Bearer <TRACKER_ADMIN_TOKEN>``, compared in constant time. Without a token
-configured the write endpoints answer 403 (writes disabled); a missing or wrong token gets 401.
+configured the write endpoints answer 403 (writes disabled); a missing or wrong token gets 401. Replays
+also need ``TRACKER_REPLAY_SECRET`` (403 without it), and an edited payload the validator's parser rejects
+gets 422 with its reject code, before anything is produced or changes status.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from starlette.routing import Route
 from tracker import operator
 from tracker.dlq_index import Filters, Row, StatusConflict, UnknownEntry
 from tracker.kafka import BrokerError
-from tracker.review import ReplayRefused, payload_of
+from tracker.review import PayloadRejected, ReplayRefused, payload_of
 from tracker.rules import parse_timestamp
 from tracker.store import StoreError
 
@@ -37,7 +39,8 @@ def row_json(row: Row) -> dict:
         "id": entry.id, "reason": entry.reason, "detail": entry.detail, "partner_id": entry.partner_id,
         "rejected_at": entry.rejected_at, "status": row.status, "status_by": row.status_by,
         "status_at": row.status_at, "original": msgspec.to_builtins(entry.original), "lat": entry.lat,
-        "lon": entry.lon, "replay_count": entry.replay_count,
+        "lon": entry.lon, "replay_count": entry.replay_count, "payload_truncated": entry.payload_truncated,
+        "replay_as_is": entry.replay_as_is,
     }
 
 
@@ -77,25 +80,39 @@ async def last_fix_before(store, partner_id: str | None, ts: object) -> dict | N
     return None
 
 
+def payload_json(entry) -> object | None:
+    """The payload as JSON for the page, when it is a whole JSON document (not a preview) that JSON can carry
+    back out (no lone surrogates); None otherwise (the page shows the text)."""
+    if entry.payload_truncated:
+        return None
+    try:
+        doc = msgspec.json.decode(payload_of(entry))
+        msgspec.json.encode(doc)
+    except (msgspec.DecodeError, UnicodeError, RecursionError):
+        return None
+    return doc
+
+
 async def entry_detail(request: Request) -> Response:
     gateway = request.app.state.gateway
     try:
         row = await gateway.dlq_index.get(request.path_params["entry_id"])
     except UnknownEntry:
         return _error(404, f"no rejected ping {request.path_params['entry_id']!r}")
-    payload = payload_of(row.entry)
-    try:
-        payload_json = msgspec.json.decode(payload)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        payload_json = None
-    ts = parse_timestamp(payload_json.get("ts")) if isinstance(payload_json, dict) else None
+    entry = row.entry
+    payload = payload_of(entry)
+    doc = payload_json(entry)
+    ts = parse_timestamp(doc.get("ts")) if isinstance(doc, dict) else None
     body = row_json(row) | {
-        "key": row.entry.key, "headers": [list(pair) for pair in row.entry.headers],
-        "payload_text": payload.decode("utf-8", "replace"), "payload_json": payload_json,
-        "last_fix": await last_fix_before(gateway.store, row.entry.partner_id, ts),
-        "validator": row.entry.validator, "attempts": row.entry.attempts,
+        "key": entry.key, "headers": [list(pair) for pair in entry.headers],
+        "payload_text": payload.decode("utf-8", "replace"), "payload_json": doc,
+        "payload_size": entry.payload_size if entry.payload_truncated else len(payload),
+        "payload_shown": len(payload), "payload_sha256": entry.payload_sha256,
+        "last_fix": await last_fix_before(gateway.store, entry.partner_id, ts if isinstance(ts, int) else None),
+        "validator": entry.validator, "attempts": entry.attempts,
     }
-    return JSONResponse(body)
+    # msgspec, not json.dumps: it writes a payload's huge integers and NaN as JSON can carry them.
+    return Response(msgspec.json.encode(body), media_type="application/json")
 
 
 def check_token(request: Request) -> Response | None:
@@ -117,8 +134,13 @@ async def _body(request: Request) -> dict | Response:
         return {}
     try:
         body = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return _error(400, "request body is not JSON")
+    except RecursionError:
+        # Only an edited payload has any depth to speak of: it is the payload the validator would reject.
+        return JSONResponse({"error": "the edited payload would be rejected: malformed_payload: JSON nested too "
+                                      "deeply", "reason": "malformed_payload", "detail": "JSON nested too deeply"},
+                            status_code=422)
     return body if isinstance(body, dict) else _error(400, "request body must be a JSON object")
 
 
@@ -130,10 +152,14 @@ async def _replay_one(request: Request, entry_id: str, edited) -> tuple[int, dic
     try:
         result = await operator.replay(gateway.settings, gateway.dlq_index, gateway.producer, entry_id,
                                        actor=_actor(request), edited=text)
+    except operator.ReplaysDisabled as exc:
+        return 403, {"error": str(exc)}
     except UnknownEntry:
         return 404, {"error": f"no rejected ping {entry_id!r}"}
     except StatusConflict as exc:
         return 409, {"error": str(exc)}
+    except PayloadRejected as exc:
+        return 422, {"error": str(exc), "reason": exc.reason, "detail": exc.detail}
     except ReplayRefused as exc:
         return 422, {"error": str(exc)}
     except (BrokerError, StoreError) as exc:
@@ -157,8 +183,17 @@ def _actor(request: Request) -> str:
     return f"api@{client}"
 
 
+def check_replays(request: Request) -> Response | None:
+    """None when replays may be signed; else the 403 response (validators would treat them as forgeries)."""
+    try:
+        operator.check_replays_enabled(request.app.state.gateway.settings)
+    except operator.ReplaysDisabled as exc:
+        return _error(403, str(exc))
+    return None
+
+
 async def replay(request: Request) -> Response:
-    if (refused := check_token(request)) is not None:
+    if (refused := check_token(request) or check_replays(request)) is not None:
         return refused
     body = await _body(request)
     if isinstance(body, Response):
@@ -191,6 +226,8 @@ async def _bulk(request: Request, action) -> Response:
 
 
 async def bulk_replay(request: Request) -> Response:
+    if (refused := check_token(request) or check_replays(request)) is not None:
+        return refused
     return await _bulk(request, lambda req, entry_id: _replay_one(req, entry_id, None))
 
 

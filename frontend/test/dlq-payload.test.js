@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { headerRows, jumpOf, parseEditedPayload, prettyPayload, truncate } from "../src/dlq/payload.js";
+import { canReplayAsIs, headerRows, jumpOf, parseEditedPayload, payloadNote, prettyPayload, truncate } from "../src/dlq/payload.js";
 
 test("payload shown pretty when the server parsed it, raw text otherwise", () => {
   const rows = [
@@ -71,4 +71,27 @@ test("an impossible_speed jump: distance, time and speed from the last fix", () 
   assert.equal(jumpOf({ ...entry, reason: "out_of_order" }), null);
   assert.equal(jumpOf({ ...entry, last_fix: null }), null);
   assert.equal(jumpOf({ ...entry, lat: null }), null);
+});
+
+test("a truncated payload is shown as a preview and cannot be replayed as is", () => {
+  const preview = { payload_truncated: true, payload_shown: 4096, payload_size: 61_440, payload_sha256: "ab12", replay_as_is: false };
+  assert.equal(canReplayAsIs(preview), false);
+  assert.equal(
+    payloadNote(preview),
+    "Too large to replay as is: showing the first 4,096 of 61,440 bytes (sha256 ab12). Edit and replay a corrected payload instead.",
+  );
+  // The list row (no sizes yet) already says it cannot be replayed as is.
+  assert.equal(canReplayAsIs({ payload_truncated: true }), false);
+  assert.match(payloadNote({ payload_truncated: true }), /showing the first \? of \? bytes\./);
+
+  const keyCut = { payload_truncated: false, replay_as_is: false };
+  assert.equal(canReplayAsIs(keyCut), false);
+  assert.match(payloadNote(keyCut), /keeps only part of the original record/);
+
+  for (const whole of [{ payload_truncated: false, replay_as_is: true }, { payload_text: "{}" }]) {
+    assert.equal(canReplayAsIs(whole), true);
+    assert.equal(payloadNote(whole), null);
+  }
+  assert.equal(canReplayAsIs(null), false);
+  assert.equal(payloadNote(null), null);
 });

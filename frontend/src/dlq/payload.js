@@ -10,6 +10,34 @@ export function prettyPayload(entry) {
   return "";
 }
 
+function bytes(value) {
+  return Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "?";
+}
+
+/**
+ * Whether the entry can be replayed as it is: not when the server keeps only a preview of its payload (or the
+ * dead letter itself kept only part of the original record). Such a ping can still be edited and replayed.
+ */
+export function canReplayAsIs(entry) {
+  return Boolean(entry) && entry.payload_truncated !== true && entry.replay_as_is !== false;
+}
+
+/** A sentence for the reviewer when the payload panel does not hold the whole payload; null when it does. */
+export function payloadNote(entry) {
+  if (!entry) return null;
+  if (entry.payload_truncated === true) {
+    const sha = typeof entry.payload_sha256 === "string" ? ` (sha256 ${entry.payload_sha256})` : "";
+    return (
+      `Too large to replay as is: showing the first ${bytes(entry.payload_shown)} of ${bytes(entry.payload_size)} ` +
+      `bytes${sha}. Edit and replay a corrected payload instead.`
+    );
+  }
+  if (entry.replay_as_is === false) {
+    return "The dead letter keeps only part of the original record, so it cannot be replayed as is. Edit and replay a corrected payload instead.";
+  }
+  return null;
+}
+
 /**
  * Check an edited payload before it is sent for replay. Replays carry a ping, i.e. a JSON object.
  * Returns { ok: true, payload } or { ok: false, error } with a message meant for the reviewer.

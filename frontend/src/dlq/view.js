@@ -5,7 +5,7 @@
 import * as format from "../format.js";
 export { showToast } from "../ui.js";
 import { STATUSES, reasonColour, reasonLabel } from "./reasons.js";
-import { headerRows, jumpOf, prettyPayload, truncate } from "./payload.js";
+import { canReplayAsIs, headerRows, jumpOf, payloadNote, prettyPayload, truncate } from "./payload.js";
 import { isSelectable } from "./selection.js";
 import { fullTime, shortTime } from "./time.js";
 
@@ -32,7 +32,8 @@ export function bindUi(doc) {
     "reason-chart", "sparkline", "sparkline-caption", "top-partners", "bulkbar", "selected-count", "bulk-results", "bulk-title",
     "bulk-list", "select-all", "rows", "table-empty", "showing", "map-note", "detail-empty", "detail", "detail-id",
     "detail-reason", "detail-status", "detail-text", "detail-facts", "action-message", "editor", "edit-payload",
-    "edit-error", "detail-headers", "payload-kind", "detail-payload", "token-dialog", "token-error", "token-input",
+    "edit-error", "detail-headers", "payload-kind", "payload-note", "detail-payload", "token-dialog", "token-error",
+    "token-input",
   ];
   const fields = {};
   for (const name of names) fields[name] = field(doc, name);
@@ -345,6 +346,12 @@ export function renderDetail(ui, entry, { loading = false, error = null, nowMs =
   f["detail-facts"].replaceChildren(...facts(doc, entry, nowMs));
   const writable = isSelectable(entry) && !loading;
   for (const name of ["replay", "edit", "discard"]) ui.actions[name].disabled = !writable;
+  const asIs = canReplayAsIs(entry);
+  if (!asIs) ui.actions.replay.disabled = true;
+  ui.actions.replay.title = asIs ? "" : "Too large to replay as is; edit and replay a corrected payload";
+  const note = loading || error ? null : payloadNote(entry);
+  f["payload-note"].hidden = note === null;
+  setText(f["payload-note"], note ?? "");
 
   const headerBody = f["detail-headers"];
   const payload = f["detail-payload"];
@@ -382,7 +389,8 @@ export function renderDetail(ui, entry, { loading = false, error = null, nowMs =
   headerBody.replaceChildren(...rows);
   setText(payload, prettyPayload(entry));
   const isJson = entry.payload_json !== null && entry.payload_json !== undefined;
-  setText(f["payload-kind"], isJson ? "JSON" : "raw text (not JSON)");
+  const kind = entry.payload_truncated === true ? "raw text (a preview)" : isJson ? "JSON" : "raw text (not JSON)";
+  setText(f["payload-kind"], kind);
 }
 
 export function hideDetail(ui) {
