@@ -4,6 +4,13 @@ Every gateway instance reads every record of ``courier-positions`` (a standalone
 Kafka's pub/sub model) into its :class:`~tracker.hub.Hub`, starting at the latest offsets; the latest
 positions already in Redis are loaded on start, after the reader has its starting offsets, so a fresh
 gateway is complete and misses nothing in between (the hub is newer-wins, so overlap is harmless).
+
+The reader is total: a record that cannot be read or applied (no value, not JSON, wrong types, numbers the
+page cannot show) is counted in ``tracker_bad_position_records`` and logged with its topic, partition and
+offset, and the reader moves on. Its background tasks (the positions reader, the DLQ indexer, the tick, the
+once-a-second stats and the courier expiry sweep) are supervised: one that raises or ends is logged at
+ERROR and restarted with backoff (:class:`~tracker.up.RestartPolicy`, never giving up), ``/readyz`` answers
+503 naming it while it is down, and ``tracker_gateway_task_restarts`` counts the restarts.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -24,21 +31,46 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tracker import metrics, protocol, review_api
+from tracker import expiry, metrics, protocol, review_api
 from tracker.dlq_index import DlqIndex
 from tracker.geo import load_service_area
 from tracker.hub import Client, Hub
 from tracker.indexer import run_indexer
-from tracker.kafka import BrokerError, Consumer, Producer
+from tracker.kafka import BrokerError, Consumer, Producer, Record
 from tracker.models import Position
 from tracker.settings import Settings
 from tracker.status import StatusThresholds
 from tracker.store import Store, StoreError
+from tracker.up import RestartPolicy
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STATIC_DIR = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 _decode_position = msgspec.json.Decoder(Position).decode
+MAX_SAFE_INTEGER = 2 ** 53 - 1  # the page reads numbers as JavaScript doubles: larger times lose their meaning
+# A task that fails is restarted after 0.5 s, doubling with each failure in the last minute up to 10 s; a
+# gateway never gives up on one (the alternative is a gateway that serves a frozen map).
+TASK_RESTARTS = RestartPolicy(limit=None, window_s=60.0)
+
+
+def read_position(value: bytes | None) -> Position | str:
+    """A ``courier-positions`` value (or a Redis latest-position JSON) as a Position, or what is wrong with it.
+
+    Beyond msgspec's types: coordinates in range (the map refuses others) and times the page can represent.
+    """
+    if value is None:
+        return "no value (a record the broker client could not read, or a tombstone)"
+    try:
+        position = _decode_position(value)
+    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
+        return f"not a position: {exc}"
+    if not (-90 <= position.lat <= 90 and -180 <= position.lon <= 180):
+        return f"coordinates out of range: lat {position.lat!r}, lon {position.lon!r}"
+    if not (0 <= position.ts <= MAX_SAFE_INTEGER and 0 <= position.accepted_at_ms <= MAX_SAFE_INTEGER):
+        return f"times out of range: ts {position.ts}, accepted_at_ms {position.accepted_at_ms}"[:200]
+    if not position.id:
+        return "empty id"
+    return position
 
 
 class Gateway:
@@ -60,6 +92,8 @@ class Gateway:
         self.counters: dict[str, int] = {}
         self.pings_per_s = 0.0
         self._tasks: list[asyncio.Task] = []
+        self.task_names: list[str] = []
+        self.tasks_down: dict[str, str] = {}  # task name -> why it is down, while it waits for its restart
 
     async def start(self) -> None:
         self.store = Store(self.settings)
@@ -72,11 +106,40 @@ class Gateway:
             await self.consumer.start()
         await self.load_from_redis()
         if self.consumer is not None:
-            self._tasks.append(asyncio.create_task(self._consume(), name="positions-reader"))
-            self._tasks.append(asyncio.create_task(run_indexer(self.settings, self.store, asyncio.Event()),
-                                                   name="dlq-indexer"))
-        self._tasks.append(asyncio.create_task(self._tick(), name="tick"))
-        self._tasks.append(asyncio.create_task(self._every_second(), name="stats"))
+            self.supervise("positions-reader", self._consume)
+            self.supervise("dlq-indexer", lambda: run_indexer(self.settings, self.store, asyncio.Event()))
+            self.supervise("courier-expiry", self._expire)
+        self.supervise("tick", self._tick)
+        self.supervise("stats", self._every_second)
+
+    def supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run ``run()`` as background task ``name`` for as long as the gateway runs (see the module doc)."""
+        self.task_names.append(name)
+        self.metrics.task_restarts.labels(task=name)  # exported as 0 from the start
+        self._tasks.append(asyncio.create_task(self._keep_running(name, run), name=name))
+
+    async def _keep_running(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        ends: list[float] = []
+        while True:
+            error: BaseException | None = None
+            try:
+                await run()
+                why = "ended"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any bug in a task: log it, restart it; never let the task vanish
+                error = exc
+                why = f"{type(exc).__name__}: {exc}"[:300]
+            now = time.monotonic()
+            ends = [*TASK_RESTARTS.recent(ends, now), now]
+            delay = TASK_RESTARTS.decide(ends, now)
+            self.tasks_down[name] = why
+            log.error("gateway task %s stopped (%s); restarting in %g s", name, why, delay, exc_info=error)
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                self.tasks_down.pop(name, None)
+            self.metrics.task_restarts.labels(task=name).inc()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -100,8 +163,13 @@ class Gateway:
         loaded = 0
         for start in range(0, len(partner_ids), 1000):
             chunk = partner_ids[start:start + 1000]
-            for raw in await self.store.positions_json(chunk):
-                if raw is not None and self.hub.ingest(_decode_position(raw)):
+            for partner_id, raw in zip(chunk, await self.store.positions_json(chunk)):
+                if raw is None:
+                    continue  # expired or never written: nothing to show
+                position = read_position(raw)
+                if isinstance(position, str):
+                    log.warning("skipping the stored position of %r: %s", partner_id, position)
+                elif self.hub.ingest(position):
                     loaded += 1
         log.info("loaded %d latest positions from Redis", loaded)
         return loaded
@@ -114,18 +182,28 @@ class Gateway:
                 log.warning("positions reader: %r; retrying", exc)
                 await asyncio.sleep(1)
                 continue
-            observe = self.metrics.delivery_delay.observe
             for records in polled.values():
                 now = time.time_ns() // 1_000_000
                 for record in records:
-                    try:
-                        position = _decode_position(record.value)
-                        self.hub.ingest(position, now)
-                        observe((now - position.accepted_at_ms) / 1000)
-                    except (msgspec.DecodeError, TypeError):
-                        self.metrics.bad_position_records.inc()
-                        log.warning("skipping undecodable record at %s/%d@%d", record.topic, record.partition,
-                                    record.offset)
+                    self.apply_position(record, now)
+
+    def apply_position(self, record: Record, now: int) -> bool:
+        """Ingest one ``courier-positions`` record; never raises: a bad one is counted, logged and skipped."""
+        try:
+            position = read_position(record.value)
+            if not isinstance(position, str):
+                self.hub.ingest(position, now)
+                self.metrics.delivery_delay.observe((now - position.accepted_at_ms) / 1000)
+                return True
+        except Exception as exc:  # a bug applying one record must not stop the map for every courier
+            self.metrics.bad_position_records.inc()
+            log.error("applying position record %s/%d@%d failed, skipped: %r", record.topic, record.partition,
+                      record.offset, exc, exc_info=True)
+            return False
+        self.metrics.bad_position_records.inc()
+        log.warning("skipping position record %s/%d@%d: %s", record.topic, record.partition, record.offset,
+                    position[:300])
+        return False
 
     async def _tick(self) -> None:
         interval = self.settings.tick_ms / 1000
@@ -157,6 +235,24 @@ class Gateway:
             frame = self.stats_frame()
             for client in self.hub.clients:
                 client.push_control(frame)
+
+    async def _expire(self) -> None:
+        """Every minute (and once at start): forget couriers silent past the TTL, here and in Redis."""
+        while True:
+            cutoff = expiry.cutoff_ms(self.settings.courier_ttl_s)
+            expired = self.hub.expire(cutoff)
+            self.metrics.couriers_expired.labels(where="memory").inc(len(expired))
+            try:
+                swept = await expiry.sweep_redis(self.store, cutoff)
+            except (StoreError, OSError) as exc:
+                log.warning("expiring couriers from Redis failed (next sweep in %g s): %r",
+                            expiry.SWEEP_INTERVAL_S, exc)
+                swept = 0
+            self.metrics.couriers_expired.labels(where="redis").inc(swept)
+            if expired or swept:
+                log.info("expired %d couriers silent for %g s (%d from Redis)", len(expired),
+                         self.settings.courier_ttl_s, swept)
+            await asyncio.sleep(expiry.SWEEP_INTERVAL_S)
 
     def stats_frame(self) -> str:
         counts = self.hub.counts()
@@ -267,7 +363,11 @@ async def api_courier(request: Request) -> Response:
         raw = await gateway.store.position_json(partner_id)
         if raw is None:
             return _error(404, f"no courier {partner_id!r}")
-        gateway.hub.ingest(_decode_position(raw))
+        stored = read_position(raw)
+        if isinstance(stored, str):
+            log.warning("the stored position of %r is unreadable: %s", partner_id, stored)
+            return _error(500, f"the stored position of {partner_id!r} is unreadable: {stored}")
+        gateway.hub.ingest(stored)
         position = gateway.hub.wire(partner_id)
     trail = [point[:3] for point in await gateway.store.trail(partner_id)]
     return JSONResponse({"partner_id": partner_id, "position": position, "trail": trail})
@@ -295,9 +395,13 @@ async def readyz(request: Request) -> Response:
         checks["redis"] = False
     if gateway.consume:
         checks["consumer_assigned"] = gateway.assigned
-        checks["broker"] = gateway.assigned and not any(t.done() for t in gateway._tasks)
+    for name in gateway.task_names:
+        checks[name] = name not in gateway.tasks_down
     ready = all(checks.values())
-    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+    body = {"ready": ready, "checks": checks}
+    if gateway.tasks_down:
+        body["tasks_down"] = dict(gateway.tasks_down)
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 async def metrics_endpoint(request: Request) -> Response:

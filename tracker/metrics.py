@@ -44,8 +44,17 @@ class GatewayMetrics:
         self.slow_disconnects = Counter("tracker_ws_slow_disconnects", "Clients closed for not draining (1013)",
                                         registry=self.registry)
         self.bad_position_records = Counter("tracker_bad_position_records",
-                                            "courier-positions records the gateway could not decode",
-                                            registry=self.registry)
+                                            "courier-positions records the gateway could not decode or apply "
+                                            "(skipped and logged)", registry=self.registry)
+        self.task_restarts = Counter("tracker_gateway_task_restarts",
+                                     "Background tasks of this gateway restarted after they failed or ended",
+                                     labelnames=["task"], registry=self.registry)
+        self.couriers_expired = Counter("tracker_couriers_expired",
+                                        "Couriers expired after courier_ttl_s without a fix: from this gateway's "
+                                        "memory, and from Redis by this gateway's sweeps",
+                                        labelnames=["where"], registry=self.registry)
+        for where in ("memory", "redis"):
+            self.couriers_expired.labels(where=where)
         self.delivery_delay = Histogram(
             "tracker_position_delivery_delay_seconds",
             "From the validator accepting a ping to this gateway reading its position",

@@ -1,11 +1,15 @@
-"""The hub forgets couriers silent for longer than the TTL, and every client hears about it."""
+"""The hub forgets couriers silent for longer than the TTL, and every client hears about it; the gateway's
+positions reader feeds it only what it can show, whatever a record holds."""
 
 from __future__ import annotations
 
 import json
 
+from tracker.gateway import Gateway
 from tracker.hub import Hub
+from tracker.kafka import Record
 from tracker.models import Position
+from tracker.settings import Settings
 
 NOW = 1_795_000_000_000
 HOUR = 3_600_000
@@ -78,3 +82,58 @@ def test_a_courier_that_expired_before_any_tick_is_never_sent_as_a_courier():
     hub.expire(NOW - 24 * HOUR)
     assert hub.tick() == 0
     assert [(frame["couriers"], frame["removed"]) for frame in frames(client)] == [([], ["old"])]
+
+
+# -- the gateway's positions reader feeds the hub and survives any record ---------------------------------
+
+def record(value: bytes | None, offset: int) -> Record:
+    return Record("courier-positions", 3, offset, NOW, b"k", value, ())
+
+
+GOOD = json.dumps({"id": "good", "lat": 12.97, "lon": 77.59, "ts": NOW, "accepted_at_ms": NOW}).encode()
+POISON = {
+    "no value": None,
+    "not JSON": b"\x00\x01garbage",
+    "not UTF-8": b'{"id":"\xed\xa0\x80","lat":1,"lon":2,"ts":1,"accepted_at_ms":1}',
+    "a lone surrogate id": b'{"id":"\\ud800","lat":12.9,"lon":77.5,"ts":1,"accepted_at_ms":1}',
+    "NaN": b'{"id":"n","lat":NaN,"lon":77.5,"ts":1,"accepted_at_ms":1}',
+    "a huge ts": b'{"id":"h","lat":12.9,"lon":77.5,"ts":' + b"9" * 400 + b',"accepted_at_ms":1}',
+    "a huge accepted_at_ms": b'{"id":"h","lat":12.9,"lon":77.5,"ts":1,"accepted_at_ms":' + b"9" * 400 + b"}",
+    "a huge lat": b'{"id":"h","lat":1' + b"0" * 400 + b',"lon":77.5,"ts":1,"accepted_at_ms":1}',
+    "lat out of range": b'{"id":"h","lat":95,"lon":77.5,"ts":1,"accepted_at_ms":1}',
+    "a wrong type": b'{"id":"w","lat":"12.9","lon":77.5,"ts":1,"accepted_at_ms":1}',
+    "an empty id": b'{"id":"","lat":12.9,"lon":77.5,"ts":1,"accepted_at_ms":1}',
+    "an array": b"[1, 2, 3]",
+    "null": b"null",
+}
+
+
+def metrics_text(gateway: Gateway) -> str:
+    return gateway.metrics.render({}, gateway.hub.counts()).decode()
+
+
+def test_the_positions_reader_skips_every_poison_record_counts_it_logs_where_and_goes_on(caplog):
+    gateway = Gateway(Settings(), consume=False)
+    for offset, value in enumerate(POISON.values()):
+        assert gateway.apply_position(record(value, offset), NOW) is False, value
+    assert gateway.apply_position(record(GOOD, 99), NOW) is True
+    assert list(gateway.hub.couriers) == ["good"]
+    assert f"tracker_bad_position_records_total {len(POISON)}.0" in metrics_text(gateway)
+    skipped = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(skipped) == len(POISON)
+    assert all(message.startswith(f"skipping position record courier-positions/3@{offset}: ")
+               for offset, message in enumerate(skipped))
+    assert "no value" in skipped[0] and "out of range" in skipped[8]
+
+
+def test_a_record_that_breaks_the_hub_is_skipped_and_logged_with_its_traceback(caplog):
+    gateway = Gateway(Settings(), consume=False)
+
+    def broken(position, now=None):
+        raise OverflowError("a future bug")
+
+    gateway.hub.ingest = broken
+    assert gateway.apply_position(record(GOOD, 7), NOW) is False
+    assert "tracker_bad_position_records_total 1.0" in metrics_text(gateway)
+    [logged] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "courier-positions/3@7" in logged.getMessage() and logged.exc_info is not None

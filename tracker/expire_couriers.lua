@@ -1,0 +1,23 @@
+-- Expire couriers whose latest accepted fix is older than a cut-off (tracker/expiry.py).
+-- ARGV[1] GEO key, ARGV[2] position key prefix, ARGV[3] trail key prefix, ARGV[4] cut-off (epoch ms, event
+-- time), ARGV[5..] partner ids (members of the GEO set).
+-- A courier expires when its position hash is gone, or its ts is older than the cut-off or unreadable: its
+-- position, its trail and its GEO member go together. Scripts run one at a time, so a fix that a validator's
+-- apply_batch.lua writes meanwhile lands either before (the courier is kept) or after (it comes back whole).
+-- Returns how many couriers expired.
+local geo_key = ARGV[1]
+local pos_prefix = ARGV[2]
+local trail_prefix = ARGV[3]
+local cutoff = tonumber(ARGV[4])
+local expired = 0
+
+for i = 5, #ARGV do
+  local partner_id = ARGV[i]
+  local ts = tonumber(redis.call('HGET', pos_prefix .. partner_id, 'ts') or '')
+  if ts == nil or ts < cutoff then
+    redis.call('DEL', pos_prefix .. partner_id, trail_prefix .. partner_id)
+    redis.call('ZREM', geo_key, partner_id)
+    expired = expired + 1
+  end
+end
+return expired
