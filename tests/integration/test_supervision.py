@@ -1,0 +1,153 @@
+"""Nothing stops silently: a killed validator is restarted and pings flow again; a gateway task that fails is
+restarted (and /readyz says so while it is down); the gateway's positions reader outlives any record; couriers
+silent past the TTL expire from Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from tracker import expiry
+from tracker.embedded import free_port
+from tracker.gateway import create_app
+from tracker.kafka import OutRecord
+from tracker.store import Slice
+from tracker.up import LocalSystem, RestartPolicy
+
+pytestmark = pytest.mark.integration
+
+BLR = (12.9716, 77.5946)
+
+
+def ping(partner_id: str) -> OutRecord:
+    body = {"partner_id": partner_id, "lat": BLR[0], "lon": BLR[1], "ts": int(time.time() * 1000), "vehicle": "bike"}
+    return OutRecord(json.dumps(body).encode(), partner_id.encode())
+
+
+async def eventually(check, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if result := await check():
+            return result
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{what} within {timeout_s:g} s")
+
+
+@pytest.fixture
+async def system(settings, tmp_path):
+    # A short session timeout: the killed validator's partitions move to its successor sooner.
+    system_settings = settings.replace(http_port=free_port(), tick_ms=50, kafka_session_timeout_ms=6000)
+    running = LocalSystem(system_settings, tmp_path, validators=1)
+    running.start()
+    running.start_supervisor()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+async def test_a_validator_killed_with_sigkill_is_restarted_and_pings_flow_again(system, settings, store, producer):
+    [(_, victim)] = [(name, process) for name, process in system.children if name == "validator-1"]
+    os.kill(victim.pid, signal.SIGKILL)
+
+    async def restarted():
+        return system.restarts["validator-1"] == 1
+
+    await eventually(restarted, 30, "validator-1 was not restarted")
+    [(_, successor)] = [(name, process) for name, process in system.children if name == "validator-1"]
+    assert successor.pid != victim.pid and successor.poll() is None
+    assert system.restart_note() == "validator-1 restarted 1× (last: killed by SIGKILL)"
+
+    await asyncio.gather(*await producer.send_many(settings.location_topic, [ping("after-restart")]))
+
+    async def accepted():
+        return await store.position_json("after-restart")
+
+    await eventually(accepted, 90, "the ping produced after the restart was not accepted")
+    assert (await store.counters()).get("accepted") == 1
+    assert system.failed is None
+
+
+async def test_the_gateway_reader_outlives_poison_positions_records(system, settings, producer):
+    poison = [OutRecord(None), OutRecord(b"\xff\xfe not json"), OutRecord(b'{"id":"\\ud800","lat":1}'),
+              OutRecord(b'{"id":"h","lat":12.9,"lon":77.5,"ts":' + b"9" * 400 + b',"accepted_at_ms":1}')]
+    await asyncio.gather(*await producer.send_many(settings.positions_topic, poison))
+    await asyncio.gather(*await producer.send_many(settings.location_topic, [ping("after-poison")]))
+    async with httpx.AsyncClient(base_url=system.base_url) as client:
+        async def on_the_map():
+            return (await client.get("/api/couriers/after-poison")).status_code == 200
+
+        await eventually(on_the_map, 60, "the good ping did not reach the gateway")
+        metrics = (await client.get("/metrics")).text
+        assert f"tracker_bad_position_records_total {len(poison)}.0" in metrics
+        assert (await client.get("/readyz")).status_code == 200
+    assert system.exited() is None and system.restarts == {"gateway": 0, "validator-1": 0}
+
+
+def test_a_gateway_task_that_fails_is_logged_restarted_and_reported_while_down(infra, monkeypatch, caplog):
+    # A long first wait, so the down state is easy to observe.
+    monkeypatch.setattr("tracker.gateway.TASK_RESTARTS", RestartPolicy(limit=None, window_s=60, first_delay_s=2))
+    app = create_app(infra.replace(namespace=f"sup{time.monotonic_ns()}."), consume=False)
+    runs: list[float] = []
+
+    async def flaky() -> None:
+        runs.append(time.monotonic())
+        if len(runs) == 1:
+            raise RuntimeError("first run fails")
+        await asyncio.Event().wait()
+
+    async def add_task() -> None:
+        app.state.gateway.supervise("flaky", flaky)
+
+    with TestClient(app) as client:
+        assert client.get("/readyz").status_code == 200
+        client.portal.call(add_task)
+        down = client.get("/readyz")
+        assert down.status_code == 503
+        assert down.json()["checks"]["flaky"] is False
+        assert down.json()["tasks_down"] == {"flaky": "RuntimeError: first run fails"}
+        assert 'tracker_gateway_task_restarts_total{task="flaky"} 0.0' in client.get("/metrics").text
+
+        deadline = time.monotonic() + 10
+        while len(runs) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(runs) == 2 and runs[1] - runs[0] >= 2
+        up = client.get("/readyz")
+        assert up.status_code == 200 and up.json()["checks"]["flaky"] is True
+        assert 'tracker_gateway_task_restarts_total{task="flaky"} 1.0' in client.get("/metrics").text
+    [logged] = [r for r in caplog.records if r.levelname == "ERROR" and "flaky" in r.getMessage()]
+    assert "restarting in 2 s" in logged.getMessage() and logged.exc_info is not None
+
+
+async def test_the_sweep_expires_couriers_silent_past_the_ttl_from_redis(settings, store):
+    ttl_s = 60
+    now = int(time.time() * 1000)
+    # 300 couriers (more than Redis keeps in one compact listpack, so ZSCAN walks it in several chunks).
+    ages_s = {f"c{i:03d}": (120 if i % 2 else 10) for i in range(300)}
+    slices = []
+    for index, (partner_id, age_s) in enumerate(ages_s.items()):
+        ts = now - age_s * 1000
+        encoded = json.dumps({"id": partner_id, "lat": BLR[0], "lon": BLR[1], "ts": ts, "accepted_at_ms": ts})
+        point = json.dumps([ts, BLR[0], BLR[1], None])
+        slices.append(Slice(index, -2, 0, 0, [(partner_id, ts, BLR[0], BLR[1], encoded)],
+                            [(partner_id, [ts, point])], {}))
+    await store.apply("expiry-test", slices)
+    await store.redis.geoadd(store.key_geo, (BLR[1], BLR[0], "no-position"))  # a GEO member without its hash
+
+    expired = await expiry.sweep_redis(store, expiry.cutoff_ms(ttl_s), chunk=50)
+
+    silent = {partner_id for partner_id, age_s in ages_s.items() if age_s > ttl_s}
+    assert expired == len(silent) + 1
+    assert set(await store.partner_ids()) == set(ages_s) - silent
+    for partner_id in ("c000", "c001"):
+        kept = partner_id not in silent
+        assert (await store.position_json(partner_id) is not None) == kept
+        assert (await store.trail(partner_id) != []) == kept
+    assert await expiry.sweep_redis(store, expiry.cutoff_ms(ttl_s)) == 0
