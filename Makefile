@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FRONTEND_STAMP := frontend/dist/.built
 
-.PHONY: run test test-unit test-tansu kafka kafka3 bench setup frontend clean
+.PHONY: run test test-unit test-tansu kafka kafka3 bench fuzz setup frontend clean
 
 run: $(STAMP) $(FRONTEND_STAMP)
 	$(BIN)/tracker up
@@ -34,6 +34,11 @@ kafka3: $(STAMP)
 
 bench: $(STAMP) $(FRONTEND_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The fuzz corpus (100,000 payloads by default) through the live gateway and validators; fails unless every
+# payload is accounted for and nothing stopped. FUZZ_ARGS="--payloads 5000 --seed 2", "--kinds deep_nesting".
+fuzz: $(STAMP) $(FRONTEND_STAMP)
+	$(BIN)/python -m fuzz $(FUZZ_ARGS)
 
 setup: $(STAMP) $(FRONTEND_STAMP)
 
