@@ -105,8 +105,22 @@ class ProgressLine:
         self.every_s = 0.5 if self.tty else 5.0
         self.shown_at: float | None = None
         self.shown_produced = 0
+        self.latest: SimStats | None = None
+
+    def waiting(self, seconds: float) -> None:
+        """A batch has waited ``seconds`` for the broker's ack: say so, at the usual pace, instead of going quiet."""
+        now = self.clock()
+        if self.shown_at is not None and now - self.shown_at < self.every_s:
+            return
+        self.shown_at = now
+        if self.latest is None:
+            self._write(f"waiting {seconds:.0f} s for the broker's first ack")
+            return
+        self.shown_produced = self.latest.produced
+        self._write(f"{format_progress(self.latest, 0.0)} | waiting {seconds:.0f} s for the broker")
 
     def __call__(self, stats: SimStats) -> None:
+        self.latest = stats
         now = self.clock()
         if self.shown_at is None:
             self.shown_at = now - stats.elapsed_s
@@ -136,7 +150,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     progress = ProgressLine(sys.stderr)
     await ensure_topics(settings)
     async with Producer(settings) as producer:
-        stats = await run_simulation(settings, config, producer, progress=progress, stop=stop)
+        stats = await run_simulation(settings, config, producer, progress=progress, stop=stop,
+                                     waiting=progress.waiting)
     progress.finish(stats)
     print(msgspec.json.encode(stats).decode(), flush=True)
     return 0

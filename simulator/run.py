@@ -30,6 +30,9 @@ BATCH_MAX = 2_000
 # With a rate cap, batches are small enough to send about this many times a second: smooth, not bursty.
 PACED_BATCHES_PER_S = 20
 REASON_MAX_CHARS = 200  # an error's message, as shown in unsent_by_reason
+# A broker that is down stalls a batch for as long as the producer retries (with idempotence: until it is
+# back); this often, the caller hears how long it has been waiting.
+WAITING_REPORT_S = 1.0
 
 
 class SimStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,13 +97,15 @@ def unsent_reason(error: BaseException) -> str:
 
 async def run_simulation(settings: Settings, config: SimConfig, producer: Producer,
                          progress: Callable[[SimStats], None] | None = None,
-                         stop: asyncio.Event | None = None) -> SimStats:
+                         stop: asyncio.Event | None = None,
+                         waiting: Callable[[float], None] | None = None) -> SimStats:
     """Produce the simulation to the location topic until ``count``, ``duration`` or ``stop``.
 
     Real-time mode sleeps until a ping is due, then ``linger_ms`` more, and sends every ping due by then in
     one batch: a ping's ``ts`` is when it fell due, up to ``linger_ms`` before it is sent. ``duration``
     is event time: in real-time mode that is also wall time; in burst mode it is the span of virtual time.
-    ``progress`` is called with the running stats after every batch, acknowledged or given up on.
+    ``progress`` is called with the running stats after every batch, acknowledged or given up on;
+    ``waiting`` every ``WAITING_REPORT_S`` while a batch waits for the broker, with the seconds waited.
     """
     config = config.checked()
     if config.seed is None:
@@ -128,7 +133,8 @@ async def run_simulation(settings: Settings, config: SimConfig, producer: Produc
             batch.append(upcoming)
             upcoming = next(pings, None)
 
-        for share, error in await _send(producer, topic, batch, partition_of):
+        sending = asyncio.ensure_future(_send(producer, topic, batch, partition_of))
+        for share, error in await _reporting_waits(sending, waiting):
             if error is None:
                 tally.add(share)
             else:
@@ -188,6 +194,20 @@ async def _send(producer: Producer, topic: str, batch: list[SimPing],
                 raise error  # not a delivery failure: a bug, or a cancellation
         outcomes.append((share, errors[0] if errors else None))
     return outcomes
+
+
+async def _reporting_waits(sending: asyncio.Future, waiting: Callable[[float], None] | None):
+    """``sending``'s result; meanwhile ``waiting(seconds)`` every ``WAITING_REPORT_S``."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        while waiting is not None and not sending.done():
+            await asyncio.wait({sending}, timeout=WAITING_REPORT_S)
+            if not sending.done():
+                waiting(loop.time() - started)
+        return await sending
+    finally:
+        sending.cancel()  # only when we were cancelled ourselves: a finished send ignores it
 
 
 async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:

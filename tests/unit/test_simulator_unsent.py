@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections import Counter
 
@@ -10,7 +11,7 @@ import msgspec
 import pytest
 from aiokafka.errors import KafkaTimeoutError, NotLeaderForPartitionError
 
-from simulator.cli import format_progress
+from simulator.cli import ProgressLine, format_progress
 from simulator.config import SimConfig
 from simulator.faults import DUPLICATE
 from simulator.run import SimStats, run_simulation
@@ -131,3 +132,53 @@ def test_unsent_pings_show_in_the_progress_line_and_the_summary():
     nothing_lost = msgspec.structs.replace(stats, unsent=0, unsent_by_reason={})
     assert "unsent" not in format_progress(nothing_lost, 2050.7)
     assert json.loads(msgspec.json.encode(nothing_lost))["unsent"] == 0
+
+
+class SlowBroker(FlakyProducer):
+    """Acks the first batch only after ``delay_s``, like a broker that is restarting."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__(lambda partition, request: None)
+        self.delay_s = delay_s
+
+    async def send_many(self, topic, records):
+        futures = await super().send_many(topic, records)
+        if self.requests:
+            return futures
+        late = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(self.delay_s, late.set_result, None)
+        return [late]
+
+
+async def test_a_batch_waiting_for_the_broker_is_reported_every_second_and_then_counted():
+    producer, waits = SlowBroker(delay_s=2.5), []
+    config = SimConfig(couriers=100, count=4_000, burst=True, seed=2)
+
+    def next_request(stats: SimStats) -> None:
+        producer.requests += 1
+
+    stats = await run_simulation(SETTINGS, config, producer, progress=next_request, waiting=waits.append)
+    assert [round(seconds) for seconds in waits] == [1, 2]
+    assert (stats.produced, stats.unsent) == (4_000, 0)
+
+
+def test_the_progress_line_says_how_long_it_has_been_waiting_for_the_broker():
+    now = [0.0]
+    stream = io.StringIO()
+    progress = ProgressLine(stream, clock=lambda: now[0])  # not a terminal: a line every 5 s at most
+    for second in range(1, 4):
+        now[0] = float(second)
+        progress.waiting(float(second))
+    stats = SimStats(produced=600, good=540, bad=54, duplicates=6, bad_by_reason={"out_of_order": 54},
+                     elapsed_s=7.0, pings_per_s=85.7, seed=1)
+    now[0] = 7.0
+    progress(stats)
+    for second in range(1, 12):
+        now[0] = 7.0 + second
+        progress.waiting(float(second))
+    assert stream.getvalue().splitlines() == [
+        "waiting 1 s for the broker's first ack",
+        "sent 600 | 100 pings/s | bad 54 (9.0%) | duplicates 6 | 7 s",
+        "sent 600 | 0 pings/s | bad 54 (9.0%) | duplicates 6 | 7 s | waiting 5 s for the broker",
+        "sent 600 | 0 pings/s | bad 54 (9.0%) | duplicates 6 | 7 s | waiting 10 s for the broker",
+    ]
