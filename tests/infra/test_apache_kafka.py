@@ -213,3 +213,31 @@ async def test_a_fresh_cluster_takes_the_product_without_error_logs(kafka1: Apac
     async with Consumer(settings, [settings.positions_topic], group_id=None, start="latest") as reader:
         await reader.poll(timeout_ms=500)
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+async def test_a_single_node_stopped_and_restarted_keeps_its_port_and_records(kafka1: ApacheKafkaCluster) -> None:
+    # What EmbeddedStack.stop_broker/start_broker rely on: a controlled shutdown, then the same port and data.
+    # One idempotent producer lives through it, so its retries after the restart must not duplicate records.
+    bootstrap = kafka1.bootstrap_servers
+    topic = "infra-restart"
+    before, after = 500, 500
+    await _create_topic(bootstrap, topic, PARTITIONS, 1)
+    producer = _producer(bootstrap)
+    await producer.start()
+    try:
+        await _produce(producer, topic, range(before))
+        t_stop = time.monotonic()
+        await asyncio.to_thread(kafka1.terminate, 0)
+        assert kafka1.running_nodes() == []
+        await asyncio.to_thread(kafka1.restart, 0)
+        restart_s = time.monotonic() - t_stop
+        assert kafka1.bootstrap_servers == bootstrap
+        await _produce(producer, topic, range(before, before + after))
+    finally:
+        await producer.stop()
+    print(f"[apache-kafka 1 node] stopped and ready again in {restart_s:.1f}s")
+
+    total = before + after
+    values, ends = await _consume_all(bootstrap, topic, total)
+    assert sorted(values) == sorted(_record(i)[1] for i in range(total))
+    assert sum(ends.values()) == total

@@ -206,8 +206,9 @@ async def test_the_embedded_broker_restarted_under_load(tmp_path):
             await validated_at_least(store, stats.produced, "after the simulator stopped", validator)
             stop_cleanly(validator)
 
-            # The producer retries until the broker is back (idempotent: no batch expires), so nothing
-            # is unsent, and every acknowledged ping is accounted for exactly.
+            # The producer retries until the broker is back (idempotent, so no batch expires on a retriable
+            # error; a partition without a leader fails a batch only after the 40 s request timeout), so
+            # nothing is unsent, and every acknowledged ping is accounted for exactly.
             assert (summary["unsent"], summary["unsent_by_reason"]) == (0, {}), simulator.tail()
             assert await validated(store) == stats.produced
             counters = await store.counters()
