@@ -28,9 +28,12 @@ redis.call('HINCRBY', reasons_key, ARGV[13], 1)
 redis.call('HINCRBY', statuses_key, 'new', 1)
 if ARGV[14] ~= '' then
   redis.call('ZINCRBY', partners_key, 1, ARGV[14])
-  -- Per-courier counts are kept for the busiest couriers only: minting new ids cannot grow them forever.
-  if redis.call('ZCARD', partners_key) > partners_top then
-    redis.call('ZREMRANGEBYRANK', partners_key, 0, -partners_top - 1)
+  -- Per-courier counts are kept for the busiest couriers only, so minting new ids cannot grow them forever.
+  -- The courier just counted stays: a newcomer takes the place of the least rejected other one (trimming by
+  -- rank alone would drop every newcomer at once, as the lowest, once the set is full).
+  while redis.call('ZCARD', partners_key) > partners_top do
+    local lowest = redis.call('ZRANGE', partners_key, 0, 1)
+    redis.call('ZREM', partners_key, lowest[1] == ARGV[14] and lowest[2] or lowest[1])
   end
 end
 redis.call('INCR', minute_key)

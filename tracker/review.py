@@ -183,6 +183,11 @@ def replay_headers(headers: tuple | list, max_bytes: int) -> list[tuple[str, str
     return kept
 
 
+def _unreadable(why: bytes | None) -> str:
+    """The detail of a DLQ record the Kafka client could not read (kafka.unreadable): it has no dlq.* headers."""
+    return "" if why is None else f"this DLQ record could not be read: {_text(why, c.DETAIL_MAX_BYTES)}"
+
+
 def _dead_letter_cut(headers: dict[str, bytes | None], value: bytes) -> tuple[bool, int | None, str | None]:
     """Whether the dead letter says it keeps only part of the original, and the original value's size and
     sha256 when it says so (and they look right)."""
@@ -226,7 +231,7 @@ def _entry(record: Record, replay_secret: str | None, payload_max_bytes: int, he
     return Entry(
         id=entry_id(record.partition, record.offset),
         reason=_printable(_text(headers.get(c.H_REASON), REASON_MAX + 1), REASON_MAX) or "unknown",
-        detail=_text(headers.get(c.H_DETAIL), c.DETAIL_MAX_BYTES) or "",
+        detail=_text(headers.get(c.H_DETAIL), c.DETAIL_MAX_BYTES) or _unreadable(headers.get(c.H_UNREADABLE)),
         partner_id=partner_id,
         rejected_at=_int(headers.get(c.H_REJECTED_AT), record.timestamp_ms),
         original=Original(_text(headers.get(c.H_ORIGINAL_TOPIC)) or "", _int(headers.get(c.H_ORIGINAL_PARTITION), -1),
