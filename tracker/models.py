@@ -29,28 +29,40 @@ class Outcome(enum.Enum):
     REJECTED = "rejected"
 
 
+# Bounds of a ping's fields, defined here because the Ping struct below enforces them (rules.py imports them).
+# An id (partner_id, order_id) is 1 to ID_MAX characters: it becomes a Redis key and a label on the map.
+ID_MAX = 64
+# Epoch milliseconds from 1970 up to (not including) 10**13, i.e. before the year 2286: far beyond any real
+# fix, and small enough that every consumer (msgpack's int64, a browser's 2**53 integers) holds it exactly.
+TS_MS_MAX = 10**13
+# Unbounded optional numbers (speed, accuracy) stay below 2**63, so that no integer beyond ±2**63 is ever
+# accepted in a numeric field; the other numeric fields have far smaller ranges of their own.
+NUMBER_MAX = 2.0**63
+
 # The hot path's structs are declared with gc=False: they hold only strings, numbers and bytes, so they can
 # never be part of a reference cycle, and the cyclic GC need not track the hundreds of thousands of them
 # alive at a time (its full collections would otherwise stall the pipeline for tens of milliseconds).
 
 
-class Ping(msgspec.Struct, frozen=True, gc=False):
+class Ping(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     """A structurally valid ping. ``ts_ms`` is the fix time in epoch milliseconds.
 
     The annotations double as the validator's fast path: ``msgspec`` decodes a well-formed payload straight
-    into this struct, checking types and ranges in C (see rules.parse). Constructing it in Python does not
-    check them.
+    into this struct, checking types and ranges in C (see rules.parse). It forbids unknown fields so that a
+    payload it decodes is one flat object (every field here is a scalar) and needs no depth check; payloads
+    with extra fields take a second decoder in rules.py. What annotations can't express (ids of printable
+    characters, a blank id, (0, 0)) rules.parse checks after decoding. Constructing it in Python checks nothing.
     """
 
-    partner_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    partner_id: Annotated[str, msgspec.Meta(min_length=1, max_length=ID_MAX)]
     lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
     lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
-    ts_ms: int = msgspec.field(name="ts")
-    speed: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    ts_ms: Annotated[int, msgspec.Meta(ge=0, lt=TS_MS_MAX)] = msgspec.field(name="ts")
+    speed: Annotated[float, msgspec.Meta(ge=0, lt=NUMBER_MAX)] | None = None
     heading: Annotated[float, msgspec.Meta(ge=0, le=360)] | None = None
-    accuracy: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    accuracy: Annotated[float, msgspec.Meta(gt=0, lt=NUMBER_MAX)] | None = None
     vehicle: Literal["walk", "bike", "scooter", "car"] | None = None
-    order_id: str | None = None
+    order_id: Annotated[str, msgspec.Meta(min_length=1, max_length=ID_MAX)] | None = None
 
 
 class LastFix(msgspec.Struct, frozen=True, gc=False):

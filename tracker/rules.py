@@ -12,21 +12,39 @@ A ping goes through two stages:
 The duplicate test comes before the clock tests on purpose: an exact repeat of the last accepted ping is
 a redelivery or a phone retry, and it must be dropped and counted however late it arrives, never
 dead-lettered as stale.
+
+Every function here is total: for any bytes (or None) it returns a Ping or a Verdict and never raises, so one
+hostile record can't stop a validator. Hence the bounds on what a decoder may build (:func:`decode_json`:
+size, nesting depth) and on what an accepted ping may hold (ids of printable characters, numbers within
+±2**63, ts in a sane range), so that nothing accepted fails later in Redis, msgpack, JSON or a browser; and
+every ``detail`` is short and valid UTF-8 whatever the payload held (:func:`show`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-from datetime import datetime
+import re
+from datetime import datetime, timezone
 
 import msgspec
 
 from tracker.geo import ServiceArea, haversine_m
-from tracker.models import LastFix, Outcome, Ping, Reason, Verdict
+from tracker.models import ID_MAX, NUMBER_MAX, TS_MS_MAX, LastFix, Outcome, Ping, Reason, Verdict
 from tracker.settings import VEHICLES, Settings
 
-PARTNER_ID_MAX = 64
+PARTNER_ID_MAX = ID_MAX  # the name the simulator's fault injector imports
+
+# A ping is one flat object; 32 levels leave room for any reasonable extra field. Both JSON decoders recurse
+# once per level and would otherwise stop only at Python's recursion limit (RecursionError, ~1,000 levels,
+# which fit in 4 KiB), and anything that walks the decoded value later (a repr, an encoder) would too.
+MAX_JSON_DEPTH = 32
+# Integers further from zero than this are refused in every numeric field (lat, lon, ts, speed, heading,
+# accuracy) before any arithmetic: float() of a 300-digit integer raises OverflowError.
+INT_MAX = 2**63
+# Values quoted in a detail are cut to this many characters.
+SHOW_MAX = 64
 
 
 class Limits(msgspec.Struct, frozen=True):
@@ -60,12 +78,79 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _decode(raw: bytes, max_payload_bytes: int) -> object | Verdict:
-    if len(raw) > max_payload_bytes:
-        return reject(Reason.MALFORMED_PAYLOAD, f"payload is {len(raw)} bytes, over the {max_payload_bytes}-byte limit")
+def show(value: object) -> str:
+    """``value`` (anything a JSON decoder returns) for a detail: at most about SHOW_MAX characters, and
+    printable ASCII escapes for anything unprintable, so that a detail is always valid UTF-8 (a lone
+    surrogate from a ``"\\ud800"`` escape would make ``detail.encode()`` raise)."""
+    if isinstance(value, (dict, list)):
+        return f"{'an object' if isinstance(value, dict) else 'an array'} of {len(value)} items"
+    if isinstance(value, int) and not isinstance(value, bool) and not -10**20 < value < 10**20:
+        # Never str() a huge int: it is slow, and over 4,300 digits it raises ValueError.
+        return f"{'a negative' if value < 0 else 'an'} integer of more than 20 digits"
+    # repr escapes every unprintable character, surrogates included, as ASCII.
+    text = repr(value[:SHOW_MAX] if isinstance(value, str) else value)
+    if len(text) > SHOW_MAX + 2:
+        text = text[:SHOW_MAX] + "…"
+    if isinstance(value, str) and len(value) > SHOW_MAX:
+        text += f" (cut, {len(value)} characters)"
+    return text
+
+
+def _first_unprintable(text: str) -> str:
+    index, char = next((i, c) for i, c in enumerate(text) if not c.isprintable())
+    return f"U+{ord(char):04X} at position {index}"
+
+
+# A JSON string, or an unterminated one up to the end of the input. The possessive quantifiers and the
+# end-of-input alternative keep it linear on any bytes (no backtracking, no retry from every later quote).
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP = [0] * 256
+_STEP[ord("[")] = _STEP[ord("{")] = 1
+_STEP[ord("]")] = _STEP[ord("}")] = -1
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Whether ``raw`` opens more than MAX_JSON_DEPTH arrays/objects at once, outside strings.
+
+    An upper bound on what a decoder would reach: it reads strings and brackets exactly so up to its first
+    error, and whatever follows that error it never reads. Two ``count`` calls settle almost every payload;
+    only one with more than MAX_JSON_DEPTH brackets anywhere is scanned.
+    """
+    if raw.count(b"{") + raw.count(b"[") <= MAX_JSON_DEPTH:
+        return False
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_JSON_DEPTH
+
+
+def _parse_int(text: str) -> int | float:
+    # The stdlib refuses integers of over 4,300 digits (ValueError); read one as ±inf, as it reads 1e999,
+    # so that the field it is in gets the field's verdict.
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def decode_json(raw: bytes, max_bytes: int) -> object | Verdict:
+    """Untrusted bytes to a JSON value, within bounds, or a ``malformed_payload`` Verdict saying why not.
+
+    Never raises. Refuses more than ``max_bytes`` bytes, nesting deeper than MAX_JSON_DEPTH, bytes that are
+    not UTF-8 and text that is not JSON (the Verdict's ``detail`` says which; it is short and valid UTF-8).
+    Accepts what the stdlib accepts beyond strict JSON, so that callers can judge it precisely: the
+    literals ``NaN``, ``Infinity`` and ``-Infinity`` (read as floats), numbers too large for a float (read as
+    ±inf), and ``\\ud800``-style escapes of lone surrogates. So a caller that keeps, shows or re-encodes the
+    value must expect: non-finite floats, integers of any size up to the byte limit (``str()`` of one over
+    4,300 digits raises; :func:`show` doesn't), and strings that are not valid Unicode (``.encode()``,
+    ``msgspec.json.encode`` and Redis raise on them; check ``str.isprintable()`` or use :func:`show`).
+    """
+    if len(raw) > max_bytes:
+        return reject(Reason.MALFORMED_PAYLOAD, f"payload is {len(raw)} bytes, over the {max_bytes}-byte limit")
+    if _too_deep(raw):
+        return reject(Reason.MALFORMED_PAYLOAD, f"payload is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         return msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, ValueError, RecursionError):
         pass
     # Slow path, only for payloads msgspec refuses: tell "not UTF-8" from "not JSON", and read the
     # non-standard NaN/Infinity literals some GPS stacks emit, so that they are judged as coordinates.
@@ -74,9 +159,9 @@ def _decode(raw: bytes, max_payload_bytes: int) -> object | Verdict:
     except UnicodeDecodeError as exc:
         return reject(Reason.MALFORMED_PAYLOAD, f"payload is not UTF-8: {exc.reason} at byte {exc.start}")
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        return reject(Reason.MALFORMED_PAYLOAD, f"payload is not JSON: {exc}")
+        return json.loads(text, parse_int=_parse_int)
+    except (ValueError, RecursionError) as exc:  # RecursionError: only if called from very deep down
+        return reject(Reason.MALFORMED_PAYLOAD, f"payload is not JSON: {str(exc)[:200]}")
 
 
 def _partner_id(doc: dict) -> str | Verdict:
@@ -86,13 +171,46 @@ def _partner_id(doc: dict) -> str | Verdict:
     if partner_id is None:
         return reject(Reason.MISSING_PARTNER_ID, "partner_id is null")
     if not isinstance(partner_id, str):
-        return reject(Reason.MISSING_PARTNER_ID, f"partner_id must be a string, got {type(partner_id).__name__}")
+        return reject(Reason.MISSING_PARTNER_ID, f"partner_id must be a string, got {_type_of(partner_id)}")
     if not partner_id.strip():
         return reject(Reason.MISSING_PARTNER_ID, "partner_id is blank")
-    if len(partner_id) > PARTNER_ID_MAX:
+    if len(partner_id) > ID_MAX:
         return reject(Reason.MISSING_PARTNER_ID,
-                      f"partner_id is {len(partner_id)} characters, over the {PARTNER_ID_MAX}-character limit")
+                      f"partner_id is {len(partner_id)} characters, over the {ID_MAX}-character limit")
+    # It becomes a Redis key and a label on the map: no control, format, private-use, unassigned or separator
+    # characters, and no lone surrogates (which can't even be encoded as UTF-8).
+    if not partner_id.isprintable():
+        return reject(Reason.MISSING_PARTNER_ID,
+                      f"partner_id has {_first_unprintable(partner_id)}, not a printable character")
     return partner_id
+
+
+def _order_id(doc: dict) -> str | None | Verdict:
+    order_id = doc.get("order_id")
+    if order_id is None:
+        return None
+    if not isinstance(order_id, str):
+        return reject(Reason.MALFORMED_PAYLOAD, f"order_id must be a string, got {_type_of(order_id)}")
+    if not 1 <= len(order_id) <= ID_MAX:
+        return reject(Reason.MALFORMED_PAYLOAD, f"order_id is {len(order_id)} characters, outside 1–{ID_MAX}")
+    if not order_id.isprintable():
+        return reject(Reason.MALFORMED_PAYLOAD, f"order_id has {_first_unprintable(order_id)}, not a printable character")
+    return order_id
+
+
+def _type_of(value: object) -> str:
+    return type(value).__name__
+
+
+def _as_float(name: str, value: object) -> float | str:
+    """A JSON number as the fast path's decoder reads it into a float field, or why it is not one."""
+    if not _is_number(value):
+        return f"{name} must be a number, got {_type_of(value)} {show(value)}"
+    if isinstance(value, int):
+        if not -INT_MAX <= value <= INT_MAX:
+            return f"{name} is {show(value)}, beyond ±2**63"
+        return float(value)
+    return value
 
 
 def check_coordinates(lat: object, lon: object) -> Verdict | None:
@@ -100,82 +218,125 @@ def check_coordinates(lat: object, lon: object) -> Verdict | None:
     for name, value, bound in (("lat", lat, 90.0), ("lon", lon, 180.0)):
         if value is None:
             return reject(Reason.INVALID_COORDINATES, f"{name} is absent or null")
-        if not _is_number(value):
-            return reject(Reason.INVALID_COORDINATES, f"{name} must be a number, got {type(value).__name__} {value!r}")
-        if not math.isfinite(value):
-            return reject(Reason.INVALID_COORDINATES, f"{name} is {value}")
-        if not -bound <= value <= bound:
-            return reject(Reason.INVALID_COORDINATES, f"{name} {value} is outside ±{bound:g}")
+        number = _as_float(name, value)
+        if isinstance(number, str):
+            return reject(Reason.INVALID_COORDINATES, number)
+        if not math.isfinite(number):
+            return reject(Reason.INVALID_COORDINATES, f"{name} is {number}")
+        if not -bound <= number <= bound:
+            return reject(Reason.INVALID_COORDINATES, f"{name} {show(value)} is outside ±{bound:g}")
     if lat == 0 and lon == 0:
         return reject(Reason.INVALID_COORDINATES, "coordinates are exactly (0, 0), a GPS fix that never happened")
     return None
 
 
+_TS_RANGE = (f"epoch milliseconds from 0 to before {TS_MS_MAX:.0e}, "
+             f"the year {datetime.fromtimestamp(TS_MS_MAX / 1000, timezone.utc).year}")
+
+
 def parse_timestamp(value: object) -> int | str:
-    """Epoch milliseconds, or a message saying why ``value`` is not a timestamp."""
+    """Epoch milliseconds in [0, TS_MS_MAX), or a message saying why ``value`` is not a timestamp."""
     if value is None:
         return "ts is absent or null"
     if isinstance(value, bool):
         return "ts must be epoch milliseconds or ISO-8601, got a boolean"
     if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer():
-            return int(value)
-        return f"ts {value!r} is not a whole number of milliseconds"
-    if isinstance(value, str):
+        ts_ms = value
+    elif isinstance(value, float):
+        if not (math.isfinite(value) and value.is_integer()):
+            return f"ts {value!r} is not a whole number of milliseconds"
+        ts_ms = int(value)
+    elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            return f"ts {value[:64]!r} is not epoch milliseconds or ISO-8601"
+            return f"ts {show(value)} is not epoch milliseconds or ISO-8601"
         if parsed.tzinfo is None:
-            return f"ts {value[:64]!r} has no UTC offset"
-        return round(parsed.timestamp() * 1000)
-    return f"ts must be epoch milliseconds or ISO-8601, got {type(value).__name__}"
+            return f"ts {show(value)} has no UTC offset"
+        try:
+            ts_ms = round(parsed.timestamp() * 1000)
+        except (OverflowError, ValueError):  # an offset pushing year 1 or 9999 past datetime's range
+            return f"ts is out of range: {show(value)}"
+    else:
+        return f"ts must be epoch milliseconds or ISO-8601, got {_type_of(value)}"
+    if not 0 <= ts_ms < TS_MS_MAX:
+        return f"ts is out of range: {show(value)} ({_TS_RANGE})"
+    return ts_ms
 
 
-def _optional_number(doc: dict, name: str, low: float, high: float, low_open: bool = False) -> float | None | Verdict:
+def _optional_number(doc: dict, name: str, low: float, high: float, low_open: bool = False,
+                     high_open: bool = False) -> float | None | Verdict:
     value = doc.get(name)
     if value is None:
         return None
-    if not _is_number(value) or not math.isfinite(value):
-        return reject(Reason.MALFORMED_PAYLOAD, f"{name} must be a finite number, got {value!r}")
-    if value < low or value > high or (low_open and value == low):
-        bracket = "(" if low_open else "["
-        return reject(Reason.MALFORMED_PAYLOAD, f"{name} {value} is outside {bracket}{low:g}, {high:g}]")
-    return float(value)
+    number = _as_float(name, value)
+    if isinstance(number, str):
+        return reject(Reason.MALFORMED_PAYLOAD, number)
+    if not math.isfinite(number):
+        return reject(Reason.MALFORMED_PAYLOAD, f"{name} must be a finite number, got {number}")
+    # Compared as a float, as the fast path's decoder does, so that both paths agree at the bounds.
+    if number < low or number > high or (low_open and number == low) or (high_open and number == high):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return reject(Reason.MALFORMED_PAYLOAD, f"{name} {show(value)} is outside {interval}")
+    return number
+
+
+class _PingWithExtras(Ping, forbid_unknown_fields=False):
+    """A ping with unknown fields, which the decoder skips however deeply they nest."""
 
 
 _decode_ping = msgspec.json.Decoder(Ping).decode
+_decode_ping_with_extras = msgspec.json.Decoder(_PingWithExtras).decode
+
+
+def _decode_with_extras(raw: bytes, refusal: msgspec.ValidationError) -> Ping | None:
+    """The payload as a Ping when its only fault for :class:`Ping` was unknown fields, else None."""
+    # Should msgspec reword this message, such payloads merely take the slow path.
+    if not str(refusal).startswith("Object contains unknown field"):
+        return None
+    try:
+        ping = _decode_ping_with_extras(raw)
+    except (msgspec.DecodeError, ValueError, RecursionError):
+        return None
+    # The decoder skipped the unknown fields however deep they nest. The bracket count bounds their depth
+    # from above; when it could be over, the slow path measures it.
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
+        return None
+    return Ping(*msgspec.structs.astuple(ping))
 
 
 def parse(raw: bytes | None, limits: Limits) -> Ping | Verdict:
     """Bytes of one ``location-updates`` value to a :class:`Ping`, or the rejection that says why not.
 
-    Fast path: decode straight into :class:`Ping`, whose annotations check types and ranges in C. Anything
-    it refuses (or two cases annotations can't express: a blank id, (0, 0)) takes the slow path, which
-    gives the precise reason; both paths agree on every payload the fast one accepts (tested).
+    Fast path: decode straight into :class:`Ping`, whose annotations check types and ranges in C; it allows
+    no unknown fields, so what it decodes is one flat object and needs no depth check. A payload with
+    unknown fields is decoded again allowing them (and its brackets counted). Anything refused, and what
+    annotations can't express (an id with unprintable characters, a blank id, (0, 0), checked here at C
+    speed), takes the slow path, which gives the precise reason. Both paths agree on every payload
+    (property-tested).
     """
     if raw is None:
         return reject(Reason.MALFORMED_PAYLOAD, "record has no value (tombstone)")
     if len(raw) <= limits.max_payload_bytes:
         try:
             ping = _decode_ping(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            pass
-        else:
-            if ping.partner_id.strip() and (ping.lat != 0 or ping.lon != 0):
-                return ping
+        except msgspec.ValidationError as refusal:
+            ping = _decode_with_extras(raw, refusal)
+        except (msgspec.DecodeError, ValueError, RecursionError):  # ValueError: not UTF-8
+            ping = None
+        if (ping is not None and ping.partner_id.isprintable() and ping.partner_id.strip()
+                and (ping.lat != 0 or ping.lon != 0) and (ping.order_id is None or ping.order_id.isprintable())):
+            return ping
     return parse_slowly(raw, limits)
 
 
 def parse_slowly(raw: bytes, limits: Limits) -> Ping | Verdict:
     """Field by field, in the order of DESIGN.md's reject table, so that the reason is the right one."""
-    doc = _decode(raw, limits.max_payload_bytes)
+    doc = decode_json(raw, limits.max_payload_bytes)
     if isinstance(doc, Verdict):
         return doc
     if not isinstance(doc, dict):
-        return reject(Reason.MALFORMED_PAYLOAD, f"payload must be a JSON object, got {type(doc).__name__}")
+        return reject(Reason.MALFORMED_PAYLOAD, f"payload must be a JSON object, got {_type_of(doc)}")
     partner_id = _partner_id(doc)
     if isinstance(partner_id, Verdict):
         return partner_id
@@ -186,22 +347,29 @@ def parse_slowly(raw: bytes, limits: Limits) -> Ping | Verdict:
     ts_ms = parse_timestamp(doc.get("ts"))
     if isinstance(ts_ms, str):
         return reject(Reason.INVALID_TIMESTAMP, ts_ms)
-    speed = _optional_number(doc, "speed", 0.0, math.inf)
+    speed = _optional_number(doc, "speed", 0.0, NUMBER_MAX, high_open=True)
     if isinstance(speed, Verdict):
         return speed
     heading = _optional_number(doc, "heading", 0.0, 360.0)
     if isinstance(heading, Verdict):
         return heading
-    accuracy = _optional_number(doc, "accuracy", 0.0, math.inf, low_open=True)
+    accuracy = _optional_number(doc, "accuracy", 0.0, NUMBER_MAX, low_open=True, high_open=True)
     if isinstance(accuracy, Verdict):
         return accuracy
     vehicle = doc.get("vehicle")
-    if vehicle is not None and vehicle not in VEHICLES:
-        return reject(Reason.MALFORMED_PAYLOAD, f"vehicle must be one of {', '.join(VEHICLES)}, got {vehicle!r}"[:200])
-    order_id = doc.get("order_id")
-    if order_id is not None and not isinstance(order_id, str):
-        return reject(Reason.MALFORMED_PAYLOAD, f"order_id must be a string, got {type(order_id).__name__}")
+    if vehicle is not None and not (isinstance(vehicle, str) and vehicle in VEHICLES):
+        return reject(Reason.MALFORMED_PAYLOAD, f"vehicle must be one of {', '.join(VEHICLES)}, got {show(vehicle)}")
+    order_id = _order_id(doc)
+    if isinstance(order_id, Verdict):
+        return order_id
     return Ping(partner_id, float(lat), float(lon), ts_ms, speed, heading, accuracy, vehicle, order_id)
+
+
+def _seconds(ms: int) -> str:
+    """Integer milliseconds as seconds with three decimals, in integer arithmetic: float division of an
+    integer beyond ~1e308 raises OverflowError."""
+    whole, fraction = divmod(abs(ms), 1000)
+    return f"{'-' if ms < 0 else ''}{whole}.{fraction:03d}" if whole < 10**20 else "over 10**20"
 
 
 def check_clock(ts_ms: int, now_ms: int, limits: Limits) -> Verdict | None:
@@ -209,10 +377,10 @@ def check_clock(ts_ms: int, now_ms: int, limits: Limits) -> Verdict | None:
     if age_ms > limits.max_age_ms:
         hint = " (ts looks like seconds, expected milliseconds)" if 0 < ts_ms < 100_000_000_000 else ""
         return reject(Reason.STALE_TIMESTAMP,
-                      f"ts is {age_ms / 1000:.3f} s old, over the {limits.max_age_ms / 1000:g} s limit{hint}")
+                      f"ts is {_seconds(age_ms)} s old, over the {limits.max_age_ms / 1000:g} s limit{hint}")
     if -age_ms > limits.max_skew_ms:
         return reject(Reason.FUTURE_TIMESTAMP,
-                      f"ts is {-age_ms / 1000:.3f} s ahead of the validator clock, over the "
+                      f"ts is {_seconds(-age_ms)} s ahead of the validator clock, over the "
                       f"{limits.max_skew_ms / 1000:g} s limit")
     return None
 
@@ -221,7 +389,7 @@ def check_movement(ping: Ping, last: LastFix, limits: Limits) -> Verdict | None:
     """Ordering and plausible speed against the last accepted fix of the same courier."""
     if ping.ts_ms < last.ts_ms:
         return reject(Reason.OUT_OF_ORDER,
-                      f"ts {ping.ts_ms} is {(last.ts_ms - ping.ts_ms) / 1000:.3f} s older than the last accepted "
+                      f"ts {ping.ts_ms} is {_seconds(last.ts_ms - ping.ts_ms)} s older than the last accepted "
                       f"fix at {last.ts_ms}")
     distance_m = haversine_m(last.lat, last.lon, ping.lat, ping.lon)
     # A fix is only as good as its reported accuracy; forgive that much (capped) displacement.
