@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from tracker.geo import EARTH_RADIUS_M, ServiceArea, haversine_m, load_service_area
-from tracker.models import LastFix, Outcome
-from tracker.rules import Limits, StatefulChecker, evaluate, parse
+from tracker.models import LastFix, Outcome, Ping, Position
+from tracker.rules import Limits, StatefulChecker, evaluate, judge, parse
 from tracker.settings import Settings
 
 NOW = 1_795_000_000_000
@@ -230,3 +231,100 @@ def test_replay_rules(ts, lat, expected):
     verdict = judge_replay(parsed, LAST, NOW, LIMITS, AREA)
     assert (verdict.outcome.value if verdict.reason is None else verdict.reason.value) == expected
     assert (verdict is HISTORY_ONLY) == (ts < LAST.ts_ms and expected == "accepted")
+
+
+HUGE = int("9" * 320)  # a 320-digit integer: float() of it raises OverflowError
+DEEP = "[" * 1000 + "]" * 1000  # 2,000 bytes: fits in 4 KiB, far over Python's recursion limit when decoded
+
+
+def nested(depth: int) -> bytes:
+    """A valid ping with an unknown field whose value makes the payload ``depth`` levels deep."""
+    return ping()[:-1] + b', "extra": ' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+
+POISON = [
+    ("huge int lat", ping(lat=HUGE), "invalid_coordinates", "lat is an integer of more than 20 digits"),
+    ("huge negative int lon", ping(lon=-HUGE), "invalid_coordinates", "lon is a negative integer of more than 20"),
+    ("huge int speed", ping(speed=HUGE), "malformed_payload", "speed is an integer of more than 20 digits"),
+    ("huge int heading", ping(heading=HUGE), "malformed_payload", "heading is an integer of more than 20 digits"),
+    ("huge int accuracy", ping(accuracy=HUGE), "malformed_payload", "accuracy is an integer of more than 20 digits"),
+    ("speed at 2**64", ping(speed=2**64), "malformed_payload", "speed is 18446744073709551616, beyond ±2**63"),
+    ("huge int ts", ping(ts=HUGE), "invalid_timestamp", "ts is out of range: an integer of more than 20 digits"),
+    ("huge float ts", ping(ts=1e300), "invalid_timestamp", "ts is out of range: 1e+300"),
+    ("negative ts", ping(ts=-1), "invalid_timestamp", "ts is out of range: -1"),
+    ("ts in the year 2286", ping(ts=10**13), "invalid_timestamp", "ts is out of range: 10000000000000"),
+    ("ISO ts in year 1 pushed before it", ping(ts="0001-01-01T00:00:00+05:00"), "invalid_timestamp",
+     "ts is out of range: '0001-01-01T00:00:00+05:00'"),
+    ("ISO ts in year 9999", ping(ts="9999-12-31T23:59:59-05:00"), "invalid_timestamp", "ts is out of range"),
+    ("nested 1,000 deep in an unknown field", ping()[:-1] + b', "extra": ' + DEEP.encode() + b"}",
+     "malformed_payload", "nested deeper than 32 levels"),
+    ("nested 2,000 deep, no object", b"[" * 2000 + b"]" * 2000, "malformed_payload", "nested deeper than 32 levels"),
+    ("nested objects 600 deep", b'{"a":' * 600 + b"1" + b"}" * 600, "malformed_payload", "nested deeper than 32"),
+    ("unclosed nesting 33 deep", b"[" * 33, "malformed_payload", "nested deeper than 32 levels"),
+    ("lone surrogate partner_id", ping(partner_id="\ud800"), "missing_partner_id",
+     "partner_id has U+D800 at position 0, not a printable character"),
+    ("lone surrogate order_id", ping(order_id="o-\udfff"), "malformed_payload",
+     "order_id has U+DFFF at position 2, not a printable character"),
+    ("NUL in partner_id", ping(partner_id="c\x00"), "missing_partner_id", "U+0000 at position 1"),
+    ("line separator in partner_id", ping(partner_id="c\u2028"), "missing_partner_id", "U+2028 at position 1"),
+    ("private-use partner_id", ping(partner_id="\ue000"), "missing_partner_id", "U+E000 at position 0"),
+    ("zero-width space in partner_id", ping(partner_id="c\u200b1"), "missing_partner_id", "U+200B at position 1"),
+    ("escape char in order_id", ping(order_id="\x1b[31m"), "malformed_payload", "U+001B at position 0"),
+    ("empty order_id", ping(order_id=""), "malformed_payload", "order_id is 0 characters, outside 1–64"),
+    ("long order_id", ping(order_id="o" * 65), "malformed_payload", "order_id is 65 characters, outside 1–64"),
+    ("NaN lat", ping()[:-1] + b', "lat": NaN}', "invalid_coordinates", "lat is nan"),
+    ("-Infinity lon", ping()[:-1] + b', "lon": -Infinity}', "invalid_coordinates", "lon is -inf"),
+]
+
+
+@pytest.mark.parametrize("name,raw,reason,detail", POISON, ids=[p[0] for p in POISON])
+def test_poison_gets_a_verdict_with_a_readable_detail(name, raw, reason, detail):
+    verdict, parsed = evaluate(raw, {}, NOW, LIMITS, AREA)
+    assert (verdict.reason.value, parsed) == (reason, None)
+    assert detail in verdict.detail
+    assert len(verdict.detail) <= 200
+    verdict.detail.encode("utf-8")  # a lone surrogate in the payload must not make the detail unencodable
+
+
+@pytest.mark.parametrize("depth,expected", [(32, "accepted"), (33, "malformed_payload")])
+def test_nesting_depth_boundary(depth, expected):
+    assert verdict_of(nested(depth)) == expected
+    # Brackets inside strings are text, not nesting.
+    assert verdict_of(ping(note="[" * 100 + "{" * 100)) == "accepted"
+
+
+@pytest.mark.parametrize("field,value,expected", [
+    ("speed", 2**62, "accepted"),
+    ("speed", float(2**63), "malformed_payload"),
+    ("accuracy", 2**63 + 1, "malformed_payload"),
+    ("ts", 10**13 - 1, "future_timestamp"),  # in range, so judged against the clock
+    ("ts", 0, "stale_timestamp"),
+])
+def test_numeric_bounds(field, value, expected):
+    assert verdict_of(ping(**{field: value})) == expected
+
+
+def test_values_in_details_are_cut_and_escaped():
+    verdict, _ = evaluate(ping(vehicle="\ud800" + "x" * 3000), {}, NOW, LIMITS, AREA)
+    assert verdict.reason.value == "malformed_payload"
+    assert "'\\ud800xxx" in verdict.detail and "(cut, 3001 characters)" in verdict.detail
+    assert len(verdict.detail) < 200
+
+
+def test_printable_unicode_ids_are_accepted():
+    parsed = parse(ping(partner_id="कूरियर-७ 🚲", order_id="ऑर्डर-1"), LIMITS)
+    assert (parsed.partner_id, parsed.order_id) == ("कूरियर-७ 🚲", "ऑर्डर-1")
+    msgspec.msgpack.encode(Position.from_ping(parsed, NOW))
+
+
+def test_a_ping_with_unknown_fields_parses_to_the_same_ping():
+    plain = parse(ping(speed=3.5, order_id="o-1"), LIMITS)
+    with_extras = parse(ping(speed=3.5, order_id="o-1", battery=0.4, meta={"os": "android", "v": [1, [2]]}), LIMITS)
+    assert type(with_extras) is Ping and with_extras == plain
+
+
+def test_judge_details_never_divide_huge_numbers():
+    parsed = parse(ping(), LIMITS)
+    # A clock far in the future (a bad NTP fix on the validator) still gives a verdict, not an OverflowError.
+    verdict = judge(parsed, LastFix(0, BLR[0], BLR[1]), 10**400, LIMITS, AREA)
+    assert verdict.reason.value == "stale_timestamp" and "over 10**20 s old" in verdict.detail
