@@ -71,6 +71,8 @@ class Store:
         self.pos_prefix = prefix + c.KEY_POSITION
         self.trail_prefix = prefix + c.KEY_TRAIL
         self.progress_prefix = prefix + c.KEY_PROGRESS
+        self.high_water_prefix = prefix + c.KEY_HIGH_WATER
+        self.deaths_prefix = prefix + c.KEY_DEATHS
         self._shas: dict[str, str] = {}
         # Slices travel as MessagePack (cmsgpack in Redis's Lua): the position JSON inside is a plain string,
         # not an escaped one inside JSON. (Redis's cmsgpack reads no msgpack bin type, so no bytes here.)
@@ -107,6 +109,28 @@ class Store:
             return {}
         values = await self.redis.hmget(self.progress_prefix + topic, [str(p) for p in partitions])
         return {p: -1 if v is None else int(v) for p, v in zip(partitions, values)}
+
+    # -- crash-loop detection (validator.py, "A record a validator dies on") -------------------------------
+
+    async def mark_high_water(self, topic: str, offsets: dict[int, int]) -> None:
+        """Record, per partition, the last offset a validator is about to judge."""
+        if offsets:
+            await self.redis.hset(self.high_water_prefix + topic, mapping={str(p): o for p, o in offsets.items()})
+
+    async def high_water(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        """Last offset a validator started judging per partition (-1 when none)."""
+        if not partitions:
+            return {}
+        values = await self.redis.hmget(self.high_water_prefix + topic, [str(p) for p in partitions])
+        return {p: -1 if v is None else int(v) for p, v in zip(partitions, values)}
+
+    async def note_attempt(self, topic: str, partition: int, offset: int) -> int:
+        """Count one more validator about to judge this record after a crash; returns the count."""
+        return int(await self.redis.hincrby(self.deaths_prefix + topic, f"{partition}:{offset}", 1))
+
+    async def clear_attempts(self, topic: str, records: list[tuple[int, int]]) -> None:
+        if records:
+            await self.redis.hdel(self.deaths_prefix + topic, *(f"{p}:{o}" for p, o in records))
 
     async def apply(self, topic: str, slices: list[Slice]) -> list[int]:
         """Apply slices (one Lua call each, pipelined); 1 for applied, :data:`FENCED` for refused."""

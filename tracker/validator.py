@@ -27,6 +27,19 @@ rejects and duplicates are already settled) and it is committed; the partition s
 the offset after it, and its next slice is applied without the compare-and-set, since Redis progress now
 lags by that batch. Broker failures that outlast the retries stop the validator without committing:
 nothing is lost, the next owner re-delivers.
+
+No record can stop the validator:
+
+- Judging is total (rules.py never raises on any bytes). If judging one record raises anyway (a bug),
+  that record alone is dead-lettered as ``processing_failed`` with the exception in ``dlq.detail``, logged at
+  ERROR with its topic, partition and offset, and the partition moves on.
+- If a process *dies* on a record (a crash in C code, the kernel's OOM killer), exceptions can't help, and
+  the next owner would die on it too. So before judging a batch, the validator records per partition the
+  last offset it is about to judge (``highwater:<topic>`` in Redis). A validator that is assigned a
+  partition whose applied progress is behind that mark knows its predecessor died mid-batch, and judges
+  those records one at a time, counting in Redis (``deaths:<topic>``) how many validators started judging
+  each one; a record that ``crash_loop_limit`` validators started and never finished is dead-lettered as
+  ``processing_failed`` without being judged again.
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -41,7 +55,9 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from tracker import dlq, rules
+from tracker import replay_sig
 from tracker.constants import H_REPLAY_OF as REPLAY_OF
+from tracker.constants import H_UNREADABLE
 from tracker.geo import ServiceArea
 from tracker.kafka import BrokerError, Consumer, OutRecord, Producer, Record
 from tracker.models import LastFix, Outcome, Ping, Position, Reason, Verdict
@@ -55,6 +71,10 @@ TopicPartition = tuple[str, int]
 UNVERIFIED = -2  # Slice.prev meaning "apply whatever Redis recorded" (see Validator.unverified)
 MAX_IN_FLIGHT = 4  # batches finishing while the next is prepared
 COMMIT_INTERVAL_S = 0.2
+# The cache of couriers' last fixes is dropped (and re-read from Redis as needed) past this many couriers,
+# so that minting new ids can't grow a validator's memory forever (~150 bytes per courier).
+FIXES_CACHE_MAX = 500_000
+DETAIL_MAX_CHARS = 500
 
 
 class BatchResult(msgspec.Struct):
@@ -72,9 +92,11 @@ class BatchResult(msgspec.Struct):
 class _PartitionWork:
     """One partition's share of a batch: records to produce, and the slice for Redis."""
 
-    __slots__ = ("partition", "epoch", "prev", "first", "last", "latest", "trails", "counts", "accepted_records")
+    __slots__ = ("partition", "epoch", "prev", "first", "last", "latest", "trails", "counts", "accepted_records",
+                 "careful")
 
-    def __init__(self, partition: int, epoch: int, prev: int, first: int, last: int) -> None:
+    def __init__(self, partition: int, epoch: int, prev: int, first: int, last: int,
+                 careful: bool = False) -> None:
         self.partition = partition
         self.epoch = epoch
         self.prev = prev
@@ -84,6 +106,7 @@ class _PartitionWork:
         self.trails: dict[str, list[Ping]] = {}
         self.counts: Counter[str] = Counter()
         self.accepted_records: list[Record] = []
+        self.careful = careful  # one record judged after a crash (see the module docstring)
 
     def slice(self, trail_max: int) -> Slice:
         # ~1 µs per accepted ping, which is a tenth of the validator's CPU at 20,000 pings/s: coordinates
@@ -108,8 +131,24 @@ class Prepared:
         self.futures = futures
 
 
-def _is_replay(record: Record) -> bool:
+def _has_replay_header(record: Record) -> bool:
     return any(name == REPLAY_OF for name, _ in record.headers)
+
+
+def _exception_text(exc: BaseException) -> str:
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except Exception:  # noqa: BLE001 - an exception whose str() fails still gets a verdict
+        text = type(exc).__name__
+    return text[:DETAIL_MAX_CHARS]
+
+
+def _unreadable_verdict(record: Record) -> Verdict | None:
+    """The verdict on a record the Kafka client could not parse (kafka.unreadable), else None."""
+    if record.value is None and record.headers and record.headers[0][0] == H_UNREADABLE:
+        reason = (record.headers[0][1] or b"").decode("utf-8", "replace")
+        return rules.reject(Reason.MALFORMED_PAYLOAD, f"unreadable record: {reason}")
+    return None
 
 
 _point_encoder = msgspec.json.Encoder().encode
@@ -142,6 +181,9 @@ class Validator:
         # Partitions whose last batch never reached Redis (processing_failed): Redis progress lags ours,
         # so their next slice is applied without the compare-and-set (prev = UNVERIFIED).
         self.unverified: set[int] = set()
+        # partition -> the last offset its previous owner started judging: until we are past it, judge one
+        # record at a time (see the module docstring).
+        self.careful: dict[int, int] = {}
         self.in_flight: collections.deque[asyncio.Task] = collections.deque()
         self.pending_commit: dict[TopicPartition, int] = {}
         self.last_commit_at = 0.0
@@ -151,6 +193,10 @@ class Validator:
         self.on_batch: Callable[[BatchResult], None] | None = None
         self.busy_since: float | None = None
         self._encode = msgspec.json.Encoder().encode
+        self.poison: tuple[str, bytes] | None = None  # Settings.test_poison, split: (action, text)
+        if settings.test_poison:
+            action, _, text = settings.test_poison.partition(":")
+            self.poison = (action, text.encode())
 
     # -- rebalance ---------------------------------------------------------------------------------
     # Both callbacks take the lock and wait for every batch in flight to be finished and committed, so a
@@ -160,7 +206,12 @@ class Validator:
         async with self.lock:
             await self.drain()
             numbers = sorted(p for t, p in partitions if t == self.topic)
-            self.progress = await self.store.progress(self.topic, numbers)
+            self.progress = await self._redis("read progress", lambda: self.store.progress(self.topic, numbers))
+            high = await self._redis("read high water", lambda: self.store.high_water(self.topic, numbers))
+            self.careful = {p: mark for p, mark in high.items() if mark > self.progress[p]}
+            for partition, mark in sorted(self.careful.items()):
+                log.warning("partition %d: the previous owner died judging offsets %d-%d; judging them one at a "
+                            "time", partition, self.progress[partition] + 1, mark)
             self.assigned = set(numbers)
             self.fixes.clear()  # a courier's fix may have moved on while another member owned it
             log.info("assigned partitions %s of %s", numbers, self.topic)
@@ -172,6 +223,7 @@ class Validator:
             self.assigned -= revoked
             for partition in revoked:
                 self.progress.pop(partition, None)
+                self.careful.pop(partition, None)
                 self.unverified.discard(partition)
                 self.epoch[partition] = self.epoch.get(partition, 0) + 1
             self.fixes.clear()
@@ -213,30 +265,65 @@ class Validator:
             self.resync.clear()
 
     async def prepare(self, polled: dict[TopicPartition, list[Record]]) -> Prepared:
+        if self.careful:
+            # After a crash, a record is judged only once the one before it is applied and its attempt count
+            # cleared: a death must be charged to the record that caused it, not to its predecessor.
+            await self.drain()
         self._apply_resyncs(polled)
         result = BatchResult()
         now_ms = self.clock_ms()
         batches: list[tuple[_PartitionWork, list[tuple[Record, Ping | Verdict]]]] = []
         wanted: set[str] = set()
         limits = self.limits
+        chosen: list[tuple[int, int, list[Record], bool]] = []
+        marks: dict[int, int] = {}
         for (topic, partition), records in polled.items():
             if topic != self.topic or partition not in self.assigned or not records:
                 continue
-            result.consumed += len(records)
             done = self.progress.get(partition, -1)
             fresh = records if records[0].offset > done else [r for r in records if r.offset > done]
+            careful = partition in self.careful
+            if careful and done >= self.careful[partition]:
+                del self.careful[partition]  # past the records the previous owner died on
+                careful = False
+            if careful and fresh:
+                # One record now; the consumer reads the rest again, one batch each.
+                records = [r for r in records if r.offset <= fresh[0].offset]
+                fresh = fresh[:1]
+                self.seek(partition, fresh[0].offset + 1)
+            result.consumed += len(records)
             result.skipped += len(records) - len(fresh)
             if not fresh:
                 continue  # applied before; the next batch's commit covers these offsets
-            parsed = [(record, rules.parse(record.value, limits)) for record in fresh]
+            if not careful:
+                marks[partition] = fresh[-1].offset
+            chosen.append((partition, done, fresh, careful))
+        if marks:
+            try:
+                await self.store.mark_high_water(self.topic, marks)
+            except (StoreError, OSError) as exc:
+                # Redis refuses writes: the batch's own writes will be retried (and dead-lettered as
+                # processing_failed if they never succeed); only the crash guard is off for this batch.
+                log.warning("could not record the high-water mark (crash-loop guard off for this batch): %r", exc)
+        for partition, done, fresh, careful in chosen:
+            if careful:
+                parsed = [(fresh[0], await self._judge_after_crash(partition, fresh[0]))]
+            else:
+                try:
+                    parsed = [(record, rules.parse(record.value, limits)) for record in fresh]
+                except Exception:  # noqa: BLE001 - a bug; find the record and dead-letter only that one
+                    parsed = [(record, self._parse_guarded(record)) for record in fresh]
             for _, item in parsed:
                 if type(item) is Ping and item.partner_id not in self.fixes:
                     wanted.add(item.partner_id)
             prev = UNVERIFIED if partition in self.unverified else done
             self.unverified.discard(partition)
             batches.append((_PartitionWork(partition, self.epoch.get(partition, 0), prev, fresh[0].offset,
-                                           fresh[-1].offset), parsed))
+                                           fresh[-1].offset, careful), parsed))
             self.progress[partition] = fresh[-1].offset
+        if len(self.fixes) > FIXES_CACHE_MAX:
+            self.fixes.clear()
+            wanted = {item.partner_id for _, parsed in batches for _, item in parsed if type(item) is Ping}
         if wanted:
             self.fixes.update(await self._redis("load last fixes", lambda: self.store.last_fixes(sorted(wanted))))
 
@@ -247,6 +334,37 @@ class Validator:
         futures = await self._produce(dead_letters, positions)
         return Prepared(result, [work for work, _ in batches], futures)
 
+    def _parse_guarded(self, record: Record) -> Ping | Verdict:
+        try:
+            return rules.parse(record.value, self.limits)
+        except Exception as exc:  # noqa: BLE001
+            return self._failed(record, exc)
+
+    def _failed(self, record: Record, exc: BaseException) -> Verdict:
+        """Judging ``record`` raised (a bug): dead-letter it alone, and say so loudly."""
+        log.error("judging %s/%d@%d raised; dead-lettering it as processing_failed", record.topic, record.partition,
+                  record.offset, exc_info=exc)
+        return rules.reject(Reason.PROCESSING_FAILED, f"judging this record raised {_exception_text(exc)}")
+
+    async def _judge_after_crash(self, partition: int, record: Record) -> Ping | Verdict:
+        """Parse one record of a partition whose previous owner died, unless validators keep dying on it."""
+        attempts = await self._redis("count attempts",
+                                     lambda: self.store.note_attempt(self.topic, partition, record.offset))
+        if attempts >= self.settings.crash_loop_limit:
+            log.error("%s/%d@%d: %d validators started judging this record and died; dead-lettering it as "
+                      "processing_failed", record.topic, partition, record.offset, attempts)
+            return rules.reject(Reason.PROCESSING_FAILED,
+                                f"{attempts} validators started judging this record and died")
+        return self._parse_guarded(record)
+
+    def _poisoned(self, action: str) -> None:
+        """Settings.test_poison: behave as a bug (raise) or as a crash (exit at once) would."""
+        if action == "exit":
+            log.error("test_poison: exiting at once, as a crash would")
+            logging.shutdown()
+            os._exit(70)
+        raise RuntimeError("test_poison: a record this validator was told to fail on")
+
     def _judge(self, work: _PartitionWork, parsed: list[tuple[Record, Ping | Verdict]], now_ms: int,
                dead_letters: list[OutRecord], positions: list[OutRecord]) -> None:
         # The hot loop: about 95 % of pings are accepted, so that branch does as little as it can and the
@@ -255,39 +373,46 @@ class Validator:
         latest, trails, accepted_records = work.latest, work.trails, work.accepted_records
         encode, judge, accepted = self._encode, rules.judge, rules.ACCEPTED
         duplicates = 0
+        poison = self.poison
         for record, item in parsed:
-            if type(item) is Ping:
-                partner_id = item.partner_id
-                if record.headers and _is_replay(record):
-                    verdict = rules.judge_replay(item, fixes.get(partner_id), now_ms, limits, area)
-                    if verdict is rules.HISTORY_ONLY:
-                        trails.setdefault(partner_id, []).append(item)
+            # A try block costs nothing until something raises; if judging one record does (a bug), that
+            # record alone is dead-lettered (processing_failed) and the rest of the batch goes on.
+            try:
+                if type(item) is Ping:
+                    if poison is not None and poison[1] in (record.value or b""):
+                        self._poisoned(poison[0])
+                    partner_id = item.partner_id
+                    if record.headers and _has_replay_header(record) and replay_sig.verified_count(
+                            record.headers, record.value, settings.replay_secret) is not None:
+                        verdict = rules.judge_replay(item, fixes.get(partner_id), now_ms, limits, area)
+                        if verdict is rules.HISTORY_ONLY:
+                            trails.setdefault(partner_id, []).append(item)
+                            accepted_records.append(record)
+                            work.counts["accepted:history"] += 1
+                            continue
+                    else:
+                        verdict = judge(item, fixes.get(partner_id), now_ms, limits, area)
+                    if verdict is accepted:
+                        encoded = encode(Position.from_ping(item, now_ms))
+                        positions.append(OutRecord(encoded, record.key if record.key is not None
+                                                   else partner_id.encode()))
+                        latest[partner_id] = (item, encoded)
+                        trail = trails.get(partner_id)
+                        if trail is None:
+                            trails[partner_id] = [item]
+                        else:
+                            trail.append(item)
                         accepted_records.append(record)
-                        work.counts["accepted:history"] += 1
+                        fixes[partner_id] = LastFix(item.ts_ms, item.lat, item.lon)
+                        continue
+                    if verdict.outcome is Outcome.DUPLICATE:
+                        duplicates += 1
                         continue
                 else:
-                    verdict = judge(item, fixes.get(partner_id), now_ms, limits, area)
-                if verdict is accepted:
-                    encoded = encode(Position.from_ping(item, now_ms))
-                    positions.append(OutRecord(encoded, record.key if record.key is not None
-                                               else partner_id.encode()))
-                    latest[partner_id] = (item, encoded)
-                    trail = trails.get(partner_id)
-                    if trail is None:
-                        trails[partner_id] = [item]
-                    else:
-                        trail.append(item)
-                    accepted_records.append(record)
-                    fixes[partner_id] = LastFix(item.ts_ms, item.lat, item.lon)
-                    continue
-                if verdict.outcome is Outcome.DUPLICATE:
-                    duplicates += 1
-                    continue
-            else:
-                verdict = item
-            dead_letters.append(dlq.dead_letter(
-                record, verdict.reason, verdict.detail, group=settings.validator_group,
-                validator_id=settings.validator_id, rejected_at_ms=now_ms))
+                    verdict = _unreadable_verdict(record) or item
+            except Exception as exc:  # noqa: BLE001
+                verdict = self._failed(record, exc)
+            dead_letters.append(self._dead_letter(record, verdict.reason, verdict.detail, now_ms))
             work.counts["rejected"] += 1
             work.counts["rejected:" + verdict.reason.value] += 1
         work.counts["accepted"] += len(accepted_records)
@@ -329,7 +454,8 @@ class Validator:
             for work, outcome in zip(works, outcomes):
                 if outcome == FENCED:
                     result.fenced_partitions.append(work.partition)
-                    stored = (await self.store.progress(self.topic, [work.partition]))[work.partition]
+                    stored = (await self._redis("read progress", lambda p=work.partition: self.store.progress(
+                        self.topic, [p])))[work.partition]
                     log.warning("partition %d was written by another member; resuming after offset %d",
                                 work.partition, stored)
                     self._new_epoch(work.partition, stored, unverified=False)
@@ -343,6 +469,10 @@ class Validator:
                     if name.startswith("rejected:"):
                         reason = name.removeprefix("rejected:")
                         result.rejected[reason] = result.rejected.get(reason, 0) + count
+        judged_after_crash = [(work.partition, work.first) for work in works
+                              if work.careful and (self.topic, work.partition) in result.commit]
+        if judged_after_crash:
+            await self._redis("clear attempts", lambda: self.store.clear_attempts(self.topic, judged_after_crash))
         self.pending_commit.update(result.commit)
         if time.monotonic() - self.last_commit_at >= COMMIT_INTERVAL_S:
             await self.flush_commits()
@@ -365,10 +495,8 @@ class Validator:
         error = exc.last_error
         detail = f"Redis write failed after {exc.attempts} attempts: {type(error).__name__}: {error}"
         for work in works:
-            failed.extend(dlq.dead_letter(
-                record, Reason.PROCESSING_FAILED, detail, group=self.settings.validator_group,
-                validator_id=self.settings.validator_id, rejected_at_ms=now_ms, attempts=exc.attempts)
-                for record in work.accepted_records)
+            failed.extend(self._dead_letter(record, Reason.PROCESSING_FAILED, detail, now_ms, attempts=exc.attempts)
+                          for record in work.accepted_records)
             # Nothing of this batch reached Redis: count it here and forget what we thought we knew.
             processing_failed = len(work.accepted_records)
             work.counts["accepted"] = 0
@@ -381,13 +509,23 @@ class Validator:
 
         await self._broker("produce processing_failed dead letters", send)
 
+    def _dead_letter(self, record: Record, reason: Reason, detail: str, now_ms: int,
+                     attempts: int | None = None) -> OutRecord:
+        settings = self.settings
+        return dlq.dead_letter(record, reason, detail, group=settings.validator_group,
+                               validator_id=settings.validator_id, rejected_at_ms=now_ms, attempts=attempts,
+                               value_max_bytes=settings.dlq_value_max_bytes,
+                               headers_max_bytes=settings.dlq_headers_max_bytes)
+
     async def _broker(self, what: str, operation):
         return await retry(operation, what=what, attempts=self.settings.retry_attempts,
-                           backoff_ms=self.settings.retry_backoff_ms, retry_on=(BrokerError,))
+                           backoff_ms=self.settings.retry_backoff_ms,
+                           max_backoff_ms=self.settings.retry_max_backoff_ms, retry_on=(BrokerError,))
 
     async def _redis(self, what: str, operation):
         return await retry(operation, what=what, attempts=self.settings.retry_attempts,
-                           backoff_ms=self.settings.retry_backoff_ms, retry_on=(StoreError, OSError))
+                           backoff_ms=self.settings.retry_backoff_ms,
+                           max_backoff_ms=self.settings.retry_max_backoff_ms, retry_on=(StoreError, OSError))
 
     def _count(self, result: BatchResult) -> None:
         self.totals["consumed"] += result.consumed
