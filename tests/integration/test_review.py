@@ -4,6 +4,7 @@ API and the CLI, on the real broker and Redis."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from starlette.testclient import TestClient
 
 from tests.conftest import subprocess_env
 from tracker import constants as c
+from tracker import replay_sig
 from tracker.embedded import free_port
 from tracker.gateway import create_app
 from tracker.kafka import OutRecord
@@ -133,18 +135,85 @@ async def test_review_fix_and_replay(system, api, settings, producer, store):
         assert cli_stats[key] == page_stats[key], key
 
 
-async def test_replay_cap(system, api, settings, producer):
+async def test_replay_cap_and_refused_replays(system, api, settings, producer):
     now = int(time.time() * 1000)
-    tired = OutRecord(value=json.dumps({"partner_id": "courier-z", "lat": 95, "lon": 77.6, "ts": now}).encode(),
-                      key=b"courier-z", headers=((c.H_REPLAY_OF, b"0:1"), (c.H_REPLAY_COUNT, b"3")))
-    await produce(producer, settings, tired)
+    body = json.dumps({"partner_id": "courier-z", "lat": 95, "lon": 77.6, "ts": now}).encode()
+    # A genuine third replay (signed with the deployment's secret) that is still wrong: its count is read.
+    tired = OutRecord(value=body, key=b"courier-z",
+                      headers=replay_sig.replay_headers(settings.replay_secret, "0:1", 3, body))
+    # Anyone can add replay headers; unsigned ones count for nothing (not -1000, not 3).
+    forged = OutRecord(value=json.dumps({"partner_id": "courier-f", "lat": 95, "lon": 77.6, "ts": now}).encode(),
+                       key=b"courier-f", headers=((c.H_REPLAY_OF, b"0:1"), (c.H_REPLAY_COUNT, b"-1000")))
+    big = ping("courier-big", *BLR, now, pad="x" * 6000)  # over the 4 KiB payload limit
+    await produce(producer, settings, tired, forged, big)
     entry = await wait_for(lambda: entry_for(api, "courier-z", "invalid_coordinates"), what="the replayed reject")
     assert entry["replay_count"] == 3
-    response = await api.post(f"/api/dlq/{entry['id']}/replay", json={"payload": {"partner_id": "courier-z",
-                              "lat": 12.95, "lon": 77.6, "ts": now}}, headers=auth())
+    fixed = {"partner_id": "courier-z", "lat": 12.95, "lon": 77.6, "ts": now}
+    response = await api.post(f"/api/dlq/{entry['id']}/replay", json={"payload": fixed}, headers=auth())
     assert response.status_code == 422
     assert "cap is 3" in response.json()["error"]
     assert (await api.get(f"/api/dlq/{entry['id']}")).json()["status"] == "new"
+    unsigned = await wait_for(lambda: entry_for(api, "courier-f", "invalid_coordinates"), what="the forged one")
+    assert unsigned["replay_count"] == 0
+
+    # A payload too large to replay as is: the page gets a preview with the size, and only an edit replays.
+    large = await wait_for(lambda: entry_for(api, "courier-big", "malformed_payload"), what="the large ping")
+    detail = (await api.get(f"/api/dlq/{large['id']}")).json()
+    assert detail["payload_truncated"] and not detail["replay_as_is"] and detail["payload_json"] is None
+    assert (detail["payload_shown"], detail["payload_size"]) == (settings.max_payload_bytes, len(big.value))
+    assert detail["payload_sha256"] == hashlib.sha256(big.value).hexdigest()
+    response = await api.post(f"/api/dlq/{large['id']}/replay", headers=auth())
+    assert response.status_code == 422
+    assert response.json()["error"] == "too large to replay as is; replay an edited payload"
+
+    # Edited payloads the validator would reject are refused with its reason, before anything changes.
+    for payload, reason in [({"partner_id": "courier-big", "lat": 10**400, "lon": 77.6, "ts": now},
+                             "invalid_coordinates"),
+                            ('{"partner_id": "courier-big", "lat": 1' + "0" * 400 + ', "lon": 77.6, "ts": 1}',
+                             "invalid_coordinates"),
+                            ({"partner_id": "courier-big", "deep": json.loads("[" * 500 + "]" * 500)},
+                             "malformed_payload"),
+                            ({"partner_id": "courier-big", "lat": 12.9, "lon": 77.6}, "invalid_timestamp")]:
+        response = await api.post(f"/api/dlq/{large['id']}/replay", json={"payload": payload}, headers=auth())
+        assert response.status_code == 422, response.text
+        assert response.json()["reason"] == reason, response.text
+        assert response.json()["error"].startswith(f"the edited payload would be rejected: {reason}: ")
+    response = await api.post(f"/api/dlq/{large['id']}/replay",
+                              content=b'{"payload": ' + b"[" * 5000 + b"]" * 5000 + b"}", headers=auth())
+    assert response.status_code == 422 and response.json()["reason"] == "malformed_payload"
+    assert (await api.get(f"/api/dlq/{large['id']}")).json()["status"] == "new"
+    # The CLI says the same in one line, exit code 1.
+    edit = json.dumps({"partner_id": "courier-big", "lat": 10**400, "lon": 77.6, "ts": now})
+    cli = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tracker", "dlq", "replay", large["id"],
+                                                   "--edit", "-"], input=edit.encode(),
+                                  env=subprocess_env(settings), capture_output=True, timeout=60)
+    assert cli.returncode == 1
+    [line] = cli.stderr.decode().splitlines()
+    assert line.startswith(f"{large['id']}: the edited payload would be rejected: invalid_coordinates: ")
+    # A corrected one goes through.
+    fixed = {"partner_id": "courier-big", "lat": 12.95, "lon": 77.6, "ts": now}
+    response = await api.post(f"/api/dlq/{large['id']}/replay", json={"payload": fixed}, headers=auth())
+    assert response.status_code == 200, response.text
+    await wait_for(lambda: _trail(api, "courier-big"), what="courier-big's corrected fix")
+
+
+async def test_replays_are_refused_without_a_replay_secret(infra):
+    unsigned = infra.replace(namespace=f"nosecret{int(time.time() * 1000)}.", admin_token=TOKEN)
+    assert unsigned.replay_secret is None
+    app = create_app(unsigned, consume=False)
+    with TestClient(app) as client:
+        for url, body in [("/api/dlq/0:1/replay", None), ("/api/dlq/0:1/replay", {"payload": {"a": 1}}),
+                          ("/api/dlq/replay", {"ids": ["0:1"]})]:
+            response = client.post(url, json=body, headers=auth())
+            assert response.status_code == 403
+            assert response.json()["error"] == "replays are disabled: no TRACKER_REPLAY_SECRET is configured"
+        assert client.post("/api/dlq/0:1/discard", headers=auth()).status_code == 404  # discards still work
+    env = subprocess_env(unsigned)
+    env.pop("TRACKER_REPLAY_SECRET", None)
+    cli = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tracker", "dlq", "replay", "0:1"],
+                                  env=env, capture_output=True, timeout=60)
+    assert cli.returncode == 1
+    assert cli.stderr.decode() == "replays are disabled: no TRACKER_REPLAY_SECRET is configured\n"
 
 
 def test_writes_are_refused_without_a_configured_token(infra):
