@@ -173,7 +173,8 @@ async def test_a_redis_outage_within_the_retry_budget_loses_nothing(settings, pr
 # -- the broker ----------------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(BROKER == "tansu", reason="Tansu keeps its records in memory: a restarted Tansu has none")
-async def test_the_embedded_broker_restarted_under_load(tmp_path):
+@pytest.mark.parametrize("kill", [False, True], ids=["shut-down", "killed"])
+async def test_the_embedded_broker_restarted_under_load(kill, tmp_path):
     # A broker and a Redis of this test's own, with the product's retry budget.
     base = msgspec.structs.replace(
         Settings.from_env(), kafka_bootstrap_servers=None, redis_url=None, embedded_broker="kafka",
@@ -193,7 +194,8 @@ async def test_the_embedded_broker_restarted_under_load(tmp_path):
                                      timeout_s=START_TIMEOUT_S)
             before = await validated(store)
             started = time.monotonic()
-            await asyncio.to_thread(stack.stop_broker)  # a controlled shutdown; its data stays
+            # A controlled shutdown, or a crash (SIGKILL: what was written is in the page cache, so it stays).
+            await asyncio.to_thread(stack.stop_broker, kill=kill)
             await asyncio.to_thread(stack.start_broker)  # same port, same data; returns once it answers
             restart_s = time.monotonic() - started
             # Pings validated past what the validator had at the restart plus the backlog: the simulator's
@@ -219,5 +221,6 @@ async def test_the_embedded_broker_restarted_under_load(tmp_path):
             stop_process(child.process, timeout_s=10)
         await asyncio.to_thread(stack.stop)
 
-    print(f"\n[broker restart] {stats.produced} pings; broker down and back in {restart_s:.1f} s; the pipeline "
-          f"caught up {resumed_s:.1f} s later; {redelivered} dead letters produced twice")
+    print(f"\n[broker {'killed' if kill else 'shut down'}] {stats.produced} pings; broker down and back in "
+          f"{restart_s:.1f} s; the pipeline caught up {resumed_s:.1f} s later; {redelivered} dead letters produced "
+          "twice")
