@@ -119,20 +119,10 @@ def _coordinate(value: object, bound: float) -> float | None:
     return float(value)
 
 
-# TEMPORARY: a local stand-in for rules.decode_json (being added to rules.py by another change); this goes
-# once that lands. Same contract: the JSON value of ``raw``, or a Verdict saying why there is none.
-def _decode_json(raw: bytes, max_bytes: int) -> object | Verdict:
-    if len(raw) > max_bytes:
-        return rules.reject(Reason.MALFORMED_PAYLOAD, f"payload is {len(raw)} bytes")
-    try:
-        return msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        return rules.reject(Reason.MALFORMED_PAYLOAD, f"payload is not JSON: {exc}")
-
-
 def payload_fields(payload: bytes | None, max_bytes: int) -> tuple[str | None, float | None, float | None]:
     """Best-effort partner_id, lat, lon of a payload that may be anything at all."""
-    doc = _decode_json(payload, max_bytes) if payload else None
+    # Bounded (size, depth); may hold NaN, huge ints and lone surrogates, which the checks below refuse.
+    doc = rules.decode_json(payload, max_bytes) if payload else None
     if not isinstance(doc, dict):
         return None, None, None
     partner_id = _printable(doc.get("partner_id"), rules.PARTNER_ID_MAX)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 
 import msgspec
 from starlette.requests import Request
@@ -20,7 +21,8 @@ from tracker import operator
 from tracker.dlq_index import Filters, Row, StatusConflict, UnknownEntry
 from tracker.kafka import BrokerError
 from tracker.review import PayloadRejected, ReplayRefused, payload_of
-from tracker.rules import parse_timestamp
+from tracker.models import Verdict
+from tracker.rules import decode_json, parse_timestamp
 from tracker.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -80,17 +82,32 @@ async def last_fix_before(store, partner_id: str | None, ts: object) -> dict | N
     return None
 
 
-def payload_json(entry) -> object | None:
-    """The payload as JSON for the page, when it is a whole JSON document (not a preview) that JSON can carry
-    back out (no lone surrogates); None otherwise (the page shows the text)."""
+JS_SAFE_INT = 2**53  # beyond it a browser's JSON.parse changes the number
+
+
+def _shown_exactly(value: object) -> bool:
+    """Whether a browser shows ``value`` as it is: strings JSON can carry (no lone surrogates), numbers it
+    reads without change (no NaN/Infinity, no integers past 2**53). The depth is bounded by decode_json."""
+    if isinstance(value, dict):
+        return all(_shown_exactly(k) and _shown_exactly(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_shown_exactly(item) for item in value)
+    if isinstance(value, str):
+        return value.isprintable() or all(not 0xD800 <= ord(ch) <= 0xDFFF for ch in value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -JS_SAFE_INT <= value <= JS_SAFE_INT
+    return True
+
+
+def payload_json(entry, max_bytes: int) -> object | None:
+    """The payload as JSON for the page, when it is a whole JSON document (not a preview) within the
+    decoder's bounds that the page can show exactly; None otherwise (the page shows the text)."""
     if entry.payload_truncated:
         return None
-    try:
-        doc = msgspec.json.decode(payload_of(entry))
-        msgspec.json.encode(doc)
-    except (msgspec.DecodeError, UnicodeError, RecursionError):
-        return None
-    return doc
+    doc = decode_json(payload_of(entry), max_bytes)
+    return None if isinstance(doc, Verdict) or not _shown_exactly(doc) else doc
 
 
 async def entry_detail(request: Request) -> Response:
@@ -101,7 +118,7 @@ async def entry_detail(request: Request) -> Response:
         return _error(404, f"no rejected ping {request.path_params['entry_id']!r}")
     entry = row.entry
     payload = payload_of(entry)
-    doc = payload_json(entry)
+    doc = payload_json(entry, gateway.settings.max_payload_bytes)
     ts = parse_timestamp(doc.get("ts")) if isinstance(doc, dict) else None
     body = row_json(row) | {
         "key": entry.key, "headers": [list(pair) for pair in entry.headers],

@@ -11,11 +11,13 @@ import time
 
 import msgspec
 import pytest
+from starlette.testclient import TestClient
 
 from tests.integration.kafka_helpers import produce_with_raw_header_key
 from tracker import constants as c
 from tracker.dlq import dead_letter
 from tracker.dlq_index import DlqIndex, Filters
+from tracker.gateway import create_app
 from tracker.indexer import run_indexer
 from tracker.kafka import OutRecord, Record
 from tracker.models import Reason
@@ -105,6 +107,21 @@ async def test_every_hostile_dead_letter_is_indexed_and_the_indexer_keeps_runnin
     assert (normal.partner_id, normal.detail) == ("courier-ok", "lat 95 is outside \u00b190")
     lost = rows[-1].entry
     assert lost.reason == "unknown" and "could not be read" in lost.detail
+
+    # Every one of them is shown by the API the review page reads.
+    with TestClient(create_app(settings, consume=False)) as client:
+        listing = client.get("/api/dlq", params={"limit": 100})
+        assert listing.status_code == 200 and listing.json()["total"] == len(rows)
+        details = {}
+        for row in page.rows:
+            response = client.get(f"/api/dlq/{row.entry.id}")
+            assert response.status_code == 200, (row.entry.original.offset, response.text)
+            details[row.entry.original.offset] = response.json()
+    assert details[8]["payload_json"]["partner_id"] == "courier-ok"
+    assert details[1]["payload_json"] is None and "1000000000" in details[1]["payload_text"]  # exact text
+    assert details[2]["payload_json"] is None and "\\ud800" in details[2]["payload_text"]
+    assert details[7]["payload_truncated"] and details[7]["payload_size"] == MIB
+    assert details[7]["payload_shown"] == settings.max_payload_bytes
 
 
 def sized_entry(settings, offset: int, partner: str):
