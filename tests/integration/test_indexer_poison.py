@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import json
 import time
 
@@ -149,3 +150,31 @@ async def test_the_index_is_capped_by_bytes_and_keeps_the_busiest_couriers_count
     assert stats["by_status"]["new"] == 4
     # Per-courier counts: the busiest two only; a courier that arrives once the list is full gets in.
     assert stats["by_partner"] == [["courier-a", 3], ["courier-n", 2]]
+
+
+async def test_the_indexer_waits_out_a_redis_outage_and_goes_on(settings, producer, caplog):
+    quick = settings.replace(redis_timeout_s=0.3, retry_backoff_ms=50, retry_max_backoff_ms=300)
+    letters = shapes()
+    caplog.set_level(logging.INFO, logger="tracker.indexer")
+    async with Store(quick) as store:
+        index = DlqIndex(store)
+        stop = asyncio.Event()
+        indexer = asyncio.create_task(run_indexer(quick, store, stop))
+        try:
+            await asyncio.gather(*await producer.send_many(quick.dlq_topic, [letters[1]]))
+            await index_until(index, 1)
+            # Redis refuses writes for 3 s (every script write times out meanwhile); a dead letter arrives.
+            await store.redis.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
+            await asyncio.gather(*await producer.send_many(quick.dlq_topic, [letters[8]]))
+            await asyncio.sleep(2)
+            assert (await index.list(Filters())).total == 1 and not indexer.done()
+            page = await index_until(index, 2)
+            assert not indexer.done()
+        finally:
+            stop.set()
+            await asyncio.wait_for(indexer, 30)
+    assert page.rows[0].entry.partner_id == "courier-ok"
+    failures = [r for r in caplog.records if "writing the review index failed" in r.getMessage()]
+    assert failures and failures[0].levelno == logging.ERROR
+    assert all(r.levelno == logging.WARNING for r in failures[1:])
+    assert any("works again" in r.getMessage() for r in caplog.records)
