@@ -1,5 +1,6 @@
-"""The review page in a real browser on the real stack: hostile payloads shown as text, the jump of an
-impossible_speed ping drawn, a replay through the token dialog, and the same counts as the CLI."""
+"""The review page in a real browser on the real stack: hostile payloads shown as text, a payload too large
+to replay as is shown as a preview, the jump of an impossible_speed ping drawn, a replay through the token
+dialog, and the same counts as the CLI."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ async def test_review_page(browser, live_system, settings, producer):
                "courier-j"),
         record({"partner_id": "courier-j", "lat": 13.01, "lon": 77.5946, "ts": now - 9_000, "vehicle": "bike"},
                "courier-j"),
+        record({"partner_id": "courier-big", "lat": 12.97, "lon": 77.59, "ts": now, "pad": "x" * 6000}, "courier-big"),
     ]))
+    big_size = len(json.dumps({"partner_id": "courier-big", "lat": 12.97, "lon": 77.59, "ts": now, "pad": "x" * 6000}))
     page = await browser.new_page(viewport={"width": 1440, "height": 1000})
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), asyncio.ensure_future(dialog.dismiss())))
@@ -42,12 +45,20 @@ async def test_review_page(browser, live_system, settings, producer):
     await page.goto(live_system.base_url + "/dlq")
     await page.wait_for_function("window.__dlq && window.__dlq.ready", timeout=30_000)
     for _ in range(60):
-        if len(await page.evaluate("window.__dlq.rows()")) >= 2:
+        if len(await page.evaluate("window.__dlq.rows()")) >= 3:
             break
         await page.evaluate("window.__dlq.refresh()")
         await page.wait_for_timeout(500)
     rows = {row["reason"]: row for row in await page.evaluate("window.__dlq.rows()")}
-    assert set(rows) == {"invalid_coordinates", "impossible_speed"}
+    assert set(rows) == {"invalid_coordinates", "impossible_speed", "malformed_payload"}
+
+    # A payload over the limit is shown as what it is, a preview, and can be edited but not replayed as is.
+    await page.evaluate("id => window.__dlq.select(id)", rows["malformed_payload"]["id"])
+    note = await page.inner_text("[data-field='payload-note']")
+    assert f"showing the first 4,096 of {big_size:,} bytes" in note
+    assert await page.is_disabled("[data-action='replay']")
+    assert await page.is_enabled("[data-action='edit']")
+    assert len(await page.evaluate("window.__dlq.detailText()")) == 4096
 
     # The hostile payload is shown as characters; nothing it contains runs or becomes an element.
     await page.evaluate("id => window.__dlq.select(id)", rows["invalid_coordinates"]["id"])
@@ -77,7 +88,7 @@ async def test_review_page(browser, live_system, settings, producer):
     cli = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tracker", "dlq", "stats", "--json"],
                                   env=subprocess_env(settings), capture_output=True, timeout=60)
     stats = json.loads(cli.stdout)
-    assert await page.inner_text("[data-field='total']") == str(stats["total"]) == "2"
-    assert await page.inner_text("[data-field='status-new']") == str(stats["by_status"]["new"]) == "1"
+    assert await page.inner_text("[data-field='total']") == str(stats["total"]) == "3"
+    assert await page.inner_text("[data-field='status-new']") == str(stats["by_status"]["new"]) == "2"
     assert await page.inner_text("[data-field='status-discarded']") == str(stats["by_status"]["discarded"])
     assert dialogs == [] and errors == []
