@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with Store(settings) as store:
-        index = DlqIndex(store, settings.dlq_index_max)
+        index = DlqIndex(store)
         command = args.dlq_command
         if command == "stats":
             return _print_stats(await index.stats(), args.json)

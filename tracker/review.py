@@ -26,7 +26,6 @@ from tracker.models import Reason, Verdict
 from tracker.settings import Settings
 
 _DEFAULTS = Settings()
-REPLAY_CAP_DEFAULT = _DEFAULTS.replay_cap
 TEXT_MAX = 256  # characters of a header name or value, a key, a topic or a validator id shown for review
 REASON_MAX = 64  # a reason code longer than this (or unprintable) was not written by a validator
 HEADERS_SHOWN_HEAD, HEADERS_SHOWN_TAIL = 48, 16  # shown when a record has more (the dlq.* ones are last)
