@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import cpu_seconds
-from fuzz.corpus import KINDS, Corpus, Payload, payloads as corpus_payloads
+from fuzz.corpus import KINDS, Corpus, payloads as corpus_payloads
 from fuzz.wire import RawProducer
 from tracker import constants as c
 from tracker.dlq_index import DlqIndex
@@ -154,7 +154,8 @@ async def fuzz_live(settings: Settings, system: LocalSystem, *, payloads: int, s
         await _await_verdicts(store, children, report, stall_s, every_s, say)
         await _check_dead_letters(settings, report, say)
         await _check_index(store, report, stall_s)
-        await _check_good_ping(settings, system, report, Corpus(seed, clock_ms, couriers=1).homes[0])
+        home = Corpus(seed, clock_ms, couriers=1).homes[0]  # a point well inside the service area
+        await _check_good_ping(settings, system, report, home)
     children.sample()
     report.exits = sorted(children.exits.values())
     report.restarts = dict(getattr(system, "restarts", {}))  # LocalSystem's supervision, where it has one
@@ -350,7 +351,7 @@ def run(payloads: int, seed: int, *, validators: int = 2, kinds: dict[str, float
             system.start_supervisor()
         progress(f"gateway {system.base_url} and {validators} validators up; logs in {stack.run_dir}")
         try:
-            return asyncio.run(fuzz_live(getattr(system, "settings", settings), system, payloads=payloads,
-                                         seed=seed, kinds=kinds, stall_s=stall_s))
+            return asyncio.run(fuzz_live(system.settings, system, payloads=payloads, seed=seed, kinds=kinds,
+                                         stall_s=stall_s))
         finally:
             system.stop()
