@@ -81,7 +81,7 @@ class DlqIndex:
                                                c.KEY_DLQ_STATUSES, c.KEY_DLQ_PARTNERS)]
         calls = []
         for entry in entries:
-            original = f"{entry.original.topic}/{entry.original.partition}/{entry.original.offset}"
+            original = _dedupe_key(entry)
             minute = entry.rejected_at - entry.rejected_at % MINUTE_MS
             calls.append([*keys, self._key(c.KEY_DLQ_MINUTE + str(minute)), self._key(c.KEY_DLQ_BYTES), entry.id,
                           original, _encode(entry), entry.rejected_at, entry.reason, entry.partner_id or "",
@@ -175,6 +175,16 @@ class DlqIndex:
             "by_partner": [[member.decode(), int(score)] for member, score in partners],
             "per_minute": [[m, int(v or 0)] for m, v in zip(minutes, per_minute)],
         }
+
+
+def _dedupe_key(entry: Entry) -> str:
+    """What makes two dead letters the same rejected ping: its original topic/partition/offset. A dead letter
+    that does not say where it came from (written by another producer, or with garbled dlq.original.*
+    headers) is only ever the same as itself."""
+    original = entry.original
+    if original.topic and original.partition >= 0 and original.offset >= 0:
+        return f"{original.topic}/{original.partition}/{original.offset}"
+    return f"dlq/{entry.id}"
 
 
 def _row(fields: list) -> Row:

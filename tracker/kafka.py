@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import msgspec
@@ -54,8 +55,11 @@ class OutRecord(msgspec.Struct, frozen=True, gc=False):
 def unreadable(topic: str, partition: int, offset: int, error: BaseException) -> Record:
     """Stands in for a record the client could not parse: no key or value, and the reason in the
     :data:`~tracker.constants.H_UNREADABLE` header. The original stays in the topic at ``offset``."""
-    reason = f"the Kafka client could not parse this record or an earlier one of its batch: {type(error).__name__}: {error}"[:500]
-    return Record(topic, partition, offset, -1, None, None, ((H_UNREADABLE, reason.encode("utf-8", "replace")),))
+    reason = (f"the Kafka client could not parse this record or an earlier one of its batch: "
+              f"{type(error).__name__}: {error}")[:500]
+    read_at_ms = time.time_ns() // 1_000_000  # its own timestamp is in the part that could not be read
+    return Record(topic, partition, offset, read_at_ms, None, None,
+                  ((H_UNREADABLE, reason.encode("utf-8", "replace")),))
 
 
 def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:
@@ -206,6 +210,7 @@ class Consumer:
                  session_timeout_ms: int = 10_000) -> None:
         self._topics = list(topics)
         self._group_id = group_id
+        self._start = start
         self._listener = _Listener(on_assign, on_revoke)
         self._consumer = AIOKafkaConsumer(
             **_client_args(settings),
@@ -293,8 +298,17 @@ class Consumer:
         for tp, offset in positions.items():
             self._consumer.seek(tp, offset)
         partitions = sorted(self._consumer.assignment())
-        if self._group_id is not None and any(tp not in positions for tp in partitions):
-            await self._consumer.seek_to_committed(*(tp for tp in partitions if tp not in positions))
+        missing = [tp for tp in partitions if tp not in positions]
+        if missing:
+            # The failing call was the first after an assignment: those partitions had no position before it.
+            # Go back to where the first call starts from: the group's committed offset, else the start rule.
+            committed = await self._consumer.seek_to_committed(*missing) if self._group_id is not None else {}
+            unset = [tp for tp in missing if not committed.get(tp)]  # it leaves those at 0 or none alone
+            if unset:
+                if self._start == "earliest":
+                    await self._consumer.seek_to_beginning(*unset)
+                else:
+                    await self._consumer.seek_to_end(*unset)
         found: dict[tuple[str, int], list[Record]] = {}
         budget = 1000  # records read one by one per call; the rest come with the next poll
         try:

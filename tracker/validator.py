@@ -275,7 +275,7 @@ class Validator:
         batches: list[tuple[_PartitionWork, list[tuple[Record, Ping | Verdict]]]] = []
         wanted: set[str] = set()
         limits = self.limits
-        chosen: list[tuple[int, int, list[Record], bool]] = []
+        chosen: list[tuple[int, int, int, list[Record], bool]] = []
         marks: dict[int, int] = {}
         for (topic, partition), records in polled.items():
             if topic != self.topic or partition not in self.assigned or not records:
@@ -297,7 +297,9 @@ class Validator:
                 continue  # applied before; the next batch's commit covers these offsets
             if not careful:
                 marks[partition] = fresh[-1].offset
-            chosen.append((partition, done, fresh, careful))
+            # The epoch is read now, before any await: a fence that lands while this batch waits for Redis
+            # must find the batch in the old epoch, or it would be applied on top of the resync.
+            chosen.append((partition, self.epoch.get(partition, 0), done, fresh, careful))
         if marks:
             try:
                 await self.store.mark_high_water(self.topic, marks)
@@ -305,7 +307,7 @@ class Validator:
                 # Redis refuses writes: the batch's own writes will be retried (and dead-lettered as
                 # processing_failed if they never succeed); only the crash guard is off for this batch.
                 log.warning("could not record the high-water mark (crash-loop guard off for this batch): %r", exc)
-        for partition, done, fresh, careful in chosen:
+        for partition, epoch, done, fresh, careful in chosen:
             if careful:
                 parsed = [(fresh[0], await self._judge_after_crash(partition, fresh[0]))]
             else:
@@ -318,8 +320,8 @@ class Validator:
                     wanted.add(item.partner_id)
             prev = UNVERIFIED if partition in self.unverified else done
             self.unverified.discard(partition)
-            batches.append((_PartitionWork(partition, self.epoch.get(partition, 0), prev, fresh[0].offset,
-                                           fresh[-1].offset, careful), parsed))
+            batches.append((_PartitionWork(partition, epoch, prev, fresh[0].offset, fresh[-1].offset, careful),
+                            parsed))
             self.progress[partition] = fresh[-1].offset
         if len(self.fixes) > FIXES_CACHE_MAX:
             self.fixes.clear()
@@ -453,13 +455,21 @@ class Validator:
                 await self._dead_letter_accepted(works, exc, now_ms)
             for work, outcome in zip(works, outcomes):
                 if outcome == FENCED:
-                    result.fenced_partitions.append(work.partition)
                     stored = (await self._redis("read progress", lambda p=work.partition: self.store.progress(
                         self.topic, [p])))[work.partition]
-                    log.warning("partition %d was written by another member; resuming after offset %d",
-                                work.partition, stored)
-                    self._new_epoch(work.partition, stored, unverified=False)
-                    continue
+                    if stored == work.last:
+                        # Our own earlier attempt, which timed out against a hung Redis, ran when Redis woke
+                        # up: the slice is applied (a script is atomic), and this retry was refused for that.
+                        log.info("partition %d: an earlier attempt at offsets %d-%d, timed out, was applied after "
+                                 "all", work.partition, work.first, work.last)
+                        self.fixes.clear()  # re-read what Redis holds, whoever wrote it
+                        outcome = 1
+                    else:
+                        result.fenced_partitions.append(work.partition)
+                        log.warning("partition %d was written by another member (or by an earlier attempt of "
+                                    "ours that timed out); resuming after offset %d", work.partition, stored)
+                        self._new_epoch(work.partition, stored, unverified=False)
+                        continue
                 if outcome is None:
                     self._new_epoch(work.partition, work.last, unverified=True)
                 result.commit[(self.topic, work.partition)] = work.last + 1
