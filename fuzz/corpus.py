@@ -254,8 +254,9 @@ class Corpus:
         if variant == 4:  # never closed
             depth = rng.randint(1000, PAYLOAD_LIMIT - 20)
             return key, b'{"partner_id":' + b"[" * depth, ()
-        opener, closer = rng.choice(((b"[", b"]"), (b'{"a":', b"}")))  # beyond 4 KiB, up to the broker's limit
-        depth = rng.choice((PAYLOAD_LIMIT, 10_000, 100_000, (HUGE_VALUE_MAX - 1) // (len(opener) + len(closer))))
+        opener, closer = rng.choice(((b"[", b"]"), (b'{"a":', b"}")))  # beyond 4 KiB; rarely up to the broker's limit
+        depth = (HUGE_VALUE_MAX - 1) // (len(opener) + len(closer)) if rng.random() < 0.02 else \
+            rng.choice((PAYLOAD_LIMIT, 10_000, 50_000))
         return key, opener * depth + b"1" + closer * depth, ()
 
     def _not_object(self):
@@ -388,7 +389,7 @@ class Corpus:
             length = rng.choice((65, 100, 1000, PAYLOAD_LIMIT - len(dumps(doc)) - 20))
             alphabet = "abcxyz0123 -_."
         else:
-            length = rng.randint(PAYLOAD_LIMIT, 200_000)
+            length = int(PAYLOAD_LIMIT * 50 ** rng.random())  # log-uniform, 4 KiB to 200 K characters
             alphabet = "abcxyz0123 é😀"
         unit = "".join(rng.choice(alphabet) for _ in range(50))
         doc[field] = (unit * (length // len(unit) + 1))[:length]

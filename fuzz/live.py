@@ -30,6 +30,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,7 +45,8 @@ from tracker.settings import Settings
 from tracker.store import Store
 from tracker.up import LocalSystem
 
-CHUNK = 1000  # payloads per send_many call; one chunk is acknowledged while the next is generated
+CHUNK = 1000  # payloads per send_many call
+IN_FLIGHT = 4  # chunks produced but not yet acknowledged, while the next is generated
 VERDICTS = ("accepted", "rejected", "duplicates")
 
 
@@ -90,7 +92,7 @@ class Report:
         children = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(self.cpu_children_s.items()))
         lines = [
             f"fuzz: {self.payloads:,} payloads (seed {self.seed}) in {self.seconds:.1f} s "
-            f"(produced in {self.produce_seconds:.1f} s)",
+            f"(produced in {self.produce_seconds:.1f} s, {self.payloads / max(self.produce_seconds, 1e-9):,.0f}/s)",
             "  kinds: " + " · ".join(f"{kind} {count:,}" for kind, count in self.by_kind.most_common()),
             f"  verdicts: accepted {self.counters.get('accepted', 0):,} · rejected "
             f"{self.counters.get('rejected', 0):,} · duplicates {self.counters.get('duplicates', 0):,} "
@@ -157,7 +159,8 @@ async def fuzz_live(settings: Settings, system: LocalSystem, *, payloads: int, s
         home = Corpus(seed, clock_ms, couriers=1).homes[0]  # a point well inside the service area
         await _check_good_ping(settings, system, report, home)
     children.sample()
-    report.exits = sorted(children.exits.values())
+    report.exits = [exit if count == 1 else f"{exit} (×{count})"
+                    for exit, count in sorted(collections.Counter(children.exits.values()).items())]
     report.restarts = dict(getattr(system, "restarts", {}))  # LocalSystem's supervision, where it has one
     report.cpu_children_s = children.cpu_by_role()
     report.cpu_self_s = cpu_seconds(os.getpid()) - cpu_before
@@ -169,7 +172,7 @@ async def fuzz_live(settings: Settings, system: LocalSystem, *, payloads: int, s
 async def _produce(settings: Settings, store: Store, children: _Children, report: Report,
                    kinds: dict[str, float] | None, every_s: float, say: Callable[[str], None]) -> None:
     stream = corpus_payloads(report.seed, clock_ms, kinds=kinds)
-    pending: list[asyncio.Future] = []
+    pending: collections.deque[list[asyncio.Future]] = collections.deque()
     produced, last_line, last_count = 0, time.monotonic(), 0
     async with Producer(settings) as producer, RawProducer(settings.kafka_bootstrap_servers,
                                                            idempotent=settings.kafka_idempotence) as raw:
@@ -179,15 +182,17 @@ async def _produce(settings: Settings, store: Store, children: _Children, report
             report.by_kind.update(payload.kind for payload in chunk)
             futures = await producer.send_many(
                 settings.location_topic,
-                [OutRecord(p.value, p.key, p.headers) for p in chunk if not p.raw_header_names])
+                [OutRecord(p.value, p.key, p.headers, _partition(p.key, partitions))
+                 for p in chunk if not p.raw_header_names])
             # Header names aiokafka can't encode go in hand-built batches, one record each: a consumer that
             # can't parse a record can't parse the rest of its batch either, and the rest should be judged
             # on what they hold.
             for index, payload in enumerate(p for p in chunk if p.raw_header_names):
                 futures.append(await raw.send(settings.location_topic, (produced + index) % partitions,
                                               [payload.record], clock_ms()))
-            await asyncio.gather(*pending)
-            pending = futures
+            pending.append(futures)
+            if len(pending) > IN_FLIGHT:
+                await asyncio.gather(*pending.popleft())
             produced += len(chunk)
             now = time.monotonic()
             if now - last_line >= every_s:
@@ -196,7 +201,13 @@ async def _produce(settings: Settings, store: Store, children: _Children, report
                 say(f"produced {produced:,}/{report.payloads:,} ({(produced - last_count) / (now - last_line):,.0f}/s)"
                     f" · accounted {sum(counters.get(n, 0) for n in VERDICTS):,}")
                 last_line, last_count = now, produced
-        await asyncio.gather(*pending)
+        await asyncio.gather(*itertools.chain.from_iterable(pending))
+
+
+def _partition(key: bytes | None, partitions: int) -> int | None:
+    """None (the producer's murmur2 rule) for ordinary keys. Hostile keys of many KiB get a CRC-32 instead:
+    aiokafka's murmur2 is pure Python (~3 ms for 10 KiB) and would make this generator the bottleneck."""
+    return None if key is None or len(key) <= 1024 else zlib.crc32(key) % partitions
 
 
 async def _await_verdicts(store: Store, children: _Children, report: Report, stall_s: float, every_s: float,

@@ -88,7 +88,7 @@ def test_deep_nesting_reaches_thousands_within_the_payload_limit_and_beyond_it(c
     within = [nesting_depth(v) for v in made if len(v) <= PAYLOAD_LIMIT]
     beyond = [nesting_depth(v) for v in made if len(v) > PAYLOAD_LIMIT]
     assert max(within) >= 1500 and min(within) >= 100
-    assert max(beyond) >= 100_000
+    assert max(beyond) >= 50_000
     assert max(len(v) for v in made) <= HUGE_VALUE_MAX
 
 
