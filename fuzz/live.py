@@ -102,7 +102,7 @@ class Report:
             f"  dead-letter topic: {self.dead_letters:,} records, {self.dead_letters_distinct:,} distinct pings; "
             f"review index: {'unread' if self.index_total is None else f'{self.index_total:,}'}",
             f"  CPU: this load generator {self.cpu_self_s:.1f} s ({self.cpu_self_s / max(self.seconds, 1e-9):.0%} "
-            f"of one core over the run); {children or 'children unknown'}",
+            f"of one core over the run); during it, {children or 'children unknown'}",
             f"  children: {'; '.join(self.exits) or 'none exited'}; restarts "
             f"{sum(self.restarts.values()) if self.restarts else 0}",
             f"  good ping after the fuzz: "
@@ -120,23 +120,27 @@ class _Children:
     def __init__(self, system: LocalSystem) -> None:
         self.system = system
         self.exits: dict[int, str] = {}  # pid -> "name exited with code N"
-        self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (name, CPU seconds last seen)
+        self.cpu: dict[int, tuple[str, float, float]] = {}  # pid -> (name, CPU seconds at start, last seen)
+        self.sample(baseline=True)  # CPU spent before the run (start-up) is not the fuzz's
 
-    def sample(self) -> None:
+    def sample(self, *, baseline: bool = False) -> None:
         for name, process in self.system.children:
             code = process.poll()
             if code is not None:
                 self.exits.setdefault(process.pid, f"{name} exited with code {code}")
                 continue
             try:
-                self.cpu[process.pid] = (name, cpu_seconds(process.pid))
+                seconds = cpu_seconds(process.pid)
             except (OSError, IndexError, ValueError):
-                pass
+                continue
+            start = self.cpu[process.pid][1] if process.pid in self.cpu else (seconds if baseline else 0.0)
+            self.cpu[process.pid] = (name, start, seconds)
 
     def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds used during the run: gateway, validators (all of their processes)."""
         totals: dict[str, float] = collections.defaultdict(float)
-        for name, seconds in self.cpu.values():
-            totals["validators" if name.startswith("validator") else name] += seconds
+        for name, start, last in self.cpu.values():
+            totals["validators" if name.startswith("validator") else name] += last - start
         return dict(totals)
 
 
