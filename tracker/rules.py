@@ -298,10 +298,16 @@ def _decode_with_extras(raw: bytes, refusal: msgspec.ValidationError) -> Ping | 
         ping = _decode_ping_with_extras(raw)
     except (msgspec.DecodeError, ValueError, RecursionError):
         return None
-    # The decoder skipped the unknown fields however deep they nest. The bracket count bounds their depth
-    # from above; when it could be over, the slow path measures it.
+    # The decoder skips unknown fields without looking into them: not at how deep they nest (the bracket
+    # count bounds that from above; when it could be over, the slow path measures it), nor at whether their
+    # strings are UTF-8 (found by the property tests).
     if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
         return None
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     return Ping(*msgspec.structs.astuple(ping))
 
 

@@ -272,6 +272,8 @@ POISON = [
     ("escape char in order_id", ping(order_id="\x1b[31m"), "malformed_payload", "U+001B at position 0"),
     ("empty order_id", ping(order_id=""), "malformed_payload", "order_id is 0 characters, outside 1–64"),
     ("long order_id", ping(order_id="o" * 65), "malformed_payload", "order_id is 65 characters, outside 1–64"),
+    ("not UTF-8 in an unknown field", ping()[:-1] + b', "note": "\xed\xa0\x80"}', "malformed_payload",
+     "payload is not UTF-8"),
     ("NaN lat", ping()[:-1] + b', "lat": NaN}', "invalid_coordinates", "lat is nan"),
     ("-Infinity lon", ping()[:-1] + b', "lon": -Infinity}', "invalid_coordinates", "lon is -inf"),
 ]
