@@ -35,9 +35,9 @@ ID_MAX = 64
 # Epoch milliseconds from 1970 up to (not including) 10**13, i.e. before the year 2286: far beyond any real
 # fix, and small enough that every consumer (msgpack's int64, a browser's 2**53 integers) holds it exactly.
 TS_MS_MAX = 10**13
-# Unbounded optional numbers (speed, accuracy) stay below 2**63, so that no integer beyond ±2**63 is ever
-# accepted in a numeric field; the other numeric fields have far smaller ranges of their own.
-NUMBER_MAX = 2.0**63
+# No number at or beyond ±2**63 is accepted in any numeric field: lat, lon, heading and ts have far smaller
+# ranges of their own, and speed and accuracy, which have none, stay below this.
+NUMBER_MAX = 2**63
 
 # The hot path's structs are declared with gc=False: they hold only strings, numbers and bytes, so they can
 # never be part of a reference cycle, and the cyclic GC need not track the hundreds of thousands of them

@@ -40,9 +40,6 @@ PARTNER_ID_MAX = ID_MAX  # the name the simulator's fault injector imports
 # once per level and would otherwise stop only at Python's recursion limit (RecursionError, ~1,000 levels,
 # which fit in 4 KiB), and anything that walks the decoded value later (a repr, an encoder) would too.
 MAX_JSON_DEPTH = 32
-# Integers further from zero than this are refused in every numeric field (lat, lon, ts, speed, heading,
-# accuracy) before any arithmetic: float() of a 300-digit integer raises OverflowError.
-INT_MAX = 2**63
 # Values quoted in a detail are cut to this many characters.
 SHOW_MAX = 64
 
@@ -207,8 +204,9 @@ def _as_float(name: str, value: object) -> float | str:
     if not _is_number(value):
         return f"{name} must be a number, got {_type_of(value)} {show(value)}"
     if isinstance(value, int):
-        if not -INT_MAX <= value <= INT_MAX:
-            return f"{name} is {show(value)}, beyond ±2**63"
+        # Before any arithmetic: float() of a 300-digit integer raises OverflowError.
+        if not -NUMBER_MAX <= value <= NUMBER_MAX:
+            return f"{name} is {show(value)}, beyond ±2**{NUMBER_MAX.bit_length() - 1}"
         return float(value)
     return value
 
