@@ -191,7 +191,8 @@ def _order_id(doc: dict) -> str | None | Verdict:
     if not 1 <= len(order_id) <= ID_MAX:
         return reject(Reason.MALFORMED_PAYLOAD, f"order_id is {len(order_id)} characters, outside 1–{ID_MAX}")
     if not order_id.isprintable():
-        return reject(Reason.MALFORMED_PAYLOAD, f"order_id has {_first_unprintable(order_id)}, not a printable character")
+        return reject(Reason.MALFORMED_PAYLOAD,
+                      f"order_id has {_first_unprintable(order_id)}, not a printable character")
     return order_id
 
 
