@@ -6,8 +6,10 @@ they are produced live and a test can pass a fake clock.
 
 Good pings come from a fixed pool of couriers parked inside the built-in service area; each ping moves its
 courier by at most a few metres with a reported accuracy larger than that, and its ``ts`` never goes back,
-so a good ping judged in order is accepted. A duplicate is an exact repeat (key, value and headers) of the
-latest good ping. Every other kind is hostile; :data:`KINDS` names them with their share of the corpus.
+so a good ping judged in order is accepted. Hostile kinds that start from a good ping (a mutation, an odd key
+that sends it to another partition, ...) take their couriers from a second pool, so whatever they do to a
+courier's history, good pings never pay for it. A duplicate is an exact repeat (key, value and headers) of
+the latest good ping. Every other kind is hostile; :data:`KINDS` names them with their share of the corpus.
 The first payloads are one of each kind, so even a short run covers them all.
 """
 
@@ -128,8 +130,9 @@ class Corpus:
         self.rng = random.Random(seed)
         self.clock = clock
         self.area = area or load_service_area()
-        self.homes = [self._inside_point() for _ in range(couriers)]
-        self.last_ts = [0] * couriers
+        self.couriers = couriers  # ids 0..couriers-1 ping only good pings; the next as many, hostile ones
+        self.homes = [self._inside_point() for _ in range(2 * couriers)]
+        self.last_ts = [0] * (2 * couriers)
         self.recent_good: deque[Payload] = deque(maxlen=64)  # newest last
         self._makers: dict[str, Callable[[], Payload]] = {kind: getattr(self, "_" + kind) for kind in KINDS}
 
@@ -150,10 +153,11 @@ class Corpus:
                    ((0, 0), (margin, 0), (-margin, 0), (0, margin), (0, -margin))):
                 return lat, lon
 
-    def good_doc(self) -> dict:
-        """A ping that is accepted when judged in order: a few metres from home, accuracy 10-20 m."""
+    def good_doc(self, *, good_pool: bool = False) -> dict:
+        """A ping that is accepted when judged in order: a few metres from home, accuracy 10-20 m.
+        ``good_pool``: a courier that only good pings use (else one that hostile kinds share)."""
         rng = self.rng
-        index = rng.randrange(len(self.homes))
+        index = rng.randrange(self.couriers) + (0 if good_pool else self.couriers)
         lat, lon = self.homes[index]
         ts = max(self.clock(), self.last_ts[index] + 1)
         self.last_ts[index] = ts
@@ -174,12 +178,13 @@ class Corpus:
         return doc
 
     def good_bytes(self) -> tuple[bytes, bytes]:
-        """(key, value) of a good ping."""
+        """(key, value) of a good ping from the pool hostile kinds share."""
         doc = self.good_doc()
         return key_of(doc), dumps(doc)
 
     def _valid(self):
-        key, value = self.good_bytes()
+        doc = self.good_doc(good_pool=True)
+        key, value = key_of(doc), dumps(doc)
         headers = (("app", b"courier-android/4.2.1"),) if self.rng.random() < 0.2 else ()
         self.recent_good.append(Payload("valid", key, value, headers))
         return key, value, headers
