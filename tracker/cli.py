@@ -169,7 +169,13 @@ def run_validate(args: argparse.Namespace) -> int:
     async def main() -> int:
         stop = asyncio.Event()
         install_stop_handlers(asyncio.get_running_loop(), stop)
-        totals = await run_validator(settings, area, stop, idle_exit_s=args.until_idle, clock_ms=clock_ms)
+        try:
+            totals = await run_validator(settings, area, stop, idle_exit_s=args.until_idle, clock_ms=clock_ms)
+        except Exception:
+            # Not a bad flag or setting: a crash. Its log gets the traceback; nothing was committed that is
+            # not applied, so the next owner of its partitions carries on (README, "Guarantees").
+            log.exception("the validator stopped")
+            raise
         print(msgspec.json.encode(dict(sorted(totals.items()))).decode(), flush=True)
         return 0
 
@@ -334,6 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[args.command][2](args) or 0
+    except UnicodeError as exc:  # a ValueError, but never a bad flag: exit code 2 is only for those
+        log.debug("unhandled error", exc_info=True)
+        print(f"tracker {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     except (UsageError, SettingsError, ValueError) as exc:
         print(f"tracker {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
 from tracker.constants import H_UNREADABLE
@@ -295,35 +295,47 @@ class Consumer:
         each of them becomes an unreadable record too (they came from the same producer).
         """
         log.warning("a fetched record could not be read (%s: %s); isolating it", type(error).__name__, error)
+        found: dict[tuple[str, int], list[Record]] = {}
+        try:
+            await self._isolate(positions, timeout_ms, found)
+        except IllegalStateError as exc:
+            # A rebalance took partitions away mid-search: hand on what was read; the new owner of the rest
+            # starts from the committed offsets and meets the bad record itself.
+            log.info("partitions moved while a bad record was isolated (%s); going on", exc)
+        return found
+
+    async def _isolate(self, positions: dict[TopicPartition, int], timeout_ms: int,
+                       found: dict[tuple[str, int], list[Record]]) -> None:
+        consumer = self._consumer
+        partitions = sorted(consumer.assignment())
         for tp, offset in positions.items():
-            self._consumer.seek(tp, offset)
-        partitions = sorted(self._consumer.assignment())
+            if tp in partitions:
+                consumer.seek(tp, offset)
         missing = [tp for tp in partitions if tp not in positions]
         if missing:
             # The failing call was the first after an assignment: those partitions had no position before it.
             # Go back to where the first call starts from: the group's committed offset, else the start rule.
-            committed = await self._consumer.seek_to_committed(*missing) if self._group_id is not None else {}
+            committed = await consumer.seek_to_committed(*missing) if self._group_id is not None else {}
             unset = [tp for tp in missing if not committed.get(tp)]  # it leaves those at 0 or none alone
             if unset:
                 if self._start == "earliest":
-                    await self._consumer.seek_to_beginning(*unset)
+                    await consumer.seek_to_beginning(*unset)
                 else:
-                    await self._consumer.seek_to_end(*unset)
-        found: dict[tuple[str, int], list[Record]] = {}
+                    await consumer.seek_to_end(*unset)
         budget = 1000  # records read one by one per call; the rest come with the next poll
         try:
-            self._consumer.pause(*partitions)
+            consumer.pause(*partitions)
             for tp in partitions:
-                highwater = self._consumer.highwater(tp)
+                highwater = consumer.highwater(tp)
                 start = self._positions().get(tp)
                 if highwater is not None and start is not None and start >= highwater:
                     continue  # nothing to read here: not the partition that raised
-                self._consumer.resume(tp)
+                consumer.resume(tp)
                 try:
                     while budget > 0:
                         position = self._positions().get(tp)
                         try:
-                            batch = await self._consumer.getmany(tp, timeout_ms=timeout_ms, max_records=1)
+                            batch = await consumer.getmany(tp, timeout_ms=timeout_ms, max_records=1)
                         except KafkaError:
                             raise
                         except Exception as exc:  # noqa: BLE001 - this record is the one
@@ -331,7 +343,7 @@ class Consumer:
                                 raise
                             found.setdefault((tp.topic, tp.partition), []).append(
                                 unreadable(tp.topic, tp.partition, position, exc))
-                            self._consumer.seek(tp, position + 1)
+                            consumer.seek(tp, position + 1)
                             budget -= 1
                             continue
                         messages = batch.get(tp, [])
@@ -340,10 +352,12 @@ class Consumer:
                         found.setdefault((tp.topic, tp.partition), []).extend(_to_record(m) for m in messages)
                         budget -= len(messages)
                 finally:
-                    self._consumer.pause(tp)
+                    if tp in consumer.assignment():
+                        consumer.pause(tp)
         finally:
-            self._consumer.resume(*partitions)
-        return found
+            still = [tp for tp in partitions if tp in consumer.assignment()]
+            if still:
+                consumer.resume(*still)
 
     async def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
         """Commit ``next_offsets`` (the offset of the next record to read, i.e. last processed + 1)."""

@@ -578,7 +578,14 @@ async def run_validator(settings: Settings, area: ServiceArea, stop: asyncio.Eve
     try:
         await consumer.start()
         while not stop.is_set():
-            polled = await consumer.poll(timeout_ms=settings.poll_timeout_ms, max_records=settings.max_batch)
+            try:
+                polled = await consumer.poll(timeout_ms=settings.poll_timeout_ms, max_records=settings.max_batch)
+            except BrokerError as exc:
+                # The client retries connections by itself; what reaches here (a rebalance racing a seek, a
+                # broker restarting) passes. Nothing is lost: uncommitted records are fetched again.
+                log.warning("poll failed: %r; polling again", exc)
+                await asyncio.sleep(settings.retry_backoff_ms / 1000)
+                continue
             if not any(polled.values()):
                 async with validator.lock:
                     await validator.drain()
