@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from tracker.geo import load_service_area
-from tracker.kafka import Consumer, OutRecord, Producer, Record
+from tracker.kafka import Consumer, OutRecord, Record
 from tracker.settings import Settings
 from tracker.validator import run_validator
 
@@ -49,32 +49,12 @@ def header(record: Record, name: str) -> str | None:
 
 async def produce_with_raw_header_key(settings: Settings, topic: str, partition: int, records: list[OutRecord],
                                       raw_key_of: dict[str, bytes]) -> None:
-    """Produce ``records`` to one partition in one batch, with header names swapped for raw bytes afterwards.
+    """Produce ``records`` to one partition in one batch, with the header names in ``raw_key_of`` written as
+    the raw bytes it maps them to (no Kafka client writes a header name that is not UTF-8, but a broker
+    stores whatever bytes it is sent; the batch is encoded by the fuzz package's :mod:`fuzz.wire`)."""
+    from fuzz.wire import RawProducer
 
-    No Kafka client will write a header name that is not UTF-8 (the protocol says String), but the broker
-    stores whatever bytes it gets. The batch is built with placeholder names of the same length, which are
-    replaced in the built batch before its CRC is computed again. ``raw_key_of``: placeholder -> raw bytes.
-    """
-    from aiokafka.record.util import calc_crc32c
-
-    for placeholder, raw in raw_key_of.items():
-        if len(placeholder.encode()) != len(raw):
-            raise ValueError("a placeholder and its raw header name must have the same length in bytes")
-    async with Producer(settings) as producer:
-        inner = producer._producer  # the aiokafka producer: this helper builds the batch by hand
-        batch = inner.create_batch()
-        for record in records:
-            batch.append(key=record.key, value=record.value, timestamp=None, headers=list(record.headers))
-        build = batch._build
-
-        def patched_build():
-            buffer = bytearray(build())
-            for placeholder, raw in raw_key_of.items():
-                buffer = buffer.replace(placeholder.encode(), raw)
-            # v2 record batch: the CRC-32C at bytes 17-20 covers everything from the attributes (byte 21) on.
-            buffer[17:21] = calc_crc32c(bytes(buffer[21:])).to_bytes(4, "big")
-            return buffer
-
-        batch._build = patched_build
-        batch.close()
-        await (await inner.send_batch(batch, topic, partition=partition))
+    raw = [(record.key, record.value, [(raw_key_of.get(name, name), value) for name, value in record.headers])
+           for record in records]
+    async with RawProducer(settings.kafka_bootstrap_servers, idempotent=settings.kafka_idempotence) as producer:
+        await (await producer.send(topic, partition, raw, time.time_ns() // 1_000_000))
