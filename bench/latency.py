@@ -20,7 +20,8 @@ import websockets
 
 from bench.common import machine, progress, quiet_gc, redis_cpu_s, reproduce
 from tracker.embedded import free_port
-from tracker.kafka import Consumer, OutRecord, Producer, ensure_topics
+from tracker.kafka import Consumer, Producer, ensure_topics
+from tracker.models import OutRecord
 from tracker.settings import Settings
 from tracker.up import LocalSystem
 

@@ -16,7 +16,8 @@ import msgspec
 
 from bench.common import cpu_seconds, machine, progress, quiet_gc, reproduce
 from bench.latency import STEP_S, now_ms, percentile
-from tracker.kafka import Consumer, OutRecord, Producer, ensure_topics
+from tracker.kafka import Consumer, Producer, ensure_topics
+from tracker.models import OutRecord
 from tracker.settings import Settings
 
 

@@ -16,7 +16,8 @@ import redis
 
 from bench.common import machine, progress, redis_cpu_s, reproduce, run_measured
 from simulator import SimConfig, iter_pings
-from tracker.kafka import OutRecord, Producer, ensure_topics
+from tracker.kafka import Producer, ensure_topics
+from tracker.models import OutRecord
 from tracker.settings import Settings
 from tracker.up import child_env
 

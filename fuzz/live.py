@@ -40,7 +40,8 @@ from fuzz.wire import RawProducer
 from tracker import constants as c
 from tracker.dlq_index import DlqIndex
 from tracker.embedded import EmbeddedStack, free_port
-from tracker.kafka import Consumer, OutRecord, Producer, ensure_topics
+from tracker.kafka import Consumer, Producer, ensure_topics
+from tracker.models import OutRecord
 from tracker.settings import Settings
 from tracker.store import Store
 from tracker.up import LocalSystem

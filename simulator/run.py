@@ -23,7 +23,8 @@ import msgspec
 from simulator.config import SimConfig
 from simulator.faults import DUPLICATE
 from simulator.stream import SimPing, iter_pings
-from tracker.kafka import BrokerError, OutRecord, Producer, partition_for
+from tracker.kafka import BrokerError, Producer, partition_for
+from tracker.models import OutRecord
 from tracker.settings import Settings
 
 BATCH_MAX = 2_000

@@ -1,6 +1,6 @@
 """Dead-letter records: the original key, value and headers, plus the ``dlq.*`` provenance headers.
 
-Pure: builds :class:`~tracker.kafka.OutRecord` values; the validator produces them.
+Pure: builds :class:`~tracker.models.OutRecord` values; the validator produces them.
 
 A dead letter always fits the broker, whatever the original held: the original was within the broker's
 limit, and a dead letter adds headers to it, so the value, the key and the original headers are each
@@ -14,8 +14,7 @@ from __future__ import annotations
 import hashlib
 
 from tracker import constants as c
-from tracker.kafka import OutRecord, Record
-from tracker.models import Reason
+from tracker.models import OutRecord, Reason, Record
 from tracker.settings import Settings
 
 # The settings' defaults, so that a caller that does not pass the bounds gets the same ones.

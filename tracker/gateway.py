@@ -36,8 +36,8 @@ from tracker.dlq_index import DlqIndex
 from tracker.geo import load_service_area
 from tracker.hub import Client, Hub
 from tracker.indexer import run_indexer
-from tracker.kafka import BrokerError, Consumer, Producer, Record
-from tracker.models import Position
+from tracker.kafka import BrokerError, Consumer, Producer
+from tracker.models import Position, Record
 from tracker.settings import Settings
 from tracker.status import StatusThresholds
 from tracker.store import Store, StoreError

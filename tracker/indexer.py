@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from tracker.dlq_index import DlqIndex
-from tracker.kafka import BrokerError, Consumer, Record
+from tracker.kafka import BrokerError, Consumer
+from tracker.models import Record
 from tracker.review import Entry, entry_from_record
 from tracker.settings import Settings
 from tracker.store import Store, StoreError

@@ -1,6 +1,7 @@
 """The Kafka edge: the only module that imports aiokafka.
 
-Everything else sees :class:`Record` (an immutable consumed record) and :class:`OutRecord` (what to produce).
+Everything else sees :class:`~tracker.models.Record` (an immutable consumed record) and
+:class:`~tracker.models.OutRecord` (what to produce), plain values defined with the other models.
 
 Producing goes through aiokafka's batch API (``create_batch``/``send_batch``): we partition with the same
 murmur2 rule as the Java client, so a courier's records land on the same partition number in every topic
@@ -23,6 +24,7 @@ from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsErr
 from aiokafka.partitioner import murmur2
 
 from tracker.constants import H_UNREADABLE
+from tracker.models import OutRecord, Record
 from tracker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,26 +32,7 @@ log = logging.getLogger(__name__)
 # Re-exported so callers can catch broker errors without importing aiokafka.
 BrokerError = KafkaError
 
-Headers = tuple[tuple[str, bytes], ...]
-
 FETCH_MAX_WAIT_MS = 500  # Kafka's default; see Settings.kafka_fetch_max_wait_ms
-
-
-class Record(msgspec.Struct, frozen=True, gc=False):
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-
-
-class OutRecord(msgspec.Struct, frozen=True, gc=False):
-    value: bytes | None
-    key: bytes | None = None
-    headers: Headers = ()
-    partition: int | None = None  # None: by key (murmur2), round-robin when the key is None
 
 
 def unreadable(topic: str, partition: int, offset: int, error: BaseException) -> Record:

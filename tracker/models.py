@@ -101,3 +101,30 @@ class Position(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     def from_ping(cls, ping: Ping, accepted_at_ms: int) -> Position:
         return cls(ping.partner_id, ping.lat, ping.lon, ping.ts_ms, accepted_at_ms, ping.speed, ping.heading,
                    ping.accuracy, ping.vehicle, ping.order_id)
+
+
+# -- Kafka records, as plain values: what pure code (rules, dead letters, review entries) needs to see --------
+
+# Kafka record headers: (name, value) pairs; a value may be null.
+Headers = tuple[tuple[str, bytes | None], ...]
+
+
+class Record(msgspec.Struct, frozen=True, gc=False):
+    """A consumed Kafka record (tracker.kafka makes them from the client's)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+class OutRecord(msgspec.Struct, frozen=True, gc=False):
+    """A record to produce (tracker.kafka.Producer.send_many)."""
+
+    value: bytes | None
+    key: bytes | None = None
+    headers: Headers = ()
+    partition: int | None = None  # None: by key (murmur2), round-robin when the key is None

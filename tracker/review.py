@@ -21,8 +21,7 @@ import msgspec
 
 from tracker import constants as c
 from tracker import replay_sig, rules
-from tracker.kafka import OutRecord, Record
-from tracker.models import Reason, Verdict
+from tracker.models import OutRecord, Reason, Record, Verdict
 from tracker.settings import Settings
 
 _DEFAULTS = Settings()

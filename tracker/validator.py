@@ -59,8 +59,8 @@ from tracker import replay_sig
 from tracker.constants import H_REPLAY_OF as REPLAY_OF
 from tracker.constants import H_UNREADABLE
 from tracker.geo import ServiceArea
-from tracker.kafka import BrokerError, Consumer, OutRecord, Producer, Record
-from tracker.models import LastFix, Outcome, Ping, Position, Reason, Verdict
+from tracker.kafka import BrokerError, Consumer, Producer
+from tracker.models import LastFix, OutRecord, Outcome, Ping, Position, Reason, Record, Verdict
 from tracker.retry import RetriesExhausted, retry
 from tracker.settings import Settings
 from tracker.store import FENCED, Slice, Store, StoreError

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.browser.conftest import screenshot_path
-from tracker.kafka import OutRecord
+from tracker.models import OutRecord
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.browser.conftest import screenshot_path
 from tests.conftest import subprocess_env
-from tracker.kafka import OutRecord
+from tracker.models import OutRecord
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

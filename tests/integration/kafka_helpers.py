@@ -6,7 +6,8 @@ import asyncio
 import time
 
 from tracker.geo import load_service_area
-from tracker.kafka import Consumer, OutRecord, Record
+from tracker.kafka import Consumer
+from tracker.models import OutRecord, Record
 from tracker.settings import Settings
 from tracker.validator import run_validator
 

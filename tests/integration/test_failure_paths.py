@@ -14,7 +14,8 @@ import redis as redis_sync
 from tests.integration.kafka_helpers import header, read_topic
 from tracker import constants as c
 from tracker.geo import load_service_area
-from tracker.kafka import OutRecord, Producer, ensure_topics
+from tracker.kafka import Producer, ensure_topics
+from tracker.models import OutRecord
 from tracker.store import Store
 from tracker.validator import run_validator
 

@@ -20,8 +20,7 @@ from tracker.dlq import dead_letter
 from tracker.dlq_index import DlqIndex, Filters
 from tracker.gateway import create_app
 from tracker.indexer import run_indexer
-from tracker.kafka import OutRecord, Record
-from tracker.models import Reason
+from tracker.models import OutRecord, Reason, Record
 from tracker.review import entry_from_record
 from tracker.store import Store
 

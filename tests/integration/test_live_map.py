@@ -15,8 +15,7 @@ import websockets
 from starlette import status as ws_status
 
 from tracker.embedded import free_port
-from tracker.kafka import OutRecord
-from tracker.models import Position
+from tracker.models import OutRecord, Position
 from tracker.up import LocalSystem
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,8 @@ from tests.integration.kafka_helpers import header, produce_with_raw_header_key,
 from tracker import constants as c
 from tracker import replay_sig
 from tracker.embedded import free_port
-from tracker.kafka import OutRecord, Producer, ensure_topics
+from tracker.kafka import Producer, ensure_topics
+from tracker.models import OutRecord
 from tracker.up import LocalSystem
 
 pytestmark = pytest.mark.integration

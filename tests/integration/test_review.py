@@ -19,7 +19,7 @@ from tracker import constants as c
 from tracker import replay_sig
 from tracker.embedded import free_port
 from tracker.gateway import create_app
-from tracker.kafka import OutRecord
+from tracker.models import OutRecord
 from tracker.up import LocalSystem
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from tracker import expiry
 from tracker.embedded import free_port
 from tracker.gateway import create_app
-from tracker.kafka import OutRecord
+from tracker.models import OutRecord
 from tracker.store import Slice
 from tracker.up import LocalSystem, RestartPolicy
 

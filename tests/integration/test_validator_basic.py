@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration.kafka_helpers import header, read_topic, validate_until_idle
 from tracker import constants as c
-from tracker.kafka import OutRecord
+from tracker.models import OutRecord
 
 pytestmark = pytest.mark.integration
 

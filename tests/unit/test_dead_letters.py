@@ -7,8 +7,7 @@ import hashlib
 
 from tracker import constants as c
 from tracker.dlq import dead_letter
-from tracker.kafka import Record
-from tracker.models import Reason
+from tracker.models import Reason, Record
 from tracker.settings import Settings
 
 MIB = 1024 * 1024

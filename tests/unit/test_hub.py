@@ -7,8 +7,7 @@ import json
 
 from tracker.gateway import Gateway
 from tracker.hub import Hub
-from tracker.kafka import Record
-from tracker.models import Position
+from tracker.models import Position, Record
 from tracker.settings import Settings
 
 NOW = 1_795_000_000_000

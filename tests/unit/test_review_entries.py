@@ -14,8 +14,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 from tracker import constants as c
 from tracker import replay_sig, review
 from tracker.dlq import dead_letter
-from tracker.kafka import Record
-from tracker.models import Reason
+from tracker.models import Reason, Record
 from tracker.operator import ReplaysDisabled, check_edited, check_replays_enabled
 from tracker.review import (TOO_LARGE, Entry, PayloadRejected, ReplayRefused, entry_from_record, payload_of,
                             replay_record)
