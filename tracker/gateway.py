@@ -232,9 +232,7 @@ class Gateway:
                     self.metrics.consumer_lag.set(await self.consumer.lag())
                 except BrokerError as exc:
                     log.debug("lag unavailable: %r", exc)
-            frame = self.stats_frame()
-            for client in self.hub.clients:
-                client.push_control(frame)
+            self.hub.broadcast(self.stats_frame())
 
     async def _expire(self) -> None:
         """Every minute (and once at start): forget couriers silent past the TTL, here and in Redis."""
@@ -296,6 +294,7 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 
 
 async def _read(websocket: WebSocket, client: Client) -> None:
+    hub = client.hub
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
@@ -305,13 +304,11 @@ async def _read(websocket: WebSocket, client: Client) -> None:
             await _close(websocket, parsed.code, parsed.reason)
             return
         if isinstance(parsed, protocol.Ping):
-            client.push_control('{"type":"pong"}')
+            hub.answer(client, '{"type":"pong"}')
         elif isinstance(parsed, protocol.Viewport):
-            client.bbox = parsed.bbox
-            client.reset_view()
+            hub.set_viewport(client, parsed.bbox)
         elif isinstance(parsed, protocol.Follow):
-            client.follow = parsed.partner_id
-            client.reset_view()
+            hub.set_follow(client, parsed.partner_id)
 
 
 async def _write(websocket: WebSocket, client: Client, gateway: Gateway) -> None:

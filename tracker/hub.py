@@ -253,6 +253,25 @@ class Hub:
     def disconnect(self, client: Client) -> None:
         self.clients.discard(client)
 
+    # A client's view changes only here: the next frame it gets is a snapshot of the new view.
+
+    def set_viewport(self, client: Client, bbox: tuple[float, float, float, float] | None) -> None:
+        client.bbox = bbox
+        client.reset_view()
+
+    def set_follow(self, client: Client, partner_id: str | None) -> None:
+        client.follow = partner_id
+        client.reset_view()
+
+    def answer(self, client: Client, frame: str) -> None:
+        """A control frame (pong) for one client, ahead of its next delta."""
+        client.push_control(frame)
+
+    def broadcast(self, frame: str) -> None:
+        """A control frame (stats) for every client."""
+        for client in self.clients:
+            client.push_control(frame)
+
     def wire(self, courier_id: str) -> dict | None:
         courier = self.couriers.get(courier_id)
         if courier is None:

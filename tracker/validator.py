@@ -59,6 +59,7 @@ from tracker import replay_sig
 from tracker.constants import H_REPLAY_OF as REPLAY_OF
 from tracker.constants import H_UNREADABLE
 from tracker.geo import ServiceArea
+from tracker.partitions import Partitions
 from tracker.kafka import BrokerError, Consumer, Producer
 from tracker.models import LastFix, OutRecord, Outcome, Ping, Position, Reason, Record, Verdict
 from tracker.retry import RetriesExhausted, retry
@@ -68,7 +69,6 @@ from tracker.store import FENCED, Slice, Store, StoreError
 log = logging.getLogger(__name__)
 
 TopicPartition = tuple[str, int]
-UNVERIFIED = -2  # Slice.prev meaning "apply whatever Redis recorded" (see Validator.unverified)
 MAX_IN_FLIGHT = 4  # batches finishing while the next is prepared
 COMMIT_INTERVAL_S = 0.2
 # The cache of couriers' last fixes is dropped (and re-read from Redis as needed) past this many couriers,
@@ -170,20 +170,11 @@ class Validator:
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.topic = settings.location_topic
         self.lock = asyncio.Lock()
-        self.assigned: set[int] = set()
-        self.progress: dict[int, int] = {}  # partition -> last offset prepared (applied, or about to be)
+        # Progress, epoch, resync point, unverified and careful flags of each owned partition; changed only
+        # through its named transitions (tracker/partitions.py).
+        self.partitions = Partitions()
         self.fixes: dict[str, LastFix | None] = {}
         self.totals: Counter[str] = Counter()
-        self.epoch: dict[int, int] = {}  # partition -> epoch; a fence or a failed write starts a new one
-        # partition -> (offset to resume after, unverified): set by finish, applied by the next prepare,
-        # which owns the consumer's position (see _apply_resyncs).
-        self.resync: dict[int, tuple[int, bool]] = {}
-        # Partitions whose last batch never reached Redis (processing_failed): Redis progress lags ours,
-        # so their next slice is applied without the compare-and-set (prev = UNVERIFIED).
-        self.unverified: set[int] = set()
-        # partition -> the last offset its previous owner started judging: until we are past it, judge one
-        # record at a time (see the module docstring).
-        self.careful: dict[int, int] = {}
         self.in_flight: collections.deque[asyncio.Task] = collections.deque()
         self.pending_commit: dict[TopicPartition, int] = {}
         self.last_commit_at = 0.0
@@ -198,6 +189,10 @@ class Validator:
             action, _, text = settings.test_poison.partition(":")
             self.poison = (action, text.encode())
 
+    @property
+    def assigned(self) -> set[int]:
+        return self.partitions.owned
+
     # -- rebalance ---------------------------------------------------------------------------------
     # Both callbacks take the lock and wait for every batch in flight to be finished and committed, so a
     # rebalance never races a commit and the next owner starts from what is in Redis.
@@ -206,13 +201,11 @@ class Validator:
         async with self.lock:
             await self.drain()
             numbers = sorted(p for t, p in partitions if t == self.topic)
-            self.progress = await self._redis("read progress", lambda: self.store.progress(self.topic, numbers))
+            progress = await self._redis("read progress", lambda: self.store.progress(self.topic, numbers))
             high = await self._redis("read high water", lambda: self.store.high_water(self.topic, numbers))
-            self.careful = {p: mark for p, mark in high.items() if mark > self.progress[p]}
-            for partition, mark in sorted(self.careful.items()):
+            for partition, (first, last) in sorted(self.partitions.assign(progress, high).items()):
                 log.warning("partition %d: the previous owner died judging offsets %d-%d; judging them one at a "
-                            "time", partition, self.progress[partition] + 1, mark)
-            self.assigned = set(numbers)
+                            "time", partition, first, last)
             self.fixes.clear()  # a courier's fix may have moved on while another member owned it
             log.info("assigned partitions %s of %s", numbers, self.topic)
 
@@ -220,12 +213,7 @@ class Validator:
         async with self.lock:
             await self.drain()
             revoked = {p for t, p in partitions if t == self.topic}
-            self.assigned -= revoked
-            for partition in revoked:
-                self.progress.pop(partition, None)
-                self.careful.pop(partition, None)
-                self.unverified.discard(partition)
-                self.epoch[partition] = self.epoch.get(partition, 0) + 1
+            self.partitions.revoke(revoked)
             self.fixes.clear()
             if revoked:
                 log.info("revoked partitions %s of %s", sorted(revoked), self.topic)
@@ -252,20 +240,15 @@ class Validator:
     def _apply_resyncs(self, polled: dict[TopicPartition, list[Record]]) -> None:
         """Seek partitions that started a new epoch back to where they resume; drop what ``polled`` holds
         for them (it was fetched from the old position)."""
-        for partition, (resume_after, unverified) in self.resync.items():
-            self.progress[partition] = resume_after
-            if unverified:
-                self.unverified.add(partition)
-            else:
-                self.unverified.discard(partition)
-            self.seek(partition, resume_after + 1)
+        seeks = self.partitions.resync()
+        for partition, offset in seeks:
+            self.seek(partition, offset)
             polled.pop((self.topic, partition), None)
-        if self.resync:
+        if seeks:
             self.fixes.clear()
-            self.resync.clear()
 
     async def prepare(self, polled: dict[TopicPartition, list[Record]]) -> Prepared:
-        if self.careful:
+        if self.partitions.any_careful:
             # After a crash, a record is judged only once the one before it is applied and its attempt count
             # cleared: a death must be charged to the record that caused it, not to its predecessor.
             await self.drain()
@@ -275,17 +258,15 @@ class Validator:
         batches: list[tuple[_PartitionWork, list[tuple[Record, Ping | Verdict]]]] = []
         wanted: set[str] = set()
         limits = self.limits
-        chosen: list[tuple[int, int, int, list[Record], bool]] = []
+        chosen: list[tuple[int, int, list[Record], bool]] = []
         marks: dict[int, int] = {}
+        owned = self.partitions
         for (topic, partition), records in polled.items():
-            if topic != self.topic or partition not in self.assigned or not records:
+            if topic != self.topic or not owned.owns(partition) or not records:
                 continue
-            done = self.progress.get(partition, -1)
+            done = owned.progress(partition)
             fresh = records if records[0].offset > done else [r for r in records if r.offset > done]
-            careful = partition in self.careful
-            if careful and done >= self.careful[partition]:
-                del self.careful[partition]  # past the records the previous owner died on
-                careful = False
+            careful = owned.careful(partition)
             if careful and fresh:
                 # One record now; the consumer reads the rest again, one batch each.
                 records = [r for r in records if r.offset <= fresh[0].offset]
@@ -299,7 +280,7 @@ class Validator:
                 marks[partition] = fresh[-1].offset
             # The epoch is read now, before any await: a fence that lands while this batch waits for Redis
             # must find the batch in the old epoch, or it would be applied on top of the resync.
-            chosen.append((partition, self.epoch.get(partition, 0), done, fresh, careful))
+            chosen.append((partition, owned.epoch(partition), fresh, careful))
         if marks:
             try:
                 await self.store.mark_high_water(self.topic, marks)
@@ -307,7 +288,7 @@ class Validator:
                 # Redis refuses writes: the batch's own writes will be retried (and dead-lettered as
                 # processing_failed if they never succeed); only the crash guard is off for this batch.
                 log.warning("could not record the high-water mark (crash-loop guard off for this batch): %r", exc)
-        for partition, epoch, done, fresh, careful in chosen:
+        for partition, epoch, fresh, careful in chosen:
             if careful:
                 parsed = [(fresh[0], await self._judge_after_crash(partition, fresh[0]))]
             else:
@@ -318,11 +299,9 @@ class Validator:
             for _, item in parsed:
                 if type(item) is Ping and item.partner_id not in self.fixes:
                     wanted.add(item.partner_id)
-            prev = UNVERIFIED if partition in self.unverified else done
-            self.unverified.discard(partition)
+            prev = owned.take(partition, fresh[-1].offset)
             batches.append((_PartitionWork(partition, epoch, prev, fresh[0].offset, fresh[-1].offset, careful),
                             parsed))
-            self.progress[partition] = fresh[-1].offset
         if len(self.fixes) > FIXES_CACHE_MAX:
             self.fixes.clear()
             wanted = {item.partner_id for _, parsed in batches for _, item in parsed if type(item) is Ping}
@@ -444,7 +423,7 @@ class Validator:
         await asyncio.gather(*prepared.futures)
         result = prepared.result
         # Batches prepared in an epoch that has since ended are dropped: unapplied, uncommitted.
-        works = [work for work in prepared.works if work.epoch == self.epoch.get(work.partition, 0)]
+        works = [work for work in prepared.works if work.epoch == self.partitions.epoch(work.partition)]
         now_ms = self.clock_ms()
         if works:
             slices = [work.slice(self.settings.trail_max) for work in works]
@@ -468,10 +447,10 @@ class Validator:
                         result.fenced_partitions.append(work.partition)
                         log.warning("partition %d was written by another member (or by an earlier attempt of "
                                     "ours that timed out); resuming after offset %d", work.partition, stored)
-                        self._new_epoch(work.partition, stored, unverified=False)
+                        self.partitions.fence(work.partition, stored)
                         continue
                 if outcome is None:
-                    self._new_epoch(work.partition, work.last, unverified=True)
+                    self.partitions.fail(work.partition, work.last)
                 result.commit[(self.topic, work.partition)] = work.last + 1
                 result.accepted += work.counts["accepted"]
                 result.duplicates += work.counts["duplicates"]
@@ -493,11 +472,6 @@ class Validator:
         if self.on_batch is not None:
             self.on_batch(result)
         return result
-
-    def _new_epoch(self, partition: int, resume_after: int, *, unverified: bool) -> None:
-        """Drop every batch prepared for ``partition`` so far; read it again after ``resume_after``."""
-        self.epoch[partition] = self.epoch.get(partition, 0) + 1
-        self.resync[partition] = (resume_after, unverified)
 
     async def _dead_letter_accepted(self, works: list[_PartitionWork], exc: RetriesExhausted, now_ms: int) -> None:
         log.error("%s; dead-lettering the batch's accepted pings as processing_failed", exc)

@@ -33,11 +33,9 @@ def test_expired_couriers_leave_the_hub_the_counts_and_every_clients_view():
     hub.ingest(position("recent", NOW - 1000, lat=12.93, lon=77.62), NOW)
     everything = hub.connect()
     boxed = hub.connect()
-    boxed.bbox = (77.5, 12.9, 77.7, 13.0)  # both couriers are inside
-    boxed.reset_view()
+    hub.set_viewport(boxed, (77.5, 12.9, 77.7, 13.0))  # both couriers are inside
     elsewhere = hub.connect()
-    elsewhere.bbox = (77.61, 12.92, 77.64, 12.95)  # only "recent"
-    elsewhere.reset_view()
+    hub.set_viewport(elsewhere, (77.61, 12.92, 77.64, 12.95))  # only "recent"
     hub.tick()
     for client in (everything, boxed, elsewhere):
         frames(client)
