@@ -11,7 +11,7 @@ COURIER_POSITIONS = "courier-positions"
 VALIDATOR_GROUP = "location-validator"
 DLQ_INDEXER_GROUP = "dlq-indexer"
 
-# Dead-letter headers (DESIGN.md)
+# Dead-letter headers (docs/contract.md)
 H_REASON = "dlq.reason"
 H_DETAIL = "dlq.detail"
 H_ORIGINAL_TOPIC = "dlq.original.topic"
@@ -49,7 +49,7 @@ H_SIM_EXPECT = "sim.expect"
 # deployments (or test cases) can share one server.
 KEY_POSITION = "pos:"  # + partner_id -> hash {ts, lat, lon, json}: latest accepted position
 KEY_GEO = "geo"  # GEO set of latest positions, member = partner_id
-KEY_TRAIL = "trail:"  # + partner_id -> list of JSON points [ts, lat, lon, speed], newest first
+KEY_TRAIL = "trail:"  # + partner_id -> sorted set of JSON points [ts, lat, lon, speed], scored by event time
 KEY_COUNTERS = "counters"  # hash: accepted, duplicates, rejected, rejected:<reason>
 KEY_PROGRESS = "progress:"  # + topic -> hash partition -> last applied offset (see store.py)
 # + topic -> hash partition -> last offset a validator started judging; progress behind it on assignment

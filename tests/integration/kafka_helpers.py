@@ -17,7 +17,7 @@ async def read_topic(settings: Settings, topic: str, *, expect: int | None = Non
     """Every record of ``topic`` from the beginning: stops at ``expect`` records, or after ``idle_s`` quiet.
 
     We never ask the broker for end offsets: Tansu can report the base offset of the last
-    batch as "latest" (DESIGN.md), so "read to the end" means "read until nothing more arrives".
+    batch as "latest" (docs/contract.md, "Brokers"), so "read to the end" means "read until nothing more arrives".
     """
     records: list[Record] = []
     async with Consumer(settings, [topic], group_id=None, start="earliest") as consumer:
