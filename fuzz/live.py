@@ -38,7 +38,7 @@ from bench.common import cpu_seconds
 from fuzz.corpus import KINDS, Corpus, payloads as corpus_payloads
 from fuzz.wire import RawProducer
 from tracker import constants as c
-from tracker.dlq_index import DlqIndex
+from tracker.dlq.index import DlqIndex
 from tracker.embedded import EmbeddedStack, free_port
 from tracker.kafka import Consumer, Producer, ensure_topics
 from tracker.models import OutRecord

@@ -253,13 +253,13 @@ def run_gateway(args: argparse.Namespace) -> int:
 # -- dlq -----------------------------------------------------------------------------------------------
 
 def _dlq_args(parser: argparse.ArgumentParser) -> None:
-    from tracker.dlq_cli import add_arguments
+    from tracker.dlq.cli import add_arguments
 
     add_arguments(parser, _connection_args)
 
 
 def run_dlq(args: argparse.Namespace) -> int:
-    from tracker.dlq_cli import run
+    from tracker.dlq.cli import run
 
     settings = _settings(args)
     _require(settings, kafka=args.dlq_command == "replay")

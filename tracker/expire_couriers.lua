@@ -1,4 +1,4 @@
--- Expire couriers whose latest accepted fix is older than a cut-off (tracker/expiry.py).
+-- Expire couriers whose latest accepted fix is older than a cut-off (Store.expire_couriers, for tracker/expiry.py).
 -- ARGV[1] GEO key, ARGV[2] position key prefix, ARGV[3] trail key prefix, ARGV[4] cut-off (epoch ms, event
 -- time), ARGV[5..] partner ids (members of the GEO set).
 -- A courier expires when its position hash is gone, or its ts is older than the cut-off or unreadable: its

@@ -2,21 +2,20 @@
 
 The gateway sweeps every :data:`SWEEP_INTERVAL_S` (a supervised task, see gateway.py): its own hub first
 (:meth:`tracker.hub.Hub.expire`), then Redis, here. The GEO set lists every courier with a position; it is
-walked with ZSCAN in chunks of about :data:`CHUNK` members, and each chunk goes to expire_couriers.lua, which
-deletes ``pos:<id>`` and ``trail:<id>`` and the GEO member of each courier whose latest fix is older than the
-cut-off, atomically (see the script). Several gateways may sweep at once: expiring twice changes nothing.
+walked with ZSCAN in chunks of about :data:`CHUNK` members (:meth:`Store.scan_couriers`), and each chunk goes to
+expire_couriers.lua (:meth:`Store.expire_couriers`), which deletes ``pos:<id>`` and ``trail:<id>`` and the GEO
+member of each courier whose latest fix is older than the cut-off, atomically (see the script). Several
+gateways may sweep at once: expiring twice changes nothing.
 """
 
 from __future__ import annotations
 
 import time
 
-from tracker import constants as c
-from tracker.store import Store, lua
+from tracker.store import Store
 
 SWEEP_INTERVAL_S = 60.0
 CHUNK = 500  # GEO members per script call: a few milliseconds of Redis time at most
-_SCRIPT = lua("expire_couriers.lua")
 
 
 def cutoff_ms(ttl_s: float, now_ms: int | None = None) -> int:
@@ -27,16 +26,11 @@ def cutoff_ms(ttl_s: float, now_ms: int | None = None) -> int:
 
 async def sweep_redis(store: Store, cutoff: int, chunk: int = CHUNK) -> int:
     """Expire from Redis every courier whose latest fix is older than ``cutoff`` (epoch ms); returns how many."""
-    prefix = store.settings.redis_prefix
-    geo_key = prefix + c.KEY_GEO
-    fixed = [geo_key, prefix + c.KEY_POSITION, prefix + c.KEY_TRAIL, cutoff]
     expired = 0
     cursor = 0
     while True:
         # ZSCAN returns every member present for the whole walk at least once, even while members are removed.
-        cursor, members = await store.redis.zscan(geo_key, cursor, count=chunk)
-        if members:
-            [count] = await store.run_script(_SCRIPT, [[*fixed, *(member for member, _ in members)]])
-            expired += int(count)
+        cursor, partner_ids = await store.scan_couriers(cursor, chunk)
+        expired += await store.expire_couriers(cutoff, partner_ids)
         if cursor == 0:
             return expired

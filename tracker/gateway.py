@@ -31,11 +31,12 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tracker import expiry, metrics, protocol, review_api
-from tracker.dlq_index import DlqIndex
+from tracker import expiry, metrics, protocol
+from tracker.dlq import http as dlq_http
+from tracker.dlq.index import DlqIndex
+from tracker.dlq.indexer import run_indexer
 from tracker.geo import load_service_area
 from tracker.hub import Client, Hub
-from tracker.indexer import run_indexer
 from tracker.kafka import BrokerError, Consumer, Producer
 from tracker.models import Position, Record
 from tracker.settings import Settings
@@ -429,7 +430,7 @@ def create_app(settings: Settings, hub: Hub | None = None, *, consume: bool = Tr
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         WebSocketRoute("/ws", ws_endpoint),
-        *review_api.routes,
+        *dlq_http.routes,
     ]
     if (static_dir / "index.html").is_file():
         async def review_page(request: Request) -> Response:

@@ -7,6 +7,12 @@ Data model (keys under ``Settings.redis_prefix``; names in :mod:`tracker.constan
 - ``trail:<partner_id>``: capped sorted set of accepted points ``[ts, lat, lon, speed]`` scored by event time.
 - ``counters``: ``accepted``, ``duplicates``, ``rejected``, ``rejected:<reason>``.
 - ``progress:<topic>``: partition -> last offset whose effects are in Redis.
+- ``highwater:<topic>``, ``deaths:<topic>``: crash-loop detection (validator.py).
+- ``dlq:*``: the review index of dead letters (:class:`ReviewKeys`; the rules are in tracker/dlq/index.py).
+
+Every raw Redis call of the product is a method here; the callers keep their logic (expiry.py the cut-off
+and the walk, tracker/dlq/index.py the filters, cursors, pages and caps). A Lua script is passed every key it
+touches and spells none; the review index's scripts live beside it and run through :meth:`Store.run_script`.
 
 Exactly-once effects on at-least-once delivery: the validator writes a partition's slice of a batch with
 one Lua script that also records the slice's last offset, and only then commits the Kafka offset. If it
@@ -37,11 +43,13 @@ StoreError = RedisError
 FENCED = -1
 
 
-def lua(name: str) -> str:
-    return resources.files("tracker").joinpath(name).read_text("utf-8")
+def lua(name: str, package: str = "tracker") -> str:
+    """The source of a Lua script shipped in ``package`` (package data: see pyproject.toml)."""
+    return resources.files(package).joinpath(name).read_text("utf-8")
 
 
 _APPLY_SCRIPT = lua("apply_batch.lua")
+_EXPIRE_SCRIPT = lua("expire_couriers.lua")
 
 
 class Slice(msgspec.Struct, frozen=True):
@@ -54,6 +62,37 @@ class Slice(msgspec.Struct, frozen=True):
     pos: list[tuple[str, int, float, float, str]]  # partner_id, ts, lat, lon, position JSON
     trail: list[tuple[str, list[int | str]]]  # partner_id, [ts, point, ts, point, ...]
     cnt: dict[str, int]
+
+
+class ReviewKeys(msgspec.Struct, frozen=True):
+    """The review index's key names under the deployment's prefix (what each holds: tracker/constants.py)."""
+
+    entry: str  # + entry id
+    index: str
+    seen: str
+    reasons: str
+    statuses: str
+    partners: str
+    minute: str  # + minute start (epoch ms)
+    bytes: str
+
+    @classmethod
+    def under(cls, prefix: str) -> ReviewKeys:
+        return cls(entry=prefix + c.KEY_DLQ_ENTRY, index=prefix + c.KEY_DLQ_INDEX, seen=prefix + c.KEY_DLQ_SEEN,
+                   reasons=prefix + c.KEY_DLQ_REASONS, statuses=prefix + c.KEY_DLQ_STATUSES,
+                   partners=prefix + c.KEY_DLQ_PARTNERS, minute=prefix + c.KEY_DLQ_MINUTE,
+                   bytes=prefix + c.KEY_DLQ_BYTES)
+
+
+class ReviewCounts(msgspec.Struct, frozen=True):
+    """The review index's counters as stored (tracker/dlq/index.py shapes them for the API and the CLI)."""
+
+    by_reason: dict[str, int]  # dead letters ever indexed
+    by_status: dict[str, int]  # entries in the index
+    by_partner: list[tuple[str, int]]  # the busiest couriers, most rejected first
+    per_minute: list[int]  # one count per minute asked for
+    indexed: int  # entries in the index
+    indexed_bytes: int  # bytes of their JSON
 
 
 class Store:
@@ -73,6 +112,7 @@ class Store:
         self.progress_prefix = prefix + c.KEY_PROGRESS
         self.high_water_prefix = prefix + c.KEY_HIGH_WATER
         self.deaths_prefix = prefix + c.KEY_DEATHS
+        self.review = ReviewKeys.under(prefix)
         self._shas: dict[str, str] = {}
         # Slices travel as MessagePack (cmsgpack in Redis's Lua): the position JSON inside is a plain string,
         # not an escaped one inside JSON. (Redis's cmsgpack reads no msgpack bin type, so no bytes here.)
@@ -177,3 +217,56 @@ class Store:
 
     async def partner_ids(self) -> list[str]:
         return [member.decode() for member in await self.redis.zrange(self.key_geo, 0, -1)]
+
+    # -- courier expiry (expiry.py walks the GEO set and decides the cut-off) -------------------------------
+
+    async def scan_couriers(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
+        """One ZSCAN step over the GEO set: the next cursor (0: done) and about ``count`` partner ids."""
+        cursor, members = await self.redis.zscan(self.key_geo, cursor, count=count)
+        return int(cursor), [member for member, _ in members]
+
+    async def expire_couriers(self, cutoff: int, partner_ids: list[bytes]) -> int:
+        """Drop position, trail and GEO member of each courier whose latest fix is older than ``cutoff``
+        (epoch ms), atomically (expire_couriers.lua); returns how many expired."""
+        if not partner_ids:
+            return 0
+        [count] = await self.run_script(_EXPIRE_SCRIPT, [[self.key_geo, self.pos_prefix, self.trail_prefix,
+                                                          cutoff, *partner_ids]])
+        return int(count)
+
+    # -- review index (tracker/dlq/index.py keeps the logic: its scripts, filters, cursors, pages) -----------
+
+    async def review_fields(self, entry_ids: list[str], *fields: str) -> list[list[bytes | None]]:
+        """The named fields of each entry's hash, pipelined (all None for an entry not in the index)."""
+        if not entry_ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in entry_ids:
+            pipe.hmget(self.review.entry + entry_id, *fields)
+        return await pipe.execute()
+
+    async def review_ids(self, since_ms: int | None, until_ms: int | None) -> list[tuple[str, float]]:
+        """Ids and rejected_at of the indexed entries rejected within ``since_ms``..``until_ms`` (inclusive,
+        None: open), newest first."""
+        high = "+inf" if until_ms is None else until_ms
+        low = "-inf" if since_ms is None else since_ms
+        scored = await self.redis.zrevrangebyscore(self.review.index, high, low, withscores=True)
+        return [(member.decode(), score) for member, score in scored]
+
+    async def review_counts(self, minutes: list[int], top_partners: int) -> ReviewCounts:
+        """The index's counters, read together (one round trip); ``minutes`` are minute starts (epoch ms)."""
+        keys = self.review
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.reasons)
+        pipe.hgetall(keys.statuses)
+        pipe.zrevrange(keys.partners, 0, top_partners - 1, withscores=True)
+        pipe.mget([keys.minute + str(m) for m in minutes])
+        pipe.zcard(keys.index)
+        pipe.get(keys.bytes)
+        reasons, statuses, partners, per_minute, indexed, indexed_bytes = await pipe.execute()
+        return ReviewCounts(
+            by_reason={k.decode(): int(v) for k, v in reasons.items()},
+            by_status={k.decode(): int(v) for k, v in statuses.items()},
+            by_partner=[(member.decode(), int(score)) for member, score in partners],
+            per_minute=[int(v or 0) for v in per_minute], indexed=int(indexed),
+            indexed_bytes=int(indexed_bytes or 0))

@@ -54,10 +54,11 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from tracker import dlq, rules
+from tracker import rules
 from tracker import replay_sig
 from tracker.constants import H_REPLAY_OF as REPLAY_OF
 from tracker.constants import H_UNREADABLE
+from tracker.dlq import letter
 from tracker.geo import ServiceArea
 from tracker.partitions import Partitions
 from tracker.kafka import BrokerError, Consumer, Producer
@@ -496,10 +497,10 @@ class Validator:
     def _dead_letter(self, record: Record, reason: Reason, detail: str, now_ms: int,
                      attempts: int | None = None) -> OutRecord:
         settings = self.settings
-        return dlq.dead_letter(record, reason, detail, group=settings.validator_group,
-                               validator_id=settings.validator_id, rejected_at_ms=now_ms, attempts=attempts,
-                               value_max_bytes=settings.dlq_value_max_bytes,
-                               headers_max_bytes=settings.dlq_headers_max_bytes)
+        return letter.dead_letter(record, reason, detail, group=settings.validator_group,
+                                  validator_id=settings.validator_id, rejected_at_ms=now_ms, attempts=attempts,
+                                  value_max_bytes=settings.dlq_value_max_bytes,
+                                  headers_max_bytes=settings.dlq_headers_max_bytes)
 
     async def _broker(self, what: str, operation):
         return await retry(operation, what=what, attempts=self.settings.retry_attempts,

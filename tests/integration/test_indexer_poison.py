@@ -16,12 +16,12 @@ from starlette.testclient import TestClient
 
 from tests.integration.kafka_helpers import produce_with_raw_header_key
 from tracker import constants as c
-from tracker.dlq import dead_letter
-from tracker.dlq_index import DlqIndex, Filters
+from tracker.dlq.entry import entry_from_record
+from tracker.dlq.index import DlqIndex, Filters
+from tracker.dlq.indexer import run_indexer
+from tracker.dlq.letter import dead_letter
 from tracker.gateway import create_app
-from tracker.indexer import run_indexer
 from tracker.models import OutRecord, Reason, Record
-from tracker.review import entry_from_record
 from tracker.store import Store
 
 pytestmark = pytest.mark.integration
@@ -154,7 +154,7 @@ async def test_the_index_is_capped_by_bytes_and_keeps_the_busiest_couriers_count
 async def test_the_indexer_waits_out_a_redis_outage_and_goes_on(settings, producer, caplog):
     quick = settings.replace(redis_timeout_s=0.3, retry_backoff_ms=50, retry_max_backoff_ms=300)
     letters = shapes()
-    caplog.set_level(logging.INFO, logger="tracker.indexer")
+    caplog.set_level(logging.INFO, logger="tracker.dlq.indexer")
     async with Store(quick) as store:
         index = DlqIndex(store)
         stop = asyncio.Event()

@@ -1,12 +1,12 @@
 """Dead letters always fit the broker: the value, the key and the original headers are bounded, and what is
-cut is said in headers (tracker/dlq.py)."""
+cut is said in headers (tracker/dlq/letter.py)."""
 
 from __future__ import annotations
 
 import hashlib
 
 from tracker import constants as c
-from tracker.dlq import dead_letter
+from tracker.dlq.letter import dead_letter
 from tracker.models import Reason, Record
 from tracker.settings import Settings
 

@@ -1,5 +1,5 @@
 """Review entries are total and bounded, replay counts cannot be forged, replays are signed, and edited
-payloads are checked by the validator's parser (tracker/review.py, tracker/operator.py)."""
+payloads are checked by the validator's parser (tracker/dlq/entry.py, tracker/dlq/actions.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from tracker import constants as c
-from tracker import replay_sig, review
-from tracker.dlq import dead_letter
+from tracker import replay_sig
+from tracker.dlq import entry as entry_module  # "entry" names the entries under test
+from tracker.dlq.actions import ReplaysDisabled, check_edited, check_replays_enabled
+from tracker.dlq.entry import (TOO_LARGE, Entry, PayloadRejected, ReplayRefused, entry_from_record, payload_of,
+                               replay_record)
+from tracker.dlq.letter import dead_letter
 from tracker.models import Reason, Record
-from tracker.operator import ReplaysDisabled, check_edited, check_replays_enabled
-from tracker.review import (TOO_LARGE, Entry, PayloadRejected, ReplayRefused, entry_from_record, payload_of,
-                            replay_record)
 from tracker.settings import Settings
 
 SECRET = "unit-secret"
@@ -196,7 +197,7 @@ def test_the_minimal_entry_when_building_one_fails_anyway(monkeypatch):
     def a_future_bug(*args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(review, "payload_fields", a_future_bug)
+    monkeypatch.setattr(entry_module, "payload_fields", a_future_bug)
     entry = entry_of(dlq_record(b'{"partner_id": "c"}', letter_headers()))
     assert entry.id == "1:9" and entry.reason == "invalid_coordinates"
     assert "could not be read fully" in entry.detail and "RuntimeError" in entry.detail

@@ -14,10 +14,10 @@ import logging
 import msgspec
 
 from tracker import rules
-from tracker.dlq_index import DlqIndex
+from tracker.dlq.entry import PayloadRejected, Status, checked_payload, replay_record
+from tracker.dlq.index import DlqIndex
 from tracker.kafka import Producer
 from tracker.models import Reason
-from tracker.review import PayloadRejected, Status, checked_payload, replay_record
 from tracker.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from tracker import operator
-from tracker.dlq_index import DlqIndex, Filters, StatusConflict, UnknownEntry
+from tracker.dlq import actions
+from tracker.dlq.entry import ReplayRefused, payload_of, row_json
+from tracker.dlq.index import DlqIndex, Filters, StatusConflict, UnknownEntry
 from tracker.kafka import Producer
-from tracker.review import ReplayRefused, payload_of
 from tracker.rules import parse_timestamp
 from tracker.settings import Settings
 from tracker.store import Store
@@ -68,16 +68,16 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         if command == "show":
             return await _show(index, args.entry_id, args.json)
         if command == "discard":
-            return await _each(args.entry_ids, lambda entry_id: operator.discard(index, entry_id, actor=_actor()),
+            return await _each(args.entry_ids, lambda entry_id: actions.discard(index, entry_id, actor=_actor()),
                                "discarded")
         try:
-            operator.check_replays_enabled(settings)
-        except operator.ReplaysDisabled as exc:
+            actions.check_replays_enabled(settings)
+        except actions.ReplaysDisabled as exc:
             print(exc, file=sys.stderr)
             return 1
         edited = _read_edit(args)
         async with Producer(settings) as producer:
-            return await _each(args.entry_ids, lambda entry_id: operator.replay(
+            return await _each(args.entry_ids, lambda entry_id: actions.replay(
                 settings, index, producer, entry_id, actor=_actor(), edited=edited), "replayed")
 
 
@@ -146,8 +146,6 @@ async def _list(index: DlqIndex, args: argparse.Namespace) -> int:
     page = await index.list(Filters(args.reason, args.partner, args.status, args.since, args.until),
                             limit=max(1, min(args.limit, 1000)), cursor=args.cursor)
     if args.json:
-        from tracker.review_api import row_json
-
         print(msgspec.json.encode({"items": [row_json(r) for r in page.rows], "total": page.total,
                                    "next_cursor": page.next_cursor}).decode())
         return 0
@@ -170,8 +168,6 @@ async def _show(index: DlqIndex, entry_id: str, as_json: bool) -> int:
     entry = row.entry
     payload = payload_of(entry).decode("utf-8", "replace")
     if as_json:
-        from tracker.review_api import row_json
-
         print(msgspec.json.encode(row_json(row) | {"key": entry.key, "headers": entry.headers,
                                                    "payload_text": payload, "payload_size": entry.payload_size,
                                                    "payload_sha256": entry.payload_sha256}).decode())

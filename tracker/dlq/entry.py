@@ -1,4 +1,5 @@
-"""Rejected-ping review, the pure part: dead-letter records to review entries, and replay records.
+"""Rejected-ping review, the pure part: dead-letter records to review entries, their JSON rows, and replay
+records.
 
 A review entry's id is ``<dlq partition>:<dlq offset>``, the same string a replay carries in ``replay.of``.
 
@@ -69,6 +70,27 @@ class Entry(msgspec.Struct, frozen=True):
     payload_size: int | None = None  # the original value's size and sha256 (hex) when payload_truncated
     payload_sha256: str | None = None
     replay_as_is: bool = True  # False when the value or the key kept here is not the original's
+
+
+class Row(msgspec.Struct, frozen=True):
+    """An entry with its current review status (what the index returns)."""
+
+    entry: Entry
+    status: str
+    status_by: str | None
+    status_at: int | None
+
+
+def row_json(row: Row) -> dict:
+    """A row as the API lists it and ``tracker dlq ls --json`` prints it (the detail views add to it)."""
+    entry = row.entry
+    return {
+        "id": entry.id, "reason": entry.reason, "detail": entry.detail, "partner_id": entry.partner_id,
+        "rejected_at": entry.rejected_at, "status": row.status, "status_by": row.status_by,
+        "status_at": row.status_at, "original": msgspec.to_builtins(entry.original), "lat": entry.lat,
+        "lon": entry.lon, "replay_count": entry.replay_count, "payload_truncated": entry.payload_truncated,
+        "replay_as_is": entry.replay_as_is,
+    }
 
 
 _encode = msgspec.json.Encoder().encode
@@ -155,7 +177,7 @@ def display_headers(headers: tuple | list) -> list[tuple[str, str]]:
 
 
 def replay_headers(headers: tuple | list, max_bytes: int) -> list[tuple[str, str | None]]:
-    """The headers a replay carries, base64, in order while they fit ``max_bytes`` (as in dlq.py)."""
+    """The headers a replay carries, base64, in order while they fit ``max_bytes`` (as in letter.py)."""
     kept = []
     used = 0
     for name, value in headers:
@@ -299,7 +321,7 @@ def replay_record(entry: Entry, *, cap: int, secret: str, payload: bytes | None 
                   partner_id: str | None = None) -> OutRecord:
     """The record to send back to ``location-updates``: original key (or the edited partner_id), original
     headers without any ``dlq.*`` or earlier ``replay.*`` ones, plus signed ``replay.of``, ``replay.count``
-    and ``replay.sig`` (replay_sig.py)."""
+    and ``replay.sig`` (tracker/replay_sig.py)."""
     if payload is None and not entry.replay_as_is:
         raise ReplayRefused(TOO_LARGE)
     count = entry.replay_count + 1

@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tracker import operator
-from tracker.dlq_index import Filters, Row, StatusConflict, UnknownEntry
+from tracker.dlq import actions
+from tracker.dlq.entry import PayloadRejected, ReplayRefused, payload_of, row_json
+from tracker.dlq.index import Filters, StatusConflict, UnknownEntry
 from tracker.kafka import BrokerError
-from tracker.review import PayloadRejected, ReplayRefused, payload_of
 from tracker.models import Verdict
 from tracker.rules import decode_json, parse_timestamp
 from tracker.store import StoreError
@@ -33,17 +33,6 @@ MAX_BODY_BYTES = 64 * 1024
 
 def _error(status_code: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status_code)
-
-
-def row_json(row: Row) -> dict:
-    entry = row.entry
-    return {
-        "id": entry.id, "reason": entry.reason, "detail": entry.detail, "partner_id": entry.partner_id,
-        "rejected_at": entry.rejected_at, "status": row.status, "status_by": row.status_by,
-        "status_at": row.status_at, "original": msgspec.to_builtins(entry.original), "lat": entry.lat,
-        "lon": entry.lon, "replay_count": entry.replay_count, "payload_truncated": entry.payload_truncated,
-        "replay_as_is": entry.replay_as_is,
-    }
 
 
 def _int_param(request: Request, name: str) -> int | None:
@@ -167,9 +156,9 @@ async def _replay_one(request: Request, entry_id: str, edited) -> tuple[int, dic
         return 422, {"error": "payload must be a JSON object (or its text)"}
     text = msgspec.json.encode(edited) if isinstance(edited, dict) else edited
     try:
-        result = await operator.replay(gateway.settings, gateway.dlq_index, gateway.producer, entry_id,
+        result = await actions.replay(gateway.settings, gateway.dlq_index, gateway.producer, entry_id,
                                        actor=_actor(request), edited=text)
-    except operator.ReplaysDisabled as exc:
+    except actions.ReplaysDisabled as exc:
         return 403, {"error": str(exc)}
     except UnknownEntry:
         return 404, {"error": f"no rejected ping {entry_id!r}"}
@@ -187,7 +176,7 @@ async def _replay_one(request: Request, entry_id: str, edited) -> tuple[int, dic
 
 async def _discard_one(request: Request, entry_id: str) -> tuple[int, dict]:
     try:
-        await operator.discard(request.app.state.gateway.dlq_index, entry_id, actor=_actor(request))
+        await actions.discard(request.app.state.gateway.dlq_index, entry_id, actor=_actor(request))
     except UnknownEntry:
         return 404, {"error": f"no rejected ping {entry_id!r}"}
     except StatusConflict as exc:
@@ -203,8 +192,8 @@ def _actor(request: Request) -> str:
 def check_replays(request: Request) -> Response | None:
     """None when replays may be signed; else the 403 response (validators would treat them as forgeries)."""
     try:
-        operator.check_replays_enabled(request.app.state.gateway.settings)
-    except operator.ReplaysDisabled as exc:
+        actions.check_replays_enabled(request.app.state.gateway.settings)
+    except actions.ReplaysDisabled as exc:
         return _error(403, str(exc))
     return None
 

@@ -3,8 +3,10 @@
 Both the page and ``tracker dlq`` read counts and lists through this one class, so they always agree.
 The index keeps the newest entries within two caps, ``dlq_index_max`` entries and ``dlq_index_max_bytes``
 bytes of entry JSON (a running total in ``dlq:bytes``); counts by reason are cumulative, and so are counts
-by partner, kept for the ``dlq_partners_top`` busiest couriers only. Writes go through Lua scripts
-(dlq_index.lua, dlq_status.lua) so that each is atomic; every key name they touch is passed in from here.
+by partner, kept for the ``dlq_partners_top`` busiest couriers only. Writes go through the Lua scripts
+beside this module (index_entry.lua, set_status.lua) so that each is atomic; every key name they touch is
+passed in from here. This module holds the rules (filters, cursors, pages, caps); every Redis call is a
+method of :class:`~tracker.store.Store` (its "review index" section).
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import time
 
 import msgspec
 
-from tracker import constants as c
-from tracker.review import Entry, Status
+from tracker.dlq.entry import Entry, Row, Status
 from tracker.store import Store, lua
 
-_INDEX_SCRIPT = lua("dlq_index.lua")
-_STATUS_SCRIPT = lua("dlq_status.lua")
+_INDEX_SCRIPT = lua("index_entry.lua", __package__)
+_STATUS_SCRIPT = lua("set_status.lua", __package__)
 MINUTE_MS = 60_000
 MINUTE_TTL_S = 2 * 3600
+_ROW_FIELDS = ("entry", "status", "status_by", "status_at")
 
 
 class Filters(msgspec.Struct, frozen=True):
@@ -29,15 +31,6 @@ class Filters(msgspec.Struct, frozen=True):
     status: str | None = None
     since_ms: int | None = None
     until_ms: int | None = None
-
-
-class Row(msgspec.Struct, frozen=True):
-    """An entry with its current review status."""
-
-    entry: Entry
-    status: str
-    status_by: str | None
-    status_at: int | None
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -64,51 +57,40 @@ class DlqIndex:
     def __init__(self, store: Store, max_entries: int | None = None) -> None:
         settings = store.settings
         self.store = store
-        self.redis = store.redis
-        self.prefix = settings.redis_prefix
         self.max_entries = max_entries if max_entries is not None else settings.dlq_index_max
         self.max_bytes = settings.dlq_index_max_bytes
         self.partners_top = settings.dlq_partners_top
-
-    def _key(self, name: str) -> str:
-        return self.prefix + name
 
     async def add(self, entries: list[Entry]) -> int:
         """Index entries (idempotent); returns how many were new."""
         if not entries:
             return 0
-        keys = [self._key(name) for name in (c.KEY_DLQ_ENTRY, c.KEY_DLQ_SEEN, c.KEY_DLQ_INDEX, c.KEY_DLQ_REASONS,
-                                               c.KEY_DLQ_STATUSES, c.KEY_DLQ_PARTNERS)]
+        keys = self.store.review
+        fixed = [keys.entry, keys.seen, keys.index, keys.reasons, keys.statuses, keys.partners]
         calls = []
         for entry in entries:
             original = _dedupe_key(entry)
             minute = entry.rejected_at - entry.rejected_at % MINUTE_MS
-            calls.append([*keys, self._key(c.KEY_DLQ_MINUTE + str(minute)), self._key(c.KEY_DLQ_BYTES), entry.id,
+            calls.append([*fixed, keys.minute + str(minute), keys.bytes, entry.id,
                           original, _encode(entry), entry.rejected_at, entry.reason, entry.partner_id or "",
                           self.max_entries, self.max_bytes, self.partners_top, MINUTE_TTL_S])
         return sum(int(result) for result in await self.store.run_script(_INDEX_SCRIPT, calls))
 
     async def get(self, entry_id: str) -> Row:
-        fields = await self.redis.hmget(self._key(c.KEY_DLQ_ENTRY + entry_id), "entry", "status", "status_by",
-                                        "status_at")
+        [fields] = await self.store.review_fields([entry_id], *_ROW_FIELDS)
         if fields[0] is None:
             raise UnknownEntry(entry_id)
         return _row(fields)
 
     async def list(self, filters: Filters, *, limit: int = 50, cursor: str | None = None) -> Page:
         """Entries newest first. ``cursor`` is the ``next_cursor`` of the previous page."""
-        high = "+inf" if filters.until_ms is None else filters.until_ms
-        low = "-inf" if filters.since_ms is None else filters.since_ms
-        scored = await self.redis.zrevrangebyscore(self._key(c.KEY_DLQ_INDEX), high, low, withscores=True)
-        ids = [member.decode() for member, _ in scored]
+        scored = await self.store.review_ids(filters.since_ms, filters.until_ms)
         wanted = filters.reason is not None or filters.partner is not None or filters.status is not None
         if wanted:
-            pipe = self.redis.pipeline(transaction=False)
-            for entry_id in ids:
-                pipe.hmget(self._key(c.KEY_DLQ_ENTRY + entry_id), "reason", "partner", "status")
             matches = []
-            for (entry_id, score), (reason, partner, status) in zip(zip(ids, (s for _, s in scored)),
-                                                                    await pipe.execute()):
+            fields = await self.store.review_fields([entry_id for entry_id, _ in scored], "reason", "partner",
+                                                    "status")
+            for (entry_id, score), (reason, partner, status) in zip(scored, fields):
                 if reason is None:
                     continue  # evicted between the two reads
                 if filters.reason is not None and reason.decode() != filters.reason:
@@ -119,7 +101,7 @@ class DlqIndex:
                     continue
                 matches.append((entry_id, score))
         else:
-            matches = [(entry_id, score) for entry_id, (_, score) in zip(ids, scored)]
+            matches = scored
         # Newest first; ties (same millisecond) by id, descending, so that the order is total and stable.
         matches.sort(key=lambda item: (item[1], _sort_key(item[0])), reverse=True)
         start = 0
@@ -136,17 +118,15 @@ class DlqIndex:
         return Page(rows, len(matches), next_cursor)
 
     async def _rows(self, ids: list[str]) -> list[Row]:
-        pipe = self.redis.pipeline(transaction=False)
-        for entry_id in ids:
-            pipe.hmget(self._key(c.KEY_DLQ_ENTRY + entry_id), "entry", "status", "status_by", "status_at")
-        return [_row(fields) for fields in await pipe.execute() if fields[0] is not None]
+        return [_row(fields) for fields in await self.store.review_fields(ids, *_ROW_FIELDS)
+                if fields[0] is not None]
 
     async def set_status(self, entry_id: str, from_status: Status, to_status: Status, by: str,
                          at_ms: int | None = None) -> None:
         at_ms = at_ms if at_ms is not None else time.time_ns() // 1_000_000
+        keys = self.store.review
         [result] = await self.store.run_script(
-            _STATUS_SCRIPT, [[self._key(c.KEY_DLQ_ENTRY + entry_id), self._key(c.KEY_DLQ_STATUSES),
-                              from_status.value, to_status.value, by, at_ms]])
+            _STATUS_SCRIPT, [[keys.entry + entry_id, keys.statuses, from_status.value, to_status.value, by, at_ms]])
         result = result.decode() if isinstance(result, bytes) else result
         if result == "missing":
             raise UnknownEntry(entry_id)
@@ -157,23 +137,16 @@ class DlqIndex:
         now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
         this_minute = now_ms - now_ms % MINUTE_MS
         minutes = [this_minute - i * MINUTE_MS for i in range(59, -1, -1)]
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(self._key(c.KEY_DLQ_REASONS))
-        pipe.hgetall(self._key(c.KEY_DLQ_STATUSES))
-        pipe.zrevrange(self._key(c.KEY_DLQ_PARTNERS), 0, top_partners - 1, withscores=True)
-        pipe.mget([self._key(c.KEY_DLQ_MINUTE + str(m)) for m in minutes])
-        pipe.zcard(self._key(c.KEY_DLQ_INDEX))
-        pipe.get(self._key(c.KEY_DLQ_BYTES))
-        reasons, statuses, partners, per_minute, indexed, indexed_bytes = await pipe.execute()
-        by_reason = {k.decode(): int(v) for k, v in sorted(reasons.items())}
+        counts = await self.store.review_counts(minutes, top_partners)
+        by_reason = dict(sorted(counts.by_reason.items()))
         return {
             "total": sum(by_reason.values()),
-            "indexed": int(indexed),
-            "indexed_bytes": int(indexed_bytes or 0),
+            "indexed": counts.indexed,
+            "indexed_bytes": counts.indexed_bytes,
             "by_reason": by_reason,
-            "by_status": {s.value: int(statuses.get(s.value.encode(), 0)) for s in Status},
-            "by_partner": [[member.decode(), int(score)] for member, score in partners],
-            "per_minute": [[m, int(v or 0)] for m, v in zip(minutes, per_minute)],
+            "by_status": {s.value: counts.by_status.get(s.value, 0) for s in Status},
+            "by_partner": [[partner, count] for partner, count in counts.by_partner],
+            "per_minute": [[m, count] for m, count in zip(minutes, counts.per_minute)],
         }
 
 

@@ -1,6 +1,6 @@
--- Index one dead letter for review (see dlq_index.py). Idempotent: a dead letter produced twice for the
+-- Index one dead letter for review (see index.py beside it). Idempotent: a dead letter produced twice for the
 -- same rejected ping (a validator crash between producing it and recording its batch) is indexed once.
--- Every key name comes from dlq_index.py (tracker/constants.py), none is spelled here.
+-- Every key name comes from index.py (Store.review, from tracker/constants.py), none is spelled here.
 -- ARGV: 1 entry key prefix, 2 seen hash, 3 index zset, 4 counts-by-reason hash, 5 counts-by-status hash,
 --       6 counts-by-partner zset, 7 this minute's counter key, 8 bytes counter key,
 --       9 id, 10 original "topic/partition/offset", 11 entry JSON, 12 rejected_at, 13 reason,

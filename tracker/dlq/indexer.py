@@ -4,7 +4,7 @@ gateways share the DLQ's partitions. Offsets are committed after the entries are
 is idempotent, so a redelivered batch changes nothing.
 
 It is total, and it does not give up: every record becomes an entry (a minimal one when its fields cannot
-be read, review.entry_from_record), and a broker or Redis failure is retried with backoff for as long as it
+be read, entry.entry_from_record), and a broker or Redis failure is retried with backoff for as long as it
 lasts, holding on to the batch in hand and committing nothing that is not indexed. The first failure of a
 streak is logged at ERROR, the rest at WARNING, the recovery at INFO. :func:`run_indexer` returns only when
 its stop event is set.
@@ -17,10 +17,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tracker.dlq_index import DlqIndex
+from tracker.dlq.entry import Entry, entry_from_record
+from tracker.dlq.index import DlqIndex
 from tracker.kafka import BrokerError, Consumer
 from tracker.models import Record
-from tracker.review import Entry, entry_from_record
 from tracker.settings import Settings
 from tracker.store import Store, StoreError
 

@@ -1,6 +1,6 @@
 """Dead-letter records: the original key, value and headers, plus the ``dlq.*`` provenance headers.
 
-Pure: builds :class:`~tracker.models.OutRecord` values; the validator produces them.
+Pure: builds :class:`~tracker.models.OutRecord` values; the validator produces them (its ``_dead_letter``).
 
 A dead letter always fits the broker, whatever the original held: the original was within the broker's
 limit, and a dead letter adds headers to it, so the value, the key and the original headers are each
@@ -77,7 +77,7 @@ def dead_letter(record: Record, reason: Reason, detail: str, *, group: str, vali
     value, key = record.value, record.key
     value_cut = value is not None and len(value) > value_max_bytes
     # Keys are courier ids (a few dozen bytes); one this long is hostile. Its prefix is kept for the
-    # reviewer, and dlq.truncated forbids replaying the record as it is (review.py).
+    # reviewer, and dlq.truncated forbids replaying the record as it is (entry.py).
     key_cut = key is not None and len(key) > value_max_bytes
     added = [
         (c.H_REASON, reason.value.encode()),

@@ -1,5 +1,5 @@
 -- Move one review entry from status ARGV[3] to ARGV[4] (compare-and-set), recording who and when.
--- ARGV: 1 entry key, 2 counts-by-status hash, 3 from, 4 to, 5 by, 6 at (ms) (key names from dlq_index.py).
+-- ARGV: 1 entry key, 2 counts-by-status hash, 3 from, 4 to, 5 by, 6 at (ms) (key names from index.py).
 -- Returns "ok", "missing" or the current status.
 local entry_key, statuses_key = ARGV[1], ARGV[2]
 local current = redis.call('HGET', entry_key, 'status')
