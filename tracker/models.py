@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
 
 class Reason(enum.Enum):
-    """Stable reject codes (header ``dlq.reason``); see DESIGN.md."""
+    """Stable reject codes (header ``dlq.reason``), the one list of them: the simulator's fault kinds
+    (simulator/faults.py) name these, and the review page reads them from ``/api/config``. README, "Pings and
+    reject reasons", says when each is given."""
 
     MALFORMED_PAYLOAD = "malformed_payload"
     MISSING_PARTNER_ID = "missing_partner_id"
@@ -28,6 +32,16 @@ class Outcome(enum.Enum):
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
 
+
+# What a ping's optional ``vehicle`` may name. The Literal is the one list: msgspec checks it when decoding a
+# Ping, and VEHICLES (rules.parse's check and its detail, the settings' speed-limit parser) is read from it.
+Vehicle = Literal["walk", "bike", "scooter", "car"]
+VEHICLES: tuple[Vehicle, ...] = get_args(Vehicle)
+# Default speed limits (m/s) for ``impossible_speed``, per vehicle and for a ping that names none: the defaults
+# of Settings.speed_limits and Settings.default_speed_limit (TRACKER_SPEED_LIMITS, TRACKER_DEFAULT_SPEED_LIMIT).
+DEFAULT_SPEED_LIMITS: Mapping[Vehicle, float] = MappingProxyType(
+    {"walk": 4.0, "bike": 15.0, "scooter": 35.0, "car": 45.0})
+UNKNOWN_VEHICLE_SPEED_LIMIT = 45.0
 
 # Bounds of a ping's fields, defined here because the Ping struct below enforces them (rules.py imports them).
 # An id (partner_id, order_id) is 1 to ID_MAX characters: it becomes a Redis key and a label on the map.
@@ -61,7 +75,7 @@ class Ping(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     speed: Annotated[float, msgspec.Meta(ge=0, lt=NUMBER_MAX)] | None = None
     heading: Annotated[float, msgspec.Meta(ge=0, le=360)] | None = None
     accuracy: Annotated[float, msgspec.Meta(gt=0, lt=NUMBER_MAX)] | None = None
-    vehicle: Literal["walk", "bike", "scooter", "car"] | None = None
+    vehicle: Vehicle | None = None
     order_id: Annotated[str, msgspec.Meta(min_length=1, max_length=ID_MAX)] | None = None
 
 
@@ -101,6 +115,20 @@ class Position(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     def from_ping(cls, ping: Ping, accepted_at_ms: int) -> Position:
         return cls(ping.partner_id, ping.lat, ping.lon, ping.ts_ms, accepted_at_ms, ping.speed, ping.heading,
                    ping.accuracy, ping.vehicle, ping.order_id)
+
+
+def newer_wins(held_ts: int | None, incoming_ts: int) -> bool:
+    """Whether a courier's incoming fix replaces the one held: newer wins by event time (``ts``).
+
+    The rule, the same in every place that holds a courier's latest fix (Redis, by apply_batch.lua; the
+    gateway's hub, Hub.ingest; the map page, protocol.js ``fixReplaces``): an incoming fix replaces the held
+    one only when its ``ts`` is strictly greater. An older fix is ignored, so a late, replayed or redelivered
+    fix never moves a marker back; a fix with the *same* ``ts`` is ignored too (the first one applied stays),
+    so two fixes stamped alike never flip a marker back and forth. With nothing held, any fix is taken. The
+    page still takes the gateway's new status for an equal ``ts``: a status is the gateway's reading of the
+    clock, not part of the fix. tests/data/newer_wins.json holds the cases, run against all three.
+    """
+    return held_ts is None or incoming_ts > held_ts
 
 
 # -- Kafka records, as plain values: what pure code (rules, dead letters, review entries) needs to see --------

@@ -31,8 +31,8 @@ from datetime import datetime, timezone
 import msgspec
 
 from tracker.geo import ServiceArea, haversine_m
-from tracker.models import ID_MAX, NUMBER_MAX, TS_MS_MAX, LastFix, Outcome, Ping, Reason, Verdict
-from tracker.settings import VEHICLES, Settings
+from tracker.models import ID_MAX, NUMBER_MAX, TS_MS_MAX, VEHICLES, LastFix, Outcome, Ping, Reason, Verdict
+from tracker.settings import Settings
 
 PARTNER_ID_MAX = ID_MAX  # the name the simulator's fault injector imports
 
