@@ -27,10 +27,10 @@ test-tansu: $(STAMP) $(FRONTEND_STAMP)
 
 # A real Apache Kafka on loopback for manual use (prints its bootstrap servers; Ctrl-C stops it).
 kafka: $(STAMP)
-	$(BIN)/python -m tracker.apache_kafka
+	$(BIN)/python -m tracker.local.apache_kafka
 
 kafka3: $(STAMP)
-	$(BIN)/python -m tracker.apache_kafka --nodes 3
+	$(BIN)/python -m tracker.local.apache_kafka --nodes 3
 
 bench: $(STAMP) $(FRONTEND_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -8,7 +8,7 @@ import tempfile
 
 from bench import chart, endurance, footprint, latency, page, soak, throughput
 from bench.common import REPORT, progress, write_section
-from tracker.embedded import EmbeddedStack
+from tracker.local.embedded import EmbeddedStack
 from tracker.settings import Settings
 
 SECTIONS = ("throughput", "latency", "page", "soak", "footprint", "endurance")

@@ -19,8 +19,8 @@ import redis
 
 from bench.common import machine, progress, quiet_gc, reproduce
 from bench.latency import listen, percentile, produce_paced
-from tracker.embedded import free_port, rss_bytes
 from tracker.kafka import ensure_topics
+from tracker.local.processes import free_port, rss_bytes
 from tracker.settings import Settings
 from tracker.up import LocalSystem
 

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from bench.common import cpu_seconds, machine, progress, reproduce
-from tracker.embedded import free_port
 from tracker.kafka import ensure_topics
+from tracker.local.processes import free_port
 from tracker.settings import Settings
 from tracker.up import LocalSystem
 

@@ -19,8 +19,8 @@ import redis
 import websockets
 
 from bench.common import machine, progress, quiet_gc, redis_cpu_s, reproduce
-from tracker.embedded import free_port
 from tracker.kafka import Consumer, Producer, ensure_topics
+from tracker.local.processes import free_port
 from tracker.models import OutRecord
 from tracker.settings import Settings
 from tracker.up import LocalSystem

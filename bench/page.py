@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from bench.common import machine, progress
-from tracker.embedded import free_port
 from tracker.kafka import ensure_topics
+from tracker.local.processes import free_port
 from tracker.settings import Settings
 from tracker.up import LocalSystem
 

@@ -39,8 +39,9 @@ from fuzz.corpus import KINDS, Corpus, payloads as corpus_payloads
 from fuzz.wire import RawProducer
 from tracker import constants as c
 from tracker.dlq.index import DlqIndex
-from tracker.embedded import EmbeddedStack, free_port
 from tracker.kafka import Consumer, Producer, ensure_topics
+from tracker.local.embedded import EmbeddedStack
+from tracker.local.processes import free_port
 from tracker.models import OutRecord
 from tracker.settings import Settings
 from tracker.store import Store

@@ -14,9 +14,9 @@ import msgspec
 from simulator.config import SimConfig
 from simulator.faults import FaultKind
 from simulator.run import SimStats, run_simulation
-from tracker.cli import install_stop_handlers
 from tracker.kafka import Producer, ensure_topics
 from tracker.settings import Settings
+from tracker.signals import install_stop_handlers
 
 KINDS = ", ".join(kind.value for kind in FaultKind)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tracker.embedded import EmbeddedStack
+from tracker.local.embedded import EmbeddedStack
 from tracker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,8 +6,6 @@ import argparse
 import asyncio
 import gc
 import logging
-import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -15,6 +13,7 @@ import msgspec
 
 from tracker import __version__
 from tracker.settings import Settings, SettingsError
+from tracker.signals import install_stop_handlers
 
 log = logging.getLogger("tracker")
 
@@ -100,27 +99,6 @@ def _setup_logging(settings: Settings) -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:  # logger filters would miss aiokafka's child loggers
         handler.addFilter(_OncePerInterval())
-
-
-def install_stop_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    """First SIGINT/SIGTERM: graceful stop (finish the batch, commit, leave). Second: exit now.
-
-    A repeat within a second is the same request delivered twice (``timeout`` and terminals signal the
-    whole process group), not a second request, so it is ignored.
-    """
-    first_at: list[float] = []
-
-    def on_signal(signum: int) -> None:
-        if first_at:
-            if loop.time() - first_at[0] > 1.0:
-                os._exit(128 + signum)
-            return
-        first_at.append(loop.time())
-        log.info("%s received, stopping gracefully (again to force)", signal.Signals(signum).name)
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
 
 
 # -- validate ------------------------------------------------------------------------------------------

@@ -451,3 +451,20 @@ async def describe_topics(settings: Settings) -> dict[str, int]:
 async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
     described = await admin.describe_topics(topics)
     return {item["topic"]: len(item["partitions"]) for item in described if not item.get("error_code")}
+
+
+async def broker_ids(bootstrap: str, timeout_s: float) -> set[int]:
+    """The broker ids in one metadata answer from ``bootstrap``: the readiness probe of the local Apache Kafka
+    launcher (tracker/local/apache_kafka.py), which waits until every node lists exactly the running brokers."""
+    from aiokafka import AIOKafkaClient  # the low-level client: only the probe needs a bare metadata request
+
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(timeout_s * 1000)),
+                            metadata_max_age_ms=60_000)
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout_s)
+        return {broker.nodeId for broker in client.cluster.brokers()}
+    finally:
+        try:
+            await client.close()
+        except Exception:  # closing a client that never connected must not hide the answer or the error
+            pass

@@ -4,7 +4,8 @@ Embedded broker and Redis unless configured, then topics, validator(s), gateway 
 exits is restarted with backoff (:class:`RestartPolicy`), and the status line says which and why; only a
 crash loop (more than ``restart_limit`` exits of one child within ``restart_window_s``) stops everything, with
 exit code 1. Ctrl-C or SIGTERM stops every child (SIGTERM, then SIGKILL after a grace period) and then the
-embedded services; children also die with us if we are killed outright (PR_SET_PDEATHSIG, see embedded.py).
+embedded services; children also die with us if we are killed outright (PR_SET_PDEATHSIG, see
+tracker/local/processes.py).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from tracker.embedded import EmbeddedError, EmbeddedStack, spawn, stop_process
 from tracker.kafka import ensure_topics
+from tracker.local.embedded import EmbeddedError, EmbeddedStack
+from tracker.local.processes import spawn, stop_process
 from tracker.settings import Settings
+from tracker.signals import stop_flag
 
 log = logging.getLogger(__name__)
 
@@ -287,17 +290,7 @@ def run_up(settings: Settings, *, couriers: int, interval_s: float, bad_rate: fl
         print(f"tracker up: port {settings.http_port} on {settings.http_host} is in use; pass --port or set "
               f"TRACKER_HTTP_PORT", file=sys.stderr)
         return 2
-    # A plain list as the flag, not a threading.Event: Event.set() in a signal handler deadlocks when the
-    # signal lands while the main thread waits on that Event (its lock is not reentrant).
-    stop: list[int] = []
-
-    def on_signal(signum, frame) -> None:
-        if stop:
-            os._exit(128 + signum)
-        stop.append(signum)
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_flag((signal.SIGINT, signal.SIGTERM), second_exits=True)  # a second Ctrl-C: exit at once
 
     stack = EmbeddedStack(settings)
     system: LocalSystem | None = None

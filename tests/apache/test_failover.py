@@ -27,10 +27,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from simulator import SimConfig
 from simulator.run import SimStats, run_simulation
 from tests.conftest import ROOT, subprocess_env
-from tracker.apache_kafka import ApacheKafkaCluster, java_missing
 from tests.integration.test_pipeline import assert_pipeline_outcome
-from tracker.embedded import EmbeddedStack, spawn, stop_process
 from tracker.kafka import Producer, ensure_topics
+from tracker.local.apache_kafka import ApacheKafkaCluster, java_missing
+from tracker.local.embedded import EmbeddedStack
+from tracker.local.processes import spawn, stop_process
 from tracker.settings import Settings
 from tracker.store import Store
 

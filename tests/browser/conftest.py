@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tracker.embedded import free_port
 from tracker.kafka import ensure_topics
+from tracker.local.processes import free_port
 from tracker.up import LocalSystem
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from tests.browser.conftest import screenshot_path
-from tracker.embedded import free_port
 from tracker.kafka import ensure_topics
+from tracker.local.processes import free_port
 from tracker.up import LocalSystem
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]

@@ -1,4 +1,4 @@
-"""Smoke and failover tests for the Apache Kafka 4.x launcher (tracker/apache_kafka.py).
+"""Smoke and failover tests for the Apache Kafka 4.x launcher (tracker/local/apache_kafka.py).
 
 Skipped with a one-line reason when no Java 17+ runtime is found, except under ``CI=true`` where that fails.
 """
@@ -15,8 +15,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tracker.apache_kafka import ApacheKafkaCluster, java_missing
 from tracker.kafka import Consumer, ensure_topics
+from tracker.local.apache_kafka import ApacheKafkaCluster, java_missing
 from tracker.settings import Settings
 
 pytestmark = pytest.mark.apache_kafka

@@ -27,8 +27,9 @@ from simulator import SimConfig
 from simulator.run import SimStats, run_simulation
 from tests.conftest import BROKER, REPLAY_SECRET, ROOT, subprocess_env
 from tests.integration.test_pipeline import assert_pipeline_outcome
-from tracker.embedded import EmbeddedStack, spawn, stop_process
 from tracker.kafka import ensure_topics
+from tracker.local.embedded import EmbeddedStack
+from tracker.local.processes import spawn, stop_process
 from tracker.settings import Settings
 from tracker.store import Store, StoreError
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fuzz.live import fuzz_live
-from tracker.embedded import free_port
+from tracker.local.processes import free_port
 from tracker.up import LocalSystem
 
 pytestmark = pytest.mark.integration

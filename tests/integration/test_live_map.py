@@ -14,7 +14,7 @@ import pytest
 import websockets
 from starlette import status as ws_status
 
-from tracker.embedded import free_port
+from tracker.local.processes import free_port
 from tracker.models import OutRecord, Position
 from tracker.up import LocalSystem
 

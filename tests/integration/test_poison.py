@@ -17,8 +17,8 @@ from tests.conftest import subprocess_env
 from tests.integration.kafka_helpers import header, produce_with_raw_header_key, read_topic, validate_until_idle
 from tracker import constants as c
 from tracker import replay_sig
-from tracker.embedded import free_port
 from tracker.kafka import Producer, ensure_topics
+from tracker.local.processes import free_port
 from tracker.models import OutRecord
 from tracker.up import LocalSystem
 

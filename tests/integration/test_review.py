@@ -17,8 +17,8 @@ from starlette.testclient import TestClient
 from tests.conftest import subprocess_env
 from tracker import constants as c
 from tracker import replay_sig
-from tracker.embedded import free_port
 from tracker.gateway import create_app
+from tracker.local.processes import free_port
 from tracker.models import OutRecord
 from tracker.up import LocalSystem
 

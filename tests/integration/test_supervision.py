@@ -15,8 +15,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from tracker import expiry
-from tracker.embedded import free_port
 from tracker.gateway import create_app
+from tracker.local.processes import free_port
 from tracker.models import OutRecord
 from tracker.store import Slice
 from tracker.up import LocalSystem, RestartPolicy

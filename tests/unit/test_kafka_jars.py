@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tracker import apache_kafka
-from tracker.apache_kafka import JARS_LOCK, KafkaStartError, read_lock, resolve_classpath
+from tracker.local import apache_kafka
+from tracker.local.apache_kafka import JARS_LOCK, KafkaStartError, read_lock, resolve_classpath
 from tracker.settings import Settings
 
 

