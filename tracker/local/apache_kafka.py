@@ -179,7 +179,8 @@ def resolve_classpath(settings: Settings, progress: Callable[[str], None] | None
     paths = [root / path for path, _, _ in jars]
 
     def missing() -> list[int]:
-        return [i for i, (p, (_, _, size)) in enumerate(zip(paths, jars)) if not (p.is_file() and p.stat().st_size == size)]
+        return [i for i, (p, (_, _, size)) in enumerate(zip(paths, jars))
+                if not (p.is_file() and p.stat().st_size == size)]
 
     if missing():
         import fcntl

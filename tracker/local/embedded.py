@@ -127,8 +127,9 @@ class EmbeddedStack:
         atexit.register(self.stop)
         try:
             if not self.settings.kafka_bootstrap_servers and self.settings.embedded_broker == "tansu":
-                # Tansu has no idempotent producer, and its "latest" offset can be a batch's base offset,
-                # so lag computed from it would be wrong (docs/contract.md, "Brokers"). Its fetch wait is a latency floor.
+                # Tansu has no idempotent producer, and its "latest" offset can be a batch's base offset, so
+                # lag computed from it would be wrong (docs/contract.md, "Brokers"). Its fetch wait is a latency
+                # floor.
                 self.settings = self.settings.replace(
                     kafka_bootstrap_servers=self._start_tansu(), kafka_idempotence=False, report_lag=False,
                     kafka_fetch_max_wait_ms=TANSU_FETCH_MAX_WAIT_MS if self.settings.kafka_fetch_max_wait_ms is None
