@@ -21,21 +21,29 @@ import msgspec
 
 from simulator.fleet import StreetGrid, WirePing, node_latlon, point_beyond_area
 from tracker.geo import ServiceArea, haversine_m
+from tracker.models import Reason
 from tracker.rules import PARTNER_ID_MAX, Limits
 
 
 class FaultKind(enum.Enum):
-    """What the simulator can break; each value is the reject code the validator must give."""
+    """What the simulator can break; each value is the reject code (a :class:`~tracker.models.Reason`) the
+    validator must give. Every reason but ``processing_failed`` (a failure of the validator, not of a ping)
+    has a kind, each with at least one way to make it in ``_VARIANTS`` (tests/unit/test_domain_facts.py).
+    The order is the simulator's own: a seeded run draws kinds in it."""
 
-    MALFORMED_PAYLOAD = "malformed_payload"
-    MISSING_PARTNER_ID = "missing_partner_id"
-    INVALID_COORDINATES = "invalid_coordinates"
-    INVALID_TIMESTAMP = "invalid_timestamp"
-    OUTSIDE_SERVICE_AREA = "outside_service_area"
-    STALE_TIMESTAMP = "stale_timestamp"
-    FUTURE_TIMESTAMP = "future_timestamp"
-    OUT_OF_ORDER = "out_of_order"
-    IMPOSSIBLE_SPEED = "impossible_speed"
+    MALFORMED_PAYLOAD = Reason.MALFORMED_PAYLOAD.value
+    MISSING_PARTNER_ID = Reason.MISSING_PARTNER_ID.value
+    INVALID_COORDINATES = Reason.INVALID_COORDINATES.value
+    INVALID_TIMESTAMP = Reason.INVALID_TIMESTAMP.value
+    OUTSIDE_SERVICE_AREA = Reason.OUTSIDE_SERVICE_AREA.value
+    STALE_TIMESTAMP = Reason.STALE_TIMESTAMP.value
+    FUTURE_TIMESTAMP = Reason.FUTURE_TIMESTAMP.value
+    OUT_OF_ORDER = Reason.OUT_OF_ORDER.value
+    IMPOSSIBLE_SPEED = Reason.IMPOSSIBLE_SPEED.value
+
+    @property
+    def reason(self) -> Reason:
+        return Reason(self.value)
 
 
 # The expectation carried by exact resends: the validator drops and counts them, it does not dead-letter them.

@@ -23,7 +23,9 @@ end
 for _, fix in ipairs(slice.pos) do
   local key = pos_prefix .. fix[1]
   local current = redis.call('HGET', key, 'ts')
-  -- newer-wins by event time: an older fix (a late replay, a zombie's write) never moves the marker back
+  -- newer wins by event time, the rule of tracker/models.py newer_wins: only a strictly newer ts replaces the
+  -- held fix, so an older one (a late replay, a zombie's write) never moves the marker back and an equal one
+  -- keeps the fix applied first (cases: tests/data/newer_wins.json)
   if (not current) or tonumber(current) < tonumber(fix[2]) then
     redis.call('HSET', key, 'ts', fix[2], 'lat', fix[3], 'lon', fix[4], 'json', fix[5])
     redis.call('GEOADD', geo_key, fix[4], fix[3], fix[1])

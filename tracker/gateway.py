@@ -38,7 +38,7 @@ from tracker.dlq.indexer import run_indexer
 from tracker.geo import load_service_area
 from tracker.hub import Client, Hub
 from tracker.kafka import BrokerError, Consumer, Producer
-from tracker.models import Position, Record
+from tracker.models import Position, Reason, Record
 from tracker.settings import Settings
 from tracker.status import StatusThresholds
 from tracker.store import Store, StoreError
@@ -376,8 +376,11 @@ async def api_service_area(request: Request) -> Response:
 
 
 async def api_config(request: Request) -> Response:
+    """What the pages need from the server: map tiles, the tick, and the reject codes (the review page's
+    reason list, in the order of models.Reason, the one list of them)."""
     settings = request.app.state.gateway.settings
-    return JSONResponse({"tile_url": settings.tile_url, "tick_ms": settings.tick_ms})
+    return JSONResponse({"tile_url": settings.tile_url, "tick_ms": settings.tick_ms,
+                         "reasons": [reason.value for reason in Reason]})
 
 
 async def healthz(request: Request) -> Response:

@@ -21,7 +21,7 @@ import time
 
 import msgspec
 
-from tracker.models import Position
+from tracker.models import Position, newer_wins
 from tracker.status import Status, StatusThresholds, courier_status
 
 
@@ -129,9 +129,10 @@ class Hub:
     # -- input ---------------------------------------------------------------------------------------
 
     def ingest(self, position: Position, now: int | None = None) -> bool:
-        """Newer-wins by event time; False when ``position`` is not newer than what we have."""
+        """Take ``position`` if it is newer by event time than the one held (models.newer_wins: on an equal
+        ``ts`` the held one stays); False when it is not taken."""
         current = self.couriers.get(position.id)
-        if current is not None and current.position.ts >= position.ts:
+        if current is not None and not newer_wins(current.position.ts, position.ts):
             return False
         status = courier_status(position.ts, position.speed, now or now_ms(), self.thresholds)
         if current is None:

@@ -12,8 +12,8 @@ import msgspec
 
 class Reason(enum.Enum):
     """Stable reject codes (header ``dlq.reason``), the one list of them: the simulator's fault kinds
-    (simulator/faults.py) name these, and the review page reads them from ``/api/config``. README, "Pings and
-    reject reasons", says when each is given."""
+    (simulator/faults.py) name these, and the review page reads them from ``/api/config``. docs/contract.md,
+    "Reject codes", says when each is given."""
 
     MALFORMED_PAYLOAD = "malformed_payload"
     MISSING_PARTNER_ID = "missing_partner_id"

@@ -135,7 +135,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     dlq_partitions: Annotated[int, env("TRACKER_DLQ_PARTITIONS", **AT_LEAST_1)] = 3
     replication_factor: Annotated[int, env("TRACKER_REPLICATION_FACTOR", **AT_LEAST_1)] = 1
 
-    # Validation thresholds (README, "Pings and reject reasons")
+    # Validation thresholds (docs/contract.md, "Reject codes")
     max_age_s: Annotated[float, env("TRACKER_MAX_AGE_S", **NOT_NEGATIVE)] = 120.0
     max_skew_s: Annotated[float, env("TRACKER_MAX_SKEW_S", **NOT_NEGATIVE)] = 10.0
     max_payload_bytes: Annotated[int, env("TRACKER_MAX_PAYLOAD_BYTES", **AT_LEAST_1)] = 4096
