@@ -61,9 +61,19 @@ function isUsableCourier(courier) {
 }
 
 /**
- * Insert or update one courier. Latest wins by fix time: an update whose `ts` is older than the one held is
- * ignored, so a late frame can never move a marker backwards; an equal `ts` is applied (status changes such
- * as online -> stale keep the fix time). Returns true when the store changed.
+ * Newer wins by event time, the rule Redis and the gateway's hub follow too (tracker/models.py
+ * `newer_wins`): an incoming fix replaces the held one only when its `ts` is strictly greater; an older or an
+ * equal one keeps the held fix. Nothing held: any fix is taken. Cases: tests/data/newer_wins.json.
+ */
+export function fixReplaces(heldTs, incomingTs) {
+  return heldTs === undefined || heldTs === null || incomingTs > heldTs;
+}
+
+/**
+ * Insert or update one courier, newer wins by fix time (`fixReplaces`): a late frame can never move a marker
+ * backwards. A courier with the held `ts` keeps the held fix but brings its status: the gateway re-sends a
+ * courier whose status changed with the clock (online -> stale) under the same fix. Returns true when the
+ * store changed.
  */
 export function upsertCourier(store, courier) {
   if (!isUsableCourier(courier)) return false;
@@ -76,7 +86,11 @@ export function upsertCourier(store, courier) {
     });
     return true;
   }
-  if (courier.ts < entry.courier.ts) return false;
+  const held = entry.courier;
+  if (!fixReplaces(held.ts, courier.ts)) {
+    if (courier.ts !== held.ts || courier.status === held.status) return false;
+    courier = { ...held, status: courier.status };
+  }
   entry.courier = courier;
   entry.coordinates[0] = courier.lon;
   entry.coordinates[1] = courier.lat;

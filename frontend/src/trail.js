@@ -2,6 +2,8 @@
 // The page fetches the stored trail once when a courier is selected and then extends it from live deltas;
 // deltas that arrive while the fetch is in flight are kept and merged in when it lands.
 
+import { fixReplaces } from "./protocol.js";
+
 export const MAX_TRAIL_POINTS = 2000;
 
 function isPoint(point) {
@@ -13,10 +15,11 @@ function isPoint(point) {
   );
 }
 
-/** Extend `trail` with a courier update if it is newer than the newest point; returns the (same) trail. */
+/** Extend `trail` with a courier update if it is newer (`fixReplaces`) than the newest point; returns the (same)
+ * trail. */
 export function extendTrail(trail, courier, maxPoints = MAX_TRAIL_POINTS) {
   if (!courier || !Number.isFinite(courier.ts)) return trail;
-  if (trail.length > 0 && courier.ts <= trail[0][0]) return trail;
+  if (!fixReplaces(trail.length > 0 ? trail[0][0] : null, courier.ts)) return trail;
   trail.unshift([courier.ts, courier.lat, courier.lon]);
   if (trail.length > maxPoints) trail.length = maxPoints;
   return trail;

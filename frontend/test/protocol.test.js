@@ -120,7 +120,7 @@ test("couriersInBox finds couriers by position", () => {
   assert.deepEqual(couriersInBox(store, 0, 0, 1, 1), []);
 });
 
-test("latest wins: an older fix never moves a courier backwards, an equal one applies", () => {
+test("newer wins: an older fix never moves a courier backwards; an equal one keeps the fix, takes the status", () => {
   const store = createStore();
   applyCourierFrame(store, { type: "snapshot", couriers: [courier("a", { ts: 5_000, lat: 12.9 })] });
   store.dirty = false;

@@ -23,7 +23,7 @@ import {
   msToLocalInput,
   sameFilters,
 } from "./query.js";
-import { REASONS, reasonLabel } from "./reasons.js";
+import { reasonLabel, useReasons } from "./reasons.js";
 import { headerState, pruned, toggled, withAll } from "./selection.js";
 import { denseMinutes, reasonBars, seriesTotal } from "./stats.js";
 import { createTokenPrompt } from "./token.js";
@@ -421,10 +421,12 @@ function exposeTestHooks() {
 
 async function start() {
   exposeTestHooks();
-  view.renderReasonOptions(ui, REASONS);
+  // The reasons come from the server (its one list), before anything shows one: the filter's options, the
+  // chart's colours and order, the chips and the ghost map's colours.
+  const [config, serviceArea] = await Promise.all([getJson("api/config"), getJson("api/service-area")]);
+  view.renderReasonOptions(ui, useReasons(config.ok && config.body ? config.body.reasons : []));
   writeFiltersToForm();
   wireEvents();
-  const [config, serviceArea] = await Promise.all([getJson("api/config"), getJson("api/service-area")]);
   ghostMap = createGhostMap(document.getElementById("dlq-map"), {
     serviceArea: serviceArea.ok ? serviceArea.body : null,
     tileUrl: config.ok && config.body ? config.body.tile_url : null,

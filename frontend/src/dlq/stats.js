@@ -1,12 +1,10 @@
 // `api/dlq/stats` turned into what the header draws: bars per reason and a per-minute sparkline. Pure
 // geometry in plain numbers; chart.js turns it into SVG elements.
 
-import { REASONS, reasonColour, reasonLabel } from "./reasons.js";
-
-const KNOWN_ORDER = new Map(REASONS.map((reason, index) => [reason.code, index]));
+import { reasonColour, reasonLabel, reasonRank } from "./reasons.js";
 
 /**
- * One bar per reason with a positive count, largest first (ties in the validator's order, then by code):
+ * One bar per reason with a positive count, largest first (ties in the server's order, then by code):
  * [{ reason, label, count, fraction (of the largest, 0..1), colour }].
  */
 export function reasonBars(byReason) {
@@ -15,8 +13,9 @@ export function reasonBars(byReason) {
     if (!Number.isFinite(count) || count <= 0) continue;
     bars.push({ reason, label: reasonLabel(reason), count, colour: reasonColour(reason) });
   }
-  const rank = (code) => KNOWN_ORDER.get(code) ?? REASONS.length;
-  bars.sort((a, b) => b.count - a.count || rank(a.reason) - rank(b.reason) || (a.reason < b.reason ? -1 : 1));
+  bars.sort(
+    (a, b) => b.count - a.count || reasonRank(a.reason) - reasonRank(b.reason) || (a.reason < b.reason ? -1 : 1),
+  );
   const largest = bars.length > 0 ? bars[0].count : 0;
   for (const bar of bars) bar.fraction = largest > 0 ? bar.count / largest : 0;
   return bars;
