@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import json
+import logging
 import time
 
 import msgspec

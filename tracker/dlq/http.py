@@ -157,7 +157,7 @@ async def _replay_one(request: Request, entry_id: str, edited) -> tuple[int, dic
     text = msgspec.json.encode(edited) if isinstance(edited, dict) else edited
     try:
         result = await actions.replay(gateway.settings, gateway.dlq_index, gateway.producer, entry_id,
-                                       actor=_actor(request), edited=text)
+                                      actor=_actor(request), edited=text)
     except actions.ReplaysDisabled as exc:
         return 403, {"error": str(exc)}
     except UnknownEntry:
