@@ -57,7 +57,7 @@ KEY_PROGRESS = "progress:"  # + topic -> hash partition -> last applied offset (
 KEY_HIGH_WATER = "highwater:"
 KEY_DEATHS = "deaths:"  # + topic -> hash "partition:offset" -> owners that died judging that record
 
-# Review index of dead letters (dlq_index.py)
+# Review index of dead letters (tracker/dlq/index.py)
 KEY_DLQ_ENTRY = "dlq:entry:"  # + id -> hash {entry (JSON), status, status_by, status_at, reason, partner, original}
 KEY_DLQ_INDEX = "dlq:index"  # zset id -> rejected_at (ms)
 KEY_DLQ_SEEN = "dlq:seen"  # hash original topic/partition/offset -> id: one entry per rejected ping

@@ -207,7 +207,7 @@ async def test_a_write_that_fails_every_retry_dead_letters_the_accepted_and_goes
     assert len(letters) == 5
     assert {dict(letter.headers)["dlq.reason"] for letter in letters} == {b"processing_failed"}
     assert validator.committed == {(TOPIC, 0): 5}  # settled: every ping of the batch has its verdict
-    await run(validator, batch(5, 9))
+    await run(validator, batch(5, 9), batch(5, 9))  # the first was fetched before the seek: dropped
     assert validator.seeks == [(0, 5)]
     # Redis progress lags by the failed batch, so the next slice skips the compare-and-set, once.
     assert [(s.prev, s.first, s.last) for s in store.slices] == [(UNVERIFIED, 5, 9)]
@@ -237,5 +237,6 @@ async def test_a_record_validators_keep_dying_on_is_dead_lettered_unjudged(valid
     headers = dict(letter.headers)
     assert headers["dlq.reason"] == b"processing_failed"
     assert b"3 validators started judging this record and died" in headers["dlq.detail"]
-    assert store.counters == {"rejected": 1, "rejected:processing_failed": 1}
+    assert {name: count for name, count in store.counters.items() if count} == {
+        "rejected": 1, "rejected:processing_failed": 1}
     assert store.recorded[0] == 0  # the partition moves on past it
