@@ -52,6 +52,8 @@ class Env(msgspec.Struct, frozen=True):
         elif self.low is not None and value < self.low:
             bound = "not be negative" if self.low == 0 else f"be at least {self.low}"
             return [f"{field} must {bound}, got {value!r}"]
+        elif self.high is not None and value > self.high:
+            return [f"{field} must be at most {self.high}, got {value!r}"]
         return self.check(value) if self.check is not None else []
 
 
@@ -61,7 +63,7 @@ def env(name: str, *, parse: Callable[[str], Any] | None = None, low: float | No
     """The declaration of a setting, used as its field's annotation: ``Annotated[int, env("X", low=1)]``.
 
     ``name`` is the environment variable; ``parse`` turns its text into the value (default: the field's
-    type); ``low``/``high`` bound the value (``low`` alone: "at least", or "not negative" for 0);
+    type); ``low`` and ``high`` bound the value (``low`` alone: "at least", or "not negative" for 0);
     ``choices`` lists the values allowed; ``check`` returns the problems of anything else it needs.
     """
     return Env(name, parse, low, high, choices, check)
@@ -321,10 +323,10 @@ class _Spec(msgspec.Struct, frozen=True):
 def _specs() -> tuple[_Spec, ...]:
     specs = []
     for field in msgspec.structs.fields(Settings):
-        if typing.get_origin(field.type) is not Annotated:
+        kind, *extras = typing.get_args(field.type) if typing.get_origin(field.type) is Annotated else (None,)
+        declared = next((extra for extra in extras if isinstance(extra, Env)), None)
+        if declared is None:
             raise TypeError(f"Settings.{field.name} has no env(...) declaration")
-        kind, *extras = typing.get_args(field.type)
-        declared = next(extra for extra in extras if isinstance(extra, Env))
         if isinstance(kind, types.UnionType):  # `int | None`: parse as int
             kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
         parse = declared.parse or _PARSERS.get(kind)
