@@ -281,7 +281,7 @@ class Consumer:
         found: dict[tuple[str, int], list[Record]] = {}
         try:
             await self._isolate(positions, timeout_ms, found)
-        except IllegalStateError as exc:
+        except (IllegalStateError, AssertionError) as exc:  # aiokafka asserts in highwater() for this
             # A rebalance took partitions away mid-search: hand on what was read; the new owner of the rest
             # starts from the committed offsets and meets the bad record itself.
             log.info("partitions moved while a bad record was isolated (%s); going on", exc)
@@ -309,6 +309,8 @@ class Consumer:
         try:
             consumer.pause(*partitions)
             for tp in partitions:
+                if tp not in consumer.assignment():
+                    continue  # a rebalance moved it while an earlier partition was searched
                 highwater = consumer.highwater(tp)
                 start = self._positions().get(tp)
                 if highwater is not None and start is not None and start >= highwater:
@@ -355,7 +357,7 @@ class Consumer:
         """Records between this consumer's positions and the end of its partitions.
 
         Only meaningful on brokers whose ListOffsets "latest" is the real end of the log (Apache Kafka);
-        the embedded Tansu may answer with the base offset of the last batch (DESIGN.md).
+        the embedded Tansu may answer with the base offset of the last batch (docs/contract.md, "Brokers").
         """
         partitions = list(self._consumer.assignment())
         if not partitions:
