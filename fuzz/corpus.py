@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from tracker.geo import ServiceArea, load_service_area
+from tracker.models import VEHICLES
 
 Clock = Callable[[], int]
 HeaderName = str | bytes  # bytes: a name that is not valid UTF-8 (aiokafka can't produce it; see fuzz.wire)
@@ -37,7 +38,6 @@ HUGE_VALUE_MAX = 1_048_400
 NUMERIC_FIELDS = ("lat", "lon", "ts", "speed", "heading", "accuracy")
 STRING_FIELDS = ("partner_id", "vehicle", "order_id")
 FIELDS = ("partner_id", "lat", "lon", "ts", "speed", "heading", "accuracy", "vehicle", "order_id")
-VEHICLES = ("walk", "bike", "scooter", "car")
 
 # Kind -> relative share. Values over 4 KiB cost the broker and the dead-letter queue far more than the
 # rest, so ``huge_value`` is rare (about 20 in 100,000).

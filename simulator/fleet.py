@@ -291,7 +291,7 @@ def advance(courier: Courier, grid: StreetGrid, elapsed_s: float, rng: random.Ra
 
 
 class WirePing(msgspec.Struct, frozen=True, omit_defaults=True):
-    """The JSON object a courier's phone sends (DESIGN.md "Ping"), fields in wire order."""
+    """The JSON object a courier's phone sends (docs/contract.md, "The ping"), fields in wire order."""
 
     partner_id: str
     ts: int

@@ -336,7 +336,7 @@ def parse(raw: bytes | None, limits: Limits) -> Ping | Verdict:
 
 
 def parse_slowly(raw: bytes, limits: Limits) -> Ping | Verdict:
-    """Field by field, in the order of DESIGN.md's reject table, so that the reason is the right one."""
+    """Field by field, in the order of the reject codes (docs/contract.md), so that the reason is the right one."""
     doc = decode_json(raw, limits.max_payload_bytes)
     if isinstance(doc, Verdict):
         return doc

@@ -31,7 +31,7 @@ test("courier colours cover every status", () => {
 
 test("bounds and label points of the shipped service area", { skip: serviceArea === null }, () => {
   const [[west, south], [east, north]] = geojsonBounds(serviceArea);
-  // DESIGN.md: the area contains at least 12.90-13.05 N, 77.52-77.68 E.
+  // The built-in service area contains at least 12.90-13.05 N, 77.52-77.68 E.
   assert.ok(west <= 77.52 && east >= 77.68 && south <= 12.9 && north >= 13.05);
   const zone = serviceArea.features.find((feature) => feature.properties.kind === "zone");
   const [lon, lat] = labelPoint(zone);
