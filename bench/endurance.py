@@ -91,7 +91,8 @@ def run(settings: Settings, broker: str, fixed_pids: dict[str, int], rate: int, 
     return f"""## The pipeline over time
 
 The latency benchmark's pipeline (paced producer → validator → gateway with a {TICK_MS} ms tick → WebSocket
-client) at {rate:,} pings/s for {duration_s:g} s on {broker}, one ping per courier per second, reported per {window_s:g} s
+client) at {rate:,} pings/s for {duration_s:g} s on {broker}, one ping per courier per second, \
+reported per {window_s:g} s
 window: p50 / p99 of the pings sent in the window, and each process's resident memory (MiB) at its end.
 Baseline: the first window. Redis's dataset grows until every courier's trail reaches its cap
 (`TRACKER_TRAIL_MAX`, 200 points: 200 s at one ping a second).

@@ -68,7 +68,7 @@ def run(settings: Settings, broker: str, fixed_pids: dict[str, int], window_s: f
         return sum(cpu.values())
 
     lines = []
-    for index, ((label, cpu), (_, _, _, is_baseline)) in enumerate(zip(results, ROWS)):
+    for index, ((label, cpu), (_, _, _, is_baseline)) in enumerate(zip(results, ROWS, strict=True)):
         # every non-baseline row follows its baseline
         versus = "baseline" if is_baseline else f"{total(cpu) / max(total(results[index - 1][1]), 0.1):.2f}×"
         lines.append(f"| {label} | {' | '.join(cell(cpu, name) for name in columns)} | {total(cpu):.0f} % | {versus} |")

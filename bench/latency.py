@@ -43,7 +43,7 @@ def targets(tick_ms: int) -> tuple[float, float]:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 class BenchPing(msgspec.Struct):
@@ -114,7 +114,7 @@ async def listen(url: str, received: dict[tuple[str, int], int], stop: asyncio.E
         while not stop.is_set():
             try:
                 raw = await asyncio.wait_for(ws.recv(), 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             at = now_ms()
             frame = decode(raw)
@@ -221,13 +221,15 @@ def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: floa
     return f"""## {title}
 
 From the producer's send to a WebSocket client (standing in for the browser) receiving the frame that
-carries the ping: validator, `courier-positions`, gateway tick. {rounds} round{'s' if rounds != 1 else ''} per row, each {duration_s:g} s at a
+carries the ping: validator, `courier-positions`, gateway tick. {rounds} round{'s' if rounds != 1 else ''} \
+per row, each {duration_s:g} s at a
 steady rate with a fresh validator and gateway, first {WARMUP_S:g} s dropped; one ping per courier per second.
 p50 and p99 are the medians over the rounds. Baseline: a bare aiokafka produce → consume hop on the same
 broker in the same round (the pipeline makes two hops, plus validation and up to one tick).
 Targets: tick 25 ms → p50 ≤ 40, p99 ≤ 150; tick T → p50 ≤ T/2 + 40, p99 ≤ T + 150 (ms).
 
-| pings/s | tick (ms) | p50 (ms) | p99 (ms) | each round p50 / p99 | missing | bare hop p50 / p99 (ms) | p50 vs bare hop | target met |
+| pings/s | tick (ms) | p50 (ms) | p99 (ms) | each round p50 / p99 | missing | \
+bare hop p50 / p99 (ms) | p50 vs bare hop | target met |
 |---|---|---|---|---|---|---|---|---|
 {table}
 

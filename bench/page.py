@@ -25,7 +25,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 
 MEASURE = """async ([count, iterations]) => {
-  const vehicles = ['walk', 'bike', 'scooter', 'car'], statuses = ['online', 'online', 'online', 'idle', 'stale', 'offline'];
+  const vehicles = ['walk', 'bike', 'scooter', 'car'], \
+statuses = ['online', 'online', 'online', 'idle', 'stale', 'offline'];
   const ids = Array.from({length: count}, (_, i) => 'bench-' + String(i).padStart(5, '0'));
   let ts = Date.now();
   const frame = (type, k) => {
@@ -59,7 +60,7 @@ MEASURE = """async ([count, iterations]) => {
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def measure(url: str, couriers: int, iterations: int) -> dict:

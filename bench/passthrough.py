@@ -38,9 +38,8 @@ async def main(args: argparse.Namespace) -> None:
             busy_since = busy_since or time.monotonic()
             futures = []
             if args.mode == "send":
-                for records in polled.values():
-                    for r in records:
-                        futures.append(await producer.send(args.out, key=r.key, value=r.value, headers=list(r.headers)))
+                futures.extend([await producer.send(args.out, key=r.key, value=r.value, headers=list(r.headers))
+                                for records in polled.values() for r in records])
             else:
                 batches = {}
                 for records in polled.values():

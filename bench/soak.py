@@ -91,8 +91,10 @@ def run(settings: Settings, broker: str, broker_pid: int, rate: int, duration_s:
                      f"{w['cpu']:.0f} % | {w['arrived']:.0%} |" for w in windows)
     return f"""## The broker over time: {broker}
 
-One bare produce → consume hop at {rate:,} pings/s (a batch every {STEP_S * 1000:g} ms, {settings.location_partitions}
-partitions), for {duration_s:g} s, reported per {window_s:g} s window. Baseline: the first window. "Arrived": the share of
+One bare produce → consume hop at {rate:,} pings/s (a batch every {STEP_S * 1000:g} ms, \
+{settings.location_partitions}
+partitions), for {duration_s:g} s, reported per {window_s:g} s window. Baseline: the first window. \
+"Arrived": the share of
 the window's pings consumed by 3 s after the run ended; "—": none of them was.
 
 | t (s) | hop p50 (ms) | hop p99 (ms) | p50 vs first window | broker CPU | arrived |

@@ -86,11 +86,13 @@ every contender reads its own identical copy of the topic on the same broker ({b
 |---|---|---|---|
 {rows}
 
-**Ratios**: validator / `send` loop = **{validator / send:.2f}**; validator / `send_batch` loop = **{validator / batch:.2f}**.
+**Ratios**: validator / `send` loop = **{validator / send:.2f}**; \
+validator / `send_batch` loop = **{validator / batch:.2f}**.
 Target: ≥ 0.60 of the pass-through and ≥ 50,000 pings/s.
 
 **Redis** used {redis_us:.1f} µs of CPU per ping during the validator rounds (median; each round:
-{", ".join(f"{us:.1f}" for us in redis_us_per_ping)}). Here each courier has ~{pings // 2000} pings in the topic, so a batch
+{", ".join(f"{us:.1f}" for us in redis_us_per_ping)}). Here each courier has ~{pings // 2000} pings in the topic, \
+so a batch
 writes one position for several of a courier's pings; with one ping per courier per batch, as in the
 latency rows, it is several times more (see there).
 

@@ -112,7 +112,7 @@ UNICODE = (
     "\\", "\"", "'; DROP TABLE couriers; --", "<script>alert(1)</script>", "../../etc/passwd", "%s%n", "${jndi:x}",
     "\u0085", "\x7f", "*", "pos:*", "{partner}", "\r\n", "ⅷ", "٣", "🇮🇳",
 )
-CONTROL = tuple(chr(i) for i in range(32)) + ("\x7f", "\x85")
+CONTROL = (*(chr(i) for i in range(32)), "\x7f", "\x85")
 WRONG_VALUES = (True, False, "12.97", "", "77.59", [], {}, [12.97, 77.59], {"v": 1}, 0, -1, 1.5, "null", "NaN",
                 [[[]]], {"lat": 12.97}, -0.0, 1e-300)
 INVALID_UTF8 = (b"\xff", b"\xfe\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xf4\x90\x80\x80", b"\xe2\x82",
@@ -164,7 +164,7 @@ class Corpus:
         doc: dict = {"partner_id": f"fuzz-{index:04d}", "lat": round(lat + rng.uniform(-1.5e-5, 1.5e-5), 7),
                      "lon": round(lon + rng.uniform(-1.5e-5, 1.5e-5), 7), "ts": ts}
         if rng.random() < 0.1:  # ISO-8601 with an offset is a timestamp too
-            doc["ts"] = datetime.datetime.fromtimestamp(ts / 1000, datetime.timezone.utc).isoformat(
+            doc["ts"] = datetime.datetime.fromtimestamp(ts / 1000, datetime.UTC).isoformat(
                 timespec="milliseconds")
         if rng.random() < 0.8:
             doc["accuracy"] = round(rng.uniform(10, 20), 1)

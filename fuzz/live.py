@@ -35,7 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import cpu_seconds
-from fuzz.corpus import KINDS, Corpus, payloads as corpus_payloads
+from fuzz.corpus import KINDS, Corpus
+from fuzz.corpus import payloads as corpus_payloads
 from fuzz.wire import RawProducer
 from tracker import constants as c
 from tracker.dlq.index import DlqIndex
@@ -93,22 +94,22 @@ class Report:
                     if name.startswith("rejected:")}
         children = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(self.cpu_children_s.items()))
         lines = [
-            f"fuzz: {self.payloads:,} payloads (seed {self.seed}) in {self.seconds:.1f} s "
-            f"(produced in {self.produce_seconds:.1f} s, {self.payloads / max(self.produce_seconds, 1e-9):,.0f}/s)",
+            (f"fuzz: {self.payloads:,} payloads (seed {self.seed}) in {self.seconds:.1f} s "
+             f"(produced in {self.produce_seconds:.1f} s, {self.payloads / max(self.produce_seconds, 1e-9):,.0f}/s)"),
             "  kinds: " + " · ".join(f"{kind} {count:,}" for kind, count in self.by_kind.most_common()),
-            f"  verdicts: accepted {self.counters.get('accepted', 0):,} · rejected "
-            f"{self.counters.get('rejected', 0):,} · duplicates {self.counters.get('duplicates', 0):,} "
-            f"(accounted {self.accounted:,} of {self.payloads:,})",
+            (f"  verdicts: accepted {self.counters.get('accepted', 0):,} · rejected "
+             f"{self.counters.get('rejected', 0):,} · duplicates {self.counters.get('duplicates', 0):,} "
+             f"(accounted {self.accounted:,} of {self.payloads:,})"),
             "  rejected by reason: " + (" · ".join(f"{reason} {count:,}" for reason, count in rejected.items())
                                         or "none"),
-            f"  dead-letter topic: {self.dead_letters:,} records, {self.dead_letters_distinct:,} distinct pings; "
-            f"review index: {'unread' if self.index_total is None else f'{self.index_total:,}'}",
-            f"  CPU: this load generator {self.cpu_self_s:.1f} s ({self.cpu_self_s / max(self.seconds, 1e-9):.0%} "
-            f"of one core over the run); during it, {children or 'children unknown'}",
-            f"  children: {'; '.join(self.exits) or 'none exited'}; restarts "
-            f"{sum(self.restarts.values()) if self.restarts else 0}",
-            f"  good ping after the fuzz: "
-            f"{'not on the map' if self.good_ping_s is None else f'on the map after {self.good_ping_s:.1f} s'}",
+            (f"  dead-letter topic: {self.dead_letters:,} records, {self.dead_letters_distinct:,} distinct pings; "
+             f"review index: {'unread' if self.index_total is None else f'{self.index_total:,}'}"),
+            (f"  CPU: this load generator {self.cpu_self_s:.1f} s ({self.cpu_self_s / max(self.seconds, 1e-9):.0%} "
+             f"of one core over the run); during it, {children or 'children unknown'}"),
+            (f"  children: {'; '.join(self.exits) or 'none exited'}; restarts "
+             f"{sum(self.restarts.values()) if self.restarts else 0}"),
+            (f"  good ping after the fuzz: "
+             f"{'not on the map' if self.good_ping_s is None else f'on the map after {self.good_ping_s:.1f} s'}"),
         ]
         if self.log_dir is not None:
             lines.append(f"  logs: {self.log_dir}")
@@ -254,7 +255,7 @@ async def _check_dead_letters(settings: Settings, report: Report, say: Callable[
                 quiet_since = time.monotonic()
                 for record in records:
                     report.dead_letters += 1
-                    headers = {name: value for name, value in record.headers}
+                    headers = dict(record.headers)
                     reason = headers.get(c.H_REASON)
                     where = (headers.get(c.H_ORIGINAL_PARTITION), headers.get(c.H_ORIGINAL_OFFSET))
                     if not reason or None in where:

@@ -23,8 +23,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Real-time mode gathers the pings that fall due within this window into one produce request, like
     # Kafka's linger.ms. Sending each ping the moment it is due made ~200 requests/s at `make run`'s 300
     # pings/s, and that request rate, not the pings, kept the broker, validator and gateway busy
-    # (~0.85 of a core in all; ~0.35 with 20 ms: `make bench`, footprint). A ping's ``ts`` is when it fell due, so it reaches the broker
-    # up to this much later.
+    # (~0.85 of a core in all; ~0.35 with 20 ms: `make bench`, footprint). A ping's ``ts`` is when it fell
+    # due, so it reaches the broker up to this much later.
     linger_ms: float = 20.0
 
     def checked(self) -> SimConfig:

@@ -168,7 +168,8 @@ def _dry_run(settings: Settings, area, source: str, clock_ms: Callable[[], int] 
     checker = StatefulChecker(settings, area)
     now = clock_ms or (lambda: time.time_ns() // 1_000_000)
     try:
-        stream = sys.stdin.buffer if source == "-" else open(source, "rb")
+        # Closed by the `with stream:` below; opened here so that only open()'s error is a usage error.
+        stream = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"--dry-run {source}: {exc.strerror}") from None
     out = sys.stdout

@@ -128,7 +128,7 @@ class Gateway:
                 why = "ended"
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # any bug in a task: log it, restart it; never let the task vanish
+            except Exception as exc:  # noqa: BLE001 - any bug in a task: log it, restart it; never let it vanish
                 error = exc
                 why = f"{type(exc).__name__}: {exc}"[:300]
             now = time.monotonic()
@@ -164,7 +164,7 @@ class Gateway:
         loaded = 0
         for start in range(0, len(partner_ids), 1000):
             chunk = partner_ids[start:start + 1000]
-            for partner_id, raw in zip(chunk, await self.store.positions_json(chunk)):
+            for partner_id, raw in zip(chunk, await self.store.positions_json(chunk), strict=True):
                 if raw is None:
                     continue  # expired or never written: nothing to show
                 position = read_position(raw)
@@ -198,8 +198,8 @@ class Gateway:
                 return True
         except Exception as exc:  # a bug applying one record must not stop the map for every courier
             self.metrics.bad_position_records.inc()
-            log.error("applying position record %s/%d@%d failed, skipped: %r", record.topic, record.partition,
-                      record.offset, exc, exc_info=True)
+            log.exception("applying position record %s/%d@%d failed, skipped: %r", record.topic, record.partition,
+                          record.offset, exc)
             return False
         self.metrics.bad_position_records.inc()
         log.warning("skipping position record %s/%d@%d: %s", record.topic, record.partition, record.offset,
@@ -320,7 +320,7 @@ async def _write(websocket: WebSocket, client: Client, gateway: Gateway) -> None
         while (frame := client.next_frame()) is not None:
             try:
                 await asyncio.wait_for(websocket.send_text(frame), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 gateway.metrics.slow_disconnects.inc()
                 await _close(websocket, ws_status.WS_1013_TRY_AGAIN_LATER, "client too slow; reconnect")
                 return
@@ -392,7 +392,7 @@ async def readyz(request: Request) -> Response:
     checks = {}
     try:
         checks["redis"] = await asyncio.wait_for(gateway.store.ping(), 2)
-    except (StoreError, OSError, asyncio.TimeoutError):
+    except (TimeoutError, StoreError, OSError):
         checks["redis"] = False
     if gateway.consume:
         checks["consumer_assigned"] = gateway.assigned

@@ -63,7 +63,7 @@ class ServiceArea:
         cells = shapely.box(*_grid(self.min_lon, self.min_lat, width, height, n))
         inside = shapely.contains_properly(self.polygon, cells)
         touches = shapely.intersects(self.polygon, cells)
-        return bytes(_INSIDE if i else (_EDGE if t else _OUTSIDE) for i, t in zip(inside, touches))
+        return bytes(_INSIDE if i else (_EDGE if t else _OUTSIDE) for i, t in zip(inside, touches, strict=True))
 
     def contains(self, lat: float, lon: float) -> bool:
         if not (self.min_lat <= lat <= self.max_lat and self.min_lon <= lon <= self.max_lon):

@@ -26,7 +26,7 @@ import itertools
 import json
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -182,7 +182,7 @@ def _partner_id(doc: dict) -> str | Verdict:
     return partner_id
 
 
-def _order_id(doc: dict) -> str | None | Verdict:
+def _order_id(doc: dict) -> str | Verdict | None:
     order_id = doc.get("order_id")
     if order_id is None:
         return None
@@ -230,7 +230,7 @@ def check_coordinates(lat: object, lon: object) -> Verdict | None:
 
 
 _TS_RANGE = (f"epoch milliseconds from 0 to before {TS_MS_MAX:.0e}, "
-             f"the year {datetime.fromtimestamp(TS_MS_MAX / 1000, timezone.utc).year}")
+             f"the year {datetime.fromtimestamp(TS_MS_MAX / 1000, UTC).year}")
 
 
 def parse_timestamp(value: object) -> int | str:
@@ -264,7 +264,7 @@ def parse_timestamp(value: object) -> int | str:
 
 
 def _optional_number(doc: dict, name: str, low: float, high: float, low_open: bool = False,
-                     high_open: bool = False) -> float | None | Verdict:
+                     high_open: bool = False) -> float | Verdict | None:
     value = doc.get(name)
     if value is None:
         return None

@@ -139,7 +139,7 @@ class Store:
             pipe.hmget(self.pos_prefix + partner_id, "ts", "lat", "lon")
         rows = await pipe.execute()
         fixes: dict[str, LastFix | None] = {}
-        for partner_id, (ts, lat, lon) in zip(partner_ids, rows):
+        for partner_id, (ts, lat, lon) in zip(partner_ids, rows, strict=True):
             fixes[partner_id] = None if ts is None else LastFix(int(ts), float(lat), float(lon))
         return fixes
 
@@ -148,7 +148,7 @@ class Store:
         if not partitions:
             return {}
         values = await self.redis.hmget(self.progress_prefix + topic, [str(p) for p in partitions])
-        return {p: -1 if v is None else int(v) for p, v in zip(partitions, values)}
+        return {p: -1 if v is None else int(v) for p, v in zip(partitions, values, strict=True)}
 
     # -- crash-loop detection (validator.py, "A record a validator dies on") -------------------------------
 
@@ -162,7 +162,7 @@ class Store:
         if not partitions:
             return {}
         values = await self.redis.hmget(self.high_water_prefix + topic, [str(p) for p in partitions])
-        return {p: -1 if v is None else int(v) for p, v in zip(partitions, values)}
+        return {p: -1 if v is None else int(v) for p, v in zip(partitions, values, strict=True)}
 
     async def note_attempt(self, topic: str, partition: int, offset: int) -> int:
         """Count one more validator about to judge this record after a crash; returns the count."""

@@ -342,7 +342,7 @@ def _print_status(settings: Settings, system: LocalSystem, previous: tuple[float
                   interactive: bool) -> tuple[float, int]:
     try:
         counters = asyncio.run(_counters(settings))
-    except Exception as exc:  # a status line is not worth dying for
+    except Exception as exc:  # noqa: BLE001 - a status line is not worth dying for
         log.debug("counters unavailable: %r", exc)
         counters = {}
     total = sum(counters.get(k, 0) for k in ("accepted", "rejected", "duplicates"))

@@ -54,15 +54,14 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from tracker import rules
-from tracker import replay_sig
+from tracker import replay_sig, rules
 from tracker.constants import H_REPLAY_OF as REPLAY_OF
 from tracker.constants import H_UNREADABLE
 from tracker.dlq import letter
 from tracker.geo import ServiceArea
-from tracker.partitions import Partitions
 from tracker.kafka import BrokerError, Consumer, Producer
-from tracker.models import LastFix, OutRecord, Outcome, Ping, Position, Reason, Record, Verdict
+from tracker.models import LastFix, Outcome, OutRecord, Ping, Position, Reason, Record, Verdict
+from tracker.partitions import Partitions
 from tracker.retry import RetriesExhausted, retry
 from tracker.settings import Settings
 from tracker.store import FENCED, Slice, Store, StoreError
@@ -268,13 +267,14 @@ class Validator:
             done = owned.progress(partition)
             fresh = records if records[0].offset > done else [r for r in records if r.offset > done]
             careful = owned.careful(partition)
+            taken = records
             if careful and fresh:
                 # One record now; the consumer reads the rest again, one batch each.
-                records = [r for r in records if r.offset <= fresh[0].offset]
+                taken = [r for r in records if r.offset <= fresh[0].offset]
                 fresh = fresh[:1]
                 self.seek(partition, fresh[0].offset + 1)
-            result.consumed += len(records)
-            result.skipped += len(records) - len(fresh)
+            result.consumed += len(taken)
+            result.skipped += len(taken) - len(fresh)
             if not fresh:
                 continue  # applied before; the next batch's commit covers these offsets
             if not careful:
@@ -433,17 +433,17 @@ class Validator:
             except RetriesExhausted as exc:
                 outcomes = [None] * len(works)
                 await self._dead_letter_accepted(works, exc, now_ms)
-            for work, outcome in zip(works, outcomes):
+            for work, outcome in zip(works, outcomes, strict=True):
                 if outcome == FENCED:
                     stored = (await self._redis("read progress", lambda p=work.partition: self.store.progress(
                         self.topic, [p])))[work.partition]
                     if stored == work.last:
                         # Our own earlier attempt, which timed out against a hung Redis, ran when Redis woke
-                        # up: the slice is applied (a script is atomic), and this retry was refused for that.
+                        # up: the slice is applied (a script is atomic), and this retry was refused for that;
+                        # it is committed like any applied slice.
                         log.info("partition %d: an earlier attempt at offsets %d-%d, timed out, was applied after "
                                  "all", work.partition, work.first, work.last)
                         self.fixes.clear()  # re-read what Redis holds, whoever wrote it
-                        outcome = 1
                     else:
                         result.fenced_partitions.append(work.partition)
                         log.warning("partition %d was written by another member (or by an earlier attempt of "

@@ -41,7 +41,7 @@ class ReplayResult(msgspec.Struct, frozen=True):
 
 def check_replays_enabled(settings: Settings) -> None:
     if not settings.replay_secret:
-        raise ReplaysDisabled()
+        raise ReplaysDisabled
 
 
 def check_edited(settings: Settings, edited: str | bytes) -> tuple[bytes, str]:

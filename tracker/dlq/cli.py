@@ -7,7 +7,7 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -121,7 +121,7 @@ async def _each(entry_ids: list[str], action, verb: str) -> int:
 def _when(ms: int | None) -> str:
     if ms is None:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _print_stats(stats: dict, as_json: bool) -> int:

@@ -217,12 +217,12 @@ def entry_from_record(record: Record, *, replay_secret: str | None, payload_max_
         entry = _entry(record, replay_secret, payload_max_bytes, headers_max_bytes)
         _encode(entry)  # the index stores it as JSON: anything that cannot be must not get this far
         return entry
-    except Exception as exc:  # a bug here must not stop the index: the minimal entry still shows the bytes
+    except Exception as exc:  # noqa: BLE001 - a bug here must not stop the index: the minimal entry shows the bytes
         return minimal_entry(record, payload_max_bytes, exc)
 
 
 def _entry(record: Record, replay_secret: str | None, payload_max_bytes: int, headers_max_bytes: int) -> Entry:
-    headers = {name: value for name, value in record.headers}
+    headers = dict(record.headers)
     value = record.value or b""
     dead_letter_cut, original_size, original_sha256 = _dead_letter_cut(headers, value)
     partner_id, lat, lon = payload_fields(record.value, payload_max_bytes)
@@ -273,7 +273,7 @@ def minimal_entry(record: Record, payload_max_bytes: int, error: BaseException) 
         for name, header_value in record.headers:
             if name == c.H_REASON:
                 reason = _printable(_text(header_value, REASON_MAX + 1), REASON_MAX)
-    except Exception:  # headers that are not even (name, bytes) pairs: the reason stays unknown
+    except Exception:  # noqa: BLE001 - headers that are not even (name, bytes) pairs: the reason stays unknown
         reason = None
     return Entry(
         id=entry_id(record.partition, record.offset), reason=reason or "unknown",

@@ -90,7 +90,7 @@ class DlqIndex:
             matches = []
             fields = await self.store.review_fields([entry_id for entry_id, _ in scored], "reason", "partner",
                                                     "status")
-            for (entry_id, score), (reason, partner, status) in zip(scored, fields):
+            for (entry_id, score), (reason, partner, status) in zip(scored, fields, strict=True):
                 if reason is None:
                     continue  # evicted between the two reads
                 if filters.reason is not None and reason.decode() != filters.reason:
@@ -146,7 +146,7 @@ class DlqIndex:
             "by_reason": by_reason,
             "by_status": {s.value: counts.by_status.get(s.value, 0) for s in Status},
             "by_partner": [[partner, count] for partner, count in counts.by_partner],
-            "per_minute": [[m, count] for m, count in zip(minutes, counts.per_minute)],
+            "per_minute": [[m, count] for m, count in zip(minutes, counts.per_minute, strict=True)],
         }
 
 

@@ -56,7 +56,7 @@ class _Backoff:
                         self.failures, exc, delay_ms)
         try:
             await asyncio.wait_for(self.stop.wait(), delay_ms / 1000)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
         raise _Stopped
 
@@ -101,7 +101,7 @@ async def run_indexer(settings: Settings, store: Store, stop: asyncio.Event) -> 
                 await backoff.failed("joining the DLQ consumer group", exc)
             except _Stopped:
                 raise
-            except Exception as exc:  # a bug must not end the review index silently: log it, start afresh
+            except Exception as exc:  # noqa: BLE001 - a bug must not end the review index silently: log it, start afresh
                 await backoff.failed("indexing", exc, unexpected=True)
             finally:
                 await _stop_quietly(consumer)
@@ -113,7 +113,7 @@ async def run_indexer(settings: Settings, store: Store, stop: asyncio.Event) -> 
 async def _stop_quietly(consumer: Consumer) -> None:
     try:
         await consumer.stop()
-    except Exception as exc:  # it failed already; the next consumer starts clean
+    except Exception as exc:  # noqa: BLE001 - it failed already; the next consumer starts clean
         log.warning("DLQ indexer: stopping its consumer failed: %r", exc)
 
 
@@ -125,7 +125,7 @@ async def _consume(settings: Settings, consumer: Consumer, index: DlqIndex, back
         if not records:
             continue
         entries = entries_of(records, settings)
-        added = await _until_done(lambda: index.add(entries), "writing the review index", backoff)
+        added = await _until_done(lambda entries=entries: index.add(entries), "writing the review index", backoff)
         log.debug("indexed %d dead letters (%d new)", len(entries), added)
         try:
             await consumer.commit({tp: batch[-1].offset + 1 for tp, batch in polled.items() if batch})

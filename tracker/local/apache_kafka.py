@@ -131,8 +131,8 @@ def java_missing() -> str | None:
 def read_lock(text: str) -> list[tuple[str, str, int]]:
     """``(maven path, sha256, size)`` per jar, in classpath order; comments and blank lines skipped."""
     jars = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         parts = line.split()
@@ -179,7 +179,7 @@ def resolve_classpath(settings: Settings, progress: Callable[[str], None] | None
     paths = [root / path for path, _, _ in jars]
 
     def missing() -> list[int]:
-        return [i for i, (p, (_, _, size)) in enumerate(zip(paths, jars))
+        return [i for i, (p, (_, _, size)) in enumerate(zip(paths, jars, strict=True))
                 if not (p.is_file() and p.stat().st_size == size)]
 
     if missing():

@@ -8,6 +8,7 @@ stopped with SIGTERM, then SIGKILL (:func:`stop_process`).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import ctypes
 import os
 import queue
@@ -57,10 +58,8 @@ def die_with(parent_pid: int) -> Callable[[], None]:
     """
     def preexec() -> None:  # runs in the forked child, before exec
         if sys.platform.startswith("linux"):
-            try:
+            with contextlib.suppress(OSError, AttributeError):  # best effort: stop() and atexit still end it
                 ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-            except (OSError, AttributeError):
-                pass  # best effort: stop() and atexit still end the child
             if os.getppid() != parent_pid:
                 os._exit(1)
 
@@ -87,7 +86,7 @@ def popen(*args, **kwargs) -> subprocess.Popen:
     ``asyncio.to_thread`` worker would die with that worker. The main thread spawns directly; any other thread
     hands the call to one daemon launcher thread.
     """
-    global _launcher_queue
+    global _launcher_queue  # noqa: PLW0603 - the launcher thread and its queue start on first use, under the lock
     if threading.current_thread() is threading.main_thread():
         return subprocess.Popen(*args, **kwargs)
     with _launcher_lock:
