@@ -1,4 +1,4 @@
-"""Fixtures shared by every tier.
+"""Fixtures shared by every tier (fixtures only: shared helpers and constants are in tests/helpers.py).
 
 Integration tests talk to a real Kafka-protocol broker and a real Redis. By default the session starts the
 embedded ones (Apache Kafka, or Tansu with ``TRACKER_EMBEDDED_BROKER=tansu``, and redis-server) on free
@@ -9,22 +9,15 @@ namespace (topic, group and Redis key prefix), so tests never see each other's r
 
 from __future__ import annotations
 
-import os
 import uuid
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPLAY_SECRET
+from tracker.kafka import Producer, ensure_topics
 from tracker.local.embedded import EmbeddedStack
 from tracker.settings import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
-REPLAY_SECRET = "test-replay-secret"
-
-
-# "kafka" (Apache Kafka, the default embedded broker, or any cluster given by KAFKA_BOOTSTRAP_SERVERS) or
-# "tansu" (`make test-tansu`): the few tests that depend on broker behaviour branch on it.
-BROKER = "kafka" if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else Settings.from_env().embedded_broker
+from tracker.store import Store
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +33,6 @@ def infra(tmp_path_factory) -> Settings:
 @pytest.fixture
 async def settings(infra: Settings) -> Settings:
     """Settings in a fresh namespace, with its topics created."""
-    from tracker.kafka import ensure_topics
-
     namespaced = infra.replace(namespace=f"t{uuid.uuid4().hex[:10]}.", retry_backoff_ms=20,
                                replay_secret=REPLAY_SECRET)
     await ensure_topics(namespaced)
@@ -50,22 +41,11 @@ async def settings(infra: Settings) -> Settings:
 
 @pytest.fixture
 async def store(settings: Settings):
-    from tracker.store import Store
-
     async with Store(settings) as opened:
         yield opened
 
 
 @pytest.fixture
 async def producer(settings: Settings):
-    from tracker.kafka import Producer
-
     async with Producer(settings) as opened:
         yield opened
-
-
-def subprocess_env(settings: Settings) -> dict[str, str]:
-    """Environment for a ``tracker`` child process that should use ``settings``' services."""
-    from tracker.up import child_env
-
-    return child_env(settings)

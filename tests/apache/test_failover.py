@@ -26,8 +26,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from simulator import SimConfig
 from simulator.run import SimStats, run_simulation
-from tests.conftest import ROOT, subprocess_env
-from tests.integration.test_pipeline import assert_pipeline_outcome
+from tests.helpers import ROOT, eventually, subprocess_env
+from tests.integration.pipeline_helpers import assert_pipeline_outcome, validated
 from tracker.kafka import Producer, ensure_topics
 from tracker.local.apache_kafka import ApacheKafkaCluster, java_missing
 from tracker.local.embedded import EmbeddedStack
@@ -119,18 +119,18 @@ async def partition_leaders(settings: Settings, topic: str) -> dict[int, int]:
 
 async def wait_for_leaders(settings: Settings, timeout_s: float = 30.0) -> None:
     """Topic creation is asynchronous: wait until every partition of every topic has a leader."""
-    deadline = time.monotonic() + timeout_s
     wanted = {settings.location_topic: settings.location_partitions, settings.dlq_topic: settings.dlq_partitions,
               settings.positions_topic: settings.positions_partitions}
-    while True:
-        ready = True
+
+    async def every_partition_led() -> bool:
         for topic, count in wanted.items():
             leaders = await partition_leaders(settings, topic)
-            ready &= len(leaders) == count and all(leader >= 0 for leader in leaders.values())
-        if ready:
-            return
-        assert time.monotonic() < deadline, "topics have partitions without a leader"
-        await asyncio.sleep(0.2)
+            if len(leaders) != count or any(leader < 0 for leader in leaders.values()):
+                return False
+        return True
+
+    await eventually(every_partition_led, timeout_s=timeout_s, interval_s=0.2,
+                     what="a leader for every partition of the topics")
 
 
 def active_controller(cluster: ApacheKafkaCluster) -> int | None:
@@ -151,21 +151,16 @@ def active_controller(cluster: ApacheKafkaCluster) -> int | None:
 
 async def wait_for_split(validators: list[ValidatorProcess], settings: Settings, timeout_s: float = 45.0) -> None:
     """Both validators hold partitions, disjoint, together all of them."""
-    deadline = time.monotonic() + timeout_s
     everything = set(range(settings.location_partitions))
-    while time.monotonic() < deadline:
+
+    def split() -> bool:
         for validator in validators:
             assert validator.process.poll() is None, f"validator exited early\n{validator.tail()}"
         held = [validator.assignment(settings.location_topic) for validator in validators]
-        if all(held) and not held[0] & held[1] and held[0] | held[1] == everything:
-            return
-        await asyncio.sleep(0.2)
-    pytest.fail("validators did not split the partitions\n" + "\n".join(v.tail() for v in validators))
+        return bool(all(held) and not held[0] & held[1] and held[0] | held[1] == everything)
 
-
-async def processed(store: Store) -> int:
-    counters = await store.counters()
-    return sum(counters.get(name, 0) for name in ("accepted", "rejected", "duplicates"))
+    await eventually(split, timeout_s=timeout_s, interval_s=0.2, what="the validators to split the partitions",
+                     explain=lambda: "\n".join(v.tail() for v in validators))
 
 
 def longest_pause(times: list[float], *, ends_after: float, starts_before: float) -> tuple[float, float]:
@@ -236,23 +231,34 @@ async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, st
     async def sample() -> None:
         while True:
             produced_now = acks[-1][1] if acks else 0
-            samples.append((time.monotonic(), produced_now, await processed(store)))
+            samples.append((time.monotonic(), produced_now, await validated(store)))
             await asyncio.sleep(0.2)
 
-    async def run_for(seconds: float) -> None:
-        done, _ = await asyncio.wait({simulation}, timeout=seconds)
-        if done:
+    def assert_running() -> None:
+        """The simulation is still producing and both validators are alive."""
+        if simulation.done():
             simulation.result()  # raises what stopped it
             pytest.fail("the simulation ended early")
         for validator in validators:
             assert validator.process.poll() is None, f"validator exited\n{validator.tail()}"
 
+    async def run_for(seconds: float) -> None:
+        """Let the run go on for ``seconds`` (a phase of the scenario, so a fixed time), then check on it."""
+        await asyncio.wait({simulation}, timeout=seconds)
+        assert_running()
+
+    def acked() -> int:
+        return acks[-1][1] if acks else 0
+
+    def first_ack() -> bool:
+        assert_running()
+        return bool(acks)
+
     monitor = asyncio.create_task(sample())
     try:
         t0 = time.monotonic()
-        while not acks:  # the producer's first metadata and producer id can take a few seconds
-            assert time.monotonic() - t0 < 30, "the simulator got no acks in 30 s"
-            await run_for(0.1)
+        # The producer's first metadata and producer id can take a few seconds.
+        await eventually(first_ack, timeout_s=30, what="the simulator's first ack")
         await run_for(WARMUP_S)
 
         leaders = await partition_leaders(settings, settings.location_topic)
@@ -261,14 +267,15 @@ async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, st
         victim = controller if led.get(controller) else led.most_common(1)[0][0]
         t_kill = time.monotonic()
         cluster.kill(victim)
-        acked_at_kill = acks[-1][1] if acks else 0
+        acked_at_kill = acked()
 
         # Every partition has the victim as leader or in its ISR, so acks=all stalls everywhere until the
         # controller fences it; wait for two seconds' worth of pings acked past the kill, then some more.
-        resume_deadline = time.monotonic() + RESUME_TIMEOUT_S
-        while (acks[-1][1] if acks else 0) < acked_at_kill + 2 * COURIERS:
-            assert time.monotonic() < resume_deadline, f"acks did not resume {RESUME_TIMEOUT_S:g}s after the kill"
-            await run_for(0.1)
+        def resumed() -> bool:
+            assert_running()
+            return acked() >= acked_at_kill + 2 * COURIERS
+
+        await eventually(resumed, timeout_s=RESUME_TIMEOUT_S, what="acks to resume after the kill")
         await run_for(DEAD_AFTER_RESUME_S)
         t_restart = time.monotonic()
         await asyncio.to_thread(cluster.restart, victim)  # JVM start + wait_ready; off the loop
@@ -278,14 +285,19 @@ async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, st
         stop.set()
         stats = await simulation
         t_stop = time.monotonic()
-        deadline = t_stop + CATCH_UP_TIMEOUT_S
-        while await processed(store) < stats.produced:
-            assert time.monotonic() < deadline, (
-                f"validators accounted for {await processed(store)} of {stats.produced} pings "
-                f"{CATCH_UP_TIMEOUT_S:g}s after the simulator stopped\n" + "\n".join(v.tail() for v in validators))
+        accounted = [0]
+
+        async def drained() -> bool:
             for validator in validators:
                 assert validator.process.poll() is None, f"validator exited\n{validator.tail()}"
-            await asyncio.sleep(0.1)
+            accounted[0] = await validated(store)
+            return accounted[0] >= stats.produced
+
+        def how_far() -> str:
+            return f"they accounted for {accounted[0]}\n" + "\n".join(v.tail() for v in validators)
+
+        await eventually(drained, timeout_s=CATCH_UP_TIMEOUT_S, explain=how_far,
+                         what=f"the validators to account for all {stats.produced} pings after the simulator stopped")
         t_drained = time.monotonic()
     finally:
         monitor.cancel()

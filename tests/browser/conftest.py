@@ -1,29 +1,21 @@
-"""Headless Chromium (Debian's, through Playwright's executable_path) against the real local system."""
+"""Fixtures for the browser tests: headless Chromium (Debian's, through Playwright's executable_path) and the
+real local system it is pointed at."""
 
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.browser.browser_helpers import CHROMIUM_ARGS, chromium_path
 from tracker.kafka import ensure_topics
 from tracker.local.processes import free_port
 from tracker.up import LocalSystem
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
-SCREENSHOTS = ROOT / "var" / "screenshots"
-
-
-def chromium_path() -> str | None:
-    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-
 
 @pytest.fixture
 async def browser():
+    """A headless Chromium for one test; skipped when none is installed (a failure under CI=true)."""
     from playwright.async_api import async_playwright
 
     executable = chromium_path()
@@ -50,8 +42,3 @@ async def live_system(settings, tmp_path):
         yield system
     finally:
         system.stop()
-
-
-def screenshot_path(name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS / name

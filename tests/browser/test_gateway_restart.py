@@ -3,14 +3,14 @@ itself (no reload), shows couriers moving again and its indicator says Live."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
 
 import pytest
 
-from tests.browser.conftest import screenshot_path
+from tests.browser.browser_helpers import screenshot_path
+from tests.helpers import eventually
 from tracker.kafka import ensure_topics
 from tracker.local.processes import free_port
 from tracker.up import LocalSystem
@@ -45,9 +45,8 @@ async def test_the_page_reconnects_after_the_gateway_is_killed_and_restarted(bro
         assert await page.locator(".connection [data-field=connection]").text_content() in (
             "Offline", "Reconnecting…")
 
-        deadline = time.monotonic() + 60
-        while system.restarts["gateway"] < 1 and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        await eventually(lambda: system.restarts["gateway"] >= 1, timeout_s=60,
+                         what="the supervisor to restart the gateway")
         assert system.restarts["gateway"] == 1, "the supervisor did not restart the gateway"
         restarted_at = int(time.time() * 1000)
 

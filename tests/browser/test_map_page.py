@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.browser.conftest import screenshot_path
+from tests.browser.browser_helpers import screenshot_path
 from tracker.models import OutRecord
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -39,7 +39,7 @@ async def test_markers_appear_and_a_marker_moves(browser, live_system, settings,
     await asyncio.gather(*await producer.send_many(settings.location_topic, [ping("courier-probe", *end, now)]))
     await page.wait_for_function(f"window.__tracker.courier('courier-probe').lat > {start[0] + 0.001}",
                                  timeout=20_000)
-    await page.wait_for_timeout(300)  # let the next animation frame draw it
+    # screenPosition projects the courier's newest fix, which the page now holds: no frame to wait for.
     after = await page.evaluate("window.__tracker.screenPosition('courier-probe')")
     assert after["y"] < before["y"], (before, after)  # north is up: the marker moved up the screen
 

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from tests.browser.conftest import screenshot_path
-from tests.conftest import subprocess_env
+from tests.browser.browser_helpers import screenshot_path
+from tests.helpers import eventually, subprocess_env
 from tracker.models import OutRecord
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -44,11 +44,14 @@ async def test_review_page(browser, live_system, settings, producer):
     page.on("pageerror", lambda error: errors.append(str(error)))
     await page.goto(live_system.base_url + "/dlq")
     await page.wait_for_function("window.__dlq && window.__dlq.ready", timeout=30_000)
-    for _ in range(60):
+
+    async def three_rows_listed() -> bool:
         if len(await page.evaluate("window.__dlq.rows()")) >= 3:
-            break
+            return True
         await page.evaluate("window.__dlq.refresh()")
-        await page.wait_for_timeout(500)
+        return False
+
+    await eventually(three_rows_listed, timeout_s=30, interval_s=0.5, what="three rows on the review page")
     rows = {row["reason"]: row for row in await page.evaluate("window.__dlq.rows()")}
     assert set(rows) == {"invalid_coordinates", "impossible_speed", "malformed_payload"}
 

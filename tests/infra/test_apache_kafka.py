@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.helpers import eventually
 from tracker.kafka import Consumer, ensure_topics
 from tracker.local.apache_kafka import ApacheKafkaCluster, java_missing
 from tracker.settings import Settings
@@ -61,15 +62,16 @@ async def _create_topic(bootstrap: str, topic: str, partitions: int, rf: int) ->
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, partitions, rf)])
-        # wait until every partition has a leader in the metadata (creation is asynchronous)
-        deadline = time.monotonic() + 30
-        while True:
-            desc = await admin.describe_topics([topic])
-            parts = desc[0].get("partitions", []) if desc else []
-            if len(parts) == partitions and all(p["leader"] >= 0 for p in parts):
-                return
-            assert time.monotonic() < deadline, f"topic {topic} has no leaders: {desc}"
-            await asyncio.sleep(0.2)
+        described: list = []
+
+        async def every_partition_led() -> bool:
+            described[:] = await admin.describe_topics([topic])
+            parts = described[0].get("partitions", []) if described else []
+            return len(parts) == partitions and all(p["leader"] >= 0 for p in parts)
+
+        # Creation is asynchronous: wait until every partition has a leader in the metadata.
+        await eventually(every_partition_led, timeout_s=30, interval_s=0.2, what=f"leaders for topic {topic}",
+                         explain=lambda: f"last described: {described}")
     finally:
         await admin.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from fuzz.wire import RawProducer
 from tracker.geo import load_service_area
 from tracker.kafka import Consumer
 from tracker.models import OutRecord, Record
@@ -37,11 +38,13 @@ async def read_topic(settings: Settings, topic: str, *, expect: int | None = Non
 
 
 async def validate_until_idle(settings: Settings, idle_s: float = 2.0, **kwargs):
+    """Run a validator in-process on ``settings`` until it has had nothing to read for ``idle_s``; its totals."""
     return await run_validator(settings, load_service_area(settings.service_area_file), asyncio.Event(),
                                idle_exit_s=idle_s, **kwargs)
 
 
 def header(record: Record, name: str) -> str | None:
+    """The value of ``record``'s header ``name`` as text; None when it has none."""
     for key, value in record.headers:
         if key == name:
             return value.decode()
@@ -53,8 +56,6 @@ async def produce_with_raw_header_key(settings: Settings, topic: str, partition:
     """Produce ``records`` to one partition in one batch, with the header names in ``raw_key_of`` written as
     the raw bytes it maps them to (no Kafka client writes a header name that is not UTF-8, but a broker
     stores whatever bytes it is sent; the batch is encoded by the fuzz package's :mod:`fuzz.wire`)."""
-    from fuzz.wire import RawProducer
-
     raw = [(record.key, record.value, [(raw_key_of.get(name, name), value) for name, value in record.headers])
            for record in records]
     async with RawProducer(settings.kafka_bootstrap_servers, idempotent=settings.kafka_idempotence) as producer:

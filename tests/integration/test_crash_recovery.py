@@ -12,8 +12,8 @@ import pytest
 
 from simulator import SimConfig
 from simulator.run import run_simulation
-from tests.conftest import BROKER, subprocess_env
-from tests.integration.test_pipeline import assert_pipeline_outcome
+from tests.helpers import BROKER, eventually, subprocess_env
+from tests.integration.pipeline_helpers import assert_pipeline_outcome, validated
 from tracker.validator import MAX_IN_FLIGHT
 
 pytestmark = pytest.mark.integration
@@ -21,9 +21,13 @@ pytestmark = pytest.mark.integration
 BATCH = 200
 
 
-async def total_validated(store) -> int:
-    counters = await store.counters()
-    return sum(counters.get(k, 0) for k in ("accepted", "rejected", "duplicates"))
+async def a_quarter_validated(store, produced: int) -> None:
+    """Wait until a quarter of the run is validated: a kill or stop then lands mid-run (checked often, so the
+    validator does not get much further before it)."""
+    async def reached() -> bool:
+        return await validated(store) >= produced // 4
+
+    await eventually(reached, timeout_s=60, interval_s=0.025, what=f"{produced // 4} pings validated")
 
 
 async def test_sigkill_mid_run_keeps_the_identity(settings, store, producer):
@@ -35,16 +39,13 @@ async def test_sigkill_mid_run_keeps_the_identity(settings, store, producer):
     victim = subprocess.Popen(command + ["--validator-id", "victim"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
     try:
-        for _ in range(1200):
-            if await total_validated(store) >= stats.produced // 4:
-                break
-            await asyncio.sleep(0.025)
+        await a_quarter_validated(store, stats.produced)
         victim.kill()
         victim.wait(10)
     finally:
         if victim.poll() is None:
             victim.kill()
-    at_kill = await total_validated(store)
+    at_kill = await validated(store)
     print(f"\nkilled the first validator after {at_kill} of {stats.produced} pings")
     assert 0 < at_kill < stats.produced, "the kill must land mid-run"
 
@@ -71,11 +72,10 @@ async def test_sigterm_finishes_commits_and_leaves_the_group(settings, store, pr
     command = [sys.executable, "-m", "tracker", "validate"]
     first = subprocess.Popen(command + ["--validator-id", "first"], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
-    for _ in range(1200):
-        if await total_validated(store) >= stats.produced // 4:
-            break
-        await asyncio.sleep(0.025)
-    first.terminate()
+    try:
+        await a_quarter_validated(store, stats.produced)
+    finally:
+        first.terminate()
     out, err = await asyncio.to_thread(first.communicate, timeout=60)
     assert first.returncode == 0, err.decode()[-2000:]
     first_totals = json.loads(out.decode().strip().splitlines()[-1])

@@ -11,6 +11,7 @@ import uuid
 import pytest
 import redis as redis_sync
 
+from tests.helpers import eventually
 from tests.integration.kafka_helpers import header, read_topic
 from tracker import constants as c
 from tracker.geo import load_service_area
@@ -75,11 +76,8 @@ async def test_redis_refusing_writes_dead_letters_processing_failed_then_recover
             await asyncio.gather(*await producer.send_many(settings.location_topic,
                                                             pings("courier-q", 3, now - 5_000)))
             async with Store(settings) as store:
-                for _ in range(200):
-                    if await store.position_json("courier-q"):
-                        break
-                    await asyncio.sleep(0.1)
-                latest = json.loads(await store.position_json("courier-q"))
+                latest = json.loads(await eventually(lambda: store.position_json("courier-q"), timeout_s=20,
+                                                     what="courier-q's position"))
     finally:
         client.config_set("maxmemory", "0")
         client.close()

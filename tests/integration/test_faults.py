@@ -5,7 +5,7 @@ validator runs as ``tracker validate`` in a child process with the product's ret
 real time at ``make run``'s rate, and what a user would notice is checked afterwards: the accounting
 identity (produced = accepted + rejected + duplicates, per reject reason too), no good ping dead-lettered,
 every courier's latest good ping its live position, the validator alive throughout and stopping cleanly.
-Only the outage itself is a fixed wait; everything else polls with a deadline.
+Only the outage itself is a fixed wait; everything else waits with tests.helpers.eventually.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -25,8 +24,8 @@ import pytest
 
 from simulator import SimConfig
 from simulator.run import SimStats, run_simulation
-from tests.conftest import BROKER, REPLAY_SECRET, ROOT, subprocess_env
-from tests.integration.test_pipeline import assert_pipeline_outcome
+from tests.helpers import BROKER, REPLAY_SECRET, ROOT, eventually, subprocess_env
+from tests.integration.pipeline_helpers import assert_pipeline_outcome, validated
 from tracker.kafka import ensure_topics
 from tracker.local.embedded import EmbeddedStack
 from tracker.local.processes import spawn, stop_process
@@ -68,34 +67,27 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-async def validated(store: Store) -> int | None:
+async def validated_or_none(store: Store) -> int | None:
     """accepted + rejected + duplicates in Redis; None while Redis does not answer."""
     try:
-        counters = await store.counters()
+        return await validated(store)
     except (StoreError, OSError):
         return None
-    return sum(counters.get(name, 0) for name in ("accepted", "rejected", "duplicates"))
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str, *children: Child) -> float:
-    """Poll ``check`` until it holds, failing after ``timeout_s`` or when a child exits; returns seconds waited."""
-    started = time.monotonic()
-    while True:
-        for child in children:
-            child.assert_alive()
-        if await check():
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout_s:
-            pytest.fail(f"{what}: not within {timeout_s:g} s\n" + "\n".join(child.tail() for child in children))
-        await asyncio.sleep(0.1)
 
 
 async def validated_at_least(store: Store, count: int, what: str, *children: Child,
                              timeout_s: float = CATCH_UP_TIMEOUT_S) -> float:
+    """Wait until ``count`` pings are validated, failing after ``timeout_s`` or as soon as a child exits;
+    returns the seconds waited."""
     async def reached() -> bool:
-        return (await validated(store) or 0) >= count
+        for child in children:
+            child.assert_alive()
+        return (await validated_or_none(store) or 0) >= count
 
-    return await wait_until(reached, timeout_s, f"{what} ({count} pings validated)", *children)
+    started = time.monotonic()
+    await eventually(reached, timeout_s=timeout_s, what=f"{count} pings validated {what}",
+                     explain=lambda: "\n".join(child.tail() for child in children))
+    return time.monotonic() - started
 
 
 def stop_cleanly(child: Child) -> None:
@@ -112,24 +104,24 @@ async def hang_redis(stack: EmbeddedStack, store: Store) -> None:
     pid = stack.pid("redis")
     os.kill(pid, signal.SIGSTOP)
     try:
-        await asyncio.sleep(REDIS_OUTAGE_S)
+        await asyncio.sleep(REDIS_OUTAGE_S)  # the outage under test: a fixed length, within the retry budget
     finally:
         os.kill(pid, signal.SIGCONT)
 
 
 async def restart_redis(stack: EmbeddedStack, store: Store) -> None:
     """SHUTDOWN SAVE, then the same port and data: connections are refused meanwhile, and the scripts are gone."""
-    before = await validated(store)
+    before = await validated_or_none(store)
     await asyncio.to_thread(stack.stop_redis)
     try:
-        await asyncio.sleep(REDIS_OUTAGE_S)
+        await asyncio.sleep(REDIS_OUTAGE_S)  # the outage under test: a fixed length, within the retry budget
     finally:
         await asyncio.to_thread(stack.start_redis)
     # Its data came back. (Were it gone, the validator would rebuild it from the topic, from offset 0, and
     # the identity would hold all the same, so this is checked here, before the validator's next attempt.)
-    after = await validated(store)
+    after = await validated_or_none(store)
     if after is None:  # our own connection was cut by the shutdown; the next one is new
-        after = await validated(store)
+        after = await validated_or_none(store)
     assert after is not None and after >= before
 
 

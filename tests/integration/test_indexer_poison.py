@@ -14,6 +14,7 @@ import msgspec
 import pytest
 from starlette.testclient import TestClient
 
+from tests.helpers import eventually
 from tests.integration.kafka_helpers import produce_with_raw_header_key
 from tracker import constants as c
 from tracker.dlq.entry import entry_from_record
@@ -58,13 +59,13 @@ def shapes() -> dict[int, OutRecord]:
 
 
 async def index_until(index: DlqIndex, count: int, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    """The first page of the review index once it holds ``count`` entries."""
+    async def listed():
         page = await index.list(Filters(), limit=100)
-        if page.total >= count:
-            return page
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"the review index has {page.total} entries, not {count}")
+        return page if page.total >= count else None
+
+    return await eventually(listed, timeout_s=timeout_s, interval_s=0.2,
+                            what=f"{count} entries in the review index")
 
 
 async def test_every_hostile_dead_letter_is_indexed_and_the_indexer_keeps_running(settings, store, producer):
@@ -165,7 +166,7 @@ async def test_the_indexer_waits_out_a_redis_outage_and_goes_on(settings, produc
             # Redis refuses writes for 3 s (every script write times out meanwhile); a dead letter arrives.
             await store.redis.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
             await asyncio.gather(*await producer.send_many(quick.dlq_topic, [letters[8]]))
-            await asyncio.sleep(2)
+            await asyncio.sleep(2)  # the outage under test: nothing is indexed while it lasts, and the indexer lives
             assert (await index.list(Filters())).total == 1 and not indexer.done()
             page = await index_until(index, 2)
             assert not indexer.done()

@@ -13,13 +13,14 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import subprocess_env
+from tests.helpers import REPLAY_SECRET, eventually, subprocess_env
 from tests.integration.kafka_helpers import header, produce_with_raw_header_key, read_topic, validate_until_idle
 from tracker import constants as c
 from tracker import replay_sig
 from tracker.kafka import Producer, ensure_topics
 from tracker.local.processes import free_port
 from tracker.models import OutRecord
+from tracker.store import Store
 from tracker.up import LocalSystem
 
 pytestmark = pytest.mark.integration
@@ -86,14 +87,12 @@ async def test_poison_pings_on_a_running_system_are_dead_lettered_and_good_pings
             await future
 
         async with httpx.AsyncClient(base_url=system.base_url, timeout=10) as api:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
+            async def on_the_map() -> bool:
                 couriers = (await api.get("/api/couriers")).json()["couriers"]
-                if any(courier["id"] == "after-poison" for courier in couriers):
-                    break
-                await asyncio.sleep(0.2)
-            else:
-                raise AssertionError("the good ping sent after the poison never reached the map")
+                return any(courier["id"] == "after-poison" for courier in couriers)
+
+            await eventually(on_the_map, timeout_s=60, interval_s=0.2,
+                             what="the good ping sent after the poison to reach the map")
 
             expected = {name.encode(): reason for name, (_, reason) in poisons.items()}
             expected[None] = "malformed_payload"  # the unreadable record: the client could read neither key nor value
@@ -111,10 +110,13 @@ async def test_poison_pings_on_a_running_system_are_dead_lettered_and_good_pings
             # Every dead letter, the validator's and the hand-made ones, is in the review index with a reason.
             for letter in letters:
                 entry_id = f"{letter.partition}:{letter.offset}"
-                deadline = time.monotonic() + 30
-                while (response := await api.get(f"/api/dlq/{entry_id}")).status_code == 404:
-                    assert time.monotonic() < deadline, f"dead letter {entry_id} ({letter.key!r}) never indexed"
-                    await asyncio.sleep(0.2)
+
+                async def indexed(entry_id: str = entry_id) -> httpx.Response | None:
+                    response = await api.get(f"/api/dlq/{entry_id}")
+                    return None if response.status_code == 404 else response
+
+                response = await eventually(indexed, timeout_s=30, interval_s=0.2,
+                                            what=f"dead letter {entry_id} ({letter.key!r}) to be indexed")
                 assert response.status_code == 200
                 assert response.json()["reason"], letter.key
 
@@ -140,8 +142,6 @@ def pings(partner_id: str, count: int, start_ms: int, marker_at: int | None = No
 
 @pytest.fixture
 async def one_partition(infra):
-    from tests.conftest import REPLAY_SECRET
-
     settings = infra.replace(namespace=f"p{uuid.uuid4().hex[:8]}.", location_partitions=1, max_batch=50,
                              retry_backoff_ms=10, replay_secret=REPLAY_SECRET)
     await ensure_topics(settings)
@@ -183,8 +183,6 @@ async def test_a_record_validators_keep_dying_on_is_dead_lettered_after_the_limi
     assert header(letter, c.H_ORIGINAL_OFFSET) == "75"
     assert f"{settings.crash_loop_limit} validators started judging this record and died" in header(
         letter, c.H_DETAIL)
-    from tracker.store import Store
-
     async with Store(settings) as store:
         counters = {name: count for name, count in (await store.counters()).items() if count}
         assert counters == {"accepted": 119, "rejected": 1, "rejected:processing_failed": 1}

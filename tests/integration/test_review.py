@@ -14,7 +14,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import subprocess_env
+from tests.helpers import eventually, subprocess_env
 from tracker import constants as c
 from tracker import replay_sig
 from tracker.gateway import create_app
@@ -35,16 +35,6 @@ def ping(partner_id, lat, lon, ts, **extra) -> OutRecord:
 
 async def produce(producer, settings, *records):
     await asyncio.gather(*await producer.send_many(settings.location_topic, list(records)))
-
-
-async def wait_for(check, timeout_s=30.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -80,7 +70,7 @@ async def test_review_fix_and_replay(system, api, settings, producer, store):
                   ping("courier-c", *BLR, "soon"),  # invalid timestamp
                   OutRecord(value=b"\xff\xfe not json", key=b"courier-d"))
 
-    listing = await wait_for(lambda: _listing_with(api, 4), what="4 indexed dead letters")
+    listing = await eventually(lambda: _listing_with(api, 4), what="4 indexed dead letters")
     assert {item["reason"] for item in listing["items"]} == {
         "stale_timestamp", "invalid_coordinates", "invalid_timestamp", "malformed_payload"}
     stats = (await api.get("/api/dlq/stats")).json()
@@ -105,7 +95,7 @@ async def test_review_fix_and_replay(system, api, settings, producer, store):
     response = await api.post(f"/api/dlq/{broken['id']}/replay", json={"payload": fixed}, headers=auth())
     assert response.status_code == 200, response.text
     assert response.json()["replay_count"] == 1
-    trail = await wait_for(lambda: _trail(api, "courier-b"), what="courier-b's replayed fix")
+    trail = await eventually(lambda: _trail(api, "courier-b"), what="courier-b's replayed fix")
     assert trail[0][1:3] == [12.95, 77.60]
     assert (await api.get(f"/api/dlq/{broken['id']}")).json()["status"] == "replayed"
     assert (await api.post(f"/api/dlq/{broken['id']}/replay", headers=auth())).status_code == 409
@@ -113,7 +103,7 @@ async def test_review_fix_and_replay(system, api, settings, producer, store):
     # Replay the stale ping as it was: history only; the live marker stays on the newer fix.
     stale = await entry_for(api, "courier-a", "stale_timestamp")
     assert (await api.post(f"/api/dlq/{stale['id']}/replay", headers=auth())).status_code == 200
-    await wait_for(lambda: _trail_has(api, "courier-a", now - 600_000), what="the stale fix in history")
+    await eventually(lambda: _trail_has(api, "courier-a", now - 600_000), what="the stale fix in history")
     live = (await api.get("/api/couriers/courier-a")).json()["position"]
     assert (live["lat"], live["ts"]) == (latest[0], now - 1_000)
     position = json.loads(await store.position_json("courier-a"))
@@ -146,18 +136,18 @@ async def test_replay_cap_and_refused_replays(system, api, settings, producer):
                        key=b"courier-f", headers=((c.H_REPLAY_OF, b"0:1"), (c.H_REPLAY_COUNT, b"-1000")))
     big = ping("courier-big", *BLR, now, pad="x" * 6000)  # over the 4 KiB payload limit
     await produce(producer, settings, tired, forged, big)
-    entry = await wait_for(lambda: entry_for(api, "courier-z", "invalid_coordinates"), what="the replayed reject")
+    entry = await eventually(lambda: entry_for(api, "courier-z", "invalid_coordinates"), what="the replayed reject")
     assert entry["replay_count"] == 3
     fixed = {"partner_id": "courier-z", "lat": 12.95, "lon": 77.6, "ts": now}
     response = await api.post(f"/api/dlq/{entry['id']}/replay", json={"payload": fixed}, headers=auth())
     assert response.status_code == 422
     assert "cap is 3" in response.json()["error"]
     assert (await api.get(f"/api/dlq/{entry['id']}")).json()["status"] == "new"
-    unsigned = await wait_for(lambda: entry_for(api, "courier-f", "invalid_coordinates"), what="the forged one")
+    unsigned = await eventually(lambda: entry_for(api, "courier-f", "invalid_coordinates"), what="the forged one")
     assert unsigned["replay_count"] == 0
 
     # A payload too large to replay as is: the page gets a preview with the size, and only an edit replays.
-    large = await wait_for(lambda: entry_for(api, "courier-big", "malformed_payload"), what="the large ping")
+    large = await eventually(lambda: entry_for(api, "courier-big", "malformed_payload"), what="the large ping")
     detail = (await api.get(f"/api/dlq/{large['id']}")).json()
     assert detail["payload_truncated"] and not detail["replay_as_is"] and detail["payload_json"] is None
     assert (detail["payload_shown"], detail["payload_size"]) == (settings.max_payload_bytes, len(big.value))
@@ -194,7 +184,7 @@ async def test_replay_cap_and_refused_replays(system, api, settings, producer):
     fixed = {"partner_id": "courier-big", "lat": 12.95, "lon": 77.6, "ts": now}
     response = await api.post(f"/api/dlq/{large['id']}/replay", json={"payload": fixed}, headers=auth())
     assert response.status_code == 200, response.text
-    await wait_for(lambda: _trail(api, "courier-big"), what="courier-big's corrected fix")
+    await eventually(lambda: _trail(api, "courier-big"), what="courier-big's corrected fix")
 
 
 async def test_replays_are_refused_without_a_replay_secret(infra):

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from tests.helpers import eventually, eventually_sync
 from tracker import expiry
 from tracker.gateway import create_app
 from tracker.local.processes import free_port
@@ -29,15 +30,6 @@ BLR = (12.9716, 77.5946)
 def ping(partner_id: str) -> OutRecord:
     body = {"partner_id": partner_id, "lat": BLR[0], "lon": BLR[1], "ts": int(time.time() * 1000), "vehicle": "bike"}
     return OutRecord(json.dumps(body).encode(), partner_id.encode())
-
-
-async def eventually(check, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if result := await check():
-            return result
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{what} within {timeout_s:g} s")
 
 
 @pytest.fixture
@@ -57,20 +49,15 @@ async def test_a_validator_killed_with_sigkill_is_restarted_and_pings_flow_again
     [(_, victim)] = [(name, process) for name, process in system.children if name == "validator-1"]
     os.kill(victim.pid, signal.SIGKILL)
 
-    async def restarted():
-        return system.restarts["validator-1"] == 1
-
-    await eventually(restarted, 30, "validator-1 was not restarted")
+    await eventually(lambda: system.restarts["validator-1"] == 1, timeout_s=30, what="validator-1 to be restarted")
     [(_, successor)] = [(name, process) for name, process in system.children if name == "validator-1"]
     assert successor.pid != victim.pid and successor.poll() is None
     assert system.restart_note() == "validator-1 restarted 1× (last: killed by SIGKILL)"
 
     await asyncio.gather(*await producer.send_many(settings.location_topic, [ping("after-restart")]))
 
-    async def accepted():
-        return await store.position_json("after-restart")
-
-    await eventually(accepted, 90, "the ping produced after the restart was not accepted")
+    await eventually(lambda: store.position_json("after-restart"), timeout_s=90,
+                     what="the ping produced after the restart to be accepted")
     assert (await store.counters()).get("accepted") == 1
     assert system.failed is None
 
@@ -84,7 +71,7 @@ async def test_the_gateway_reader_outlives_poison_positions_records(system, sett
         async def on_the_map():
             return (await client.get("/api/couriers/after-poison")).status_code == 200
 
-        await eventually(on_the_map, 60, "the good ping did not reach the gateway")
+        await eventually(on_the_map, timeout_s=60, what="the good ping to reach the gateway")
         metrics = (await client.get("/metrics")).text
         assert f"tracker_bad_position_records_total {len(poison)}.0" in metrics
         assert (await client.get("/readyz")).status_code == 200
@@ -115,9 +102,7 @@ def test_a_gateway_task_that_fails_is_logged_restarted_and_reported_while_down(i
         assert down.json()["tasks_down"] == {"flaky": "RuntimeError: first run fails"}
         assert 'tracker_gateway_task_restarts_total{task="flaky"} 0.0' in client.get("/metrics").text
 
-        deadline = time.monotonic() + 10
-        while len(runs) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        eventually_sync(lambda: len(runs) >= 2, timeout_s=10, what="the flaky task's second run")
         assert len(runs) == 2 and runs[1] - runs[0] >= 2
         up = client.get("/readyz")
         assert up.status_code == 200 and up.json()["checks"]["flaky"] is True

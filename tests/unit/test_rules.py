@@ -9,7 +9,7 @@ import pytest
 
 from tracker.geo import EARTH_RADIUS_M, ServiceArea, haversine_m, load_service_area
 from tracker.models import LastFix, Outcome, Ping, Position
-from tracker.rules import Limits, StatefulChecker, evaluate, judge, parse
+from tracker.rules import HISTORY_ONLY, Limits, StatefulChecker, evaluate, judge, judge_replay, parse
 from tracker.settings import Settings
 
 NOW = 1_795_000_000_000
@@ -225,8 +225,6 @@ def test_stateful_checker_updates_only_on_accept():
     (NOW + 600_000, BLR[0], "future_timestamp"),
 ])
 def test_replay_rules(ts, lat, expected):
-    from tracker.rules import HISTORY_ONLY, judge_replay
-
     parsed = parse(ping(ts=ts, lat=lat), LIMITS)
     verdict = judge_replay(parsed, LAST, NOW, LIMITS, AREA)
     assert (verdict.outcome.value if verdict.reason is None else verdict.reason.value) == expected

@@ -14,10 +14,9 @@ import pytest
 from simulator.config import SimConfig
 from simulator.faults import DUPLICATE, FaultKind
 from simulator.stream import iter_pings
+from tracker import rules
 from tracker.geo import load_service_area
 from tracker.settings import Settings
-
-rules = pytest.importorskip("tracker.rules")
 
 NOW_MS = 1_750_000_000_000
 

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tests.helpers import eventually_sync
 from tracker.settings import Settings
 from tracker.up import LocalSystem, RestartPolicy, _watch, child_env, exit_reason
 
@@ -56,12 +57,15 @@ def test_a_replay_secret_is_made_up_when_none_is_configured_and_children_get_it(
     assert configured.settings.replay_secret == "shared-by-every-gateway"
 
 
-def supervise_until(system: LocalSystem, done, timeout_s: float = 30.0) -> list[str]:
+def supervise_until(system: LocalSystem, done, what: str, timeout_s: float = 30.0) -> list[str]:
+    """Run the supervisor's rounds until ``done()`` holds (``what`` says what that is); returns their events."""
     events: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    while not done() and time.monotonic() < deadline:
-        events += system.supervise()
-        time.sleep(0.05)
+
+    def supervised_until_done() -> bool:
+        events.extend(system.supervise())
+        return done()
+
+    eventually_sync(supervised_until_done, timeout_s=timeout_s, interval_s=0.05, what=what)
     return events
 
 
@@ -77,7 +81,7 @@ def system(tmp_path):
 def test_a_child_that_keeps_failing_is_restarted_with_backoff_then_given_up(system):
     system.spawn("broken", ["no-such-command"])  # `tracker no-such-command` exits with code 2 at once
     started = time.monotonic()
-    events = supervise_until(system, lambda: system.failed is not None)
+    events = supervise_until(system, lambda: system.failed is not None, "the supervisor to give up")
     assert system.restarts == {"broken": 2}
     assert time.monotonic() - started >= 0.5 + 1  # the two waits before the restarts
     assert events[0].startswith("broken exited (exit code 2); restarting in 0.5 s")
@@ -91,7 +95,7 @@ def test_a_child_that_keeps_failing_is_restarted_with_backoff_then_given_up(syst
 def test_a_finished_child_is_left_alone_and_a_long_running_one_that_exits_is_restarted(system):
     system.spawn("finite", ["--version"], finite=True)  # exits 0: its work is done
     system.spawn("service", ["--version"])  # exits 0 too, but it should have kept running
-    events = supervise_until(system, lambda: system.restarts["service"] == 1)
+    events = supervise_until(system, lambda: system.restarts["service"] == 1, "the service's restart")
     assert "finite finished" in events
     assert system.restarts == {"finite": 0, "service": 1}
     assert any(event.startswith("service exited (exit code 0); restarting") for event in events)
