@@ -55,7 +55,8 @@ def main() -> int:
                 if broker_pid is None or (redis_pid is None and name != "soak"):
                     parser.error(f"{name} measures the processes on this machine, so it needs the embedded broker"
                                  f"{'' if name == 'soak' else ' and Redis'}")
-            fixed_pids = {"broker": broker_pid, "redis": redis_pid}  # processes measured by footprint, endurance
+            # Processes measured by footprint and endurance (which, like soak, run only when they are there).
+            fixed_pids = {name: pid for name, pid in (("broker", broker_pid), ("redis", redis_pid)) if pid is not None}
             sections = []
             if "throughput" in wanted:
                 sections.append(("throughput", throughput.run(settings, args.pings, args.rounds, broker)))
@@ -66,6 +67,7 @@ def main() -> int:
             if "page" in wanted:
                 sections.append(("page", page.run(settings, 10_000, args.frames)))
             if "soak" in wanted:
+                assert broker_pid is not None  # checked above
                 sections.append(("soak", soak.run(settings, broker, broker_pid, args.soak_rate,
                                                   args.soak_duration, window_s=10.0)))
             if "footprint" in wanted:

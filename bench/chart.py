@@ -61,9 +61,9 @@ def draw(report: str) -> str | None:
         y = _y(10 ** exponent)
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>'
                      f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{10 ** exponent:,} ms</text>')
-    for t in range(0, int(t_max) + 1, 20):
-        x = _x(t, t_max)
-        parts.append(f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">{t} s</text>')
+    for second in range(0, int(t_max) + 1, 20):
+        x = _x(second, t_max)
+        parts.append(f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">{second} s</text>')
     for index, (label, colour, rows) in enumerate(data):
         points = " ".join(f"{_x(t, t_max):.1f},{_y(ms):.1f}" for t, ms, _ in rows if ms is not None)
         parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')

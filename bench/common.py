@@ -36,6 +36,13 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def running(value: str | None, name: str) -> str:
+    """A setting the running stack fills in (the broker's bootstrap servers, Redis's URL)."""
+    if not value:
+        raise RuntimeError(f"{name} is not set: the benchmarks measure a running broker and Redis")
+    return value
+
+
 @contextlib.contextmanager
 def quiet_gc() -> Iterator[None]:
     """No cyclic GC in the measuring process while it measures.
@@ -91,6 +98,7 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None, timeout_s: 
             process.kill()
             raise TimeoutError(f"{argv[:4]} took over {timeout_s} s")
         time.sleep(0.05)
+    assert process.stdout is not None and process.stderr is not None  # both PIPE
     stdout = process.stdout.read().decode()
     stderr = process.stderr.read().decode()
     code = os.waitstatus_to_exitcode(status)

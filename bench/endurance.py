@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from bench.common import machine, progress, quiet_gc, reproduce
+from bench.common import machine, progress, quiet_gc, reproduce, running
 from bench.latency import listen, percentile, produce_paced
 from tracker.kafka import ensure_topics
 from tracker.local.processes import free_port, rss_bytes
@@ -32,7 +32,7 @@ async def measure(settings: Settings, base_url: str, pids: dict[str, int], rate:
     received: dict[tuple[str, int], int] = {}
     stop = asyncio.Event()
     listener = asyncio.create_task(listen(base_url.replace("http", "ws") + "/ws", received, stop))
-    redis_client = redis.Redis.from_url(settings.redis_url)
+    redis_client = redis.Redis.from_url(running(settings.redis_url, "REDIS_URL"))
     memory: list[dict[str, float]] = []
 
     async def sample() -> None:

@@ -12,13 +12,14 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
 import redis
 import websockets
 
-from bench.common import machine, progress, quiet_gc, redis_cpu_s, reproduce
+from bench.common import machine, progress, quiet_gc, redis_cpu_s, reproduce, running
 from tracker.kafka import Consumer, Producer, ensure_topics
 from tracker.local.processes import free_port
 from tracker.models import OutRecord
@@ -41,7 +42,7 @@ def targets(tick_ms: int) -> tuple[float, float]:
     return tick_ms / 2 + 40, tick_ms + 150.0
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
@@ -149,6 +150,8 @@ async def bare_hop(settings: Settings, rate: int, duration_s: float) -> dict:
             for records in (await consumer.poll(timeout_ms=100)).values():
                 at = now_ms()
                 for record in records:
+                    if record.value is None:
+                        continue  # not one of ours: the topic holds only the pings this benchmark sends
                     ping = decode(record.value)
                     received.setdefault((ping.partner_id, ping.ts), at)
 
@@ -175,7 +178,7 @@ def summarize(sent: dict[tuple[str, int], int], received: dict[tuple[str, int], 
 def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: float, broker: str,
         rounds: int = 3) -> str:
     rows = []
-    redis_client = redis.Redis.from_url(settings.redis_url)
+    redis_client = redis.Redis.from_url(running(settings.redis_url, "REDIS_URL"))
     redis_us: dict[int, list[float]] = {}  # pings/s -> Redis CPU per ping, each round
     for rate in rates:
         for tick in ticks:

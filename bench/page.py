@@ -13,6 +13,7 @@ import os
 import shutil
 import statistics
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.common import machine, progress
@@ -58,7 +59,7 @@ statuses = ['online', 'online', 'online', 'idle', 'stale', 'offline'];
 }"""
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 

@@ -14,6 +14,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -41,7 +42,7 @@ async def main(args: argparse.Namespace) -> None:
                 futures.extend([await producer.send(args.out, key=r.key, value=r.value, headers=list(r.headers))
                                 for records in polled.values() for r in records])
             else:
-                batches = {}
+                batches: dict[int, BatchBuilder] = {}
                 for records in polled.values():
                     for r in records:
                         part = (murmur2(r.key) & 0x7FFFFFFF) % partitions

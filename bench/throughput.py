@@ -14,7 +14,7 @@ import time
 
 import redis
 
-from bench.common import machine, progress, redis_cpu_s, reproduce, run_measured
+from bench.common import machine, progress, redis_cpu_s, reproduce, run_measured, running
 from simulator import SimConfig, iter_pings
 from tracker.kafka import Producer, ensure_topics
 from tracker.models import OutRecord
@@ -40,7 +40,7 @@ def run(settings: Settings, pings: int, rounds: int, broker: str) -> str:
     env_base = child_env(settings.replace(log_level="WARNING"))
     results: dict[str, list[tuple[float, int]]] = {"validator": [], "send": [], "batch": []}
     redis_us_per_ping: list[float] = []  # Redis's CPU per consumed ping in each validator round
-    redis_client = redis.Redis.from_url(settings.redis_url)
+    redis_client = redis.Redis.from_url(running(settings.redis_url, "REDIS_URL"))
     for round_number in range(1, rounds + 1):
         for contender in ("send", "batch", "validator"):
             namespace = f"bench{round_number}{contender}."
@@ -56,7 +56,8 @@ def run(settings: Settings, pings: int, rounds: int, broker: str) -> str:
                 redis_us_per_ping.append((redis_cpu_s(redis_client) - redis_before) / pings * 1e6)
             else:
                 summary, rss_kb = run_measured(
-                    [sys.executable, "-m", "bench.passthrough", "--bootstrap", settings.kafka_bootstrap_servers,
+                    [sys.executable, "-m", "bench.passthrough", "--bootstrap",
+                     running(settings.kafka_bootstrap_servers, "KAFKA_BOOTSTRAP_SERVERS"),
                      "--topic", ns_settings.location_topic, "--out", ns_settings.positions_topic,
                      "--group", namespace + "passthrough", "--mode", contender], env=env_base)
             assert summary["consumed"] == pings, summary

@@ -29,6 +29,7 @@ from tracker.models import VEHICLES
 Clock = Callable[[], int]
 HeaderName = str | bytes  # bytes: a name that is not valid UTF-8 (aiokafka can't produce it; see fuzz.wire)
 Headers = tuple[tuple[HeaderName, bytes | None], ...]
+Made = tuple[bytes | None, bytes | None, Headers]  # key, value, headers: what each kind's maker returns
 
 PAYLOAD_LIMIT = 4096  # the validator's default TRACKER_MAX_PAYLOAD_BYTES: hostile shapes come on both sides
 # Largest value we produce: a Kafka broker refuses batches over max.message.bytes (1 MiB + 12 bytes by
@@ -77,7 +78,7 @@ class Payload(NamedTuple):
     headers: Headers
 
     @property
-    def record(self) -> tuple[bytes | None, bytes | None, Headers]:
+    def record(self) -> Made:
         return self.key, self.value, self.headers
 
     @property
@@ -113,8 +114,8 @@ UNICODE = (
     "\u0085", "\x7f", "*", "pos:*", "{partner}", "\r\n", "ⅷ", "٣", "🇮🇳",
 )
 CONTROL = (*(chr(i) for i in range(32)), "\x7f", "\x85")
-WRONG_VALUES = (True, False, "12.97", "", "77.59", [], {}, [12.97, 77.59], {"v": 1}, 0, -1, 1.5, "null", "NaN",
-                [[[]]], {"lat": 12.97}, -0.0, 1e-300)
+WRONG_VALUES: tuple[object, ...] = (True, False, "12.97", "", "77.59", [], {}, [12.97, 77.59], {"v": 1}, 0, -1,
+                                    1.5, "null", "NaN", [[[]]], {"lat": 12.97}, -0.0, 1e-300)
 INVALID_UTF8 = (b"\xff", b"\xfe\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xf4\x90\x80\x80", b"\xe2\x82",
                 b"\x80", b"\xc3", b"\xf8\x88\x80\x80\x80", b"\xef\xbf")
 NON_FINITE = ("NaN", "Infinity", "-Infinity")
@@ -134,7 +135,7 @@ class Corpus:
         self.homes = [self._inside_point() for _ in range(2 * couriers)]
         self.last_ts = [0] * (2 * couriers)
         self.recent_good: deque[Payload] = deque(maxlen=64)  # newest last
-        self._makers: dict[str, Callable[[], Payload]] = {kind: getattr(self, "_" + kind) for kind in KINDS}
+        self._makers: dict[str, Callable[[], Made]] = {kind: getattr(self, "_" + kind) for kind in KINDS}
 
     def payload(self, kind: str) -> Payload:
         key, value, headers = self._makers[kind]()
@@ -177,7 +178,7 @@ class Corpus:
             doc["order_id"] = f"order-{rng.randrange(10**6):06d}"
         return doc
 
-    def good_bytes(self) -> tuple[bytes, bytes]:
+    def good_bytes(self) -> tuple[bytes | None, bytes]:
         """(key, value) of a good ping from the pool hostile kinds share."""
         doc = self.good_doc()
         return key_of(doc), dumps(doc)

@@ -33,8 +33,9 @@ import uuid
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
-from bench.common import cpu_seconds
+from bench.common import cpu_seconds, running
 from fuzz.corpus import KINDS, Corpus
 from fuzz.corpus import payloads as corpus_payloads
 from fuzz.wire import RawProducer
@@ -43,7 +44,7 @@ from tracker.dlq.index import DlqIndex
 from tracker.kafka import Consumer, Producer, ensure_topics
 from tracker.local.embedded import EmbeddedStack
 from tracker.local.processes import free_port
-from tracker.models import OutRecord
+from tracker.models import Headers, OutRecord
 from tracker.settings import Settings
 from tracker.store import Store
 from tracker.up import LocalSystem
@@ -181,15 +182,15 @@ async def _produce(settings: Settings, store: Store, children: _Children, report
     stream = corpus_payloads(report.seed, clock_ms, kinds=kinds)
     pending: collections.deque[list[asyncio.Future]] = collections.deque()
     produced, last_line, last_count = 0, time.monotonic(), 0
-    async with Producer(settings) as producer, RawProducer(settings.kafka_bootstrap_servers,
-                                                           idempotent=settings.kafka_idempotence) as raw:
+    bootstrap = running(settings.kafka_bootstrap_servers, "KAFKA_BOOTSTRAP_SERVERS")
+    async with Producer(settings) as producer, RawProducer(bootstrap, idempotent=settings.kafka_idempotence) as raw:
         partitions = await raw.partitions(settings.location_topic)
         while produced < report.payloads:
             chunk = list(itertools.islice(stream, min(CHUNK, report.payloads - produced)))
             report.by_kind.update(payload.kind for payload in chunk)
             futures = await producer.send_many(
                 settings.location_topic,
-                [OutRecord(p.value, p.key, p.headers, _partition(p.key, partitions))
+                [OutRecord(p.value, p.key, cast(Headers, p.headers), _partition(p.key, partitions))  # names: str
                  for p in chunk if not p.raw_header_names])
             # Header names aiokafka can't encode go in hand-built batches, one record each: a consumer that
             # can't parse a record can't parse the rest of its batch either, and the rest should be judged
@@ -257,8 +258,8 @@ async def _check_dead_letters(settings: Settings, report: Report, say: Callable[
                     report.dead_letters += 1
                     headers = dict(record.headers)
                     reason = headers.get(c.H_REASON)
-                    where = (headers.get(c.H_ORIGINAL_PARTITION), headers.get(c.H_ORIGINAL_OFFSET))
-                    if not reason or None in where:
+                    partition, offset = headers.get(c.H_ORIGINAL_PARTITION), headers.get(c.H_ORIGINAL_OFFSET)
+                    if not reason or partition is None or offset is None:
                         # A dead letter of an unreadable ping carries the ping's tracker.unreadable header and
                         # its own dlq.* ones; one the client can't read itself comes back with that header only.
                         if c.H_UNREADABLE in headers:
@@ -266,7 +267,7 @@ async def _check_dead_letters(settings: Settings, report: Report, say: Callable[
                         else:
                             without_reason += 1
                         continue
-                    seen.setdefault((int(where[0]), int(where[1])), reason.decode("utf-8", "replace"))
+                    seen.setdefault((int(partition), int(offset)), reason.decode("utf-8", "replace"))
             if len(seen) >= wanted and wanted:
                 break
     report.dead_letters_distinct = len(seen)

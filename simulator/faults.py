@@ -91,7 +91,7 @@ def inject(kind: FaultKind, ctx: FaultContext, rng: random.Random) -> bytes | No
     return rng.choice(_VARIANTS[kind])(fields, ctx, rng)
 
 
-def encode(fields: dict) -> bytes:
+def encode(fields: object) -> bytes:  # the ping's fields, or any JSON value a fault puts in their place
     # json, not msgspec: only json writes the NaN/Infinity literals some GPS stacks emit.
     return json.dumps(fields, separators=(",", ":"), allow_nan=True).encode()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import math
 import random
+from typing import TypeVar
 
 import msgspec
 import numpy
@@ -53,6 +54,9 @@ class Stage(enum.Enum):
     TO_DROPOFF = "to_dropoff"
 
 
+_Coordinate = TypeVar("_Coordinate", float, numpy.ndarray)  # one point, or many at once
+
+
 class Projection(msgspec.Struct, frozen=True):
     """Equirectangular projection around (lat0, lon0): x metres east, y metres north."""
 
@@ -66,7 +70,7 @@ class Projection(msgspec.Struct, frozen=True):
         m_per_deg = math.pi / 180 * EARTH_RADIUS_M
         return cls(lat0, lon0, m_per_deg, m_per_deg * math.cos(math.radians(lat0)))
 
-    def to_xy(self, lat: float, lon: float) -> tuple[float, float]:
+    def to_xy(self, lat: _Coordinate, lon: _Coordinate) -> tuple[_Coordinate, _Coordinate]:
         return (lon - self.lon0) * self.m_per_deg_lon, (lat - self.lat0) * self.m_per_deg_lat
 
     def to_latlon(self, x: float, y: float) -> tuple[float, float]:
@@ -112,7 +116,8 @@ def build_grid(area: ServiceArea, rng: random.Random) -> StreetGrid:
         raise ValueError(f"{area.source}: the service area is too small for the simulator's street grid")
 
     beyond = area_m.buffer(400.0)
-    if beyond.geom_type == "MultiPolygon":
+    # types-shapely says buffer() gives a Polygon; a service area in several parts buffers to a MultiPolygon.
+    if beyond.geom_type == "MultiPolygon":  # type: ignore[comparison-overlap]
         beyond = max(beyond.geoms, key=lambda polygon: polygon.area)
     return StreetGrid(projection, cos_rot, sin_rot, block_x, block_y, nodes, tuple(sorted(nodes)), beyond.exterior)
 

@@ -109,15 +109,17 @@ async def run_simulation(settings: Settings, config: SimConfig, producer: Produc
     ``waiting`` every ``WAITING_REPORT_S`` while a batch waits for the broker, with the seconds waited.
     """
     config = config.checked()
-    if config.seed is None:
-        config = msgspec.structs.replace(config, seed=random.SystemRandom().randrange(2**32))
+    seed = config.seed
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**32)
+        config = msgspec.structs.replace(config, seed=seed)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     started = loop.time()
     start_ms = time.time_ns() // 1_000_000
     topic = settings.location_topic
     batch_max = BATCH_MAX if config.rate is None else max(1, min(BATCH_MAX, int(config.rate / PACED_BATCHES_PER_S)))
-    tally = _Tally(config.seed)
+    tally = _Tally(seed)
     pings = iter_pings(config, start_ms, settings=settings)
     upcoming = next(pings, None)
     partition_of = _partitioner(await producer.partition_count(topic))
@@ -128,7 +130,7 @@ async def run_simulation(settings: Settings, config: SimConfig, producer: Produc
             if due_in > 0 and await _stopped_within(stop, due_in):
                 break
         horizon_ms = start_ms + (loop.time() - started) * 1000
-        batch = []
+        batch: list[SimPing] = []
         while upcoming is not None and len(batch) < batch_max and (
                 config.burst or upcoming.emitted_at_ms <= horizon_ms):
             batch.append(upcoming)
@@ -190,9 +192,9 @@ async def _send(producer: Producer, topic: str, batch: list[SimPing],
             continue
         errors = [ack for ack in await asyncio.gather(*futures, return_exceptions=True)
                   if isinstance(ack, BaseException)]
-        for error in errors:
-            if not isinstance(error, BrokerError):
-                raise error  # not a delivery failure: a bug, or a cancellation
+        for failure in errors:
+            if not isinstance(failure, BrokerError):
+                raise failure  # not a delivery failure: a bug, or a cancellation
         outcomes.append((share, errors[0] if errors else None))
     return outcomes
 

@@ -110,7 +110,7 @@ def iter_pings(config: SimConfig, now_ms: int, *, settings: Settings | None = No
         elif owed:
             kind, payload = _pay_owed(owed, FaultContext(ping, last_good[index], grid, area, limits), rng)
 
-        if payload is not None:
+        if kind is not None and payload is not None:  # (a payload always comes with its kind)
             yield SimPing(courier.partner_id, keys[index], payload, ((H_SIM_EXPECT, kind.value.encode()),),
                           kind.value, emitted_ms)
             sent += 1

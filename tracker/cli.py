@@ -8,6 +8,7 @@ import gc
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 import msgspec
 
@@ -23,7 +24,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line instead of usage + message
+    def error(self, message: str) -> NoReturn:  # one line instead of usage + message
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
 

@@ -84,7 +84,7 @@ class Gateway:
             offline_after_ms=round(settings.offline_after_s * 1000),
             idle_below_mps=settings.idle_below_mps))
         self.consume = consume
-        self.store: Store | None = None
+        self._store: Store | None = None
         self.dlq_index: DlqIndex | None = None
         self.producer: Producer | None = None  # for replays
         self.consumer: Consumer | None = None
@@ -96,8 +96,15 @@ class Gateway:
         self.task_names: list[str] = []
         self.tasks_down: dict[str, str] = {}  # task name -> why it is down, while it waits for its restart
 
+    @property
+    def store(self) -> Store:
+        """The Redis edge, there from :meth:`start` on."""
+        if self._store is None:
+            raise RuntimeError("the gateway is not started")
+        return self._store
+
     async def start(self) -> None:
-        self.store = Store(self.settings)
+        self._store = Store(self.settings)
         self.dlq_index = DlqIndex(self.store, self.settings.dlq_index_max)
         self.producer = Producer(self.settings)
         await self.producer.start()
@@ -106,8 +113,8 @@ class Gateway:
                                      on_assign=self._on_assign)
             await self.consumer.start()
         await self.load_from_redis()
-        if self.consumer is not None:
-            self.supervise("positions-reader", self._consume)
+        if (consumer := self.consumer) is not None:
+            self.supervise("positions-reader", lambda: self._consume(consumer))
             self.supervise("dlq-indexer", lambda: run_indexer(self.settings, self.store, asyncio.Event()))
             self.supervise("courier-expiry", self._expire)
         self.supervise("tick", self._tick)
@@ -134,6 +141,7 @@ class Gateway:
             now = time.monotonic()
             ends = [*TASK_RESTARTS.recent(ends, now), now]
             delay = TASK_RESTARTS.decide(ends, now)
+            assert delay is not None  # a policy without a limit never gives up
             self.tasks_down[name] = why
             log.error("gateway task %s stopped (%s); restarting in %g s", name, why, delay, exc_info=error)
             try:
@@ -153,8 +161,8 @@ class Gateway:
             await self.consumer.stop()
         if self.producer is not None:
             await self.producer.stop()
-        if self.store is not None:
-            await self.store.close()
+        if self._store is not None:
+            await self._store.close()
 
     async def _on_assign(self, partitions) -> None:
         self.assigned = bool(partitions)
@@ -175,10 +183,10 @@ class Gateway:
         log.info("loaded %d latest positions from Redis", loaded)
         return loaded
 
-    async def _consume(self) -> None:
+    async def _consume(self, consumer: Consumer) -> None:
         while True:
             try:
-                polled = await self.consumer.poll(timeout_ms=500)
+                polled = await consumer.poll(timeout_ms=500)
             except BrokerError as exc:
                 log.warning("positions reader: %r; retrying", exc)
                 await asyncio.sleep(1)

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from tracker.constants import H_UNREADABLE
 from tracker.models import OutRecord, Record
@@ -115,7 +116,7 @@ class Producer:
         treating the records as written.
         """
         count = await self.partition_count(topic)
-        batches: dict[int, object] = {}
+        batches: dict[int, BatchBuilder] = {}
         futures: list[asyncio.Future] = []
         cache = self._partitions
         if len(cache) > 500_000:

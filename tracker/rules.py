@@ -27,6 +27,7 @@ import json
 import math
 import re
 from datetime import UTC, datetime
+from typing import TypeGuard, cast
 
 import msgspec
 
@@ -70,7 +71,7 @@ def reject(reason: Reason, detail: str) -> Verdict:
     return Verdict(Outcome.REJECTED, reason, detail)
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     # bool is an int subclass in Python, but `true` is not a coordinate.
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -280,7 +281,7 @@ def _optional_number(doc: dict, name: str, low: float, high: float, low_open: bo
     return number
 
 
-class _PingWithExtras(Ping, forbid_unknown_fields=False):
+class _PingWithExtras(Ping, frozen=True, forbid_unknown_fields=False):  # frozen as Ping is (inherited anyway)
     """A ping with unknown fields, which the decoder skips however deeply they nest."""
 
 
@@ -323,6 +324,7 @@ def parse(raw: bytes | None, limits: Limits) -> Ping | Verdict:
     if raw is None:
         return reject(Reason.MALFORMED_PAYLOAD, "record has no value (tombstone)")
     if len(raw) <= limits.max_payload_bytes:
+        ping: Ping | None
         try:
             ping = _decode_ping(raw)
         except msgspec.ValidationError as refusal:
@@ -367,7 +369,9 @@ def parse_slowly(raw: bytes, limits: Limits) -> Ping | Verdict:
     order_id = _order_id(doc)
     if isinstance(order_id, Verdict):
         return order_id
-    return Ping(partner_id, float(lat), float(lon), ts_ms, speed, heading, accuracy, vehicle, order_id)
+    # check_coordinates passed: both are numbers.
+    return Ping(partner_id, float(cast(float, lat)), float(cast(float, lon)), ts_ms, speed, heading, accuracy,
+                vehicle, order_id)
 
 
 def _seconds(ms: int) -> str:
@@ -384,10 +388,14 @@ def check_clock(ts_ms: int, now_ms: int, limits: Limits) -> Verdict | None:
         return reject(Reason.STALE_TIMESTAMP,
                       f"ts is {_seconds(age_ms)} s old, over the {limits.max_age_ms / 1000:g} s limit{hint}")
     if -age_ms > limits.max_skew_ms:
-        return reject(Reason.FUTURE_TIMESTAMP,
-                      f"ts is {_seconds(-age_ms)} s ahead of the validator clock, over the "
-                      f"{limits.max_skew_ms / 1000:g} s limit")
+        return _ahead(-age_ms, limits)
     return None
+
+
+def _ahead(ahead_ms: int, limits: Limits) -> Verdict:
+    return reject(Reason.FUTURE_TIMESTAMP,
+                  f"ts is {_seconds(ahead_ms)} s ahead of the validator clock, over the "
+                  f"{limits.max_skew_ms / 1000:g} s limit")
 
 
 def check_movement(ping: Ping, last: LastFix, limits: Limits) -> Verdict | None:
@@ -444,7 +452,7 @@ def judge_replay(ping: Ping, last: LastFix | None, now_ms: int, limits: Limits, 
     if is_duplicate(ping, last):
         return DUPLICATE
     if ping.ts_ms - now_ms > limits.max_skew_ms:
-        return check_clock(ping.ts_ms, now_ms, limits)
+        return _ahead(ping.ts_ms - now_ms, limits)
     if last is None:
         return ACCEPTED
     if ping.ts_ms < last.ts_ms:
@@ -471,6 +479,6 @@ class StatefulChecker:
 
     def check(self, raw: bytes | None, now_ms: int) -> Verdict:
         verdict, ping = evaluate(raw, self.last_fixes, now_ms, self.limits, self.area)
-        if verdict.accepted:
+        if verdict.accepted and ping is not None:  # an accepted verdict always comes with its ping
             self.last_fixes[ping.partner_id] = LastFix(ping.ts_ms, ping.lat, ping.lon)
         return verdict

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from importlib import resources
+from typing import cast
 
 import msgspec
 import redis.asyncio as aioredis
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 StoreError = RedisError
 
 FENCED = -1
+
+# The client never decodes replies (no decode_responses), so a reply redis-py types as ``bytes | str`` is
+# bytes; the casts below say so, as its types cannot follow that setting.
 
 
 def lua(name: str, package: str = "tracker") -> str:
@@ -197,11 +201,11 @@ class Store:
         raise StoreError("a Lua script could not be loaded")
 
     async def counters(self) -> dict[str, int]:
-        raw = await self.redis.hgetall(self.key_counters)
+        raw = cast("dict[bytes, bytes]", await self.redis.hgetall(self.key_counters))
         return {k.decode(): int(v) for k, v in raw.items()}
 
     async def position_json(self, partner_id: str) -> bytes | None:
-        return await self.redis.hget(self.pos_prefix + partner_id, "json")
+        return cast("bytes | None", await self.redis.hget(self.pos_prefix + partner_id, "json"))
 
     async def positions_json(self, partner_ids: list[str]) -> list[bytes | None]:
         pipe = self.redis.pipeline(transaction=False)
@@ -212,18 +216,19 @@ class Store:
     async def trail(self, partner_id: str, limit: int | None = None) -> list[list]:
         """Trail points ``[ts, lat, lon, speed]``, newest first by event time."""
         stop = (limit or self.settings.trail_max) - 1
-        points = await self.redis.zrevrange(self.trail_prefix + partner_id, 0, stop)
+        points = cast("list[bytes]", await self.redis.zrevrange(self.trail_prefix + partner_id, 0, stop))
         return [msgspec.json.decode(point) for point in points]
 
     async def partner_ids(self) -> list[str]:
-        return [member.decode() for member in await self.redis.zrange(self.key_geo, 0, -1)]
+        members = cast("list[bytes]", await self.redis.zrange(self.key_geo, 0, -1))
+        return [member.decode() for member in members]
 
     # -- courier expiry (expiry.py walks the GEO set and decides the cut-off) -------------------------------
 
     async def scan_couriers(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
         """One ZSCAN step over the GEO set: the next cursor (0: done) and about ``count`` partner ids."""
         cursor, members = await self.redis.zscan(self.key_geo, cursor, count=count)
-        return int(cursor), [member for member, _ in members]
+        return int(cursor), [cast("bytes", member) for member, _ in members]
 
     async def expire_couriers(self, cutoff: int, partner_ids: list[bytes]) -> int:
         """Drop position, trail and GEO member of each courier whose latest fix is older than ``cutoff``
@@ -250,7 +255,8 @@ class Store:
         None: open), newest first."""
         high = "+inf" if until_ms is None else until_ms
         low = "-inf" if since_ms is None else since_ms
-        scored = await self.redis.zrevrangebyscore(self.review.index, high, low, withscores=True)
+        scored = cast("list[tuple[bytes, float]]",
+                      await self.redis.zrevrangebyscore(self.review.index, high, low, withscores=True))
         return [(member.decode(), score) for member, score in scored]
 
     async def review_counts(self, minutes: list[int], top_partners: int) -> ReviewCounts:

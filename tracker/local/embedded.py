@@ -120,7 +120,7 @@ class EmbeddedStack:
         self.settings = settings
         self.run_dir = Path(run_dir or Path(settings.data_dir) / f"run-{os.getpid()}")
         self.processes: list[tuple[str, subprocess.Popen]] = []
-        self.kafka = None  # the ApacheKafkaCluster, when we started one
+        self.kafka: ApacheKafkaCluster | None = None  # when we started one
         self.redis_port: int | None = None  # when we started redis-server; kept across restarts
 
     def start(self) -> Settings:
@@ -155,18 +155,18 @@ class EmbeddedStack:
     def _start_kafka(self) -> str:
         # Ephemeral like the rest of the embedded stack: a temp dir, deleted by stop(). Retention is bounded
         # so that a map left open all day does not fill the disk.
-        self.kafka = ApacheKafkaCluster(1, timeout=self.settings.startup_timeout_s, progress=log.info,
-                                        settings=self.settings,
-                                        overrides={"log.retention.hours": 24, "log.segment.bytes": 64 << 20})
+        kafka = self.kafka = ApacheKafkaCluster(1, timeout=self.settings.startup_timeout_s, progress=log.info,
+                                                settings=self.settings,
+                                                overrides={"log.retention.hours": 24, "log.segment.bytes": 64 << 20})
         try:
-            self.kafka.start()
+            kafka.start()
         except KafkaStartError as error:
             log.error("embedded Kafka broker did not start: %s", error)  # with the broker's log tail
             raise EmbeddedError(f"embedded Kafka broker did not start: {str(error).splitlines()[0]} "
                                 "(TRACKER_EMBEDDED_BROKER=tansu starts Tansu instead)") from None
-        log.info("embedded Kafka broker (Apache Kafka) on %s, ready in %.1f s", self.kafka.bootstrap_servers,
-                 self.kafka.timings.get("start_total_s", 0.0))
-        return self.kafka.bootstrap_servers
+        log.info("embedded Kafka broker (Apache Kafka) on %s, ready in %.1f s", kafka.bootstrap_servers,
+                 kafka.timings.get("start_total_s", 0.0))
+        return kafka.bootstrap_servers
 
     def _start_redis(self) -> str:
         self.redis_port = free_port()
