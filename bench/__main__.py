@@ -53,28 +53,47 @@ def main() -> int:
             redis_pid = next((process.pid for name, process in stack.processes if name == "redis"), None)
             for name in {"soak", "footprint", "endurance"} & set(wanted):
                 if broker_pid is None or (redis_pid is None and name != "soak"):
-                    parser.error(f"{name} measures the processes on this machine, so it needs the embedded broker"
-                                 f"{'' if name == 'soak' else ' and Redis'}")
+                    parser.error(
+                        f"{name} measures the processes on this machine, so it needs the embedded broker"
+                        f"{'' if name == 'soak' else ' and Redis'}"
+                    )
             # Processes measured by footprint and endurance (which, like soak, run only when they are there).
             fixed_pids = {name: pid for name, pid in (("broker", broker_pid), ("redis", redis_pid)) if pid is not None}
             sections = []
             if "throughput" in wanted:
                 sections.append(("throughput", throughput.run(settings, args.pings, args.rounds, broker)))
             if "latency" in wanted:
-                sections.append(("latency", latency.run(settings, [int(r) for r in args.rates.split(",")],
-                                                        [int(t) for t in args.ticks.split(",")], args.duration,
-                                                        broker, args.latency_rounds)))
+                sections.append(
+                    (
+                        "latency",
+                        latency.run(
+                            settings,
+                            [int(r) for r in args.rates.split(",")],
+                            [int(t) for t in args.ticks.split(",")],
+                            args.duration,
+                            broker,
+                            args.latency_rounds,
+                        ),
+                    )
+                )
             if "page" in wanted:
                 sections.append(("page", page.run(settings, 10_000, args.frames)))
             if "soak" in wanted:
                 assert broker_pid is not None  # checked above
-                sections.append(("soak", soak.run(settings, broker, broker_pid, args.soak_rate,
-                                                  args.soak_duration, window_s=10.0)))
+                sections.append(
+                    ("soak", soak.run(settings, broker, broker_pid, args.soak_rate, args.soak_duration, window_s=10.0))
+                )
             if "footprint" in wanted:
                 sections.append(("footprint", footprint.run(settings, broker, fixed_pids, args.footprint_window)))
             if "endurance" in wanted:
-                sections.append(("endurance", endurance.run(settings, broker, fixed_pids, args.endurance_rate,
-                                                            args.endurance_duration, window_s=30.0)))
+                sections.append(
+                    (
+                        "endurance",
+                        endurance.run(
+                            settings, broker, fixed_pids, args.endurance_rate, args.endurance_duration, window_s=30.0
+                        ),
+                    )
+                )
             for name, section in sections:
                 write_section(name + ("" if name == "page" else suffix), section)
                 print(section)

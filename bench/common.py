@@ -27,13 +27,18 @@ def machine() -> str:
     except OSError:
         pass
     try:
-        mem_kb = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
-                          if line.startswith("MemTotal")).split()[1])
+        mem_kb = int(
+            next(
+                line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+            ).split()[1]
+        )
         memory = f"{mem_kb / 1024 / 1024:.0f} GiB"
     except (OSError, StopIteration):
         memory = "unknown memory"
-    return (f"{os.cpu_count()} cores ({cpu}), {memory}, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def running(value: str | None, name: str) -> str:
@@ -110,11 +115,16 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None, timeout_s: 
 def write_section(name: str, body: str) -> None:
     """Replace (or append) the ``<!-- bench:name -->`` section of BENCHMARKS.md."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    text = REPORT.read_text() if REPORT.exists() else ("# Benchmarks\n\nWritten by `make bench`; every figure "
-                                                       "comes with the baseline measured in the same run.\n")
+    text = (
+        REPORT.read_text()
+        if REPORT.exists()
+        else (
+            "# Benchmarks\n\nWritten by `make bench`; every figure comes with the baseline measured in the same run.\n"
+        )
+    )
     block = f"{start}\n{body.strip()}\n{end}"
     if start in text and end in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     REPORT.write_text(text)

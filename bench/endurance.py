@@ -27,8 +27,9 @@ from tracker.up import LocalSystem
 TICK_MS = 25
 
 
-async def measure(settings: Settings, base_url: str, pids: dict[str, int], rate: int, duration_s: float,
-                  window_s: float) -> list[dict]:
+async def measure(
+    settings: Settings, base_url: str, pids: dict[str, int], rate: int, duration_s: float, window_s: float
+) -> list[dict]:
     received: dict[tuple[str, int], int] = {}
     stop = asyncio.Event()
     listener = asyncio.create_task(listen(base_url.replace("http", "ws") + "/ws", received, stop))
@@ -41,8 +42,9 @@ async def measure(settings: Settings, base_url: str, pids: dict[str, int], rate:
             row = {name: (rss_bytes(pid) or 0) / 2**20 for name, pid in pids.items()}
             row["redis dataset"] = redis_client.info("memory")["used_memory"] / 2**20
             memory.append(row)
-            progress(f"  {len(memory) * window_s:.0f} s: " + ", ".join(f"{name} {mib:.0f} MiB"
-                                                                       for name, mib in row.items()))
+            progress(
+                f"  {len(memory) * window_s:.0f} s: " + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in row.items())
+            )
 
     await asyncio.sleep(1.0)
     sampler = asyncio.create_task(sample())
@@ -59,14 +61,21 @@ async def measure(settings: Settings, base_url: str, pids: dict[str, int], rate:
         start, end = first + index * window_s * 1000, first + (index + 1) * window_s * 1000
         latencies = [received[key] - at for key, at in sent.items() if start <= at < end and key in received]
         in_window = sum(1 for at in sent.values() if start <= at < end)
-        windows.append({"t": (index + 1) * window_s, "p50": statistics.median(latencies) if latencies else None,
-                        "p99": percentile(latencies, 0.99) if latencies else None,
-                        "missing": in_window - len(latencies), "memory": row})
+        windows.append(
+            {
+                "t": (index + 1) * window_s,
+                "p50": statistics.median(latencies) if latencies else None,
+                "p99": percentile(latencies, 0.99) if latencies else None,
+                "missing": in_window - len(latencies),
+                "memory": row,
+            }
+        )
     return windows
 
 
-def run(settings: Settings, broker: str, fixed_pids: dict[str, int], rate: int, duration_s: float,
-        window_s: float) -> str:
+def run(
+    settings: Settings, broker: str, fixed_pids: dict[str, int], rate: int, duration_s: float, window_s: float
+) -> str:
     """``fixed_pids``: the processes that outlive the run (broker, Redis), by column name."""
     progress(f"endurance: the pipeline at {rate:,} pings/s for {duration_s:g} s on {broker}")
     run_settings = settings.replace(namespace="endurance.", tick_ms=TICK_MS, http_port=free_port())
@@ -86,7 +95,10 @@ def run(settings: Settings, broker: str, fixed_pids: dict[str, int], rate: int, 
     rows = "\n".join(
         f"| {w['t']:.0f} | {ms(w['p50'])} | {ms(w['p99'])} | "
         f"{'—' if w['p50'] is None else format(w['p50'] / first_p50, '.2f') + '×'} | {w['missing']:,} | "
-        + " | ".join(f"{w['memory'][name]:,.0f}" for name in names) + " |" for w in windows)
+        + " | ".join(f"{w['memory'][name]:,.0f}" for name in names)
+        + " |"
+        for w in windows
+    )
     growth = ", ".join(f"{name} {windows[-1]['memory'][name] - windows[0]['memory'][name]:+,.0f} MiB" for name in names)
     return f"""## The pipeline over time
 
@@ -97,8 +109,8 @@ window: p50 / p99 of the pings sent in the window, and each process's resident m
 Baseline: the first window. Redis's dataset grows until every courier's trail reaches its cap
 (`TRACKER_TRAIL_MAX`, 200 points: 200 s at one ping a second).
 
-| t (s) | p50 (ms) | p99 (ms) | p50 vs first window | missing | {' | '.join(names)} |
-|---|---|---|---|---|{'---|' * len(names)}
+| t (s) | p50 (ms) | p99 (ms) | p50 vs first window | missing | {" | ".join(names)} |
+|---|---|---|---|---|{"---|" * len(names)}
 {rows}
 
 From the first window to the last: {growth}.

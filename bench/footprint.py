@@ -32,15 +32,17 @@ ROWS = (
 )
 
 
-def measure(settings: Settings, fixed_pids: dict[str, int], fetch_wait_ms: int | None, linger_ms: float | None,
-            window_s: float) -> dict[str, float]:
+def measure(
+    settings: Settings, fixed_pids: dict[str, int], fetch_wait_ms: int | None, linger_ms: float | None, window_s: float
+) -> dict[str, float]:
     """% of one core per process over ``window_s``, after the warm-up."""
     run_settings = settings.replace(http_port=free_port(), kafka_fetch_max_wait_ms=fetch_wait_ms)
     asyncio.run(ensure_topics(run_settings))
     with tempfile.TemporaryDirectory() as logs, LocalSystem(run_settings, Path(logs)) as system:
         if linger_ms is not None:
-            system.start_simulator("--couriers", str(COURIERS), "--interval", "1.0", "--bad-rate", "0.03",
-                                   "--linger-ms", f"{linger_ms:g}")
+            system.start_simulator(
+                "--couriers", str(COURIERS), "--interval", "1.0", "--bad-rate", "0.03", "--linger-ms", f"{linger_ms:g}"
+            )
         time.sleep(WARMUP_S)
         pids = {**fixed_pids, **{name: process.pid for name, process in system.children}}
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}

@@ -171,12 +171,15 @@ def summarize(sent: dict[tuple[str, int], int], received: dict[tuple[str, int], 
     latencies = [received[key] - at for key, at in measured.items() if key in received]
     if not latencies:
         raise RuntimeError("no ping made it through")
-    return {"p50": statistics.median(latencies), "p99": percentile(latencies, 0.99), "count": len(latencies),
-            "missing": len(measured) - len(latencies)}
+    return {
+        "p50": statistics.median(latencies),
+        "p99": percentile(latencies, 0.99),
+        "count": len(latencies),
+        "missing": len(measured) - len(latencies),
+    }
 
 
-def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: float, broker: str,
-        rounds: int = 3) -> str:
+def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: float, broker: str, rounds: int = 3) -> str:
     rows = []
     redis_client = redis.Redis.from_url(running(settings.redis_url, "REDIS_URL"))
     redis_us: dict[int, list[float]] = {}  # pings/s -> Redis CPU per ping, each round
@@ -194,11 +197,14 @@ def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: floa
                     with quiet_gc():
                         results.append(asyncio.run(pipeline_run(run_settings, system.base_url, rate, duration_s)))
                     redis_us.setdefault(rate, []).append(
-                        (redis_cpu_s(redis_client) - redis_before) / results[-1]["sent"] * 1e6)
+                        (redis_cpu_s(redis_client) - redis_before) / results[-1]["sent"] * 1e6
+                    )
                 with quiet_gc():
                     baselines.append(asyncio.run(bare_hop(run_settings, rate, duration_s)))
-                progress(f"  p50 {results[-1]['p50']:.0f} ms, p99 {results[-1]['p99']:.0f} ms; "
-                         f"bare hop p50 {baselines[-1]['p50']:.0f} ms")
+                progress(
+                    f"  p50 {results[-1]['p50']:.0f} ms, p99 {results[-1]['p99']:.0f} ms; "
+                    f"bare hop p50 {baselines[-1]['p50']:.0f} ms"
+                )
             rows.append((rate, tick, results, baselines))
     redis_client.close()
 
@@ -218,13 +224,14 @@ def run(settings: Settings, rates: list[int], ticks: list[int], duration_s: floa
         f"{median_of(bs, 'p50'):.0f} / {median_of(bs, 'p99'):.0f} | "
         f"{median_of(rs, 'p50') / max(median_of(bs, 'p50'), 1):.1f}× | "
         f"{'✅' if met(tick, median_of(rs, 'p50'), median_of(rs, 'p99')) else '❌'} |"
-        for rate, tick, rs, bs in rows)
+        for rate, tick, rs, bs in rows
+    )
     title = "End-to-end latency" + ("" if broker == "embedded Apache Kafka" else f" on {broker}")
     redis_line = "; ".join(f"{rate:,} pings/s: {statistics.median(values):.1f} µs" for rate, values in redis_us.items())
     return f"""## {title}
 
 From the producer's send to a WebSocket client (standing in for the browser) receiving the frame that
-carries the ping: validator, `courier-positions`, gateway tick. {rounds} round{'s' if rounds != 1 else ''} \
+carries the ping: validator, `courier-positions`, gateway tick. {rounds} round{"s" if rounds != 1 else ""} \
 per row, each {duration_s:g} s at a
 steady rate with a fresh validator and gateway, first {WARMUP_S:g} s dropped; one ping per courier per second.
 p50 and p99 are the medians over the rounds. Baseline: a bare aiokafka produce → consume hop on the same

@@ -22,8 +22,16 @@ from tracker.local.processes import free_port
 from tracker.settings import Settings
 from tracker.up import LocalSystem
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+]
 
 MEASURE = """async ([count, iterations]) => {
   const vehicles = ['walk', 'bike', 'scooter', 'car'], \
@@ -91,11 +99,13 @@ def run(settings: Settings, couriers: int, iterations: int) -> str:
     for kind in ("snapshot", "delta"):
         data = result[kind]
         apply, task, parse = data["apply"], data["task"], data["parse"]
-        rows.append(f"| {kind} ({data['bytes'] / 1e6:.1f} MB JSON) | {statistics.median(apply):.1f} / "
-                    f"{percentile(apply, 0.95):.1f} | {statistics.median(task):.1f} / {percentile(task, 0.95):.1f} | "
-                    f"{statistics.median(parse):.1f} / {percentile(parse, 0.95):.1f} | "
-                    f"{statistics.median(apply) / max(statistics.median(parse), 0.01):.2f} |"
-                    f"{' ✅' if statistics.median(apply) <= 8 else ' ❌'} |")
+        rows.append(
+            f"| {kind} ({data['bytes'] / 1e6:.1f} MB JSON) | {statistics.median(apply):.1f} / "
+            f"{percentile(apply, 0.95):.1f} | {statistics.median(task):.1f} / {percentile(task, 0.95):.1f} | "
+            f"{statistics.median(parse):.1f} / {percentile(parse, 0.95):.1f} | "
+            f"{statistics.median(apply) / max(statistics.median(parse), 0.01):.2f} |"
+            f"{' ✅' if statistics.median(apply) <= 8 else ' ❌'} |"
+        )
         progress(f"  {kind}: applyFrame median {statistics.median(apply):.1f} ms")
     table = "\n".join(rows)
     return f"""## Page frame cost

@@ -18,11 +18,17 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 
 async def main(args: argparse.Namespace) -> None:
-    consumer = AIOKafkaConsumer(args.topic, bootstrap_servers=args.bootstrap, group_id=args.group,
-                                enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=args.batch,
-                                fetch_max_wait_ms=100, max_partition_fetch_bytes=4 * 1024 * 1024)
-    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all", linger_ms=5,
-                                max_batch_size=1024 * 1024)
+    consumer = AIOKafkaConsumer(
+        args.topic,
+        bootstrap_servers=args.bootstrap,
+        group_id=args.group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=args.batch,
+        fetch_max_wait_ms=100,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all", linger_ms=5, max_batch_size=1024 * 1024)
     await producer.start()
     await consumer.start()
     partitions = len(await producer.partitions_for(args.out))
@@ -39,8 +45,13 @@ async def main(args: argparse.Namespace) -> None:
             busy_since = busy_since or time.monotonic()
             futures = []
             if args.mode == "send":
-                futures.extend([await producer.send(args.out, key=r.key, value=r.value, headers=list(r.headers))
-                                for records in polled.values() for r in records])
+                futures.extend(
+                    [
+                        await producer.send(args.out, key=r.key, value=r.value, headers=list(r.headers))
+                        for records in polled.values()
+                        for r in records
+                    ]
+                )
             else:
                 batches: dict[int, BatchBuilder] = {}
                 for records in polled.values():

@@ -62,8 +62,10 @@ async def measure(settings: Settings, broker_pid: int, rate: int, duration_s: fl
             if loop.time() - window_started >= window_s:
                 cpu = 100 * (cpu_seconds(broker_pid) - cpu_before) / (loop.time() - window_started)
                 windows.append({"t": loop.time() - started, "sent": sent, "cpu": cpu})
-                progress(f"  {windows[-1]['t']:.0f} s: broker CPU {cpu:.0f} %, "
-                         f"{sum(1 for i, _ in sent if i in received) / len(sent):.0%} of the window arrived so far")
+                progress(
+                    f"  {windows[-1]['t']:.0f} s: broker CPU {cpu:.0f} %, "
+                    f"{sum(1 for i, _ in sent if i in received) / len(sent):.0%} of the window arrived so far"
+                )
                 sent, window_started, cpu_before = [], loop.time(), cpu_seconds(broker_pid)
             await asyncio.sleep(max(0.0, started + step * STEP_S - loop.time()))
     await asyncio.sleep(3.0)  # what is still in flight may arrive
@@ -88,9 +90,12 @@ def run(settings: Settings, broker: str, broker_pid: int, rate: int, duration_s:
     def ms(value: float) -> str:
         return "—" if math.isnan(value) else f"{value:,.0f}"
 
-    rows = "\n".join(f"| {w['t']:.0f} | {ms(w['p50'])} | {ms(w['p99'])} | "
-                     f"{'—' if math.isnan(w['p50']) else format(w['p50'] / first, '.1f') + '×'} | "
-                     f"{w['cpu']:.0f} % | {w['arrived']:.0%} |" for w in windows)
+    rows = "\n".join(
+        f"| {w['t']:.0f} | {ms(w['p50'])} | {ms(w['p99'])} | "
+        f"{'—' if math.isnan(w['p50']) else format(w['p50'] / first, '.1f') + '×'} | "
+        f"{w['cpu']:.0f} % | {w['arrived']:.0%} |"
+        for w in windows
+    )
     return f"""## The broker over time: {broker}
 
 One bare produce → consume hop at {rate:,} pings/s (a batch every {STEP_S * 1000:g} ms, \

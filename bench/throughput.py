@@ -23,8 +23,9 @@ from tracker.up import child_env
 
 
 async def prefill(settings: Settings, pings: int, seed: int) -> None:
-    config = SimConfig(couriers=2000, count=pings, interval_s=0.5, bad_rate=0.05, duplicate_rate=0.01, seed=seed,
-                       burst=True)
+    config = SimConfig(
+        couriers=2000, count=pings, interval_s=0.5, bad_rate=0.05, duplicate_rate=0.01, seed=seed, burst=True
+    )
     async with Producer(settings) as producer:
         batch, futures = [], []
         for ping in iter_pings(config, time.time_ns() // 1_000_000, settings=settings):
@@ -52,14 +53,28 @@ def run(settings: Settings, pings: int, rounds: int, broker: str) -> str:
                 redis_before = redis_cpu_s(redis_client)
                 summary, rss_kb = run_measured(
                     [sys.executable, "-m", "tracker", "validate", "--until-idle", "2"],
-                    env=env_base | {"TRACKER_NAMESPACE": namespace})
+                    env=env_base | {"TRACKER_NAMESPACE": namespace},
+                )
                 redis_us_per_ping.append((redis_cpu_s(redis_client) - redis_before) / pings * 1e6)
             else:
                 summary, rss_kb = run_measured(
-                    [sys.executable, "-m", "bench.passthrough", "--bootstrap",
-                     running(settings.kafka_bootstrap_servers, "KAFKA_BOOTSTRAP_SERVERS"),
-                     "--topic", ns_settings.location_topic, "--out", ns_settings.positions_topic,
-                     "--group", namespace + "passthrough", "--mode", contender], env=env_base)
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.passthrough",
+                        "--bootstrap",
+                        running(settings.kafka_bootstrap_servers, "KAFKA_BOOTSTRAP_SERVERS"),
+                        "--topic",
+                        ns_settings.location_topic,
+                        "--out",
+                        ns_settings.positions_topic,
+                        "--group",
+                        namespace + "passthrough",
+                        "--mode",
+                        contender,
+                    ],
+                    env=env_base,
+                )
             assert summary["consumed"] == pings, summary
             rate = pings / (summary["busy_ms"] / 1000)
             results[contender].append((rate, rss_kb))
@@ -74,9 +89,12 @@ def run(settings: Settings, pings: int, rounds: int, broker: str) -> str:
     rows = "\n".join(
         f"| {label} | {median_rate(key):,.0f} | {', '.join(f'{r:,.0f}' for r, _ in results[key])} | "
         f"{max(kb for _, kb in results[key]) / 1024:.0f} MiB |"
-        for key, label in (("validator", "`tracker validate` (1 process)"),
-                           ("send", "bare aiokafka loop, `producer.send` per record"),
-                           ("batch", "bare aiokafka loop, per-partition `send_batch`")))
+        for key, label in (
+            ("validator", "`tracker validate` (1 process)"),
+            ("send", "bare aiokafka loop, `producer.send` per record"),
+            ("batch", "bare aiokafka loop, per-partition `send_batch`"),
+        )
+    )
     title = "Validator throughput" + ("" if broker == "embedded Apache Kafka" else f" on {broker}")
     return f"""## {title}
 

@@ -16,8 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="corpus seed (same seed, same payloads)")
     parser.add_argument("--validators", type=int, default=2, help="validator processes")
     parser.add_argument("--kinds", help="comma-separated payload kinds to send (default: every kind, mixed)")
-    parser.add_argument("--stall", type=float, default=60.0,
-                        help="give up when no verdict arrives for this many seconds")
+    parser.add_argument(
+        "--stall", type=float, default=60.0, help="give up when no verdict arrives for this many seconds"
+    )
     args = parser.parse_args(argv)
     try:
         kinds = parse_kinds(args.kinds)

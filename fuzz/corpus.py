@@ -87,8 +87,14 @@ class Payload(NamedTuple):
         return any(isinstance(name, bytes) for name, _ in self.headers)
 
 
-def payloads(seed: int, clock: Clock, *, kinds: dict[str, float] | None = None,
-             area: ServiceArea | None = None, couriers: int = 500) -> Iterator[Payload]:
+def payloads(
+    seed: int,
+    clock: Clock,
+    *,
+    kinds: dict[str, float] | None = None,
+    area: ServiceArea | None = None,
+    couriers: int = 500,
+) -> Iterator[Payload]:
     """Endless payloads: one of each kind of ``kinds`` (default :data:`KINDS`) first, then a seeded mix."""
     corpus = Corpus(seed, clock, area=area, couriers=couriers)
     mix = dict(KINDS if kinds is None else kinds)
@@ -107,21 +113,103 @@ def payloads(seed: int, clock: Clock, *, kinds: dict[str, float] | None = None,
 # Strings that have broken parsers, ids, Redis keys, JSON encoders or pages somewhere. Escaped lone
 # surrogates ("\ud800") are valid JSON that decodes to a str Python can't encode as UTF-8.
 UNICODE = (
-    "\ud800", "\udfff", "\udc00\ud800", "a\ud83d", "\ud83d\ude00", "😀", "👩‍👩‍👧‍👦", "\u202eright-to-left\u202c",
-    "\u200b", "zero\u200bwidth\u200d", "\ufeffbom", "\uffff", "\ufffe", "\U0010ffff", "e\u0301\u0301\u0301",
-    "ｆｕｌｌｗｉｄｔｈ", "ﷺ", "\u2028line\u2029sep", "𝕳𝖊𝖑𝖑𝖔", "courier\u0000nul", "İı", "ß", "\u00a0", " ", "\t",
-    "\\", "\"", "'; DROP TABLE couriers; --", "<script>alert(1)</script>", "../../etc/passwd", "%s%n", "${jndi:x}",
-    "\u0085", "\x7f", "*", "pos:*", "{partner}", "\r\n", "ⅷ", "٣", "🇮🇳",
+    "\ud800",
+    "\udfff",
+    "\udc00\ud800",
+    "a\ud83d",
+    "\ud83d\ude00",
+    "😀",
+    "👩‍👩‍👧‍👦",
+    "\u202eright-to-left\u202c",
+    "\u200b",
+    "zero\u200bwidth\u200d",
+    "\ufeffbom",
+    "\uffff",
+    "\ufffe",
+    "\U0010ffff",
+    "e\u0301\u0301\u0301",
+    "ｆｕｌｌｗｉｄｔｈ",
+    "ﷺ",
+    "\u2028line\u2029sep",
+    "𝕳𝖊𝖑𝖑𝖔",
+    "courier\u0000nul",
+    "İı",
+    "ß",
+    "\u00a0",
+    " ",
+    "\t",
+    "\\",
+    '"',
+    "'; DROP TABLE couriers; --",
+    "<script>alert(1)</script>",
+    "../../etc/passwd",
+    "%s%n",
+    "${jndi:x}",
+    "\u0085",
+    "\x7f",
+    "*",
+    "pos:*",
+    "{partner}",
+    "\r\n",
+    "ⅷ",
+    "٣",
+    "🇮🇳",
 )
 CONTROL = (*(chr(i) for i in range(32)), "\x7f", "\x85")
-WRONG_VALUES: tuple[object, ...] = (True, False, "12.97", "", "77.59", [], {}, [12.97, 77.59], {"v": 1}, 0, -1,
-                                    1.5, "null", "NaN", [[[]]], {"lat": 12.97}, -0.0, 1e-300)
-INVALID_UTF8 = (b"\xff", b"\xfe\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xf4\x90\x80\x80", b"\xe2\x82",
-                b"\x80", b"\xc3", b"\xf8\x88\x80\x80\x80", b"\xef\xbf")
+WRONG_VALUES: tuple[object, ...] = (
+    True,
+    False,
+    "12.97",
+    "",
+    "77.59",
+    [],
+    {},
+    [12.97, 77.59],
+    {"v": 1},
+    0,
+    -1,
+    1.5,
+    "null",
+    "NaN",
+    [[[]]],
+    {"lat": 12.97},
+    -0.0,
+    1e-300,
+)
+INVALID_UTF8 = (
+    b"\xff",
+    b"\xfe\xff",
+    b"\xc0\xaf",
+    b"\xed\xa0\x80",
+    b"\xed\xbf\xbf",
+    b"\xf4\x90\x80\x80",
+    b"\xe2\x82",
+    b"\x80",
+    b"\xc3",
+    b"\xf8\x88\x80\x80\x80",
+    b"\xef\xbf",
+)
 NON_FINITE = ("NaN", "Infinity", "-Infinity")
-ODD_HEADER_NAMES = ("", " ", "\u202ename", "zero\u200bwidth", "😀", "\ufeff", "\uffff", "\x00", "\n", "a" * 300,
-                    "dlq.reason", "dlq.original.offset", "replay.sig", "sim.expect", "İ", "ä", "\U0010ffff",
-                    "content-type")
+ODD_HEADER_NAMES = (
+    "",
+    " ",
+    "\u202ename",
+    "zero\u200bwidth",
+    "😀",
+    "\ufeff",
+    "\uffff",
+    "\x00",
+    "\n",
+    "a" * 300,
+    "dlq.reason",
+    "dlq.original.offset",
+    "replay.sig",
+    "sim.expect",
+    "İ",
+    "ä",
+    "\U0010ffff",
+    "content-type",
+)
 
 
 class Corpus:
@@ -150,8 +238,10 @@ class Corpus:
         while True:
             lat = round(self.rng.uniform(south, north), 6)
             lon = round(self.rng.uniform(west, east), 6)
-            if all(self.area.contains(lat + dy, lon + dx) for dy, dx in
-                   ((0, 0), (margin, 0), (-margin, 0), (0, margin), (0, -margin))):
+            if all(
+                self.area.contains(lat + dy, lon + dx)
+                for dy, dx in ((0, 0), (margin, 0), (-margin, 0), (0, margin), (0, -margin))
+            ):
                 return lat, lon
 
     def good_doc(self, *, good_pool: bool = False) -> dict:
@@ -162,11 +252,14 @@ class Corpus:
         lat, lon = self.homes[index]
         ts = max(self.clock(), self.last_ts[index] + 1)
         self.last_ts[index] = ts
-        doc: dict = {"partner_id": f"fuzz-{index:04d}", "lat": round(lat + rng.uniform(-1.5e-5, 1.5e-5), 7),
-                     "lon": round(lon + rng.uniform(-1.5e-5, 1.5e-5), 7), "ts": ts}
+        doc: dict = {
+            "partner_id": f"fuzz-{index:04d}",
+            "lat": round(lat + rng.uniform(-1.5e-5, 1.5e-5), 7),
+            "lon": round(lon + rng.uniform(-1.5e-5, 1.5e-5), 7),
+            "ts": ts,
+        }
         if rng.random() < 0.1:  # ISO-8601 with an offset is a timestamp too
-            doc["ts"] = datetime.datetime.fromtimestamp(ts / 1000, datetime.UTC).isoformat(
-                timespec="milliseconds")
+            doc["ts"] = datetime.datetime.fromtimestamp(ts / 1000, datetime.UTC).isoformat(timespec="milliseconds")
         if rng.random() < 0.8:
             doc["accuracy"] = round(rng.uniform(10, 20), 1)
             doc["speed"] = round(rng.uniform(0, 12), 2)
@@ -202,7 +295,7 @@ class Corpus:
 
     def _truncated(self):
         key, value = self.good_bytes()
-        return key, value[:self.rng.randrange(len(value))], ()
+        return key, value[: self.rng.randrange(len(value))], ()
 
     def _mutation(self):
         rng = self.rng
@@ -214,10 +307,27 @@ class Corpus:
             if op == 0 and data:
                 data[at] ^= 1 << rng.randrange(8)
             elif op == 1:
-                data[at:at] = rng.choice((b"{", b"}", b"[", b"]", b'"', b"\\", b",", b":", b"9" * rng.randint(1, 400),
-                                          b"\xff", b"\x00", b"-", b"e999", b".", rng.randbytes(rng.randint(1, 8))))
+                data[at:at] = rng.choice(
+                    (
+                        b"{",
+                        b"}",
+                        b"[",
+                        b"]",
+                        b'"',
+                        b"\\",
+                        b",",
+                        b":",
+                        b"9" * rng.randint(1, 400),
+                        b"\xff",
+                        b"\x00",
+                        b"-",
+                        b"e999",
+                        b".",
+                        rng.randbytes(rng.randint(1, 8)),
+                    )
+                )
             elif data:
-                del data[at:at + rng.randint(1, 4)]
+                del data[at : at + rng.randint(1, 4)]
         return key, bytes(data), ()
 
     def _random_bytes(self):
@@ -261,24 +371,53 @@ class Corpus:
             depth = rng.randint(1000, PAYLOAD_LIMIT - 20)
             return key, b'{"partner_id":' + b"[" * depth, ()
         opener, closer = rng.choice(((b"[", b"]"), (b'{"a":', b"}")))  # beyond 4 KiB; rarely up to the broker's limit
-        depth = (HUGE_VALUE_MAX - 1) // (len(opener) + len(closer)) if rng.random() < 0.02 else \
-            rng.choice((PAYLOAD_LIMIT, 10_000, 50_000))
+        depth = (
+            (HUGE_VALUE_MAX - 1) // (len(opener) + len(closer))
+            if rng.random() < 0.02
+            else rng.choice((PAYLOAD_LIMIT, 10_000, 50_000))
+        )
         return key, opener * depth + b"1" + closer * depth, ()
 
     def _not_object(self):
         rng = self.rng
         key, good = self.good_bytes()
-        value = rng.choice((b"[" + good + b"]", b'"' + good.replace(b'"', b'\\"') + b'"', b"12.97", b"true",
-                            b"false", b"null", b"-0", b"[]", b'"partner_id"', b"[" + good + b"," + good + b"]",
-                            b"1e400", b"NaN", b'"\\ud800"'))
+        value = rng.choice(
+            (
+                b"[" + good + b"]",
+                b'"' + good.replace(b'"', b'\\"') + b'"',
+                b"12.97",
+                b"true",
+                b"false",
+                b"null",
+                b"-0",
+                b"[]",
+                b'"partner_id"',
+                b"[" + good + b"," + good + b"]",
+                b"1e400",
+                b"NaN",
+                b'"\\ud800"',
+            )
+        )
         return key, value, ()
 
     def _unknown_fields(self):
         rng = self.rng
         doc = self.good_doc()
         for _ in range(rng.randint(1, 10)):
-            name = rng.choice(("extra", "battery", "meta", "", "LAT", "lat ", "__proto__", "constructor",
-                               rng.choice(UNICODE), "x" * rng.randint(1, 200)))
+            name = rng.choice(
+                (
+                    "extra",
+                    "battery",
+                    "meta",
+                    "",
+                    "LAT",
+                    "lat ",
+                    "__proto__",
+                    "constructor",
+                    rng.choice(UNICODE),
+                    "x" * rng.randint(1, 200),
+                )
+            )
             doc[name] = self.random_json(rng.randint(0, 6))
         value = dumps(doc, ascii=True)
         if rng.random() < 0.2:  # a duplicate known field after the good one: which one wins?
@@ -299,12 +438,14 @@ class Corpus:
             if leaf == 3:
                 return "x" * rng.randint(0, 100)
             if leaf == 4:
-                return rng.randint(-10**6, 10**6)
+                return rng.randint(-(10**6), 10**6)
             return rng.choice((None, True, False, 0, -1, 0.5, ""))
         if rng.random() < 0.5:
             return [self.random_json(depth - 1) for _ in range(rng.randint(0, 4))]
-        return {rng.choice(("a", "b", "", "😀", "\ud800", "lat", "ts")) + str(i): self.random_json(depth - 1)
-                for i in range(rng.randint(0, 4))}
+        return {
+            rng.choice(("a", "b", "", "😀", "\ud800", "lat", "ts")) + str(i): self.random_json(depth - 1)
+            for i in range(rng.randint(0, 4))
+        }
 
     # --- bad values in the ping's fields ----------------------------------------------------------------
 
@@ -322,8 +463,9 @@ class Corpus:
                 digits = rng.randint(300, max(300, room)) if not beyond else rng.randint(5_000, 50_000)
                 doc[field] = Raw(big_int(rng, digits))
             elif form == 1:  # exponent past float range either way
-                doc[field] = Raw(rng.choice((b"1e400", b"-1e400", b"1e-400", b"123456789e999999999", b"1E+309",
-                                             b"-0.0e-999")))
+                doc[field] = Raw(
+                    rng.choice((b"1e400", b"-1e400", b"1e-400", b"123456789e999999999", b"1E+309", b"-0.0e-999"))
+                )
             elif form == 2:  # a float with 300+ digits before the point
                 doc[field] = Raw(big_int(rng, rng.randint(300, max(300, min(room, 1200)))) + b".5")
             elif form == 3:  # 300+ digits after the point
@@ -419,8 +561,11 @@ class Corpus:
     def _huge_value(self):
         rng = self.rng
         # Log-uniform from 4 KiB to the broker's limit; a third of them within 1 KiB of it.
-        size = HUGE_VALUE_MAX - rng.randrange(1024) if rng.random() < 1 / 3 else \
-            min(HUGE_VALUE_MAX, int(PAYLOAD_LIMIT * (HUGE_VALUE_MAX / PAYLOAD_LIMIT) ** rng.random()) + 1)
+        size = (
+            HUGE_VALUE_MAX - rng.randrange(1024)
+            if rng.random() < 1 / 3
+            else min(HUGE_VALUE_MAX, int(PAYLOAD_LIMIT * (HUGE_VALUE_MAX / PAYLOAD_LIMIT) ** rng.random()) + 1)
+        )
         variant = rng.randrange(3)
         if variant == 0:  # a good ping padded with an unknown field
             doc = self.good_doc()
@@ -437,8 +582,19 @@ class Corpus:
     def _odd_key(self):
         rng = self.rng
         _, value = self.good_bytes()
-        key = rng.choice((None, b"", rng.randbytes(rng.randint(1, 32)), b"\xff\xfe\xfd", b"\x00" * 16,
-                          b"k" * 10_000, b"fuzz-9999", "\u202ekey".encode(), "\ud800".encode("utf-8", "surrogatepass")))
+        key = rng.choice(
+            (
+                None,
+                b"",
+                rng.randbytes(rng.randint(1, 32)),
+                b"\xff\xfe\xfd",
+                b"\x00" * 16,
+                b"k" * 10_000,
+                b"fuzz-9999",
+                "\u202ekey".encode(),
+                "\ud800".encode("utf-8", "surrogatepass"),
+            )
+        )
         return key, value, ()
 
     def _odd_headers(self):
@@ -449,11 +605,15 @@ class Corpus:
         if variant == 0:  # many
             headers = [(f"h{i}", b"v") for i in range(rng.choice((100, 500, 2000)))]
         elif variant == 1:  # None and binary values
-            headers = [(f"h{i}", rng.choice((None, b"", rng.randbytes(rng.randint(1, 64)), b"\xff" * 8)))
-                       for i in range(rng.randint(1, 10))]
+            headers = [
+                (f"h{i}", rng.choice((None, b"", rng.randbytes(rng.randint(1, 64)), b"\xff" * 8)))
+                for i in range(rng.randint(1, 10))
+            ]
         elif variant == 2:  # unusual names, repeated names, forged dead-letter headers
-            headers = [(rng.choice(ODD_HEADER_NAMES), rng.choice((b"x", None, b"\x00\xff", b"-1000")))
-                       for _ in range(rng.randint(1, 12))]
+            headers = [
+                (rng.choice(ODD_HEADER_NAMES), rng.choice((b"x", None, b"\x00\xff", b"-1000")))
+                for _ in range(rng.randint(1, 12))
+            ]
         else:  # one large header value
             headers = [("blob", rng.randbytes(rng.choice((1000, 10_000, 60_000))))]
         return key, value, headers
@@ -466,8 +626,10 @@ class Corpus:
             doc["ts"] = self.clock()
         doc["ts"] -= rng.choice((3_600_000, 86_400_000, 30 * 86_400_000))
         count = rng.choice((b"-1000", b"0", b"1", b"3", b"-1", b"99999999999", big_int(rng, 400), b"abc", b"", None))
-        headers = [("replay.of", rng.choice((b"0:1", b"2:1534", b"", b"\xff", b"x" * 1000, None))),
-                   ("replay.count", count)]
+        headers = [
+            ("replay.of", rng.choice((b"0:1", b"2:1534", b"", b"\xff", b"x" * 1000, None))),
+            ("replay.count", count),
+        ]
         sig = rng.choice((None, b"", b"0" * 64, rng.randbytes(32).hex().encode(), b"\xff"))
         if sig is not None:
             headers.append(("replay.sig", sig))
@@ -481,7 +643,8 @@ class Corpus:
         key, value = self.good_bytes()
         headers: list[tuple[HeaderName, bytes | None]] = [
             (rng.choice(INVALID_UTF8) + rng.choice((b"", b"name")), rng.choice((b"v", None)))
-            for _ in range(rng.randint(1, 3))]
+            for _ in range(rng.randint(1, 3))
+        ]
         headers.append(("\ud800".encode("utf-8", "surrogatepass"), b"lone surrogate, encoded"))
         if rng.random() < 0.5:
             headers.insert(0, ("app", b"courier-android/4.2.1"))
@@ -503,8 +666,9 @@ _PLAIN = (str, int, float, bool, type(None))
 def dumps(doc: object, *, ascii: bool = False) -> bytes:
     """JSON bytes of ``doc``; :class:`Raw` values are spliced in verbatim."""
     if isinstance(doc, dict) and all(isinstance(v, _PLAIN) for v in doc.values()):  # most pings: no splicing
-        return json.dumps(doc, ensure_ascii=ascii, separators=(",", ":"), allow_nan=True).encode("utf-8",
-                                                                                                  "surrogatepass")
+        return json.dumps(doc, ensure_ascii=ascii, separators=(",", ":"), allow_nan=True).encode(
+            "utf-8", "surrogatepass"
+        )
     raws: list[bytes] = []
 
     def placeholder(value: object) -> object:

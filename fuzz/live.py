@@ -91,26 +91,41 @@ class Report:
         return sum(self.counters.get(name, 0) for name in VERDICTS)
 
     def summary(self) -> str:
-        rejected = {name.split(":", 1)[1]: count for name, count in sorted(self.counters.items())
-                    if name.startswith("rejected:")}
+        rejected = {
+            name.split(":", 1)[1]: count
+            for name, count in sorted(self.counters.items())
+            if name.startswith("rejected:")
+        }
         children = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(self.cpu_children_s.items()))
         lines = [
-            (f"fuzz: {self.payloads:,} payloads (seed {self.seed}) in {self.seconds:.1f} s "
-             f"(produced in {self.produce_seconds:.1f} s, {self.payloads / max(self.produce_seconds, 1e-9):,.0f}/s)"),
+            (
+                f"fuzz: {self.payloads:,} payloads (seed {self.seed}) in {self.seconds:.1f} s "
+                f"(produced in {self.produce_seconds:.1f} s, {self.payloads / max(self.produce_seconds, 1e-9):,.0f}/s)"
+            ),
             "  kinds: " + " · ".join(f"{kind} {count:,}" for kind, count in self.by_kind.most_common()),
-            (f"  verdicts: accepted {self.counters.get('accepted', 0):,} · rejected "
-             f"{self.counters.get('rejected', 0):,} · duplicates {self.counters.get('duplicates', 0):,} "
-             f"(accounted {self.accounted:,} of {self.payloads:,})"),
-            "  rejected by reason: " + (" · ".join(f"{reason} {count:,}" for reason, count in rejected.items())
-                                        or "none"),
-            (f"  dead-letter topic: {self.dead_letters:,} records, {self.dead_letters_distinct:,} distinct pings; "
-             f"review index: {'unread' if self.index_total is None else f'{self.index_total:,}'}"),
-            (f"  CPU: this load generator {self.cpu_self_s:.1f} s ({self.cpu_self_s / max(self.seconds, 1e-9):.0%} "
-             f"of one core over the run); during it, {children or 'children unknown'}"),
-            (f"  children: {'; '.join(self.exits) or 'none exited'}; restarts "
-             f"{sum(self.restarts.values()) if self.restarts else 0}"),
-            (f"  good ping after the fuzz: "
-             f"{'not on the map' if self.good_ping_s is None else f'on the map after {self.good_ping_s:.1f} s'}"),
+            (
+                f"  verdicts: accepted {self.counters.get('accepted', 0):,} · rejected "
+                f"{self.counters.get('rejected', 0):,} · duplicates {self.counters.get('duplicates', 0):,} "
+                f"(accounted {self.accounted:,} of {self.payloads:,})"
+            ),
+            "  rejected by reason: "
+            + (" · ".join(f"{reason} {count:,}" for reason, count in rejected.items()) or "none"),
+            (
+                f"  dead-letter topic: {self.dead_letters:,} records, {self.dead_letters_distinct:,} distinct pings; "
+                f"review index: {'unread' if self.index_total is None else f'{self.index_total:,}'}"
+            ),
+            (
+                f"  CPU: this load generator {self.cpu_self_s:.1f} s ({self.cpu_self_s / max(self.seconds, 1e-9):.0%} "
+                f"of one core over the run); during it, {children or 'children unknown'}"
+            ),
+            (
+                f"  children: {'; '.join(self.exits) or 'none exited'}; restarts "
+                f"{sum(self.restarts.values()) if self.restarts else 0}"
+            ),
+            (
+                f"  good ping after the fuzz: "
+                f"{'not on the map' if self.good_ping_s is None else f'on the map after {self.good_ping_s:.1f} s'}"
+            ),
         ]
         if self.log_dir is not None:
             lines.append(f"  logs: {self.log_dir}")
@@ -148,9 +163,17 @@ class _Children:
         return dict(totals)
 
 
-async def fuzz_live(settings: Settings, system: LocalSystem, *, payloads: int, seed: int,
-                    kinds: dict[str, float] | None = None, stall_s: float = 60.0, every_s: float = 2.0,
-                    say: Callable[[str], None] = progress) -> Report:
+async def fuzz_live(
+    settings: Settings,
+    system: LocalSystem,
+    *,
+    payloads: int,
+    seed: int,
+    kinds: dict[str, float] | None = None,
+    stall_s: float = 60.0,
+    every_s: float = 2.0,
+    say: Callable[[str], None] = progress,
+) -> Report:
     """Produce ``payloads`` corpus records to a running ``system`` and check that each got a verdict."""
     report = Report(payloads, seed, log_dir=system.log_dir)
     started, cpu_before = time.monotonic(), cpu_seconds(os.getpid())
@@ -167,8 +190,10 @@ async def fuzz_live(settings: Settings, system: LocalSystem, *, payloads: int, s
         home = Corpus(seed, clock_ms, couriers=1).homes[0]  # a point well inside the service area
         await _check_good_ping(settings, system, report, home)
     children.sample()
-    report.exits = [exit if count == 1 else f"{exit} (×{count})"
-                    for exit, count in sorted(collections.Counter(children.exits.values()).items())]
+    report.exits = [
+        exit if count == 1 else f"{exit} (×{count})"
+        for exit, count in sorted(collections.Counter(children.exits.values()).items())
+    ]
     report.restarts = dict(getattr(system, "restarts", {}))  # LocalSystem's supervision, where it has one
     report.cpu_children_s = children.cpu_by_role()
     report.cpu_self_s = cpu_seconds(os.getpid()) - cpu_before
@@ -177,8 +202,15 @@ async def fuzz_live(settings: Settings, system: LocalSystem, *, payloads: int, s
     return report
 
 
-async def _produce(settings: Settings, store: Store, children: _Children, report: Report,
-                   kinds: dict[str, float] | None, every_s: float, say: Callable[[str], None]) -> None:
+async def _produce(
+    settings: Settings,
+    store: Store,
+    children: _Children,
+    report: Report,
+    kinds: dict[str, float] | None,
+    every_s: float,
+    say: Callable[[str], None],
+) -> None:
     stream = corpus_payloads(report.seed, clock_ms, kinds=kinds)
     pending: collections.deque[list[asyncio.Future]] = collections.deque()
     produced, last_line, last_count = 0, time.monotonic(), 0
@@ -190,14 +222,21 @@ async def _produce(settings: Settings, store: Store, children: _Children, report
             report.by_kind.update(payload.kind for payload in chunk)
             futures = await producer.send_many(
                 settings.location_topic,
-                [OutRecord(p.value, p.key, cast(Headers, p.headers), _partition(p.key, partitions))  # names: str
-                 for p in chunk if not p.raw_header_names])
+                [
+                    OutRecord(p.value, p.key, cast(Headers, p.headers), _partition(p.key, partitions))  # names: str
+                    for p in chunk
+                    if not p.raw_header_names
+                ],
+            )
             # Header names aiokafka can't encode go in hand-built batches, one record each: a consumer that
             # can't parse a record can't parse the rest of its batch either, and the rest should be judged
             # on what they hold.
             for index, payload in enumerate(p for p in chunk if p.raw_header_names):
-                futures.append(await raw.send(settings.location_topic, (produced + index) % partitions,
-                                              [payload.record], clock_ms()))
+                futures.append(
+                    await raw.send(
+                        settings.location_topic, (produced + index) % partitions, [payload.record], clock_ms()
+                    )
+                )
             pending.append(futures)
             if len(pending) > IN_FLIGHT:
                 await asyncio.gather(*pending.popleft())
@@ -206,8 +245,10 @@ async def _produce(settings: Settings, store: Store, children: _Children, report
             if now - last_line >= every_s:
                 counters = await store.counters()
                 children.sample()
-                say(f"produced {produced:,}/{report.payloads:,} ({(produced - last_count) / (now - last_line):,.0f}/s)"
-                    f" · accounted {sum(counters.get(n, 0) for n in VERDICTS):,}")
+                say(
+                    f"produced {produced:,}/{report.payloads:,} ({(produced - last_count) / (now - last_line):,.0f}/s)"
+                    f" · accounted {sum(counters.get(n, 0) for n in VERDICTS):,}"
+                )
                 last_line, last_count = now, produced
         await asyncio.gather(*itertools.chain.from_iterable(pending))
 
@@ -218,8 +259,9 @@ def _partition(key: bytes | None, partitions: int) -> int | None:
     return None if key is None or len(key) <= 1024 else zlib.crc32(key) % partitions
 
 
-async def _await_verdicts(store: Store, children: _Children, report: Report, stall_s: float, every_s: float,
-                          say: Callable[[str], None]) -> None:
+async def _await_verdicts(
+    store: Store, children: _Children, report: Report, stall_s: float, every_s: float, say: Callable[[str], None]
+) -> None:
     """Until the counters account for every payload, or they stop moving for ``stall_s``."""
     last_total, last_move, last_line, line_total = -1, time.monotonic(), 0.0, 0
     while True:
@@ -230,8 +272,10 @@ async def _await_verdicts(store: Store, children: _Children, report: Report, sta
             last_total, last_move = total, now
         if now - last_line >= every_s or total >= report.payloads:
             rate = (total - line_total) / (now - last_line) if last_line else 0.0
-            say(f"produced {report.payloads:,} · accounted {total:,} ({rate:,.0f}/s) · "
-                + " · ".join(f"{name} {report.counters.get(name, 0):,}" for name in VERDICTS))
+            say(
+                f"produced {report.payloads:,} · accounted {total:,} ({rate:,.0f}/s) · "
+                + " · ".join(f"{name} {report.counters.get(name, 0):,}" for name in VERDICTS)
+            )
             last_line, line_total = now, total
         if total >= report.payloads:
             return
@@ -241,8 +285,9 @@ async def _await_verdicts(store: Store, children: _Children, report: Report, sta
         await asyncio.sleep(0.25)
 
 
-async def _check_dead_letters(settings: Settings, report: Report, say: Callable[[str], None],
-                              idle_s: float = 3.0, timeout_s: float = 300.0) -> None:
+async def _check_dead_letters(
+    settings: Settings, report: Report, say: Callable[[str], None], idle_s: float = 3.0, timeout_s: float = 300.0
+) -> None:
     """Read the whole DLQ topic (no end offsets: stop once every rejection is there, or nothing arrives)."""
     wanted = report.counters.get("rejected", 0)
     seen: dict[tuple[int, int], str] = {}
@@ -290,14 +335,18 @@ async def _check_index(store: Store, report: Report, wait_s: float) -> None:
         await asyncio.sleep(0.5)
 
 
-async def _check_good_ping(settings: Settings, system: LocalSystem, report: Report, where: tuple[float, float],
-                           timeout_s: float = 30.0) -> None:
+async def _check_good_ping(
+    settings: Settings, system: LocalSystem, report: Report, where: tuple[float, float], timeout_s: float = 30.0
+) -> None:
     partner_id = f"fuzz-after-{uuid.uuid4().hex[:8]}"
     body = {"partner_id": partner_id, "lat": where[0], "lon": where[1], "ts": clock_ms(), "accuracy": 10.0}
     sent = time.monotonic()
     async with Producer(settings) as producer:
-        await asyncio.gather(*await producer.send_many(
-            settings.location_topic, [OutRecord(json.dumps(body).encode(), partner_id.encode())]))
+        await asyncio.gather(
+            *await producer.send_many(
+                settings.location_topic, [OutRecord(json.dumps(body).encode(), partner_id.encode())]
+            )
+        )
     url = f"{system.base_url}/api/couriers/{urllib.parse.quote(partner_id)}"
     while time.monotonic() - sent < timeout_s:
         if await asyncio.to_thread(_http_status, url) == 200:
@@ -321,14 +370,21 @@ def _judge(report: Report) -> None:
     failures = report.failures
     counters, rejected = report.counters, report.counters.get("rejected", 0)
     if report.accounted != report.payloads:
-        failures.insert(0, f"accounting: produced {report.payloads:,} != accepted {counters.get('accepted', 0):,} + "
-                           f"rejected {rejected:,} + duplicates {counters.get('duplicates', 0):,} "
-                           f"(= {report.accounted:,})")
+        failures.insert(
+            0,
+            f"accounting: produced {report.payloads:,} != accepted {counters.get('accepted', 0):,} + "
+            f"rejected {rejected:,} + duplicates {counters.get('duplicates', 0):,} "
+            f"(= {report.accounted:,})",
+        )
     if report.dead_letters_distinct != rejected:
-        failures.append(f"dead-letter topic holds {report.dead_letters_distinct:,} distinct rejected pings, "
-                        f"the counters say {rejected:,}")
-    for reason in sorted({name.split(":", 1)[1] for name in counters if name.startswith("rejected:")}
-                         | set(report.dead_letters_by_reason)):
+        failures.append(
+            f"dead-letter topic holds {report.dead_letters_distinct:,} distinct rejected pings, "
+            f"the counters say {rejected:,}"
+        )
+    for reason in sorted(
+        {name.split(":", 1)[1] for name in counters if name.startswith("rejected:")}
+        | set(report.dead_letters_by_reason)
+    ):
         counted, lettered = counters.get(f"rejected:{reason}", 0), report.dead_letters_by_reason.get(reason, 0)
         if counted != lettered:
             failures.append(f"{reason}: {counted:,} counted, {lettered:,} in the dead-letter topic")
@@ -353,16 +409,21 @@ def parse_kinds(text: str | None) -> dict[str, float] | None:
     return {name: KINDS[name] for name in names}
 
 
-def run(payloads: int, seed: int, *, validators: int = 2, kinds: dict[str, float] | None = None,
-        stall_s: float = 60.0) -> Report:
+def run(
+    payloads: int, seed: int, *, validators: int = 2, kinds: dict[str, float] | None = None, stall_s: float = 60.0
+) -> Report:
     """The whole run: embedded services (unless configured), topics in a fresh namespace, the system, the fuzz."""
     base = Settings.from_env()
     stack = EmbeddedStack(base)  # starts only what KAFKA_BOOTSTRAP_SERVERS / REDIS_URL do not name
     with stack as infra:
-        settings = infra.replace(namespace=f"fuzz{uuid.uuid4().hex[:8]}.", http_port=free_port(),
-                                 replay_secret=infra.replay_secret or secrets.token_urlsafe(32))
-        progress(f"Kafka {settings.kafka_bootstrap_servers}, Redis {settings.redis_url}, "
-                 f"namespace {settings.namespace}")
+        settings = infra.replace(
+            namespace=f"fuzz{uuid.uuid4().hex[:8]}.",
+            http_port=free_port(),
+            replay_secret=infra.replay_secret or secrets.token_urlsafe(32),
+        )
+        progress(
+            f"Kafka {settings.kafka_bootstrap_servers}, Redis {settings.redis_url}, namespace {settings.namespace}"
+        )
         asyncio.run(ensure_topics(settings))
         system = LocalSystem(settings, stack.run_dir, validators=validators)
         system.start()
@@ -370,7 +431,8 @@ def run(payloads: int, seed: int, *, validators: int = 2, kinds: dict[str, float
             system.start_supervisor()
         progress(f"gateway {system.base_url} and {validators} validators up; logs in {stack.run_dir}")
         try:
-            return asyncio.run(fuzz_live(system.settings, system, payloads=payloads, seed=seed, kinds=kinds,
-                                         stall_s=stall_s))
+            return asyncio.run(
+                fuzz_live(system.settings, system, payloads=payloads, seed=seed, kinds=kinds, stall_s=stall_s)
+            )
         finally:
             system.stop()

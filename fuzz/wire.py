@@ -56,26 +56,47 @@ def _name(name: str | bytes) -> bytes:
 
 
 def encode_record(offset_delta: int, key: bytes | None, value: bytes | None, headers: RawHeaders) -> bytes:
-    body = b"".join((
-        b"\x00",  # attributes (unused)
-        varint(0),  # timestamp delta: every record of a raw batch has the batch's timestamp
-        varint(offset_delta),
-        _nullable(key),
-        _nullable(value),
-        varint(len(headers)),
-        *(_name(name) + _nullable(header_value) for name, header_value in headers),
-    ))
+    body = b"".join(
+        (
+            b"\x00",  # attributes (unused)
+            varint(0),  # timestamp delta: every record of a raw batch has the batch's timestamp
+            varint(offset_delta),
+            _nullable(key),
+            _nullable(value),
+            varint(len(headers)),
+            *(_name(name) + _nullable(header_value) for name, header_value in headers),
+        )
+    )
     return varint(len(body)) + body
 
 
-def encode_batch(records: Sequence[tuple[bytes | None, bytes | None, RawHeaders]], timestamp_ms: int, *,
-                 producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1) -> bytes:
+def encode_batch(
+    records: Sequence[tuple[bytes | None, bytes | None, RawHeaders]],
+    timestamp_ms: int,
+    *,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+) -> bytes:
     """One uncompressed record batch holding ``records`` (key, value, headers)."""
     if not records:
         raise ValueError("a record batch holds at least one record")
     body = b"".join(encode_record(i, key, value, headers) for i, (key, value, headers) in enumerate(records))
-    header = _HEADER.pack(0, _HEADER.size - _LENGTH_END + len(body), -1, 2, 0, 0, len(records) - 1,
-                          timestamp_ms, timestamp_ms, producer_id, producer_epoch, base_sequence, len(records))
+    header = _HEADER.pack(
+        0,
+        _HEADER.size - _LENGTH_END + len(body),
+        -1,
+        2,
+        0,
+        0,
+        len(records) - 1,
+        timestamp_ms,
+        timestamp_ms,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        len(records),
+    )
     return _with_crc(bytearray(header + body))
 
 
@@ -116,8 +137,9 @@ class RawProducer:
     """acks=all producer of hand-built batches, one partition per call."""
 
     def __init__(self, bootstrap_servers: str, *, idempotent: bool) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, client_id="tracker-fuzz-raw",
-                                          acks="all", enable_idempotence=idempotent)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers, client_id="tracker-fuzz-raw", acks="all", enable_idempotence=idempotent
+        )
 
     async def __aenter__(self) -> RawProducer:
         await self._producer.start()
@@ -129,7 +151,12 @@ class RawProducer:
     async def partitions(self, topic: str) -> int:
         return len(await self._producer.partitions_for(topic))
 
-    async def send(self, topic: str, partition: int, records: Sequence[tuple[bytes | None, bytes | None, RawHeaders]],
-                   timestamp_ms: int) -> asyncio.Future:
+    async def send(
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[tuple[bytes | None, bytes | None, RawHeaders]],
+        timestamp_ms: int,
+    ) -> asyncio.Future:
         batch = RawBatch(encode_batch(records, timestamp_ms), len(records))
         return await self._producer.send_batch(batch, topic, partition=partition)

@@ -23,17 +23,20 @@ KINDS = ", ".join(kind.value for kind in FaultKind)
 
 def _number(kind: type, low: float, *, low_open: bool = False, high: float | None = None) -> Callable[[str], float]:
     """An argparse type: ``kind`` within [low, high] (or (low, high] with ``low_open``), one-line errors."""
+
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
+                f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}"
+            ) from None
         if value != value or value < low or (low_open and value == low) or (high is not None and value > high):
             if high is not None:
                 raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {text}")
             raise argparse.ArgumentTypeError(f"must be {'above' if low_open else 'at least'} {low:g}, got {text}")
         return value
+
     return parse
 
 
@@ -53,36 +56,81 @@ def _fault(text: str) -> tuple[FaultKind, float]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--couriers", type=_number(int, 1), default=300, help="couriers (default 300)")
-    parser.add_argument("--interval", type=_number(float, 0.001), default=1.0, metavar="SECONDS",
-                        help="seconds between two pings of a courier, ±10%% (default 1)")
-    parser.add_argument("--duration", type=_number(float, 0, low_open=True), metavar="SECONDS",
-                        help="stop after this much event time (in --burst mode: virtual time covered)")
+    parser.add_argument(
+        "--interval",
+        type=_number(float, 0.001),
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds between two pings of a courier, ±10%% (default 1)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_number(float, 0, low_open=True),
+        metavar="SECONDS",
+        help="stop after this much event time (in --burst mode: virtual time covered)",
+    )
     parser.add_argument("--count", type=_number(int, 1), metavar="N", help="stop after N pings")
-    parser.add_argument("--bad-rate", type=_share, default=0.05, metavar="SHARE",
-                        help="share of pings the validator must reject, split evenly over the fault kinds "
-                             "(default 0.05; 0 turns faults off)")
-    parser.add_argument("--fault", type=_fault, action="append", default=[], metavar="KIND=RATE",
-                        help=f"fix one kind's share of all pings (repeatable); kinds: {KINDS}")
-    parser.add_argument("--duplicate-rate", type=_share, default=0.01, metavar="SHARE",
-                        help="share of pings that are exact resends of the courier's last good ping (default 0.01)")
+    parser.add_argument(
+        "--bad-rate",
+        type=_share,
+        default=0.05,
+        metavar="SHARE",
+        help="share of pings the validator must reject, split evenly over the fault kinds "
+        "(default 0.05; 0 turns faults off)",
+    )
+    parser.add_argument(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help=f"fix one kind's share of all pings (repeatable); kinds: {KINDS}",
+    )
+    parser.add_argument(
+        "--duplicate-rate",
+        type=_share,
+        default=0.01,
+        metavar="SHARE",
+        help="share of pings that are exact resends of the courier's last good ping (default 0.01)",
+    )
     parser.add_argument("--seed", type=_number(int, 0), help="seed for couriers, routes and faults (default: random)")
-    parser.add_argument("--burst", action="store_true",
-                        help="produce as fast as possible; event time is virtual and ends now (needs --count or "
-                             "--duration; keep rounds x interval under the validator's max age)")
-    parser.add_argument("--rate", type=_number(float, 0, low_open=True), metavar="PINGS_PER_S",
-                        help="cap on pings sent per second (in real-time mode a cap below couriers/interval "
-                             "makes pings late)")
-    parser.add_argument("--linger-ms", type=_number(float, 0, high=1000), default=20.0, metavar="MS",
-                        help="real-time mode: gather the pings due within this window into one produce request, "
-                             "like Kafka's linger.ms (default 20; 0 sends each ping when due)")
+    parser.add_argument(
+        "--burst",
+        action="store_true",
+        help="produce as fast as possible; event time is virtual and ends now (needs --count or "
+        "--duration; keep rounds x interval under the validator's max age)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=_number(float, 0, low_open=True),
+        metavar="PINGS_PER_S",
+        help="cap on pings sent per second (in real-time mode a cap below couriers/interval makes pings late)",
+    )
+    parser.add_argument(
+        "--linger-ms",
+        type=_number(float, 0, high=1000),
+        default=20.0,
+        metavar="MS",
+        help="real-time mode: gather the pings due within this window into one produce request, "
+        "like Kafka's linger.ms (default 20; 0 sends each ping when due)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     """The run's config; ValueError (one line) for combinations no single flag can check."""
-    return SimConfig(couriers=args.couriers, interval_s=args.interval, duration_s=args.duration, count=args.count,
-                     bad_rate=args.bad_rate, fault_rates=dict(args.fault), duplicate_rate=args.duplicate_rate,
-                     seed=args.seed, burst=args.burst, rate=args.rate,
-                     linger_ms=args.linger_ms).checked()
+    return SimConfig(
+        couriers=args.couriers,
+        interval_s=args.interval,
+        duration_s=args.duration,
+        count=args.count,
+        bad_rate=args.bad_rate,
+        fault_rates=dict(args.fault),
+        duplicate_rate=args.duplicate_rate,
+        seed=args.seed,
+        burst=args.burst,
+        rate=args.rate,
+        linger_ms=args.linger_ms,
+    ).checked()
 
 
 def format_progress(stats: SimStats, pings_per_s: float) -> str:
@@ -91,8 +139,10 @@ def format_progress(stats: SimStats, pings_per_s: float) -> str:
     if stats.unsent:  # what the producer gave up on, with the error that cost the most pings
         reason = max(stats.unsent_by_reason.items(), key=lambda item: item[1])[0].partition(":")[0]
         unsent = f" | unsent {stats.unsent:,} ({reason})"
-    return (f"sent {stats.produced:,} | {pings_per_s:,.0f} pings/s | bad {stats.bad:,} ({bad_share:.1%}) | "
-            f"duplicates {stats.duplicates:,}{unsent} | {stats.elapsed_s:.0f} s")
+    return (
+        f"sent {stats.produced:,} | {pings_per_s:,.0f} pings/s | bad {stats.bad:,} ({bad_share:.1%}) | "
+        f"duplicates {stats.duplicates:,}{unsent} | {stats.elapsed_s:.0f} s"
+    )
 
 
 class ProgressLine:
@@ -150,8 +200,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     progress = ProgressLine(sys.stderr)
     await ensure_topics(settings)
     async with Producer(settings) as producer:
-        stats = await run_simulation(settings, config, producer, progress=progress, stop=stop,
-                                     waiting=progress.waiting)
+        stats = await run_simulation(settings, config, producer, progress=progress, stop=stop, waiting=progress.waiting)
     progress.finish(stats)
     print(msgspec.json.encode(stats).decode(), flush=True)
     return 0

@@ -41,18 +41,23 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"--linger-ms must be between 0 and 1000, got {self.linger_ms:g}")
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
             raise ValueError(f"--rate must be positive, got {self.rate}")
-        for name, value in (("--bad-rate", self.bad_rate), ("--duplicate-rate", self.duplicate_rate),
-                            *((f"--fault {kind.value}", rate) for kind, rate in self.fault_rates.items())):
+        for name, value in (
+            ("--bad-rate", self.bad_rate),
+            ("--duplicate-rate", self.duplicate_rate),
+            *((f"--fault {kind.value}", rate) for kind, rate in self.fault_rates.items()),
+        ):
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         bad = sum(fault_shares(self).values())
         # Duplicates follow good pings, so good pings must outnumber them.
         if bad + 2 * self.duplicate_rate > 1:
-            raise ValueError(f"bad pings ({bad:g}) plus twice the duplicate rate ({self.duplicate_rate:g}) "
-                             "must not exceed 1")
+            raise ValueError(
+                f"bad pings ({bad:g}) plus twice the duplicate rate ({self.duplicate_rate:g}) must not exceed 1"
+            )
         if self.burst and self.count is None and self.duration_s is None:
-            raise ValueError("--burst needs --count or --duration (burst event time ends now, so it must start "
-                             "somewhere)")
+            raise ValueError(
+                "--burst needs --count or --duration (burst event time ends now, so it must start somewhere)"
+            )
         return self
 
 

@@ -111,6 +111,7 @@ def _iso(ts_ms: int, tz: timezone | None) -> str:
 
 # -- malformed_payload -------------------------------------------------------------------------------------
 
+
 def _not_utf8(fields: dict, ctx: FaultContext, rng: random.Random) -> bytes:
     # A stray 0xFF byte, as from a broken serial bridge; 0xFF never occurs in UTF-8.
     return encode(fields).replace(b'"partner_id":"', b'"partner_id":"\xff', 1)
@@ -122,7 +123,7 @@ def _utf16(fields: dict, ctx: FaultContext, rng: random.Random) -> bytes:
 
 def _truncated(fields: dict, ctx: FaultContext, rng: random.Random) -> bytes:
     raw = encode(fields)
-    return raw[:rng.randint(1, len(raw) - 1)]
+    return raw[: rng.randint(1, len(raw) - 1)]
 
 
 def _key_value_text(fields: dict, ctx: FaultContext, rng: random.Random) -> bytes:
@@ -144,8 +145,9 @@ _MALFORMED: tuple[Injector, ...] = (
     _oversized,
     _set("speed", lambda f, ctx, rng: -round(rng.uniform(0.1, 20), 2)),
     _set("speed", lambda f, ctx, rng: rng.choice((str(f["speed"]), "fast"))),
-    _set("heading", lambda f, ctx, rng: rng.choice((round(rng.uniform(360.1, 720), 1),
-                                                    -round(rng.uniform(0.1, 180), 1)))),
+    _set(
+        "heading", lambda f, ctx, rng: rng.choice((round(rng.uniform(360.1, 720), 1), -round(rng.uniform(0.1, 180), 1)))
+    ),
     _set("accuracy", lambda f, ctx, rng: rng.choice((0, -round(rng.uniform(0.1, 20), 1)))),
     _set("vehicle", lambda f, ctx, rng: rng.choice(("truck", "rocket", "boat", "hoverboard"))),
     _set("order_id", lambda f, ctx, rng: rng.randint(1, 10**9)),
@@ -159,8 +161,10 @@ _MISSING_PARTNER_ID: tuple[Injector, ...] = (
     _set("partner_id", lambda f, ctx, rng: rng.choice(("", "   ", "\t"))),
     _set("partner_id", lambda f, ctx, rng: int(f["partner_id"].rpartition("-")[2])),
     _set("partner_id", lambda f, ctx, rng: [f["partner_id"]]),
-    _set("partner_id", lambda f, ctx, rng: f["partner_id"] + "-" + "x" * (PARTNER_ID_MAX + rng.randint(0, 40)
-                                                                          - len(f["partner_id"]))),
+    _set(
+        "partner_id",
+        lambda f, ctx, rng: f["partner_id"] + "-" + "x" * (PARTNER_ID_MAX + rng.randint(0, 40) - len(f["partner_id"])),
+    ),
 )
 
 # -- invalid_coordinates -----------------------------------------------------------------------------------
@@ -174,6 +178,7 @@ def _coordinate(make: Callable[[str, float, random.Random], object]) -> Injector
     def corrupt(fields: dict, ctx: FaultContext, rng: random.Random) -> bytes:
         name = rng.choice(("lat", "lon"))
         return encode({**fields, name: make(name, fields[name], rng)})
+
     return corrupt
 
 
@@ -202,8 +207,9 @@ _INVALID_TIMESTAMP: tuple[Injector, ...] = (
 def _far_away(fields: dict, ctx: FaultContext, rng: random.Random) -> bytes:
     places = [(lat, lon) for lat, lon in FAR_AWAY if not ctx.area.contains(lat, lon)]
     lat, lon = rng.choice(places) if places else point_beyond_area(ctx.grid, rng)
-    return encode({**fields, "lat": round(lat + rng.uniform(-0.01, 0.01), 7),
-                   "lon": round(lon + rng.uniform(-0.01, 0.01), 7)})
+    return encode(
+        {**fields, "lat": round(lat + rng.uniform(-0.01, 0.01), 7), "lon": round(lon + rng.uniform(-0.01, 0.01), 7)}
+    )
 
 
 def _just_beyond(fields: dict, ctx: FaultContext, rng: random.Random) -> bytes:
@@ -213,16 +219,19 @@ def _just_beyond(fields: dict, ctx: FaultContext, rng: random.Random) -> bytes:
 
 # -- stale_timestamp, future_timestamp ---------------------------------------------------------------------
 
+
 def _shifted_ts(direction: int, limit: Callable[[Limits], int], as_iso: bool) -> Injector:
     def corrupt(fields: dict, ctx: FaultContext, rng: random.Random) -> bytes:
         shift = max(CLOCK_FAULT_MIN_MS, 2 * limit(ctx.limits)) + rng.randint(0, CLOCK_FAULT_SPREAD_MS)
         ts_ms = fields["ts"] + direction * shift
         # A valid ISO-8601 string with an offset is as good as epoch ms: only the age is wrong.
         return encode({**fields, "ts": _iso(ts_ms, INDIA) if as_iso else ts_ms})
+
     return corrupt
 
 
 # -- out_of_order, impossible_speed ------------------------------------------------------------------------
+
 
 def _out_of_order(fields: dict, ctx: FaultContext, rng: random.Random) -> bytes | None:
     """A fix a few seconds older than the last good one, about where that one was (a delayed upload)."""
@@ -263,10 +272,14 @@ _VARIANTS: dict[FaultKind, tuple[Injector, ...]] = {
     FaultKind.INVALID_COORDINATES: _INVALID_COORDINATES,
     FaultKind.INVALID_TIMESTAMP: _INVALID_TIMESTAMP,
     FaultKind.OUTSIDE_SERVICE_AREA: (_far_away, _just_beyond),
-    FaultKind.STALE_TIMESTAMP: (_shifted_ts(-1, lambda limits: limits.max_age_ms, as_iso=False),
-                                _shifted_ts(-1, lambda limits: limits.max_age_ms, as_iso=True)),
-    FaultKind.FUTURE_TIMESTAMP: (_shifted_ts(+1, lambda limits: limits.max_skew_ms, as_iso=False),
-                                 _shifted_ts(+1, lambda limits: limits.max_skew_ms, as_iso=True)),
+    FaultKind.STALE_TIMESTAMP: (
+        _shifted_ts(-1, lambda limits: limits.max_age_ms, as_iso=False),
+        _shifted_ts(-1, lambda limits: limits.max_age_ms, as_iso=True),
+    ),
+    FaultKind.FUTURE_TIMESTAMP: (
+        _shifted_ts(+1, lambda limits: limits.max_skew_ms, as_iso=False),
+        _shifted_ts(+1, lambda limits: limits.max_skew_ms, as_iso=True),
+    ),
     FaultKind.OUT_OF_ORDER: (_out_of_order,),
     FaultKind.IMPOSSIBLE_SPEED: (_impossible_speed,),
 }

@@ -97,7 +97,8 @@ def build_grid(area: ServiceArea, rng: random.Random) -> StreetGrid:
     centre = area.polygon.centroid
     projection = Projection.around(centre.y, centre.x)
     area_m = shapely.transform(
-        area.polygon, lambda lonlat: numpy.column_stack(projection.to_xy(lonlat[:, 1], lonlat[:, 0])))
+        area.polygon, lambda lonlat: numpy.column_stack(projection.to_xy(lonlat[:, 1], lonlat[:, 0]))
+    )
     inner = area_m.buffer(-AREA_MARGIN_M)
     rotation = math.radians(rng.uniform(*ROTATION_DEG) * rng.choice((-1, 1)))
     cos_rot, sin_rot = math.cos(rotation), math.sin(rotation)
@@ -167,8 +168,10 @@ def plan_leg(grid: StreetGrid, start: Node, length_m: tuple[float, float], rng: 
     """
     for _ in range(12):
         distance, bearing = rng.uniform(*length_m), rng.uniform(0, 2 * math.pi)
-        target = (start[0] + round(distance * math.cos(bearing) / grid.block_x_m),
-                  start[1] + round(distance * math.sin(bearing) / grid.block_y_m))
+        target = (
+            start[0] + round(distance * math.cos(bearing) / grid.block_x_m),
+            start[1] + round(distance * math.sin(bearing) / grid.block_y_m),
+        )
         if target == start or target not in grid.nodes:
             continue
         path = stair_path(start, target, rng)
@@ -225,8 +228,9 @@ def _new_order_id(rng: random.Random) -> str:
     return f"order-{rng.getrandbits(40):010x}"
 
 
-def _segment_ends(grid: StreetGrid, path: tuple[Node, ...], segment: int
-                  ) -> tuple[tuple[float, float], tuple[float, float], float]:
+def _segment_ends(
+    grid: StreetGrid, path: tuple[Node, ...], segment: int
+) -> tuple[tuple[float, float], tuple[float, float], float]:
     start, end = grid.node_xy(path[segment]), grid.node_xy(path[segment + 1])
     return start, end, math.dist(start, end)
 
@@ -254,8 +258,9 @@ def _arrive(courier: Courier, grid: StreetGrid, rng: random.Random) -> Courier:
     else:
         stage, order_id = Stage.TO_PICKUP, None
         path, wait_s = plan_leg(grid, here, PICKUP_LEG_M, rng), rng.uniform(*DROPOFF_WAIT_S)
-    return msgspec.structs.replace(courier, stage=stage, order_id=order_id, path=path, segment=0, along_m=0.0,
-                                   wait_s=wait_s, speed_mps=0.0)
+    return msgspec.structs.replace(
+        courier, stage=stage, order_id=order_id, path=path, segment=0, along_m=0.0, wait_s=wait_s, speed_mps=0.0
+    )
 
 
 def _drift_gps(courier: Courier, rng: random.Random) -> tuple[float, tuple[float, float]]:
@@ -286,8 +291,14 @@ def advance(courier: Courier, grid: StreetGrid, elapsed_s: float, rng: random.Ra
         (x0, y0), (x1, y1), length = _segment_ends(grid, courier.path, segment)
         heading = round(math.degrees(math.atan2(x1 - x0, y1 - y0)), 1) % 360
         if along + to_go < length:
-            return msgspec.structs.replace(courier, segment=segment, along_m=along + to_go, wait_s=0.0,
-                                           speed_mps=round(speed, 2), heading_deg=heading)
+            return msgspec.structs.replace(
+                courier,
+                segment=segment,
+                along_m=along + to_go,
+                wait_s=0.0,
+                speed_mps=round(speed, 2),
+                heading_deg=heading,
+            )
         to_go -= length - along
         segment, along = segment + 1, 0.0
         if segment == len(courier.path) - 1:
@@ -311,5 +322,14 @@ class WirePing(msgspec.Struct, frozen=True, omit_defaults=True):
 
 def wire_ping(courier: Courier, grid: StreetGrid, ts_ms: int) -> WirePing:
     lat, lon = fix_latlon(grid, courier)
-    return WirePing(courier.partner_id, ts_ms, lat, lon, courier.speed_mps, courier.heading_deg,
-                    courier.accuracy_m, courier.vehicle, courier.order_id)
+    return WirePing(
+        courier.partner_id,
+        ts_ms,
+        lat,
+        lon,
+        courier.speed_mps,
+        courier.heading_deg,
+        courier.accuracy_m,
+        courier.vehicle,
+        courier.order_id,
+    )

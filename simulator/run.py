@@ -81,11 +81,18 @@ class _Tally:
 
     def snapshot(self, elapsed_s: float) -> SimStats:
         produced = self.produced
-        return SimStats(produced=produced, good=self.good, bad=produced - self.good - self.duplicates,
-                        duplicates=self.duplicates, bad_by_reason=dict(sorted(self.bad_by_reason.items())),
-                        elapsed_s=round(elapsed_s, 3),
-                        pings_per_s=round(produced / elapsed_s, 1) if elapsed_s > 0 else 0.0, seed=self.seed,
-                        unsent=self.unsent, unsent_by_reason=dict(self.unsent_by_reason))
+        return SimStats(
+            produced=produced,
+            good=self.good,
+            bad=produced - self.good - self.duplicates,
+            duplicates=self.duplicates,
+            bad_by_reason=dict(sorted(self.bad_by_reason.items())),
+            elapsed_s=round(elapsed_s, 3),
+            pings_per_s=round(produced / elapsed_s, 1) if elapsed_s > 0 else 0.0,
+            seed=self.seed,
+            unsent=self.unsent,
+            unsent_by_reason=dict(self.unsent_by_reason),
+        )
 
 
 def unsent_reason(error: BaseException) -> str:
@@ -96,10 +103,14 @@ def unsent_reason(error: BaseException) -> str:
     return f"{name}: {message}" if message else name
 
 
-async def run_simulation(settings: Settings, config: SimConfig, producer: Producer,
-                         progress: Callable[[SimStats], None] | None = None,
-                         stop: asyncio.Event | None = None,
-                         waiting: Callable[[float], None] | None = None) -> SimStats:
+async def run_simulation(
+    settings: Settings,
+    config: SimConfig,
+    producer: Producer,
+    progress: Callable[[SimStats], None] | None = None,
+    stop: asyncio.Event | None = None,
+    waiting: Callable[[float], None] | None = None,
+) -> SimStats:
     """Produce the simulation to the location topic until ``count``, ``duration`` or ``stop``.
 
     Real-time mode sleeps until a ping is due, then ``linger_ms`` more, and sends every ping due by then in
@@ -131,8 +142,9 @@ async def run_simulation(settings: Settings, config: SimConfig, producer: Produc
                 break
         horizon_ms = start_ms + (loop.time() - started) * 1000
         batch: list[SimPing] = []
-        while upcoming is not None and len(batch) < batch_max and (
-                config.burst or upcoming.emitted_at_ms <= horizon_ms):
+        while (
+            upcoming is not None and len(batch) < batch_max and (config.burst or upcoming.emitted_at_ms <= horizon_ms)
+        ):
             batch.append(upcoming)
             upcoming = next(pings, None)
 
@@ -167,8 +179,9 @@ def _partitioner(partitions: int) -> Callable[[bytes], int]:
     return partition_of
 
 
-async def _send(producer: Producer, topic: str, batch: list[SimPing],
-                partition_of: Callable[[bytes], int]) -> list[tuple[list[SimPing], BaseException | None]]:
+async def _send(
+    producer: Producer, topic: str, batch: list[SimPing], partition_of: Callable[[bytes], int]
+) -> list[tuple[list[SimPing], BaseException | None]]:
     """Produce ``batch`` and wait for the broker: each partition's share with its error, None when acked.
 
     Shares are queued one partition at a time, so a failure is pinned on the pings it concerns; all are
@@ -180,9 +193,18 @@ async def _send(producer: Producer, topic: str, batch: list[SimPing],
     queued: list[tuple[list[SimPing], list[asyncio.Future] | BaseException]] = []
     for partition, share in shares.items():
         try:
-            queued.append((share, await producer.send_many(topic, [
-                OutRecord(value=ping.value, key=ping.key, headers=ping.headers, partition=partition)
-                for ping in share])))
+            queued.append(
+                (
+                    share,
+                    await producer.send_many(
+                        topic,
+                        [
+                            OutRecord(value=ping.value, key=ping.key, headers=ping.headers, partition=partition)
+                            for ping in share
+                        ],
+                    ),
+                )
+            )
         except BrokerError as error:  # e.g. no room in the producer's queue within its timeout
             queued.append((share, error))
     outcomes: list[tuple[list[SimPing], BaseException | None]] = []
@@ -190,8 +212,9 @@ async def _send(producer: Producer, topic: str, batch: list[SimPing],
         if isinstance(futures, BaseException):
             outcomes.append((share, futures))
             continue
-        errors = [ack for ack in await asyncio.gather(*futures, return_exceptions=True)
-                  if isinstance(ack, BaseException)]
+        errors = [
+            ack for ack in await asyncio.gather(*futures, return_exceptions=True) if isinstance(ack, BaseException)
+        ]
         for failure in errors:
             if not isinstance(failure, BrokerError):
                 raise failure  # not a delivery failure: a bug, or a cancellation

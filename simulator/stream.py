@@ -58,8 +58,11 @@ class _Draw(msgspec.Struct, frozen=True):
         shares = {kind: share for kind, share in fault_shares(config).items() if share > 0}
         good = 1 - config.duplicate_rate - sum(shares.values())
         per_slot = [share / (1 - config.duplicate_rate) for share in shares.values()]
-        return cls(tuple(shares), tuple(itertools.accumulate(per_slot)),
-                   config.duplicate_rate / good if config.duplicate_rate else 0.0)
+        return cls(
+            tuple(shares),
+            tuple(itertools.accumulate(per_slot)),
+            config.duplicate_rate / good if config.duplicate_rate else 0.0,
+        )
 
     def fault(self, rng: random.Random) -> FaultKind | None:
         index = bisect.bisect_right(self.upper_bounds, rng.random())
@@ -111,8 +114,9 @@ def iter_pings(config: SimConfig, now_ms: int, *, settings: Settings | None = No
             kind, payload = _pay_owed(owed, FaultContext(ping, last_good[index], grid, area, limits), rng)
 
         if kind is not None and payload is not None:  # (a payload always comes with its kind)
-            yield SimPing(courier.partner_id, keys[index], payload, ((H_SIM_EXPECT, kind.value.encode()),),
-                          kind.value, emitted_ms)
+            yield SimPing(
+                courier.partner_id, keys[index], payload, ((H_SIM_EXPECT, kind.value.encode()),), kind.value, emitted_ms
+            )
             sent += 1
             continue
 
@@ -121,13 +125,15 @@ def iter_pings(config: SimConfig, now_ms: int, *, settings: Settings | None = No
         yield SimPing(courier.partner_id, keys[index], value, (), None, emitted_ms)
         sent += 1
         if rng.random() < draw.duplicate_after_good and (config.count is None or sent < config.count):
-            yield SimPing(courier.partner_id, keys[index], value, ((H_SIM_EXPECT, DUPLICATE.encode()),),
-                          DUPLICATE, emitted_ms)
+            yield SimPing(
+                courier.partner_id, keys[index], value, ((H_SIM_EXPECT, DUPLICATE.encode()),), DUPLICATE, emitted_ms
+            )
             sent += 1
 
 
-def _pay_owed(owed: Counter[FaultKind], context: FaultContext,
-              rng: random.Random) -> tuple[FaultKind, bytes] | tuple[None, None]:
+def _pay_owed(
+    owed: Counter[FaultKind], context: FaultContext, rng: random.Random
+) -> tuple[FaultKind, bytes] | tuple[None, None]:
     """The first owed fault that applies to this courier now, taken off ``owed``."""
     for kind in list(owed):
         payload = inject(kind, context, rng)

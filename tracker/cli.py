@@ -49,8 +49,12 @@ def _connection_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connections (override KAFKA_BOOTSTRAP_SERVERS / REDIS_URL)")
     group.add_argument("--bootstrap-servers", dest="kafka_bootstrap_servers", metavar="HOST:PORT[,...]")
     group.add_argument("--redis-url", dest="redis_url", metavar="URL")
-    group.add_argument("--namespace", dest="namespace", metavar="PREFIX",
-                       help="prefix for topics, groups and Redis keys (default: none)")
+    group.add_argument(
+        "--namespace",
+        dest="namespace",
+        metavar="PREFIX",
+        help="prefix for topics, groups and Redis keys (default: none)",
+    )
 
 
 def _settings(args: argparse.Namespace, **extra) -> Settings:
@@ -60,8 +64,9 @@ def _settings(args: argparse.Namespace, **extra) -> Settings:
 
 def _require(settings: Settings, *, kafka: bool = True, redis: bool = True) -> None:
     if kafka and not settings.kafka_bootstrap_servers:
-        raise UsageError("KAFKA_BOOTSTRAP_SERVERS is not set (or pass --bootstrap-servers); "
-                         "`tracker up` starts an embedded broker")
+        raise UsageError(
+            "KAFKA_BOOTSTRAP_SERVERS is not set (or pass --bootstrap-servers); `tracker up` starts an embedded broker"
+        )
     if redis and not settings.redis_url:
         raise UsageError("REDIS_URL is not set (or pass --redis-url); `tracker up` starts an embedded Redis")
 
@@ -95,8 +100,9 @@ class _OncePerInterval(logging.Filter):
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:  # logger filters would miss aiokafka's child loggers
         handler.addFilter(_OncePerInterval())
@@ -104,13 +110,20 @@ def _setup_logging(settings: Settings) -> None:
 
 # -- validate ------------------------------------------------------------------------------------------
 
+
 def _validate_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dry-run", metavar="FILE",
-                        help="read raw payloads, one per line ('-' for stdin), print one verdict per line; "
-                             "no broker or Redis")
+    parser.add_argument(
+        "--dry-run",
+        metavar="FILE",
+        help="read raw payloads, one per line ('-' for stdin), print one verdict per line; no broker or Redis",
+    )
     parser.add_argument("--now", type=_int, metavar="EPOCH_MS", help="fix the validator clock (epoch ms)")
-    parser.add_argument("--until-idle", type=_positive_float, metavar="SECONDS",
-                        help="exit once the topic has been quiet this long (burst mode)")
+    parser.add_argument(
+        "--until-idle",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="exit once the topic has been quiet this long (burst mode)",
+    )
     parser.add_argument("--max-age", type=_positive_float, dest="max_age_s", metavar="SECONDS")
     parser.add_argument("--max-skew", type=_positive_float, dest="max_skew_s", metavar="SECONDS")
     parser.add_argument("--service-area", dest="service_area_file", metavar="GEOJSON")
@@ -133,8 +146,13 @@ def _freeze_startup_objects() -> None:
 def run_validate(args: argparse.Namespace) -> int:
     from tracker.geo import load_service_area
 
-    settings = _settings(args, max_age_s=args.max_age_s, max_skew_s=args.max_skew_s,
-                         service_area_file=args.service_area_file, validator_id=args.validator_id)
+    settings = _settings(
+        args,
+        max_age_s=args.max_age_s,
+        max_skew_s=args.max_skew_s,
+        service_area_file=args.service_area_file,
+        validator_id=args.validator_id,
+    )
     area = load_service_area(settings.service_area_file)
     clock_ms = (lambda: args.now) if args.now is not None else None
     if args.dry_run is not None:
@@ -188,6 +206,7 @@ def _dry_run(settings: Settings, area, source: str, clock_ms: Callable[[], int] 
 
 # -- simulate ------------------------------------------------------------------------------------------
 
+
 def _simulate_args(parser: argparse.ArgumentParser) -> None:
     from simulator.cli import add_arguments
 
@@ -206,6 +225,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 # -- gateway -------------------------------------------------------------------------------------------
 
+
 def _gateway_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", dest="http_host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=_int, dest="http_port", help="port (default 8000)")
@@ -223,14 +243,22 @@ def run_gateway(args: argparse.Namespace) -> int:
     _setup_logging(settings)
     app = create_app(settings)
     _freeze_startup_objects()
-    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning",
-                            ws="websockets", lifespan="on", ws_max_size=64 * 1024,
-                            ws_per_message_deflate=settings.ws_compression)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="warning",
+        ws="websockets",
+        lifespan="on",
+        ws_max_size=64 * 1024,
+        ws_per_message_deflate=settings.ws_compression,
+    )
     uvicorn.Server(config).run()
     return 0
 
 
 # -- dlq -----------------------------------------------------------------------------------------------
+
 
 def _dlq_args(parser: argparse.ArgumentParser) -> None:
     from tracker.dlq.cli import add_arguments
@@ -247,6 +275,7 @@ def run_dlq(args: argparse.Namespace) -> int:
 
 
 # -- topics --------------------------------------------------------------------------------------------
+
 
 def _topics_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--describe", action="store_true", help="only describe, create nothing")
@@ -269,11 +298,16 @@ def run_topics(args: argparse.Namespace) -> int:
 
 # -- up ------------------------------------------------------------------------------------------------
 
+
 def _up_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--couriers", type=_int, default=300)
     parser.add_argument("--interval", type=_positive_float, default=1.0, help="seconds between a courier's pings")
-    parser.add_argument("--bad-rate", type=_positive_float, default=0.03,
-                        help="share of pings the simulator corrupts (default 0.03; 0 turns it off)")
+    parser.add_argument(
+        "--bad-rate",
+        type=_positive_float,
+        default=0.03,
+        help="share of pings the simulator corrupts (default 0.03; 0 turns it off)",
+    )
     parser.add_argument("--validators", type=_int, default=1, help="validator processes (default 1)")
     parser.add_argument("--no-simulator", action="store_true")
     parser.add_argument("--port", type=_int, dest="http_port", help="gateway port (default 8000)")
@@ -289,8 +323,14 @@ def run_up(args: argparse.Namespace) -> int:
         raise UsageError("--validators and --couriers must be at least 1")
     settings = _settings(args, http_port=args.http_port)
     _setup_logging(settings)
-    return up(settings, couriers=args.couriers, interval_s=args.interval, bad_rate=args.bad_rate,
-              validators=args.validators, simulator=not args.no_simulator)
+    return up(
+        settings,
+        couriers=args.couriers,
+        interval_s=args.interval,
+        bad_rate=args.bad_rate,
+        validators=args.validators,
+        simulator=not args.no_simulator,
+    )
 
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {

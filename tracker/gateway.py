@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STATIC_DIR = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 _decode_position = msgspec.json.Decoder(Position).decode
-MAX_SAFE_INTEGER = 2 ** 53 - 1  # the page reads numbers as JavaScript doubles: larger times lose their meaning
+MAX_SAFE_INTEGER = 2**53 - 1  # the page reads numbers as JavaScript doubles: larger times lose their meaning
 # A task that fails is restarted after 0.5 s, doubling with each failure in the last minute up to 10 s; a
 # gateway never gives up on one (the alternative is a gateway that serves a frozen map).
 TASK_RESTARTS = RestartPolicy(limit=None, window_s=60.0)
@@ -79,10 +79,13 @@ class Gateway:
 
     def __init__(self, settings: Settings, hub: Hub | None = None, *, consume: bool = True) -> None:
         self.settings = settings
-        self.hub = hub or Hub(StatusThresholds(
-            stale_after_ms=round(settings.stale_after_s * 1000),
-            offline_after_ms=round(settings.offline_after_s * 1000),
-            idle_below_mps=settings.idle_below_mps))
+        self.hub = hub or Hub(
+            StatusThresholds(
+                stale_after_ms=round(settings.stale_after_s * 1000),
+                offline_after_ms=round(settings.offline_after_s * 1000),
+                idle_below_mps=settings.idle_below_mps,
+            )
+        )
         self.consume = consume
         self._store: Store | None = None
         self.dlq_index: DlqIndex | None = None
@@ -109,8 +112,9 @@ class Gateway:
         self.producer = Producer(self.settings)
         await self.producer.start()
         if self.consume:
-            self.consumer = Consumer(self.settings, [self.settings.positions_topic], group_id=None, start="latest",
-                                     on_assign=self._on_assign)
+            self.consumer = Consumer(
+                self.settings, [self.settings.positions_topic], group_id=None, start="latest", on_assign=self._on_assign
+            )
             await self.consumer.start()
         await self.load_from_redis()
         if (consumer := self.consumer) is not None:
@@ -171,7 +175,7 @@ class Gateway:
         partner_ids = await self.store.partner_ids()
         loaded = 0
         for start in range(0, len(partner_ids), 1000):
-            chunk = partner_ids[start:start + 1000]
+            chunk = partner_ids[start : start + 1000]
             for partner_id, raw in zip(chunk, await self.store.positions_json(chunk), strict=True):
                 if raw is None:
                     continue  # expired or never written: nothing to show
@@ -206,12 +210,18 @@ class Gateway:
                 return True
         except Exception as exc:  # a bug applying one record must not stop the map for every courier
             self.metrics.bad_position_records.inc()
-            log.exception("applying position record %s/%d@%d failed, skipped: %r", record.topic, record.partition,
-                          record.offset, exc)
+            log.exception(
+                "applying position record %s/%d@%d failed, skipped: %r",
+                record.topic,
+                record.partition,
+                record.offset,
+                exc,
+            )
             return False
         self.metrics.bad_position_records.inc()
-        log.warning("skipping position record %s/%d@%d: %s", record.topic, record.partition, record.offset,
-                    position[:300])
+        log.warning(
+            "skipping position record %s/%d@%d: %s", record.topic, record.partition, record.offset, position[:300]
+        )
         return False
 
     async def _tick(self) -> None:
@@ -252,27 +262,37 @@ class Gateway:
             try:
                 swept = await expiry.sweep_redis(self.store, cutoff)
             except (StoreError, OSError) as exc:
-                log.warning("expiring couriers from Redis failed (next sweep in %g s): %r",
-                            expiry.SWEEP_INTERVAL_S, exc)
+                log.warning(
+                    "expiring couriers from Redis failed (next sweep in %g s): %r", expiry.SWEEP_INTERVAL_S, exc
+                )
                 swept = 0
             self.metrics.couriers_expired.labels(where="redis").inc(swept)
             if expired or swept:
-                log.info("expired %d couriers silent for %g s (%d from Redis)", len(expired),
-                         self.settings.courier_ttl_s, swept)
+                log.info(
+                    "expired %d couriers silent for %g s (%d from Redis)",
+                    len(expired),
+                    self.settings.courier_ttl_s,
+                    swept,
+                )
             await asyncio.sleep(expiry.SWEEP_INTERVAL_S)
 
     def stats_frame(self) -> str:
         counts = self.hub.counts()
-        return msgspec.json.encode({
-            "type": "stats", **counts, "total_couriers": len(self.hub.couriers),
-            "pings_per_s": round(self.pings_per_s, 1),
-            "accepted_total": self.counters.get("accepted", 0),
-            "rejected_total": self.counters.get("rejected", 0),
-            "duplicates_total": self.counters.get("duplicates", 0),
-        }).decode()
+        return msgspec.json.encode(
+            {
+                "type": "stats",
+                **counts,
+                "total_couriers": len(self.hub.couriers),
+                "pings_per_s": round(self.pings_per_s, 1),
+                "accepted_total": self.counters.get("accepted", 0),
+                "rejected_total": self.counters.get("rejected", 0),
+                "duplicates_total": self.counters.get("duplicates", 0),
+            }
+        ).decode()
 
 
 # -- WebSocket -----------------------------------------------------------------------------------------
+
 
 async def ws_endpoint(websocket: WebSocket) -> None:
     gateway: Gateway = websocket.app.state.gateway
@@ -337,6 +357,7 @@ async def _write(websocket: WebSocket, client: Client, gateway: Gateway) -> None
 
 # -- HTTP ----------------------------------------------------------------------------------------------
 
+
 def _error(status_code: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status_code)
 
@@ -387,8 +408,9 @@ async def api_config(request: Request) -> Response:
     """What the pages need from the server: map tiles, the tick, and the reject codes (the review page's
     reason list, in the order of models.Reason, the one list of them)."""
     settings = request.app.state.gateway.settings
-    return JSONResponse({"tile_url": settings.tile_url, "tick_ms": settings.tick_ms,
-                         "reasons": [reason.value for reason in Reason]})
+    return JSONResponse(
+        {"tile_url": settings.tile_url, "tick_ms": settings.tick_ms, "reasons": [reason.value for reason in Reason]}
+    )
 
 
 async def healthz(request: Request) -> Response:
@@ -444,15 +466,19 @@ def create_app(settings: Settings, hub: Hub | None = None, *, consume: bool = Tr
         *dlq_http.routes,
     ]
     if (static_dir / "index.html").is_file():
+
         async def review_page(request: Request) -> Response:
             return FileResponse(static_dir / "dlq.html")
 
         routes.append(Route("/dlq", review_page))
         routes.append(Mount("/", StaticFiles(directory=static_dir, html=True), name="static"))
     else:
+
         async def not_built(request: Request) -> Response:
-            return PlainTextResponse(f"The map page is not built ({static_dir} has no index.html): run `make run`.",
-                                     status_code=503)
+            return PlainTextResponse(
+                f"The map page is not built ({static_dir} has no index.html): run `make run`.", status_code=503
+            )
+
         routes.append(Route("/", not_built))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway

@@ -40,8 +40,11 @@ class ServiceArea:
     def __init__(self, feature_collection: dict, source: str) -> None:
         self.source = source
         self.geojson = feature_collection
-        areas = [f for f in feature_collection.get("features", [])
-                 if (f.get("properties") or {}).get("kind", "service_area") == "service_area"]
+        areas = [
+            f
+            for f in feature_collection.get("features", [])
+            if (f.get("properties") or {}).get("kind", "service_area") == "service_area"
+        ]
         if not areas:
             raise ValueError(f"{source}: no feature with properties.kind == 'service_area'")
         self.polygon = shapely.union_all([shape(f["geometry"]) for f in areas])
@@ -52,9 +55,11 @@ class ServiceArea:
         self._cells_per_lon = self.RASTER / max(self.max_lon - self.min_lon, 1e-12)
         self._cells_per_lat = self.RASTER / max(self.max_lat - self.min_lat, 1e-12)
         self._raster = self._rasterize()
-        self.zones = [(f["properties"].get("name", "zone"), shape(f["geometry"]))
-                      for f in feature_collection["features"]
-                      if (f.get("properties") or {}).get("kind") == "zone"]
+        self.zones = [
+            (f["properties"].get("name", "zone"), shape(f["geometry"]))
+            for f in feature_collection["features"]
+            if (f.get("properties") or {}).get("kind") == "zone"
+        ]
 
     def _rasterize(self) -> bytes:
         n = self.RASTER

@@ -55,8 +55,19 @@ _encode = msgspec.json.Encoder().encode
 
 
 def fragment_of(position: Position, status: Status) -> str:
-    return _encode(WireCourier(position.id, position.lat, position.lon, position.ts, position.speed,
-                               position.heading, position.vehicle, status.value, position.order_id)).decode()
+    return _encode(
+        WireCourier(
+            position.id,
+            position.lat,
+            position.lon,
+            position.ts,
+            position.speed,
+            position.heading,
+            position.vehicle,
+            status.value,
+            position.order_id,
+        )
+    ).decode()
 
 
 def in_box(position: Position, bbox: tuple[float, float, float, float]) -> bool:
@@ -230,8 +241,10 @@ class Hub:
         return self._shared
 
     def delta_frame(self, fragments: list[str], removed: list[str]) -> str:
-        return (f'{{"type":"delta","seq":{self.seq},"server_time_ms":{now_ms()},"couriers":[{",".join(fragments)}],'
-                f'"removed":{_encode(removed).decode()}}}')
+        return (
+            f'{{"type":"delta","seq":{self.seq},"server_time_ms":{now_ms()},"couriers":[{",".join(fragments)}],'
+            f'"removed":{_encode(removed).decode()}}}'
+        )
 
     def snapshot_frame(self, client: Client) -> str:
         fragments = []
@@ -277,10 +290,19 @@ class Hub:
         courier = self.couriers.get(courier_id)
         if courier is None:
             return None
-        return msgspec.to_builtins(WireCourier(courier_id, courier.position.lat, courier.position.lon,
-                                               courier.position.ts, courier.position.speed,
-                                               courier.position.heading, courier.position.vehicle,
-                                               courier.status.value, courier.position.order_id))
+        return msgspec.to_builtins(
+            WireCourier(
+                courier_id,
+                courier.position.lat,
+                courier.position.lon,
+                courier.position.ts,
+                courier.position.speed,
+                courier.position.heading,
+                courier.position.vehicle,
+                courier.status.value,
+                courier.position.order_id,
+            )
+        )
 
     def counts(self) -> dict[str, int]:
         return {status.value: self.status_counts[status] for status in Status}

@@ -39,11 +39,13 @@ FETCH_MAX_WAIT_MS = 500  # Kafka's default; see Settings.kafka_fetch_max_wait_ms
 def unreadable(topic: str, partition: int, offset: int, error: BaseException) -> Record:
     """Stands in for a record the client could not parse: no key or value, and the reason in the
     :data:`~tracker.constants.H_UNREADABLE` header. The original stays in the topic at ``offset``."""
-    reason = (f"the Kafka client could not parse this record or an earlier one of its batch: "
-              f"{type(error).__name__}: {error}")[:500]
+    reason = (
+        f"the Kafka client could not parse this record or an earlier one of its batch: {type(error).__name__}: {error}"
+    )[:500]
     read_at_ms = time.time_ns() // 1_000_000  # its own timestamp is in the part that could not be read
-    return Record(topic, partition, offset, read_at_ms, None, None,
-                  ((H_UNREADABLE, reason.encode("utf-8", "replace")),))
+    return Record(
+        topic, partition, offset, read_at_ms, None, None, ((H_UNREADABLE, reason.encode("utf-8", "replace")),)
+    )
 
 
 def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:
@@ -84,8 +86,10 @@ class Producer:
         except KafkaError as exc:
             await self._producer.stop()
             if self._idempotent:
-                raise KafkaError(f"the broker refused an idempotent producer ({exc}); if it has none (the "
-                                 "Tansu has none), set KAFKA_IDEMPOTENCE=false") from exc
+                raise KafkaError(
+                    f"the broker refused an idempotent producer ({exc}); if it has none (the "
+                    "Tansu has none), set KAFKA_IDEMPOTENCE=false"
+                ) from exc
             raise
 
     async def stop(self) -> None:
@@ -136,8 +140,10 @@ class Producer:
             if batch.append(key=record.key, value=record.value, timestamp=None, headers=list(record.headers)) is None:
                 futures.append(await self._send_batch(batch, topic, partition))
                 batch = batches[partition] = self._producer.create_batch()
-                if batch.append(key=record.key, value=record.value, timestamp=None,
-                                headers=list(record.headers)) is None:
+                if (
+                    batch.append(key=record.key, value=record.value, timestamp=None, headers=list(record.headers))
+                    is None
+                ):
                     raise ValueError(f"record of {len(record.value or b'')} bytes does not fit in a batch")
         for partition, batch in batches.items():
             futures.append(await self._send_batch(batch, topic, partition))
@@ -188,10 +194,18 @@ class Consumer:
     or "latest").
     """
 
-    def __init__(self, settings: Settings, topics: Sequence[str], *, group_id: str | None,
-                 start: str = "earliest", on_assign: PartitionCallback | None = None,
-                 on_revoke: PartitionCallback | None = None, max_poll_records: int | None = None,
-                 session_timeout_ms: int = 10_000) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Sequence[str],
+        *,
+        group_id: str | None,
+        start: str = "earliest",
+        on_assign: PartitionCallback | None = None,
+        on_revoke: PartitionCallback | None = None,
+        max_poll_records: int | None = None,
+        session_timeout_ms: int = 10_000,
+    ) -> None:
         self._topics = list(topics)
         self._group_id = group_id
         self._start = start
@@ -203,8 +217,9 @@ class Consumer:
             enable_auto_commit=False,
             auto_offset_reset=start,
             max_poll_records=max_poll_records or settings.max_batch,
-            fetch_max_wait_ms=(FETCH_MAX_WAIT_MS if settings.kafka_fetch_max_wait_ms is None
-                               else settings.kafka_fetch_max_wait_ms),
+            fetch_max_wait_ms=(
+                FETCH_MAX_WAIT_MS if settings.kafka_fetch_max_wait_ms is None else settings.kafka_fetch_max_wait_ms
+            ),
             fetch_min_bytes=settings.kafka_fetch_min_bytes,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             session_timeout_ms=session_timeout_ms,
@@ -265,8 +280,9 @@ class Consumer:
             return {}
         return {tp: state.position for tp, state in states.items() if state is not None and state.has_valid_position}
 
-    async def _read_around(self, positions: dict[TopicPartition, int], error: Exception,
-                           timeout_ms: int) -> dict[tuple[str, int], list[Record]]:
+    async def _read_around(
+        self, positions: dict[TopicPartition, int], error: Exception, timeout_ms: int
+    ) -> dict[tuple[str, int], list[Record]]:
         """Find the records aiokafka could not parse, and hand each on as an :func:`unreadable` record.
 
         aiokafka decodes every header name as UTF-8 while it iterates a fetched batch; a name that is not
@@ -288,8 +304,9 @@ class Consumer:
             log.info("partitions moved while a bad record was isolated (%s); going on", exc)
         return found
 
-    async def _isolate(self, positions: dict[TopicPartition, int], timeout_ms: int,
-                       found: dict[tuple[str, int], list[Record]]) -> None:
+    async def _isolate(
+        self, positions: dict[TopicPartition, int], timeout_ms: int, found: dict[tuple[str, int], list[Record]]
+    ) -> None:
         consumer = self._consumer
         partitions = sorted(consumer.assignment())
         for tp, offset in positions.items():
@@ -328,7 +345,8 @@ class Consumer:
                             if position is None:
                                 raise
                             found.setdefault((tp.topic, tp.partition), []).append(
-                                unreadable(tp.topic, tp.partition, position, exc))
+                                unreadable(tp.topic, tp.partition, position, exc)
+                            )
                             consumer.seek(tp, position + 1)
                             budget -= 1
                             continue
@@ -386,8 +404,11 @@ async def ensure_topics(settings: Settings, extra: dict[str, int] | None = None)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, partitions, settings.replication_factor)
-                   for name, partitions in specs.items() if name not in existing]
+        missing = [
+            NewTopic(name, partitions, settings.replication_factor)
+            for name, partitions in specs.items()
+            if name not in existing
+        ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race: the state we want
                 await admin.create_topics(missing)
@@ -428,12 +449,14 @@ async def _until_served(settings: Settings, topics: dict[str, int]) -> None:
     NotLeaderForPartition, but logs each at ERROR (17 lines for 8 new topic pairs, measured).
     ``end_offsets`` retries the same errors quietly (refreshing metadata in between), so we ask first.
     """
-    reader = AIOKafkaConsumer(**_client_args(settings), client_id=f"{settings.kafka_client_id}-admin",
-                              enable_auto_commit=False)
+    reader = AIOKafkaConsumer(
+        **_client_args(settings), client_id=f"{settings.kafka_client_id}-admin", enable_auto_commit=False
+    )
     await reader.start()
     try:
-        await reader.end_offsets([TopicPartition(topic, partition)
-                                  for topic, count in topics.items() for partition in range(count)])
+        await reader.end_offsets(
+            [TopicPartition(topic, partition) for topic, count in topics.items() for partition in range(count)]
+        )
     except KafkaError as exc:
         log.warning("new topics %s are not served yet: %r", ", ".join(topics), exc)
     finally:
@@ -459,8 +482,9 @@ async def broker_ids(bootstrap: str, timeout_s: float) -> set[int]:
     launcher (tracker/local/apache_kafka.py), which waits until every node lists exactly the running brokers."""
     from aiokafka import AIOKafkaClient  # the low-level client: only the probe needs a bare metadata request
 
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(timeout_s * 1000)),
-                            metadata_max_age_ms=60_000)
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(timeout_s * 1000)), metadata_max_age_ms=60_000
+    )
     try:
         await asyncio.wait_for(client.bootstrap(), timeout_s)
         return {broker.nodeId for broker in client.cluster.brokers()}

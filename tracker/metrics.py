@@ -27,8 +27,7 @@ class _PipelineCollector:
         for reason in Reason:
             rejected.add_metric([reason.value], self.counters.get("rejected:" + reason.value, 0))
         yield rejected
-        statuses = GaugeMetricFamily("tracker_couriers", "Couriers known to this gateway, by status",
-                                     labels=["status"])
+        statuses = GaugeMetricFamily("tracker_couriers", "Couriers known to this gateway, by status", labels=["status"])
         for status, count in self.statuses.items():
             statuses.add_metric([status], count)
         yield statuses
@@ -41,29 +40,46 @@ class GatewayMetrics:
         self.registry.register(self.pipeline)
         self.frames_sent = Counter("tracker_ws_frames_sent", "WebSocket frames sent", registry=self.registry)
         self.clients = Gauge("tracker_ws_clients", "Connected WebSocket clients", registry=self.registry)
-        self.slow_disconnects = Counter("tracker_ws_slow_disconnects", "Clients closed for not draining (1013)",
-                                        registry=self.registry)
-        self.bad_position_records = Counter("tracker_bad_position_records",
-                                            "courier-positions records the gateway could not decode or apply "
-                                            "(skipped and logged)", registry=self.registry)
-        self.task_restarts = Counter("tracker_gateway_task_restarts",
-                                     "Background tasks of this gateway restarted after they failed or ended",
-                                     labelnames=["task"], registry=self.registry)
-        self.couriers_expired = Counter("tracker_couriers_expired",
-                                        "Couriers expired after courier_ttl_s without a fix: from this gateway's "
-                                        "memory, and from Redis by this gateway's sweeps",
-                                        labelnames=["where"], registry=self.registry)
+        self.slow_disconnects = Counter(
+            "tracker_ws_slow_disconnects", "Clients closed for not draining (1013)", registry=self.registry
+        )
+        self.bad_position_records = Counter(
+            "tracker_bad_position_records",
+            "courier-positions records the gateway could not decode or apply (skipped and logged)",
+            registry=self.registry,
+        )
+        self.task_restarts = Counter(
+            "tracker_gateway_task_restarts",
+            "Background tasks of this gateway restarted after they failed or ended",
+            labelnames=["task"],
+            registry=self.registry,
+        )
+        self.couriers_expired = Counter(
+            "tracker_couriers_expired",
+            "Couriers expired after courier_ttl_s without a fix: from this gateway's "
+            "memory, and from Redis by this gateway's sweeps",
+            labelnames=["where"],
+            registry=self.registry,
+        )
         for where in ("memory", "redis"):
             self.couriers_expired.labels(where=where)
         self.delivery_delay = Histogram(
             "tracker_position_delivery_delay_seconds",
             "From the validator accepting a ping to this gateway reading its position",
-            buckets=(0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12), registry=self.registry)
+            buckets=(0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12),
+            registry=self.registry,
+        )
         # Only where the broker's end offsets are true (not on the embedded Tansu): a wrong lag is worse
         # than none.
-        self.consumer_lag = Gauge("tracker_positions_consumer_lag",
-                                  "Records of courier-positions not yet read by this gateway",
-                                  registry=self.registry) if report_lag else None
+        self.consumer_lag = (
+            Gauge(
+                "tracker_positions_consumer_lag",
+                "Records of courier-positions not yet read by this gateway",
+                registry=self.registry,
+            )
+            if report_lag
+            else None
+        )
 
     def render(self, counters: dict[str, int], statuses: dict[str, int]) -> bytes:
         self.pipeline.counters = counters

@@ -39,8 +39,7 @@ Vehicle = Literal["walk", "bike", "scooter", "car"]
 VEHICLES: tuple[Vehicle, ...] = get_args(Vehicle)
 # Default speed limits (m/s) for ``impossible_speed``, per vehicle and for a ping that names none: the defaults
 # of Settings.speed_limits and Settings.default_speed_limit (TRACKER_SPEED_LIMITS, TRACKER_DEFAULT_SPEED_LIMIT).
-DEFAULT_SPEED_LIMITS: Mapping[str, float] = MappingProxyType(
-    {"walk": 4.0, "bike": 15.0, "scooter": 35.0, "car": 45.0})
+DEFAULT_SPEED_LIMITS: Mapping[str, float] = MappingProxyType({"walk": 4.0, "bike": 15.0, "scooter": 35.0, "car": 45.0})
 UNKNOWN_VEHICLE_SPEED_LIMIT = 45.0
 
 # Bounds of a ping's fields, defined here because the Ping struct below enforces them (rules.py imports them).
@@ -113,8 +112,18 @@ class Position(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
 
     @classmethod
     def from_ping(cls, ping: Ping, accepted_at_ms: int) -> Position:
-        return cls(ping.partner_id, ping.lat, ping.lon, ping.ts_ms, accepted_at_ms, ping.speed, ping.heading,
-                   ping.accuracy, ping.vehicle, ping.order_id)
+        return cls(
+            ping.partner_id,
+            ping.lat,
+            ping.lon,
+            ping.ts_ms,
+            accepted_at_ms,
+            ping.speed,
+            ping.heading,
+            ping.accuracy,
+            ping.vehicle,
+            ping.order_id,
+        )
 
 
 def newer_wins(held_ts: int | None, incoming_ts: int) -> bool:

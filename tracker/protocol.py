@@ -81,8 +81,9 @@ def parse_client_frame(text: str | None, data: bytes | None = None) -> ClientMes
     if kind == "follow":
         partner_id = doc.get("partner_id")
         if partner_id is not None and (not isinstance(partner_id, str) or not 0 < len(partner_id) <= 64):
-            return _refuse(ws_status.WS_1008_POLICY_VIOLATION,
-                           "follow needs partner_id: a string of 1-64 chars or null")
+            return _refuse(
+                ws_status.WS_1008_POLICY_VIOLATION, "follow needs partner_id: a string of 1-64 chars or null"
+            )
         return Follow(partner_id)
     if kind == "ping":
         return Ping()

@@ -20,19 +20,24 @@ MAX_COUNT = 1_000_000
 
 def signature(secret: str, replay_of: bytes, count: int, value: bytes | None) -> bytes:
     """The ``replay.sig`` value (hex) for a replay of entry ``replay_of`` carrying ``value``."""
-    message = b"".join((_DOMAIN, replay_of, b"\x00", str(count).encode(), b"\x00",
-                        hashlib.sha256(value or b"").digest()))
+    message = b"".join(
+        (_DOMAIN, replay_of, b"\x00", str(count).encode(), b"\x00", hashlib.sha256(value or b"").digest())
+    )
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest().encode()
 
 
 def replay_headers(secret: str, replay_of: str, count: int, value: bytes | None) -> tuple[tuple[str, bytes], ...]:
     of = replay_of.encode()
-    return ((c.H_REPLAY_OF, of), (c.H_REPLAY_COUNT, str(count).encode()),
-            (c.H_REPLAY_SIG, signature(secret, of, count, value)))
+    return (
+        (c.H_REPLAY_OF, of),
+        (c.H_REPLAY_COUNT, str(count).encode()),
+        (c.H_REPLAY_SIG, signature(secret, of, count, value)),
+    )
 
 
-def verified_count(headers: tuple[tuple[str, bytes | None], ...] | list, value: bytes | None,
-                   secret: str | None) -> int | None:
+def verified_count(
+    headers: tuple[tuple[str, bytes | None], ...] | list, value: bytes | None, secret: str | None
+) -> int | None:
     """The replay count of a genuine replay; None for anything else (no secret, headers absent, repeated,
     malformed, or a signature that does not match)."""
     if not secret:

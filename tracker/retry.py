@@ -18,8 +18,15 @@ class RetriesExhausted(Exception):
         self.last_error = last_error
 
 
-async def retry(operation: Callable[[], Awaitable[T]], *, what: str, attempts: int, backoff_ms: int,
-                retry_on: tuple[type[BaseException], ...], max_backoff_ms: int = 2_000) -> T:
+async def retry(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    attempts: int,
+    backoff_ms: int,
+    retry_on: tuple[type[BaseException], ...],
+    max_backoff_ms: int = 2_000,
+) -> T:
     """Run ``operation`` up to ``attempts`` times, sleeping ``backoff_ms`` × 2^n between tries."""
     for attempt in range(1, attempts + 1):
         try:
@@ -29,7 +36,14 @@ async def retry(operation: Callable[[], Awaitable[T]], *, what: str, attempts: i
             if left == 0:
                 raise RetriesExhausted(what, attempts, exc) from exc
             delay_ms = min(backoff_ms * 2 ** (attempt - 1), max_backoff_ms)
-            log.warning("%s failed (attempt %d of %d, %d left): %r; retrying in %d ms",
-                        what, attempt, attempts, left, exc, delay_ms)
+            log.warning(
+                "%s failed (attempt %d of %d, %d left): %r; retrying in %d ms",
+                what,
+                attempt,
+                attempts,
+                left,
+                exc,
+                delay_ms,
+            )
             await asyncio.sleep(delay_ms / 1000)
     raise AssertionError("unreachable")

@@ -82,7 +82,7 @@ def show(value: object) -> str:
     surrogate from a ``"\\ud800"`` escape would make ``detail.encode()`` raise)."""
     if isinstance(value, (dict, list)):
         return f"{'an object' if isinstance(value, dict) else 'an array'} of {len(value)} items"
-    if isinstance(value, int) and not isinstance(value, bool) and not -10**20 < value < 10**20:
+    if isinstance(value, int) and not isinstance(value, bool) and not -(10**20) < value < 10**20:
         # Never str() a huge int: it is slow, and over 4,300 digits it raises ValueError.
         return f"{'a negative' if value < 0 else 'an'} integer of more than 20 digits"
     # repr escapes every unprintable character, surrogates included, as ASCII.
@@ -173,13 +173,15 @@ def _partner_id(doc: dict) -> str | Verdict:
     if not partner_id.strip():
         return reject(Reason.MISSING_PARTNER_ID, "partner_id is blank")
     if len(partner_id) > ID_MAX:
-        return reject(Reason.MISSING_PARTNER_ID,
-                      f"partner_id is {len(partner_id)} characters, over the {ID_MAX}-character limit")
+        return reject(
+            Reason.MISSING_PARTNER_ID, f"partner_id is {len(partner_id)} characters, over the {ID_MAX}-character limit"
+        )
     # It becomes a Redis key and a label on the map: no control, format, private-use, unassigned or separator
     # characters, and no lone surrogates (which can't even be encoded as UTF-8).
     if not partner_id.isprintable():
-        return reject(Reason.MISSING_PARTNER_ID,
-                      f"partner_id has {_first_unprintable(partner_id)}, not a printable character")
+        return reject(
+            Reason.MISSING_PARTNER_ID, f"partner_id has {_first_unprintable(partner_id)}, not a printable character"
+        )
     return partner_id
 
 
@@ -192,8 +194,9 @@ def _order_id(doc: dict) -> str | Verdict | None:
     if not 1 <= len(order_id) <= ID_MAX:
         return reject(Reason.MALFORMED_PAYLOAD, f"order_id is {len(order_id)} characters, outside 1–{ID_MAX}")
     if not order_id.isprintable():
-        return reject(Reason.MALFORMED_PAYLOAD,
-                      f"order_id has {_first_unprintable(order_id)}, not a printable character")
+        return reject(
+            Reason.MALFORMED_PAYLOAD, f"order_id has {_first_unprintable(order_id)}, not a printable character"
+        )
     return order_id
 
 
@@ -230,8 +233,10 @@ def check_coordinates(lat: object, lon: object) -> Verdict | None:
     return None
 
 
-_TS_RANGE = (f"epoch milliseconds from 0 to before {TS_MS_MAX:.0e}, "
-             f"the year {datetime.fromtimestamp(TS_MS_MAX / 1000, UTC).year}")
+_TS_RANGE = (
+    f"epoch milliseconds from 0 to before {TS_MS_MAX:.0e}, "
+    f"the year {datetime.fromtimestamp(TS_MS_MAX / 1000, UTC).year}"
+)
 
 
 def parse_timestamp(value: object) -> int | str:
@@ -264,8 +269,9 @@ def parse_timestamp(value: object) -> int | str:
     return ts_ms
 
 
-def _optional_number(doc: dict, name: str, low: float, high: float, low_open: bool = False,
-                     high_open: bool = False) -> float | Verdict | None:
+def _optional_number(
+    doc: dict, name: str, low: float, high: float, low_open: bool = False, high_open: bool = False
+) -> float | Verdict | None:
     value = doc.get(name)
     if value is None:
         return None
@@ -331,8 +337,13 @@ def parse(raw: bytes | None, limits: Limits) -> Ping | Verdict:
             ping = _decode_with_extras(raw, refusal)
         except (msgspec.DecodeError, ValueError, RecursionError):  # ValueError: not UTF-8
             ping = None
-        if (ping is not None and ping.partner_id.isprintable() and ping.partner_id.strip()
-                and (ping.lat != 0 or ping.lon != 0) and (ping.order_id is None or ping.order_id.isprintable())):
+        if (
+            ping is not None
+            and ping.partner_id.isprintable()
+            and ping.partner_id.strip()
+            and (ping.lat != 0 or ping.lon != 0)
+            and (ping.order_id is None or ping.order_id.isprintable())
+        ):
             return ping
     return parse_slowly(raw, limits)
 
@@ -370,8 +381,9 @@ def parse_slowly(raw: bytes, limits: Limits) -> Ping | Verdict:
     if isinstance(order_id, Verdict):
         return order_id
     # check_coordinates passed: both are numbers.
-    return Ping(partner_id, float(cast(float, lat)), float(cast(float, lon)), ts_ms, speed, heading, accuracy,
-                vehicle, order_id)
+    return Ping(
+        partner_id, float(cast(float, lat)), float(cast(float, lon)), ts_ms, speed, heading, accuracy, vehicle, order_id
+    )
 
 
 def _seconds(ms: int) -> str:
@@ -385,25 +397,30 @@ def check_clock(ts_ms: int, now_ms: int, limits: Limits) -> Verdict | None:
     age_ms = now_ms - ts_ms
     if age_ms > limits.max_age_ms:
         hint = " (ts looks like seconds, expected milliseconds)" if 0 < ts_ms < 100_000_000_000 else ""
-        return reject(Reason.STALE_TIMESTAMP,
-                      f"ts is {_seconds(age_ms)} s old, over the {limits.max_age_ms / 1000:g} s limit{hint}")
+        return reject(
+            Reason.STALE_TIMESTAMP,
+            f"ts is {_seconds(age_ms)} s old, over the {limits.max_age_ms / 1000:g} s limit{hint}",
+        )
     if -age_ms > limits.max_skew_ms:
         return _ahead(-age_ms, limits)
     return None
 
 
 def _ahead(ahead_ms: int, limits: Limits) -> Verdict:
-    return reject(Reason.FUTURE_TIMESTAMP,
-                  f"ts is {_seconds(ahead_ms)} s ahead of the validator clock, over the "
-                  f"{limits.max_skew_ms / 1000:g} s limit")
+    return reject(
+        Reason.FUTURE_TIMESTAMP,
+        f"ts is {_seconds(ahead_ms)} s ahead of the validator clock, over the {limits.max_skew_ms / 1000:g} s limit",
+    )
 
 
 def check_movement(ping: Ping, last: LastFix, limits: Limits) -> Verdict | None:
     """Ordering and plausible speed against the last accepted fix of the same courier."""
     if ping.ts_ms < last.ts_ms:
-        return reject(Reason.OUT_OF_ORDER,
-                      f"ts {ping.ts_ms} is {_seconds(last.ts_ms - ping.ts_ms)} s older than the last accepted "
-                      f"fix at {last.ts_ms}")
+        return reject(
+            Reason.OUT_OF_ORDER,
+            f"ts {ping.ts_ms} is {_seconds(last.ts_ms - ping.ts_ms)} s older than the last accepted "
+            f"fix at {last.ts_ms}",
+        )
     distance_m = haversine_m(last.lat, last.lon, ping.lat, ping.lon)
     # A fix is only as good as its reported accuracy; forgive that much (capped) displacement.
     allowance_m = min(ping.accuracy or 0.0, limits.accuracy_allowance_cap_m)
@@ -412,9 +429,11 @@ def check_movement(ping: Ping, last: LastFix, limits: Limits) -> Verdict | None:
     limit = limits.speed_limits.get(ping.vehicle or "", limits.default_speed_limit)
     if moved_m > limit * elapsed_s:
         speed = "infinite" if elapsed_s == 0 else f"{moved_m / elapsed_s:.1f} m/s"
-        return reject(Reason.IMPOSSIBLE_SPEED,
-                      f"moved {distance_m:.0f} m in {elapsed_s:.3f} s ({speed}; allowance {allowance_m:.0f} m), "
-                      f"over the {limit:g} m/s limit for {ping.vehicle or 'unknown vehicle'}")
+        return reject(
+            Reason.IMPOSSIBLE_SPEED,
+            f"moved {distance_m:.0f} m in {elapsed_s:.3f} s ({speed}; allowance {allowance_m:.0f} m), "
+            f"over the {limit:g} m/s limit for {ping.vehicle or 'unknown vehicle'}",
+        )
     return None
 
 
@@ -460,8 +479,9 @@ def judge_replay(ping: Ping, last: LastFix | None, now_ms: int, limits: Limits, 
     return check_movement(ping, last, limits) or ACCEPTED
 
 
-def evaluate(raw: bytes | None, last_fixes: dict[str, LastFix], now_ms: int, limits: Limits,
-             area: ServiceArea) -> tuple[Verdict, Ping | None]:
+def evaluate(
+    raw: bytes | None, last_fixes: dict[str, LastFix], now_ms: int, limits: Limits, area: ServiceArea
+) -> tuple[Verdict, Ping | None]:
     """Parse and judge one payload against ``last_fixes`` (partner_id -> last accepted fix; not modified)."""
     parsed = parse(raw, limits)
     if isinstance(parsed, Verdict):

@@ -57,9 +57,15 @@ class Env(msgspec.Struct, frozen=True):
         return self.check(value) if self.check is not None else []
 
 
-def env(name: str, *, parse: Callable[[str], Any] | None = None, low: float | None = None,
-        high: float | None = None, choices: tuple[str, ...] | None = None,
-        check: Callable[[Any], list[str]] | None = None) -> Env:
+def env(
+    name: str,
+    *,
+    parse: Callable[[str], Any] | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    check: Callable[[Any], list[str]] | None = None,
+) -> Env:
     """The declaration of a setting, used as its field's annotation: ``Annotated[int, env("X", low=1)]``.
 
     ``name`` is the environment variable; ``parse`` turns its text into the value (default: the field's
@@ -91,8 +97,11 @@ def _speed_limits(raw: str) -> dict[str, float]:
 
 
 def _positive_limits(limits: dict[str, float]) -> list[str]:
-    return [f"speed limit for {vehicle!r} must be positive, got {limit!r}"
-            for vehicle, limit in limits.items() if limit <= 0]
+    return [
+        f"speed limit for {vehicle!r} must be positive, got {limit!r}"
+        for vehicle, limit in limits.items()
+        if limit <= 0
+    ]
 
 
 def _existing_file(path: str) -> list[str]:
@@ -138,9 +147,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_payload_bytes: Annotated[int, env("TRACKER_MAX_PAYLOAD_BYTES", low=1)] = 4096
     # Per vehicle, m/s (the vehicles and the defaults are in tracker/models.py); "walk=4,bike=15" in the
     # environment sets some and keeps the defaults of the others.
-    speed_limits: Annotated[dict[str, float], env("TRACKER_SPEED_LIMITS", parse=_speed_limits,
-                                                  check=_positive_limits)] = msgspec.field(
-        default_factory=lambda: dict(DEFAULT_SPEED_LIMITS))
+    speed_limits: Annotated[
+        dict[str, float], env("TRACKER_SPEED_LIMITS", parse=_speed_limits, check=_positive_limits)
+    ] = msgspec.field(default_factory=lambda: dict(DEFAULT_SPEED_LIMITS))
     # For a ping that names no vehicle.
     default_speed_limit: Annotated[float, env("TRACKER_DEFAULT_SPEED_LIMIT")] = UNKNOWN_VEHICLE_SPEED_LIMIT
     accuracy_allowance_cap_m: Annotated[float, env("TRACKER_ACCURACY_ALLOWANCE_CAP_M", low=0)] = 50.0
@@ -225,7 +234,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # parallel or concurrent GC threads. C1 only, one compiler thread: a fast start and far less JIT CPU
     # next to everything else on a laptop.
     kafka_jvm_opts: Annotated[str, env("KAFKA_JVM_PERFORMANCE_OPTS")] = (
-        "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:CICompilerCount=1")
+        "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:CICompilerCount=1"
+    )
     # Keep its data and logs after it stops (to read them).
     kafka_keep: Annotated[bool, env("TRACKER_KAFKA_KEEP")] = False
     data_dir: Annotated[str, env("TRACKER_DATA_DIR")] = "var"
@@ -269,8 +279,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def checked(self) -> Settings:
         """Self (with a validator id made up when it has none), or SettingsError naming every problem."""
-        problems = [problem for spec in _SPECS
-                    for problem in spec.declared.problems(spec.field, getattr(self, spec.field))]
+        problems = [
+            problem for spec in _SPECS for problem in spec.declared.problems(spec.field, getattr(self, spec.field))
+        ]
         if problems:
             raise SettingsError("; ".join(problems))
         if not self.validator_id:

@@ -82,10 +82,16 @@ class ReviewKeys(msgspec.Struct, frozen=True):
 
     @classmethod
     def under(cls, prefix: str) -> ReviewKeys:
-        return cls(entry=prefix + c.KEY_DLQ_ENTRY, index=prefix + c.KEY_DLQ_INDEX, seen=prefix + c.KEY_DLQ_SEEN,
-                   reasons=prefix + c.KEY_DLQ_REASONS, statuses=prefix + c.KEY_DLQ_STATUSES,
-                   partners=prefix + c.KEY_DLQ_PARTNERS, minute=prefix + c.KEY_DLQ_MINUTE,
-                   bytes=prefix + c.KEY_DLQ_BYTES)
+        return cls(
+            entry=prefix + c.KEY_DLQ_ENTRY,
+            index=prefix + c.KEY_DLQ_INDEX,
+            seen=prefix + c.KEY_DLQ_SEEN,
+            reasons=prefix + c.KEY_DLQ_REASONS,
+            statuses=prefix + c.KEY_DLQ_STATUSES,
+            partners=prefix + c.KEY_DLQ_PARTNERS,
+            minute=prefix + c.KEY_DLQ_MINUTE,
+            bytes=prefix + c.KEY_DLQ_BYTES,
+        )
 
 
 class ReviewCounts(msgspec.Struct, frozen=True):
@@ -104,8 +110,11 @@ class Store:
         if client is None:
             if not settings.redis_url:
                 raise RuntimeError("REDIS_URL is not set and no embedded Redis was started")
-            client = aioredis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout_s,
-                                       socket_connect_timeout=settings.redis_timeout_s)
+            client = aioredis.from_url(
+                settings.redis_url,
+                socket_timeout=settings.redis_timeout_s,
+                socket_connect_timeout=settings.redis_timeout_s,
+            )
         self.redis = client
         self.settings = settings
         prefix = settings.redis_prefix
@@ -180,10 +189,18 @@ class Store:
         """Apply slices (one Lua call each, pipelined); 1 for applied, :data:`FENCED` for refused."""
         if not slices:
             return []
-        args = [self.progress_prefix + topic, self.pos_prefix, self.key_geo, self.trail_prefix,
-                self.key_counters, self.settings.trail_max]
-        return [int(result) for result in await self.run_script(
-            _APPLY_SCRIPT, [[*args, self._encoder.encode(item)] for item in slices])]
+        args = [
+            self.progress_prefix + topic,
+            self.pos_prefix,
+            self.key_geo,
+            self.trail_prefix,
+            self.key_counters,
+            self.settings.trail_max,
+        ]
+        return [
+            int(result)
+            for result in await self.run_script(_APPLY_SCRIPT, [[*args, self._encoder.encode(item)] for item in slices])
+        ]
 
     async def run_script(self, source: str, calls: list[list]) -> list:
         """Run a Lua script once per argument list, pipelined (EVALSHA, loading it when the server lost it)."""
@@ -235,8 +252,9 @@ class Store:
         (epoch ms), atomically (expire_couriers.lua); returns how many expired."""
         if not partner_ids:
             return 0
-        [count] = await self.run_script(_EXPIRE_SCRIPT, [[self.key_geo, self.pos_prefix, self.trail_prefix,
-                                                          cutoff, *partner_ids]])
+        [count] = await self.run_script(
+            _EXPIRE_SCRIPT, [[self.key_geo, self.pos_prefix, self.trail_prefix, cutoff, *partner_ids]]
+        )
         return int(count)
 
     # -- review index (tracker/dlq/index.py keeps the logic: its scripts, filters, cursors, pages) -----------
@@ -255,8 +273,10 @@ class Store:
         None: open), newest first."""
         high = "+inf" if until_ms is None else until_ms
         low = "-inf" if since_ms is None else since_ms
-        scored = cast("list[tuple[bytes, float]]",
-                      await self.redis.zrevrangebyscore(self.review.index, high, low, withscores=True))
+        scored = cast(
+            "list[tuple[bytes, float]]",
+            await self.redis.zrevrangebyscore(self.review.index, high, low, withscores=True),
+        )
         return [(member.decode(), score) for member, score in scored]
 
     async def review_counts(self, minutes: list[int], top_partners: int) -> ReviewCounts:
@@ -274,5 +294,7 @@ class Store:
             by_reason={k.decode(): int(v) for k, v in reasons.items()},
             by_status={k.decode(): int(v) for k, v in statuses.items()},
             by_partner=[(member.decode(), int(score)) for member, score in partners],
-            per_minute=[int(v or 0) for v in per_minute], indexed=int(indexed),
-            indexed_bytes=int(indexed_bytes or 0))
+            per_minute=[int(v or 0) for v in per_minute],
+            indexed=int(indexed),
+            indexed_bytes=int(indexed_bytes or 0),
+        )

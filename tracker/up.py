@@ -172,8 +172,9 @@ class LocalSystem:
         return self.log_dir / f"{name}.log"
 
     def _popen(self, name: str, argv: list[str]) -> subprocess.Popen:
-        return spawn([sys.executable, "-m", "tracker", *argv], self.log_path(name),
-                     child_env(self.settings, self.token))
+        return spawn(
+            [sys.executable, "-m", "tracker", *argv], self.log_path(name), child_env(self.settings, self.token)
+        )
 
     def spawn(self, name: str, argv: list[str], *, finite: bool = False) -> subprocess.Popen:
         """Start child ``name`` (``tracker ARGV...``); ``finite``: an exit with code 0 means it is done."""
@@ -227,13 +228,17 @@ class LocalSystem:
                     child.ends = [*self.policy.recent(child.ends, now), now]
                     delay = self.policy.decide(child.ends, now)
                     if delay is None:
-                        self.failed = (f"{child.name} exited {len(child.ends)} times within "
-                                       f"{self.policy.window_s:g} s (last: {child.last_reason}); see "
-                                       f"{self.log_path(child.name)}")
+                        self.failed = (
+                            f"{child.name} exited {len(child.ends)} times within "
+                            f"{self.policy.window_s:g} s (last: {child.last_reason}); see "
+                            f"{self.log_path(child.name)}"
+                        )
                         return events
                     child.restart_at = now + delay
-                    events.append(f"{child.name} exited ({child.last_reason}); restarting in {delay:g} s "
-                                  f"(log: {self.log_path(child.name)})")
+                    events.append(
+                        f"{child.name} exited ({child.last_reason}); restarting in {delay:g} s "
+                        f"(log: {self.log_path(child.name)})"
+                    )
                 elif now >= child.restart_at:
                     child.process = self._popen(child.name, child.argv)
                     child.restart_at = None
@@ -252,6 +257,7 @@ class LocalSystem:
 
     def start_supervisor(self, interval_s: float = 0.1) -> None:
         """Supervise from a background thread until :meth:`stop` (for callers whose own thread is busy)."""
+
         def loop() -> None:
             while not self._supervisor_stop.wait(interval_s):
                 for event in self.supervise():
@@ -284,11 +290,15 @@ class LocalSystem:
         self.stop()
 
 
-def run_up(settings: Settings, *, couriers: int, interval_s: float, bad_rate: float, validators: int,
-           simulator: bool) -> int:
+def run_up(
+    settings: Settings, *, couriers: int, interval_s: float, bad_rate: float, validators: int, simulator: bool
+) -> int:
     if not _port_free(settings.http_host, settings.http_port):
-        print(f"tracker up: port {settings.http_port} on {settings.http_host} is in use; pass --port or set "
-              f"TRACKER_HTTP_PORT", file=sys.stderr)
+        print(
+            f"tracker up: port {settings.http_port} on {settings.http_host} is in use; pass --port or set "
+            f"TRACKER_HTTP_PORT",
+            file=sys.stderr,
+        )
         return 2
     stop = stop_flag((signal.SIGINT, signal.SIGTERM), second_exits=True)  # a second Ctrl-C: exit at once
 
@@ -300,12 +310,16 @@ def run_up(settings: Settings, *, couriers: int, interval_s: float, bad_rate: fl
         system = LocalSystem(settings, stack.run_dir, validators=validators)
         base_url = system.start()
         if simulator:
-            system.start_simulator("--couriers", str(couriers), "--interval", str(interval_s),
-                                   "--bad-rate", str(bad_rate))
-        print(f"\n  Live map        {base_url}/\n  Rejected pings  {base_url}/dlq\n"
-              f"  Admin token     {system.token}\n  Kafka           {settings.kafka_bootstrap_servers}\n"
-              f"  Redis           {settings.redis_url}\n  Logs            {stack.run_dir}\n\n"
-              f"  A process that exits is restarted; Ctrl-C stops everything.\n", flush=True)
+            system.start_simulator(
+                "--couriers", str(couriers), "--interval", str(interval_s), "--bad-rate", str(bad_rate)
+            )
+        print(
+            f"\n  Live map        {base_url}/\n  Rejected pings  {base_url}/dlq\n"
+            f"  Admin token     {system.token}\n  Kafka           {settings.kafka_bootstrap_servers}\n"
+            f"  Redis           {settings.redis_url}\n  Logs            {stack.run_dir}\n\n"
+            f"  A process that exits is restarted; Ctrl-C stops everything.\n",
+            flush=True,
+        )
         return _watch(settings, system, stop)
     except EmbeddedError as exc:
         print(f"tracker up: {exc}", file=sys.stderr)
@@ -338,8 +352,9 @@ def _watch(settings: Settings, system: LocalSystem, stop: list[int]) -> int:
     return 0
 
 
-def _print_status(settings: Settings, system: LocalSystem, previous: tuple[float, int] | None, wipe: str,
-                  interactive: bool) -> tuple[float, int]:
+def _print_status(
+    settings: Settings, system: LocalSystem, previous: tuple[float, int] | None, wipe: str, interactive: bool
+) -> tuple[float, int]:
     try:
         counters = asyncio.run(_counters(settings))
     except Exception as exc:  # noqa: BLE001 - a status line is not worth dying for
@@ -348,8 +363,10 @@ def _print_status(settings: Settings, system: LocalSystem, previous: tuple[float
     total = sum(counters.get(k, 0) for k in ("accepted", "rejected", "duplicates"))
     now = time.monotonic()
     rate = 0.0 if previous is None else (total - previous[1]) / (now - previous[0])
-    line = (f"validated {total:,} pings ({rate:,.0f}/s) · accepted {counters.get('accepted', 0):,} · "
-            f"rejected {counters.get('rejected', 0):,} · duplicates {counters.get('duplicates', 0):,}")
+    line = (
+        f"validated {total:,} pings ({rate:,.0f}/s) · accepted {counters.get('accepted', 0):,} · "
+        f"rejected {counters.get('rejected', 0):,} · duplicates {counters.get('duplicates', 0):,}"
+    )
     if note := system.restart_note():
         line += " · " + note
     print(wipe + line, end="" if interactive else "\n", flush=True)

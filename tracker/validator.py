@@ -93,11 +93,20 @@ class BatchResult(msgspec.Struct):
 class _PartitionWork:
     """One partition's share of a batch: records to produce, and the slice for Redis."""
 
-    __slots__ = ("partition", "epoch", "prev", "first", "last", "latest", "trails", "counts", "accepted_records",
-                 "careful")
+    __slots__ = (
+        "partition",
+        "epoch",
+        "prev",
+        "first",
+        "last",
+        "latest",
+        "trails",
+        "counts",
+        "accepted_records",
+        "careful",
+    )
 
-    def __init__(self, partition: int, epoch: int, prev: int, first: int, last: int,
-                 careful: bool = False) -> None:
+    def __init__(self, partition: int, epoch: int, prev: int, first: int, last: int, careful: bool = False) -> None:
         self.partition = partition
         self.epoch = epoch
         self.prev = prev
@@ -113,11 +122,20 @@ class _PartitionWork:
         # ~1 µs per accepted ping, which is a tenth of the validator's CPU at 20,000 pings/s: coordinates
         # travel as floats (Redis writes script numbers back with 17 significant digits, so float() of
         # them is exact), and trail points are encoded by msgspec, not formatted in Python.
-        latest = [(pid, ping.ts_ms, ping.lat, ping.lon, encoded.decode())
-                  for pid, (ping, encoded) in self.latest.items()]
-        trails = [(pid, [item for ping in pings[-trail_max:]
-                         for item in (ping.ts_ms, _encode_point((ping.ts_ms, ping.lat, ping.lon, ping.speed)))])
-                  for pid, pings in self.trails.items()]
+        latest = [
+            (pid, ping.ts_ms, ping.lat, ping.lon, encoded.decode()) for pid, (ping, encoded) in self.latest.items()
+        ]
+        trails = [
+            (
+                pid,
+                [
+                    item
+                    for ping in pings[-trail_max:]
+                    for item in (ping.ts_ms, _encode_point((ping.ts_ms, ping.lat, ping.lon, ping.speed)))
+                ],
+            )
+            for pid, pings in self.trails.items()
+        ]
         return Slice(self.partition, self.prev, self.first, self.last, latest, trails, dict(self.counts))
 
 
@@ -161,8 +179,14 @@ def _encode_point(point: tuple[int, float, float, float | None]) -> str:
 
 
 class Validator:
-    def __init__(self, settings: Settings, area: ServiceArea, store: Store, producer: Producer,
-                 clock_ms: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        area: ServiceArea,
+        store: Store,
+        producer: Producer,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
         self.settings = settings
         self.area = area
         self.store = store
@@ -205,8 +229,12 @@ class Validator:
             progress = await self._redis("read progress", lambda: self.store.progress(self.topic, numbers))
             high = await self._redis("read high water", lambda: self.store.high_water(self.topic, numbers))
             for partition, (first, last) in sorted(self.partitions.assign(progress, high).items()):
-                log.warning("partition %d: the previous owner died judging offsets %d-%d; judging them one at a "
-                            "time", partition, first, last)
+                log.warning(
+                    "partition %d: the previous owner died judging offsets %d-%d; judging them one at a time",
+                    partition,
+                    first,
+                    last,
+                )
             self.fixes.clear()  # a courier's fix may have moved on while another member owned it
             log.info("assigned partitions %s of %s", numbers, self.topic)
 
@@ -302,8 +330,7 @@ class Validator:
                 if type(item) is Ping and item.partner_id not in self.fixes:
                     wanted.add(item.partner_id)
             prev = owned.take(partition, fresh[-1].offset)
-            batches.append((_PartitionWork(partition, epoch, prev, fresh[0].offset, fresh[-1].offset, careful),
-                            parsed))
+            batches.append((_PartitionWork(partition, epoch, prev, fresh[0].offset, fresh[-1].offset, careful), parsed))
         if len(self.fixes) > FIXES_CACHE_MAX:
             self.fixes.clear()
             wanted = {item.partner_id for _, parsed in batches for _, item in parsed if type(item) is Ping}
@@ -325,19 +352,29 @@ class Validator:
 
     def _failed(self, record: Record, exc: BaseException) -> Verdict:
         """Judging ``record`` raised (a bug): dead-letter it alone, and say so loudly."""
-        log.error("judging %s/%d@%d raised; dead-lettering it as processing_failed", record.topic, record.partition,
-                  record.offset, exc_info=exc)
+        log.error(
+            "judging %s/%d@%d raised; dead-lettering it as processing_failed",
+            record.topic,
+            record.partition,
+            record.offset,
+            exc_info=exc,
+        )
         return rules.reject(Reason.PROCESSING_FAILED, f"judging this record raised {_exception_text(exc)}")
 
     async def _judge_after_crash(self, partition: int, record: Record) -> Ping | Verdict:
         """Parse one record of a partition whose previous owner died, unless validators keep dying on it."""
-        attempts = await self._redis("count attempts",
-                                     lambda: self.store.note_attempt(self.topic, partition, record.offset))
+        attempts = await self._redis(
+            "count attempts", lambda: self.store.note_attempt(self.topic, partition, record.offset)
+        )
         if attempts >= self.settings.crash_loop_limit:
-            log.error("%s/%d@%d: %d validators started judging this record and died; dead-lettering it as "
-                      "processing_failed", record.topic, partition, record.offset, attempts)
-            return rules.reject(Reason.PROCESSING_FAILED,
-                                f"{attempts} validators started judging this record and died")
+            log.error(
+                "%s/%d@%d: %d validators started judging this record and died; dead-lettering it as processing_failed",
+                record.topic,
+                partition,
+                record.offset,
+                attempts,
+            )
+            return rules.reject(Reason.PROCESSING_FAILED, f"{attempts} validators started judging this record and died")
         return self._parse_guarded(record)
 
     def _poisoned(self, action: str) -> None:
@@ -348,8 +385,14 @@ class Validator:
             os._exit(70)
         raise RuntimeError("test_poison: a record this validator was told to fail on")
 
-    def _judge(self, work: _PartitionWork, parsed: list[tuple[Record, Ping | Verdict]], now_ms: int,
-               dead_letters: list[OutRecord], positions: list[OutRecord]) -> None:
+    def _judge(
+        self,
+        work: _PartitionWork,
+        parsed: list[tuple[Record, Ping | Verdict]],
+        now_ms: int,
+        dead_letters: list[OutRecord],
+        positions: list[OutRecord],
+    ) -> None:
         # The hot loop: about 95 % of pings are accepted, so that branch does as little as it can and the
         # per-courier Redis entries are built once per batch in _PartitionWork.slice.
         settings, limits, area, fixes = self.settings, self.limits, self.area, self.fixes
@@ -365,8 +408,11 @@ class Validator:
                     if poison is not None and poison[1] in (record.value or b""):
                         self._poisoned(poison[0])
                     partner_id = item.partner_id
-                    if record.headers and _has_replay_header(record) and replay_sig.verified_count(
-                            record.headers, record.value, settings.replay_secret) is not None:
+                    if (
+                        record.headers
+                        and _has_replay_header(record)
+                        and replay_sig.verified_count(record.headers, record.value, settings.replay_secret) is not None
+                    ):
                         verdict = rules.judge_replay(item, fixes.get(partner_id), now_ms, limits, area)
                         if verdict is rules.HISTORY_ONLY:
                             trails.setdefault(partner_id, []).append(item)
@@ -377,8 +423,9 @@ class Validator:
                         verdict = judge(item, fixes.get(partner_id), now_ms, limits, area)
                     if verdict is accepted:
                         encoded = encode(Position.from_ping(item, now_ms))
-                        positions.append(OutRecord(encoded, record.key if record.key is not None
-                                                   else partner_id.encode()))
+                        positions.append(
+                            OutRecord(encoded, record.key if record.key is not None else partner_id.encode())
+                        )
                         latest[partner_id] = (item, encoded)
                         trail = trails.get(partner_id)
                         if trail is None:
@@ -438,19 +485,30 @@ class Validator:
                 await self._dead_letter_accepted(works, exc, now_ms)
             for work, outcome in zip(works, outcomes, strict=True):
                 if outcome == FENCED:
-                    stored = (await self._redis("read progress", lambda p=work.partition: self.store.progress(
-                        self.topic, [p])))[work.partition]
+                    stored = (
+                        await self._redis(
+                            "read progress", lambda p=work.partition: self.store.progress(self.topic, [p])
+                        )
+                    )[work.partition]
                     if stored == work.last:
                         # Our own earlier attempt, which timed out against a hung Redis, ran when Redis woke
                         # up: the slice is applied (a script is atomic), and this retry was refused for that;
                         # it is committed like any applied slice.
-                        log.info("partition %d: an earlier attempt at offsets %d-%d, timed out, was applied after "
-                                 "all", work.partition, work.first, work.last)
+                        log.info(
+                            "partition %d: an earlier attempt at offsets %d-%d, timed out, was applied after all",
+                            work.partition,
+                            work.first,
+                            work.last,
+                        )
                         self.fixes.clear()  # re-read what Redis holds, whoever wrote it
                     else:
                         result.fenced_partitions.append(work.partition)
-                        log.warning("partition %d was written by another member (or by an earlier attempt of "
-                                    "ours that timed out); resuming after offset %d", work.partition, stored)
+                        log.warning(
+                            "partition %d was written by another member (or by an earlier attempt of "
+                            "ours that timed out); resuming after offset %d",
+                            work.partition,
+                            stored,
+                        )
                         self.partitions.fence(work.partition, stored)
                         continue
                 if outcome is None:
@@ -462,8 +520,11 @@ class Validator:
                     if name.startswith("rejected:"):
                         reason = name.removeprefix("rejected:")
                         result.rejected[reason] = result.rejected.get(reason, 0) + count
-        judged_after_crash = [(work.partition, work.first) for work in works
-                              if work.careful and (self.topic, work.partition) in result.commit]
+        judged_after_crash = [
+            (work.partition, work.first)
+            for work in works
+            if work.careful and (self.topic, work.partition) in result.commit
+        ]
         if judged_after_crash:
             await self._redis("clear attempts", lambda: self.store.clear_attempts(self.topic, judged_after_crash))
         self.pending_commit.update(result.commit)
@@ -483,8 +544,10 @@ class Validator:
         error = exc.last_error
         detail = f"Redis write failed after {exc.attempts} attempts: {type(error).__name__}: {error}"
         for work in works:
-            failed.extend(self._dead_letter(record, Reason.PROCESSING_FAILED, detail, now_ms, attempts=exc.attempts)
-                          for record in work.accepted_records)
+            failed.extend(
+                self._dead_letter(record, Reason.PROCESSING_FAILED, detail, now_ms, attempts=exc.attempts)
+                for record in work.accepted_records
+            )
             # Nothing of this batch reached Redis: count it here and forget what we thought we knew.
             processing_failed = len(work.accepted_records)
             work.counts["accepted"] = 0
@@ -497,23 +560,41 @@ class Validator:
 
         await self._broker("produce processing_failed dead letters", send)
 
-    def _dead_letter(self, record: Record, reason: Reason, detail: str, now_ms: int,
-                     attempts: int | None = None) -> OutRecord:
+    def _dead_letter(
+        self, record: Record, reason: Reason, detail: str, now_ms: int, attempts: int | None = None
+    ) -> OutRecord:
         settings = self.settings
-        return letter.dead_letter(record, reason, detail, group=settings.validator_group,
-                                  validator_id=settings.validator_id, rejected_at_ms=now_ms, attempts=attempts,
-                                  value_max_bytes=settings.dlq_value_max_bytes,
-                                  headers_max_bytes=settings.dlq_headers_max_bytes)
+        return letter.dead_letter(
+            record,
+            reason,
+            detail,
+            group=settings.validator_group,
+            validator_id=settings.validator_id,
+            rejected_at_ms=now_ms,
+            attempts=attempts,
+            value_max_bytes=settings.dlq_value_max_bytes,
+            headers_max_bytes=settings.dlq_headers_max_bytes,
+        )
 
     async def _broker(self, what: str, operation):
-        return await retry(operation, what=what, attempts=self.settings.retry_attempts,
-                           backoff_ms=self.settings.retry_backoff_ms,
-                           max_backoff_ms=self.settings.retry_max_backoff_ms, retry_on=(BrokerError,))
+        return await retry(
+            operation,
+            what=what,
+            attempts=self.settings.retry_attempts,
+            backoff_ms=self.settings.retry_backoff_ms,
+            max_backoff_ms=self.settings.retry_max_backoff_ms,
+            retry_on=(BrokerError,),
+        )
 
     async def _redis(self, what: str, operation):
-        return await retry(operation, what=what, attempts=self.settings.retry_attempts,
-                           backoff_ms=self.settings.retry_backoff_ms,
-                           max_backoff_ms=self.settings.retry_max_backoff_ms, retry_on=(StoreError, OSError))
+        return await retry(
+            operation,
+            what=what,
+            attempts=self.settings.retry_attempts,
+            backoff_ms=self.settings.retry_backoff_ms,
+            max_backoff_ms=self.settings.retry_max_backoff_ms,
+            retry_on=(StoreError, OSError),
+        )
 
     def _count(self, result: BatchResult) -> None:
         self.totals["consumed"] += result.consumed
@@ -525,10 +606,16 @@ class Validator:
             self.totals["rejected:" + reason] += count
 
 
-async def run_validator(settings: Settings, area: ServiceArea, stop: asyncio.Event, *,
-                        idle_exit_s: float | None = None, clock_ms: Callable[[], int] | None = None,
-                        on_batch: Callable[[BatchResult], None] | None = None,
-                        on_assign: Callable[[set[int]], None] | None = None) -> Counter[str]:
+async def run_validator(
+    settings: Settings,
+    area: ServiceArea,
+    stop: asyncio.Event,
+    *,
+    idle_exit_s: float | None = None,
+    clock_ms: Callable[[], int] | None = None,
+    on_batch: Callable[[BatchResult], None] | None = None,
+    on_assign: Callable[[set[int]], None] | None = None,
+) -> Counter[str]:
     """Consume until ``stop`` is set (or, with ``idle_exit_s``, until the topic has been quiet that long).
 
     On the way out every batch in flight is finished and committed and the consumer leaves the group, so
@@ -548,9 +635,15 @@ async def run_validator(settings: Settings, area: ServiceArea, stop: asyncio.Eve
         if on_assign is not None:
             on_assign(set(validator.assigned))
 
-    consumer = Consumer(settings, [settings.location_topic], group_id=settings.validator_group,
-                        start="earliest", on_assign=assigned, on_revoke=validator.on_revoke,
-                        session_timeout_ms=settings.kafka_session_timeout_ms)
+    consumer = Consumer(
+        settings,
+        [settings.location_topic],
+        group_id=settings.validator_group,
+        start="earliest",
+        on_assign=assigned,
+        on_revoke=validator.on_revoke,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+    )
     validator.commit = consumer.commit
     validator.seek = lambda partition, offset: consumer.seek(settings.location_topic, partition, offset)
     try:

@@ -54,17 +54,24 @@ def check_edited(settings: Settings, edited: str | bytes) -> tuple[bytes, str]:
         raise
     except Exception as exc:  # the parser must be total; if it is not, the operator still gets an answer
         log.error("the parser failed on an edited replay payload", exc_info=exc)
-        raise PayloadRejected(Reason.MALFORMED_PAYLOAD.value,
-                              f"the payload could not be checked ({type(exc).__name__})") from None
+        raise PayloadRejected(
+            Reason.MALFORMED_PAYLOAD.value, f"the payload could not be checked ({type(exc).__name__})"
+        ) from None
 
 
-async def replay(settings: Settings, index: DlqIndex, producer: Producer, entry_id: str, *, actor: str,
-                 edited: str | bytes | None = None) -> ReplayResult:
+async def replay(
+    settings: Settings,
+    index: DlqIndex,
+    producer: Producer,
+    entry_id: str,
+    *,
+    actor: str,
+    edited: str | bytes | None = None,
+) -> ReplayResult:
     secret = check_replays_enabled(settings)
     row = await index.get(entry_id)
     payload, partner_id = check_edited(settings, edited) if edited is not None else (None, None)
-    record = replay_record(row.entry, cap=settings.replay_cap, secret=secret, payload=payload,
-                           partner_id=partner_id)
+    record = replay_record(row.entry, cap=settings.replay_cap, secret=secret, payload=payload, partner_id=partner_id)
     await index.set_status(entry_id, Status.NEW, Status.REPLAYED, actor)
     try:
         [future] = await producer.send_many(settings.location_topic, [record])
@@ -72,8 +79,9 @@ async def replay(settings: Settings, index: DlqIndex, producer: Producer, entry_
     except BaseException:
         await index.set_status(entry_id, Status.REPLAYED, Status.NEW, actor)
         raise
-    return ReplayResult(entry_id, Status.REPLAYED.value, row.entry.replay_count + 1, metadata.partition,
-                        metadata.offset)
+    return ReplayResult(
+        entry_id, Status.REPLAYED.value, row.entry.replay_count + 1, metadata.partition, metadata.offset
+    )
 
 
 async def discard(index: DlqIndex, entry_id: str, *, actor: str) -> None:

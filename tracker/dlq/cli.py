@@ -28,8 +28,7 @@ def _time(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser, connection_args: Callable[[argparse.ArgumentParser], None]) -> None:
-    sub = parser.add_subparsers(dest="dlq_command", metavar="ACTION", required=True,
-                                parser_class=type(parser))
+    sub = parser.add_subparsers(dest="dlq_command", metavar="ACTION", required=True, parser_class=type(parser))
     stats = sub.add_parser("stats", help="counts by reason, status and courier")
     stats.add_argument("--json", action="store_true")
     listing = sub.add_parser("ls", help="rejected pings, newest first")
@@ -68,8 +67,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         if command == "show":
             return await _show(index, args.entry_id, args.json)
         if command == "discard":
-            return await _each(args.entry_ids, lambda entry_id: actions.discard(index, entry_id, actor=_actor()),
-                               "discarded")
+            return await _each(
+                args.entry_ids, lambda entry_id: actions.discard(index, entry_id, actor=_actor()), "discarded"
+            )
         try:
             actions.check_replays_enabled(settings)
         except actions.ReplaysDisabled as exc:
@@ -77,8 +77,11 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         edited = _read_edit(args)
         async with Producer(settings) as producer:
-            return await _each(args.entry_ids, lambda entry_id: actions.replay(
-                settings, index, producer, entry_id, actor=_actor(), edited=edited), "replayed")
+            return await _each(
+                args.entry_ids,
+                lambda entry_id: actions.replay(settings, index, producer, entry_id, actor=_actor(), edited=edited),
+                "replayed",
+            )
 
 
 def _actor() -> str:
@@ -143,17 +146,25 @@ def _print_stats(stats: dict, as_json: bool) -> int:
 
 
 async def _list(index: DlqIndex, args: argparse.Namespace) -> int:
-    page = await index.list(Filters(args.reason, args.partner, args.status, args.since, args.until),
-                            limit=max(1, min(args.limit, 1000)), cursor=args.cursor)
+    page = await index.list(
+        Filters(args.reason, args.partner, args.status, args.since, args.until),
+        limit=max(1, min(args.limit, 1000)),
+        cursor=args.cursor,
+    )
     if args.json:
-        print(msgspec.json.encode({"items": [row_json(r) for r in page.rows], "total": page.total,
-                                   "next_cursor": page.next_cursor}).decode())
+        print(
+            msgspec.json.encode(
+                {"items": [row_json(r) for r in page.rows], "total": page.total, "next_cursor": page.next_cursor}
+            ).decode()
+        )
         return 0
     print(f"{'ID':<14} {'REJECTED (UTC)':<20} {'REASON':<22} {'PARTNER':<16} {'STATUS':<10} DETAIL")
     for row in page.rows:
         entry = row.entry
-        print(f"{entry.id:<14} {_when(entry.rejected_at):<20} {entry.reason:<22} {(entry.partner_id or '-')[:16]:<16} "
-              f"{row.status:<10} {entry.detail[:60]!s}")
+        print(
+            f"{entry.id:<14} {_when(entry.rejected_at):<20} {entry.reason:<22} {(entry.partner_id or '-')[:16]:<16} "
+            f"{row.status:<10} {entry.detail[:60]!s}"
+        )
     more = f"; next page: --cursor {page.next_cursor}" if page.next_cursor else ""
     print(f"\n{len(page.rows)} of {page.total} shown{more}")
     return 0
@@ -168,9 +179,18 @@ async def _show(index: DlqIndex, entry_id: str, as_json: bool) -> int:
     entry = row.entry
     payload = payload_of(entry).decode("utf-8", "replace")
     if as_json:
-        print(msgspec.json.encode(row_json(row) | {"key": entry.key, "headers": entry.headers,
-                                                   "payload_text": payload, "payload_size": entry.payload_size,
-                                                   "payload_sha256": entry.payload_sha256}).decode())
+        print(
+            msgspec.json.encode(
+                row_json(row)
+                | {
+                    "key": entry.key,
+                    "headers": entry.headers,
+                    "payload_text": payload,
+                    "payload_size": entry.payload_size,
+                    "payload_sha256": entry.payload_sha256,
+                }
+            ).decode()
+        )
         return 0
     print(f"{entry.id}  {entry.reason}  ({row.status}{' by ' + row.status_by if row.status_by else ''})")
     print(f"detail:   {entry.detail}")
@@ -181,8 +201,10 @@ async def _show(index: DlqIndex, entry_id: str, as_json: bool) -> int:
     for name, value in entry.headers:
         print(f"  {name} = {value}")
     if entry.payload_truncated:
-        print(f"payload (the first {len(payload_of(entry))} of {entry.payload_size} bytes, sha256 "
-              f"{entry.payload_sha256 or 'unknown'}; too large to replay as is):")
+        print(
+            f"payload (the first {len(payload_of(entry))} of {entry.payload_size} bytes, sha256 "
+            f"{entry.payload_sha256 or 'unknown'}; too large to replay as is):"
+        )
     else:
         print("payload:")
     print(f"  {payload}")

@@ -86,10 +86,19 @@ def row_json(row: Row) -> dict:
     """A row as the API lists it and ``tracker dlq ls --json`` prints it (the detail views add to it)."""
     entry = row.entry
     return {
-        "id": entry.id, "reason": entry.reason, "detail": entry.detail, "partner_id": entry.partner_id,
-        "rejected_at": entry.rejected_at, "status": row.status, "status_by": row.status_by,
-        "status_at": row.status_at, "original": msgspec.to_builtins(entry.original), "lat": entry.lat,
-        "lon": entry.lon, "replay_count": entry.replay_count, "payload_truncated": entry.payload_truncated,
+        "id": entry.id,
+        "reason": entry.reason,
+        "detail": entry.detail,
+        "partner_id": entry.partner_id,
+        "rejected_at": entry.rejected_at,
+        "status": row.status,
+        "status_by": row.status_by,
+        "status_at": row.status_at,
+        "original": msgspec.to_builtins(entry.original),
+        "lat": entry.lat,
+        "lon": entry.lon,
+        "replay_count": entry.replay_count,
+        "payload_truncated": entry.payload_truncated,
         "replay_as_is": entry.replay_as_is,
     }
 
@@ -169,6 +178,7 @@ def _key_partner(key: bytes | None) -> str | None:
 def display_headers(headers: tuple | list) -> list[tuple[str, str]]:
     """Every header when there are few; else the first and the last ones around a line saying how many
     are not shown (a dead letter's own dlq.* headers come last)."""
+
     def shown(pair: tuple) -> tuple[str, str]:
         name, value = pair
         return _name(name), _text(value) or ""
@@ -176,9 +186,11 @@ def display_headers(headers: tuple | list) -> list[tuple[str, str]]:
     if len(headers) <= HEADERS_SHOWN_HEAD + HEADERS_SHOWN_TAIL:
         return [shown(pair) for pair in headers]
     hidden = len(headers) - HEADERS_SHOWN_HEAD - HEADERS_SHOWN_TAIL
-    return ([shown(pair) for pair in headers[:HEADERS_SHOWN_HEAD]]
-            + [("…", f"{hidden} more headers not shown")]
-            + [shown(pair) for pair in headers[-HEADERS_SHOWN_TAIL:]])
+    return (
+        [shown(pair) for pair in headers[:HEADERS_SHOWN_HEAD]]
+        + [("…", f"{hidden} more headers not shown")]
+        + [shown(pair) for pair in headers[-HEADERS_SHOWN_TAIL:]]
+    )
 
 
 def replay_headers(headers: tuple | list, max_bytes: int) -> list[tuple[str, str | None]]:
@@ -215,8 +227,13 @@ def _dead_letter_cut(headers: dict[str, bytes | None], value: bytes) -> tuple[bo
     return True, size if size > len(value) else None, digest
 
 
-def entry_from_record(record: Record, *, replay_secret: str | None, payload_max_bytes: int,
-                      headers_max_bytes: int = _DEFAULTS.dlq_headers_max_bytes) -> Entry:
+def entry_from_record(
+    record: Record,
+    *,
+    replay_secret: str | None,
+    payload_max_bytes: int,
+    headers_max_bytes: int = _DEFAULTS.dlq_headers_max_bytes,
+) -> Entry:
     """The review entry of one DLQ record, whatever it holds; never raises."""
     try:
         entry = _entry(record, replay_secret, payload_max_bytes, headers_max_bytes)
@@ -251,8 +268,12 @@ def _entry(record: Record, replay_secret: str | None, payload_max_bytes: int, he
         detail=_text(headers.get(c.H_DETAIL), c.DETAIL_MAX_BYTES) or _unreadable(headers.get(c.H_UNREADABLE)),
         partner_id=partner_id,
         rejected_at=_int(headers.get(c.H_REJECTED_AT), record.timestamp_ms),
-        original=Original(_text(headers.get(c.H_ORIGINAL_TOPIC)) or "", _int(headers.get(c.H_ORIGINAL_PARTITION), -1),
-                          _int(headers.get(c.H_ORIGINAL_OFFSET), -1), _int(headers.get(c.H_ORIGINAL_TIMESTAMP), 0)),
+        original=Original(
+            _text(headers.get(c.H_ORIGINAL_TOPIC)) or "",
+            _int(headers.get(c.H_ORIGINAL_PARTITION), -1),
+            _int(headers.get(c.H_ORIGINAL_OFFSET), -1),
+            _int(headers.get(c.H_ORIGINAL_TIMESTAMP), 0),
+        ),
         lat=lat,
         lon=lon,
         replay_count=replay_sig.verified_count(record.headers, record.value, replay_secret) or 0,
@@ -283,12 +304,25 @@ def minimal_entry(record: Record, payload_max_bytes: int, error: BaseException) 
     except Exception:  # noqa: BLE001 - headers that are not even (name, bytes) pairs: the reason stays unknown
         reason = None
     return Entry(
-        id=entry_id(record.partition, record.offset), reason=reason or "unknown",
+        id=entry_id(record.partition, record.offset),
+        reason=reason or "unknown",
         detail=f"this dead letter could not be read fully ({type(error).__name__}); its raw bytes are shown",
-        partner_id=None, rejected_at=record.timestamp_ms, original=Original("", -1, -1, 0), lat=None, lon=None,
-        replay_count=0, key=None, key_b64=None, headers=[], headers_b64=[],
-        payload_b64=_b64(value[:payload_max_bytes]), payload_truncated=len(value) > payload_max_bytes,
-        payload_size=len(value), payload_sha256=hashlib.sha256(value).hexdigest(), replay_as_is=False)
+        partner_id=None,
+        rejected_at=record.timestamp_ms,
+        original=Original("", -1, -1, 0),
+        lat=None,
+        lon=None,
+        replay_count=0,
+        key=None,
+        key_b64=None,
+        headers=[],
+        headers_b64=[],
+        payload_b64=_b64(value[:payload_max_bytes]),
+        payload_truncated=len(value) > payload_max_bytes,
+        payload_size=len(value),
+        payload_sha256=hashlib.sha256(value).hexdigest(),
+        replay_as_is=False,
+    )
 
 
 def payload_of(entry: Entry) -> bytes:
@@ -316,8 +350,9 @@ def checked_payload(text: str | bytes, limits: rules.Limits) -> tuple[bytes, str
         try:
             text = text.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise PayloadRejected(Reason.MALFORMED_PAYLOAD.value,
-                                  f"payload is not UTF-8: {exc.reason} at character {exc.start}") from None
+            raise PayloadRejected(
+                Reason.MALFORMED_PAYLOAD.value, f"payload is not UTF-8: {exc.reason} at character {exc.start}"
+            ) from None
     parsed = rules.parse(text, limits)
     if isinstance(parsed, Verdict):
         assert parsed.reason is not None  # parse() returns a Verdict only to reject, with the reason
@@ -325,8 +360,9 @@ def checked_payload(text: str | bytes, limits: rules.Limits) -> tuple[bytes, str
     return text, parsed.partner_id
 
 
-def replay_record(entry: Entry, *, cap: int, secret: str, payload: bytes | None = None,
-                  partner_id: str | None = None) -> OutRecord:
+def replay_record(
+    entry: Entry, *, cap: int, secret: str, payload: bytes | None = None, partner_id: str | None = None
+) -> OutRecord:
     """The record to send back to ``location-updates``: original key (or the edited partner_id), original
     headers without any ``dlq.*`` or earlier ``replay.*`` ones, plus signed ``replay.of``, ``replay.count``
     and ``replay.sig`` (tracker/replay_sig.py)."""
@@ -335,13 +371,15 @@ def replay_record(entry: Entry, *, cap: int, secret: str, payload: bytes | None 
     count = entry.replay_count + 1
     if count > cap:
         raise ReplayRefused(f"this ping was already replayed {entry.replay_count} times; the cap is {cap}")
-    kept = tuple((name, None if value is None else base64.b64decode(value)) for name, value in entry.headers_b64
-                 if not name.startswith((c.DLQ_HEADER_PREFIX, c.REPLAY_HEADER_PREFIX)))
+    kept = tuple(
+        (name, None if value is None else base64.b64decode(value))
+        for name, value in entry.headers_b64
+        if not name.startswith((c.DLQ_HEADER_PREFIX, c.REPLAY_HEADER_PREFIX))
+    )
     key: bytes | None
     if partner_id is not None:
         key = partner_id.encode()
     else:
         key = base64.b64decode(entry.key_b64) if entry.key_b64 is not None else None
     value = payload if payload is not None else payload_of(entry)
-    return OutRecord(value=value, key=key,
-                     headers=kept + replay_sig.replay_headers(secret, entry.id, count, value))
+    return OutRecord(value=value, key=key, headers=kept + replay_sig.replay_headers(secret, entry.id, count, value))

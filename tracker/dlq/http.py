@@ -46,15 +46,20 @@ async def list_entries(request: Request) -> Response:
     gateway = request.app.state.gateway
     params = request.query_params
     try:
-        filters = Filters(reason=params.get("reason") or None, partner=params.get("partner") or None,
-                          status=params.get("status") or None, since_ms=_int_param(request, "since"),
-                          until_ms=_int_param(request, "until"))
+        filters = Filters(
+            reason=params.get("reason") or None,
+            partner=params.get("partner") or None,
+            status=params.get("status") or None,
+            since_ms=_int_param(request, "since"),
+            until_ms=_int_param(request, "until"),
+        )
         limit = min(max(_int_param(request, "limit") or 50, 1), MAX_LIMIT)
         page = await gateway.dlq_index.list(filters, limit=limit, cursor=params.get("cursor") or None)
     except ValueError as exc:
         return _error(400, str(exc))
-    return JSONResponse({"items": [row_json(row) for row in page.rows], "next_cursor": page.next_cursor,
-                         "total": page.total})
+    return JSONResponse(
+        {"items": [row_json(row) for row in page.rows], "next_cursor": page.next_cursor, "total": page.total}
+    )
 
 
 async def stats(request: Request) -> Response:
@@ -110,12 +115,16 @@ async def entry_detail(request: Request) -> Response:
     doc = payload_json(entry, gateway.settings.max_payload_bytes)
     ts = parse_timestamp(doc.get("ts")) if isinstance(doc, dict) else None
     body = row_json(row) | {
-        "key": entry.key, "headers": [list(pair) for pair in entry.headers],
-        "payload_text": payload.decode("utf-8", "replace"), "payload_json": doc,
+        "key": entry.key,
+        "headers": [list(pair) for pair in entry.headers],
+        "payload_text": payload.decode("utf-8", "replace"),
+        "payload_json": doc,
         "payload_size": entry.payload_size if entry.payload_truncated else len(payload),
-        "payload_shown": len(payload), "payload_sha256": entry.payload_sha256,
+        "payload_shown": len(payload),
+        "payload_sha256": entry.payload_sha256,
         "last_fix": await last_fix_before(gateway.store, entry.partner_id, ts if isinstance(ts, int) else None),
-        "validator": entry.validator, "attempts": entry.attempts,
+        "validator": entry.validator,
+        "attempts": entry.attempts,
     }
     # msgspec, not json.dumps: it writes a payload's huge integers and NaN as JSON can carry them.
     return Response(msgspec.json.encode(body), media_type="application/json")
@@ -144,9 +153,14 @@ async def _body(request: Request) -> dict | Response:
         return _error(400, "request body is not JSON")
     except RecursionError:
         # Only an edited payload has any depth to speak of: it is the payload the validator would reject.
-        return JSONResponse({"error": "the edited payload would be rejected: malformed_payload: JSON nested too "
-                                      "deeply", "reason": "malformed_payload", "detail": "JSON nested too deeply"},
-                            status_code=422)
+        return JSONResponse(
+            {
+                "error": "the edited payload would be rejected: malformed_payload: JSON nested too deeply",
+                "reason": "malformed_payload",
+                "detail": "JSON nested too deeply",
+            },
+            status_code=422,
+        )
     return body if isinstance(body, dict) else _error(400, "request body must be a JSON object")
 
 
@@ -156,8 +170,9 @@ async def _replay_one(request: Request, entry_id: str, edited) -> tuple[int, dic
         return 422, {"error": "payload must be a JSON object (or its text)"}
     text = msgspec.json.encode(edited) if isinstance(edited, dict) else edited
     try:
-        result = await actions.replay(gateway.settings, gateway.dlq_index, gateway.producer, entry_id,
-                                      actor=_actor(request), edited=text)
+        result = await actions.replay(
+            gateway.settings, gateway.dlq_index, gateway.producer, entry_id, actor=_actor(request), edited=text
+        )
     except actions.ReplaysDisabled as exc:
         return 403, {"error": str(exc)}
     except UnknownEntry:

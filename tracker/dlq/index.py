@@ -72,9 +72,23 @@ class DlqIndex:
         for entry in entries:
             original = _dedupe_key(entry)
             minute = entry.rejected_at - entry.rejected_at % MINUTE_MS
-            calls.append([*fixed, keys.minute + str(minute), keys.bytes, entry.id,
-                          original, _encode(entry), entry.rejected_at, entry.reason, entry.partner_id or "",
-                          self.max_entries, self.max_bytes, self.partners_top, MINUTE_TTL_S])
+            calls.append(
+                [
+                    *fixed,
+                    keys.minute + str(minute),
+                    keys.bytes,
+                    entry.id,
+                    original,
+                    _encode(entry),
+                    entry.rejected_at,
+                    entry.reason,
+                    entry.partner_id or "",
+                    self.max_entries,
+                    self.max_bytes,
+                    self.partners_top,
+                    MINUTE_TTL_S,
+                ]
+            )
         return sum(int(result) for result in await self.store.run_script(_INDEX_SCRIPT, calls))
 
     async def get(self, entry_id: str) -> Row:
@@ -89,8 +103,7 @@ class DlqIndex:
         wanted = filters.reason is not None or filters.partner is not None or filters.status is not None
         if wanted:
             matches = []
-            fields = await self.store.review_fields([entry_id for entry_id, _ in scored], "reason", "partner",
-                                                    "status")
+            fields = await self.store.review_fields([entry_id for entry_id, _ in scored], "reason", "partner", "status")
             for (entry_id, score), (reason, partner, status) in zip(scored, fields, strict=True):
                 if reason is None or partner is None or status is None:
                     continue  # evicted between the two reads (the fields are written together)
@@ -108,9 +121,11 @@ class DlqIndex:
         start = 0
         if cursor:
             position = _decode_cursor(cursor)
-            start = next((i for i, (entry_id, score) in enumerate(matches)
-                          if (score, _sort_key(entry_id)) < position), len(matches))
-        chunk = matches[start:start + limit]
+            start = next(
+                (i for i, (entry_id, score) in enumerate(matches) if (score, _sort_key(entry_id)) < position),
+                len(matches),
+            )
+        chunk = matches[start : start + limit]
         rows = await self._rows([entry_id for entry_id, _ in chunk])
         next_cursor = None
         if start + limit < len(matches) and chunk:
@@ -119,15 +134,16 @@ class DlqIndex:
         return Page(rows, len(matches), next_cursor)
 
     async def _rows(self, ids: builtins.list[str]) -> builtins.list[Row]:  # list: the method above
-        return [_row(fields) for fields in await self.store.review_fields(ids, *_ROW_FIELDS)
-                if fields[0] is not None]
+        return [_row(fields) for fields in await self.store.review_fields(ids, *_ROW_FIELDS) if fields[0] is not None]
 
-    async def set_status(self, entry_id: str, from_status: Status, to_status: Status, by: str,
-                         at_ms: int | None = None) -> None:
+    async def set_status(
+        self, entry_id: str, from_status: Status, to_status: Status, by: str, at_ms: int | None = None
+    ) -> None:
         at_ms = at_ms if at_ms is not None else time.time_ns() // 1_000_000
         keys = self.store.review
         [result] = await self.store.run_script(
-            _STATUS_SCRIPT, [[keys.entry + entry_id, keys.statuses, from_status.value, to_status.value, by, at_ms]])
+            _STATUS_SCRIPT, [[keys.entry + entry_id, keys.statuses, from_status.value, to_status.value, by, at_ms]]
+        )
         result = result.decode() if isinstance(result, bytes) else result
         if result == "missing":
             raise UnknownEntry(entry_id)
@@ -163,8 +179,12 @@ def _dedupe_key(entry: Entry) -> str:
 
 def _row(fields: list) -> Row:
     entry, status, status_by, status_at = fields
-    return Row(_decode_entry(entry), status.decode(), status_by.decode() if status_by else None,
-               int(status_at) if status_at else None)
+    return Row(
+        _decode_entry(entry),
+        status.decode(),
+        status_by.decode() if status_by else None,
+        int(status_at) if status_at else None,
+    )
 
 
 def _sort_key(entry_id: str) -> tuple[int, int]:

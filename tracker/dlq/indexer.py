@@ -46,15 +46,21 @@ class _Backoff:
 
     async def failed(self, what: str, exc: BaseException, *, unexpected: bool = False) -> None:
         self.failures += 1
-        delay_ms = min(self.settings.retry_backoff_ms * 2 ** min(self.failures - 1, 30),
-                       self.settings.retry_max_backoff_ms)
+        delay_ms = min(
+            self.settings.retry_backoff_ms * 2 ** min(self.failures - 1, 30), self.settings.retry_max_backoff_ms
+        )
         if self.failures == 1 or unexpected:
             # An unexpected error is a bug: its traceback is logged every time.
-            log.error("DLQ indexer: %s failed: %r; retrying with backoff until it works", what, exc,
-                      exc_info=exc if unexpected else None)
+            log.error(
+                "DLQ indexer: %s failed: %r; retrying with backoff until it works",
+                what,
+                exc,
+                exc_info=exc if unexpected else None,
+            )
         else:
-            log.warning("DLQ indexer: %s failed again (%d in a row): %r; retrying in %d ms", what,
-                        self.failures, exc, delay_ms)
+            log.warning(
+                "DLQ indexer: %s failed again (%d in a row): %r; retrying in %d ms", what, self.failures, exc, delay_ms
+            )
         try:
             await asyncio.wait_for(self.stop.wait(), delay_ms / 1000)
         except TimeoutError:
@@ -79,9 +85,15 @@ async def _until_done(operation: Callable[[], Awaitable[T]], what: str, backoff:
 
 
 def entries_of(records: list[Record], settings: Settings) -> list[Entry]:
-    return [entry_from_record(record, replay_secret=settings.replay_secret,
-                              payload_max_bytes=settings.max_payload_bytes,
-                              headers_max_bytes=settings.dlq_headers_max_bytes) for record in records]
+    return [
+        entry_from_record(
+            record,
+            replay_secret=settings.replay_secret,
+            payload_max_bytes=settings.max_payload_bytes,
+            headers_max_bytes=settings.dlq_headers_max_bytes,
+        )
+        for record in records
+    ]
 
 
 async def run_indexer(settings: Settings, store: Store, stop: asyncio.Event) -> None:
@@ -91,9 +103,14 @@ async def run_indexer(settings: Settings, store: Store, stop: asyncio.Event) -> 
         while not stop.is_set():
             # A fresh consumer each time round: one that failed to start, or failed in a way its own retries
             # do not cover, is not reused. Nothing was committed past what is indexed, so nothing is lost.
-            consumer = Consumer(settings, [settings.dlq_topic], group_id=settings.dlq_indexer_group,
-                                start="earliest", max_poll_records=MAX_POLL_RECORDS,
-                                session_timeout_ms=settings.kafka_session_timeout_ms)
+            consumer = Consumer(
+                settings,
+                [settings.dlq_topic],
+                group_id=settings.dlq_indexer_group,
+                start="earliest",
+                max_poll_records=MAX_POLL_RECORDS,
+                session_timeout_ms=settings.kafka_session_timeout_ms,
+            )
             try:
                 await consumer.start()
                 backoff.succeeded("joining the DLQ consumer group")
@@ -118,8 +135,9 @@ async def _stop_quietly(consumer: Consumer) -> None:
         log.warning("DLQ indexer: stopping its consumer failed: %r", exc)
 
 
-async def _consume(settings: Settings, consumer: Consumer, index: DlqIndex, backoff: _Backoff,
-                   stop: asyncio.Event) -> None:
+async def _consume(
+    settings: Settings, consumer: Consumer, index: DlqIndex, backoff: _Backoff, stop: asyncio.Event
+) -> None:
     while not stop.is_set():
         polled = await _until_done(lambda: consumer.poll(timeout_ms=POLL_TIMEOUT_MS), "reading the DLQ", backoff)
         records = [record for batch in polled.values() for record in batch]
@@ -133,5 +151,4 @@ async def _consume(settings: Settings, consumer: Consumer, index: DlqIndex, back
         except BrokerError as exc:
             # Not retried: after a rebalance the commit can never succeed, and the records it covers are
             # indexed already; whoever reads them next indexes them again, which changes nothing.
-            log.warning("DLQ indexer: commit failed (these dead letters will be indexed again, harmlessly): %r",
-                        exc)
+            log.warning("DLQ indexer: commit failed (these dead letters will be indexed again, harmlessly): %r", exc)

@@ -69,10 +69,18 @@ def kept_headers(headers: tuple[tuple[str, bytes | None], ...], max_bytes: int) 
     return tuple(kept), dropped
 
 
-def dead_letter(record: Record, reason: Reason, detail: str, *, group: str, validator_id: str,
-                rejected_at_ms: int, attempts: int | None = None,
-                value_max_bytes: int = _DEFAULTS.dlq_value_max_bytes,
-                headers_max_bytes: int = _DEFAULTS.dlq_headers_max_bytes) -> OutRecord:
+def dead_letter(
+    record: Record,
+    reason: Reason,
+    detail: str,
+    *,
+    group: str,
+    validator_id: str,
+    rejected_at_ms: int,
+    attempts: int | None = None,
+    value_max_bytes: int = _DEFAULTS.dlq_value_max_bytes,
+    headers_max_bytes: int = _DEFAULTS.dlq_headers_max_bytes,
+) -> OutRecord:
     kept, dropped = kept_headers(record.headers, headers_max_bytes)
     value, key = record.value, record.key
     value_cut = value is not None and len(value) > value_max_bytes
@@ -96,8 +104,10 @@ def dead_letter(record: Record, reason: Reason, detail: str, *, group: str, vali
         added.append((c.H_TRUNCATED, TRUE))
     # A cut implies a value (a key); `is not None` says so to the type checker.
     if value_cut and value is not None:
-        added += [(c.H_ORIGINAL_SIZE, str(len(value)).encode()),
-                  (c.H_ORIGINAL_SHA256, hashlib.sha256(value).hexdigest().encode())]
+        added += [
+            (c.H_ORIGINAL_SIZE, str(len(value)).encode()),
+            (c.H_ORIGINAL_SHA256, hashlib.sha256(value).hexdigest().encode()),
+        ]
         value = value[:value_max_bytes]
     if key_cut and key is not None:
         key = key[:value_max_bytes]

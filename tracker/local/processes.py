@@ -56,6 +56,7 @@ def die_with(parent_pid: int) -> Callable[[], None]:
 
     If the parent is already gone by the time the child gets here, the child exits at once.
     """
+
     def preexec() -> None:  # runs in the forked child, before exec
         if sys.platform.startswith("linux"):
             with contextlib.suppress(OSError, AttributeError):  # best effort: stop() and atexit still end it
@@ -92,8 +93,7 @@ def popen(*args, **kwargs) -> subprocess.Popen:
     with _launcher_lock:
         if _launcher_queue is None:
             _launcher_queue = queue.SimpleQueue()
-            threading.Thread(target=_launcher_loop, args=(_launcher_queue,), name="child-launcher",
-                             daemon=True).start()
+            threading.Thread(target=_launcher_loop, args=(_launcher_queue,), name="child-launcher", daemon=True).start()
         requests = _launcher_queue
     future: concurrent.futures.Future[subprocess.Popen] = concurrent.futures.Future()
     requests.put((future, args, kwargs))
@@ -104,8 +104,15 @@ def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) ->
     """Start a child that dies with us (from any thread); stdout and stderr go to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
-        return popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                     env=env, preexec_fn=die_with(os.getpid()), start_new_session=True)
+        return popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=die_with(os.getpid()),
+            start_new_session=True,
+        )
 
 
 def stop_process(process: subprocess.Popen, timeout_s: float = 5.0) -> None:
