@@ -232,7 +232,7 @@ async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, st
         while True:
             produced_now = acks[-1][1] if acks else 0
             samples.append((time.monotonic(), produced_now, await validated(store)))
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # a sampler, not a wait: the timeline below is read at this resolution
 
     def assert_running() -> None:
         """The simulation is still producing and both validators are alive."""
