@@ -7,16 +7,25 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FRONTEND_STAMP := frontend/dist/.built
 
-.PHONY: run test test-unit test-tansu kafka kafka3 bench fuzz setup frontend clean
+.PHONY: run test lint test-unit test-tansu kafka kafka3 bench fuzz setup frontend clean
 
 run: $(STAMP) $(FRONTEND_STAMP)
 	$(BIN)/tracker up
 
-# Page and unit tests, then the integration and browser tests on the embedded Apache Kafka and Redis, the
-# launcher's own tests and the 3-broker failover test (Kafka jars are fetched once into ~/.cache/tracker).
-test: $(STAMP) $(FRONTEND_STAMP)
+# The lint gate first, then page and unit tests, then the integration and browser tests on the embedded Apache
+# Kafka and Redis, the launcher's own tests and the 3-broker failover test (Kafka jars are fetched once into
+# ~/.cache/tracker).
+test: lint $(STAMP) $(FRONTEND_STAMP)
 	cd frontend && npm test --silent
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Ruff's rules and its format check, then mypy; their settings are in pyproject.toml (`ruff format` fixes the
+# format). The page's code gets no linter of its own: the build (esbuild) and `npm test` parse every file.
+LINT_PATHS := tracker simulator bench fuzz
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy $(LINT_PATHS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
