@@ -10,6 +10,7 @@ namespace (topic, group and Redis key prefix), so tests never see each other's r
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,7 +22,7 @@ from tracker.store import Store
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory) -> Settings:
+def infra(tmp_path_factory) -> Iterator[Settings]:
     """Settings pointing at a running broker and Redis for the whole session."""
     stack = EmbeddedStack(Settings.from_env().replace(data_dir=str(tmp_path_factory.mktemp("infra"))))
     try:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tracker.models import OutRecord, Record
 from tracker.settings import Settings
 from tracker.up import child_env
 
@@ -23,6 +24,12 @@ REPLAY_SECRET = "test-replay-secret"
 # "kafka" (Apache Kafka, the default embedded broker, or any cluster given by KAFKA_BOOTSTRAP_SERVERS) or
 # "tansu" (`make test-tansu`): the few tests that depend on broker behaviour branch on it.
 BROKER = "kafka" if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else Settings.from_env().embedded_broker
+
+
+def value_of(record: Record | OutRecord) -> bytes:
+    """The value of a record the test expects to have one."""
+    assert record.value is not None, record
+    return record.value
 
 
 def subprocess_env(settings: Settings) -> dict[str, str]:

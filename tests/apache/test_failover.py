@@ -12,6 +12,7 @@ also leads some, so partition leadership and the controller fail over together.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -136,6 +137,7 @@ async def wait_for_leaders(settings: Settings, timeout_s: float = 30.0) -> None:
 def active_controller(cluster: ApacheKafkaCluster) -> int | None:
     """The node that most recently logged becoming the active controller (server.log, KRaft)."""
     latest: tuple[str, int] | None = None
+    assert cluster.work_dir is not None  # the cluster is started
     for node in range(cluster.nodes):
         try:
             text = (cluster.work_dir / f"node-{node}" / "server.log").read_text("utf-8", "replace")
@@ -156,8 +158,8 @@ async def wait_for_split(validators: list[ValidatorProcess], settings: Settings,
     def split() -> bool:
         for validator in validators:
             assert validator.process.poll() is None, f"validator exited early\n{validator.tail()}"
-        held = [validator.assignment(settings.location_topic) for validator in validators]
-        return bool(all(held) and not held[0] & held[1] and held[0] | held[1] == everything)
+        first, second = (validator.assignment(settings.location_topic) for validator in validators)
+        return bool(first and second and not first & second and first | second == everything)
 
     await eventually(split, timeout_s=timeout_s, interval_s=0.2, what="the validators to split the partitions",
                      explain=lambda: "\n".join(v.tail() for v in validators))
@@ -167,7 +169,7 @@ def longest_pause(times: list[float], *, ends_after: float, starts_before: float
     """(length, end) of the longest pause between consecutive ``times`` that ends after ``ends_after`` and
     starts before ``starts_before``; a pause under way at ``ends_after`` counts from then."""
     best = (0.0, ends_after)
-    for previous, t in zip(times, times[1:]):
+    for previous, t in itertools.pairwise(times):
         if t > ends_after and previous < starts_before and t - max(previous, ends_after) > best[0]:
             best = (t - max(previous, ends_after), t)
     return best
@@ -264,7 +266,7 @@ async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, st
         leaders = await partition_leaders(settings, settings.location_topic)
         led = Counter(leader for leader in leaders.values() if leader >= 0)
         controller = active_controller(cluster)
-        victim = controller if led.get(controller) else led.most_common(1)[0][0]
+        victim = controller if controller is not None and led.get(controller) else led.most_common(1)[0][0]
         t_kill = time.monotonic()
         cluster.kill(victim)
         acked_at_kill = acked()
@@ -315,22 +317,22 @@ async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, st
     threshold = max(steady_lag, COURIERS)  # back to normal: at most a second of pings behind
     caught_up = next((t for t, lag in after if t >= stall_end and lag <= threshold), None)
     caught_up_text = "not within the run" if caught_up is None else f"{caught_up - t_kill:.2f}s"
-    progress_times = [t for (t, _, validated), (_, _, before) in zip(samples[1:], samples) if validated > before]
+    progress_times = [t for (_, _, before), (t, _, validated) in itertools.pairwise(samples) if validated > before]
     validator_pause_s, validator_resumed = longest_pause(progress_times, ends_after=t_kill, starts_before=t_restart)
     timeline = "\n".join([
-        f"[failover] machine: {os.cpu_count()} cores; {stats.produced} pings produced in {stats.elapsed_s:.1f}s "
-        f"({stats.pings_per_s:.0f}/s; {stats.good} good, {stats.bad} bad, {stats.duplicates} duplicates)",
-        f"[failover] first ack at t={acks[0][0] - t0:.1f}s; killed node {victim} (SIGKILL) at t={t_kill - t0:.1f}s; "
-        f"it led partitions "
-        f"{sorted(p for p, leader in leaders.items() if leader == victim)} of {settings.location_topic}"
-        f"{' and was the active controller' if victim == controller else ''} "
-        f"(controller per logs: {controller}); {acked_at_kill} pings acked by then",
+        (f"[failover] machine: {os.cpu_count()} cores; {stats.produced} pings produced in {stats.elapsed_s:.1f}s "
+         f"({stats.pings_per_s:.0f}/s; {stats.good} good, {stats.bad} bad, {stats.duplicates} duplicates)"),
+        (f"[failover] first ack at t={acks[0][0] - t0:.1f}s; killed node {victim} (SIGKILL) at t={t_kill - t0:.1f}s; "
+         f"it led partitions "
+         f"{sorted(p for p, leader in leaders.items() if leader == victim)} of {settings.location_topic}"
+         f"{' and was the active controller' if victim == controller else ''} "
+         f"(controller per logs: {controller}); {acked_at_kill} pings acked by then"),
         f"[failover] produce acks resumed {stall_end - t_kill:.2f}s after the kill (longest ack pause {stall_s:.2f}s)",
-        f"[failover] validators wrote to Redis again {validator_resumed - t_kill:.2f}s after the kill (longest pause "
-        f"{validator_pause_s:.2f}s) and caught up {caught_up_text} after the kill (lag: steady {steady_lag}, peak "
-        f"{peak_lag} pings; the simulator waits for acks, so the backlog stays small)",
-        f"[failover] restarted node {victim} at t={t_restart - t0:.1f}s ({t_restart - t_kill:.1f}s after the kill): "
-        f"cluster ready in {restart_s:.1f}s; longest ack pause after the restart {restart_gap_s:.2f}s",
+        (f"[failover] validators wrote to Redis again {validator_resumed - t_kill:.2f}s after the kill (longest pause "
+         f"{validator_pause_s:.2f}s) and caught up {caught_up_text} after the kill (lag: steady {steady_lag}, peak "
+         f"{peak_lag} pings; the simulator waits for acks, so the backlog stays small)"),
+        (f"[failover] restarted node {victim} at t={t_restart - t0:.1f}s ({t_restart - t_kill:.1f}s after the kill): "
+         f"cluster ready in {restart_s:.1f}s; longest ack pause after the restart {restart_gap_s:.2f}s"),
         f"[failover] after the simulator stopped, validators drained in {t_drained - t_stop:.2f}s",
     ])
     return stats, timeline

@@ -19,8 +19,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 COURIERS = 40
 # How many of the simulated couriers the page shows with a fix newer than `since` (ms).
-FRESH = """(since) => Array.from({length: %d}, (_, i) => window.__tracker.courier('courier-' + String(i + 1).padStart(4, '0')))
-    .filter((c) => c !== undefined && c.ts > since).length""" % COURIERS
+FRESH = f"""(since) => Array.from({{length: {COURIERS}}},
+    (_, i) => window.__tracker.courier('courier-' + String(i + 1).padStart(4, '0')))
+    .filter((c) => c !== undefined && c.ts > since).length"""
 
 
 async def test_the_page_reconnects_after_the_gateway_is_killed_and_restarted(browser, settings, tmp_path):

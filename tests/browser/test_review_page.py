@@ -39,7 +39,13 @@ async def test_review_page(browser, live_system, settings, producer):
     big_size = len(json.dumps({"partner_id": "courier-big", "lat": 12.97, "lon": 77.59, "ts": now, "pad": "x" * 6000}))
     page = await browser.new_page(viewport={"width": 1440, "height": 1000})
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), asyncio.ensure_future(dialog.dismiss())))
+    dismissals: list[asyncio.Future] = []  # held, so that no dismissal is garbage-collected before it runs
+
+    def on_dialog(dialog) -> None:
+        dialogs.append(dialog.message)
+        dismissals.append(asyncio.ensure_future(dialog.dismiss()))
+
+    page.on("dialog", on_dialog)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     await page.goto(live_system.base_url + "/dlq")

@@ -100,7 +100,7 @@ async def _produce(producer: AIOKafkaProducer, topic: str, ids: range) -> None:
     await asyncio.gather(*futures)
 
 
-async def _consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 60.0):
+async def _consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0):
     """Consume ``topic`` in a fresh group until ``expected`` records arrived; return (values, end offsets)."""
     consumer = AIOKafkaConsumer(
         topic,
@@ -114,7 +114,7 @@ async def _consume_all(bootstrap: str, topic: str, expected: int, timeout: float
     try:
         values: list[bytes] = []
         per_partition: dict[int, int] = {}
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout_s
         while len(values) < expected and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=500)
             for tp, records in batches.items():

@@ -43,12 +43,12 @@ async def validate_until_idle(settings: Settings, idle_s: float = 2.0, **kwargs)
                                idle_exit_s=idle_s, **kwargs)
 
 
-def header(record: Record, name: str) -> str | None:
-    """The value of ``record``'s header ``name`` as text; None when it has none."""
+def header(record: Record, name: str) -> str:
+    """The value of ``record``'s header ``name`` as text; the test fails when it has none."""
     for key, value in record.headers:
-        if key == name:
+        if key == name and value is not None:
             return value.decode()
-    return None
+    raise AssertionError(f"no header {name!r} in {record.headers!r}")
 
 
 async def produce_with_raw_header_key(settings: Settings, topic: str, partition: int, records: list[OutRecord],
@@ -58,5 +58,6 @@ async def produce_with_raw_header_key(settings: Settings, topic: str, partition:
     stores whatever bytes it is sent; the batch is encoded by the fuzz package's :mod:`fuzz.wire`)."""
     raw = [(record.key, record.value, [(raw_key_of.get(name, name), value) for name, value in record.headers])
            for record in records]
+    assert settings.kafka_bootstrap_servers
     async with RawProducer(settings.kafka_bootstrap_servers, idempotent=settings.kafka_idempotence) as producer:
         await (await producer.send(topic, partition, raw, time.time_ns() // 1_000_000))

@@ -70,7 +70,8 @@ async def test_redis_refusing_writes_dead_letters_processing_failed_then_recover
         async with Producer(settings) as producer:
             client.config_set("maxmemory-policy", "noeviction")
             client.config_set("maxmemory", "1")  # every write is refused: OOM
-            await asyncio.gather(*await producer.send_many(settings.location_topic, pings("courier-p", 5, now - 20_000)))
+            await asyncio.gather(*await producer.send_many(settings.location_topic,
+                                                           pings("courier-p", 5, now - 20_000)))
             failed = await read_topic(settings, settings.dlq_topic, expect=5, timeout_s=60)
             client.config_set("maxmemory", "0")
             await asyncio.gather(*await producer.send_many(settings.location_topic,

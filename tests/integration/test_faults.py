@@ -102,6 +102,7 @@ def stop_cleanly(child: Child) -> None:
 async def hang_redis(stack: EmbeddedStack, store: Store) -> None:
     """SIGSTOP: connections are accepted and nothing answers, so every attempt waits for its timeout."""
     pid = stack.pid("redis")
+    assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     try:
         await asyncio.sleep(REDIS_OUTAGE_S)  # the outage under test: a fixed length, within the retry budget
@@ -112,6 +113,7 @@ async def hang_redis(stack: EmbeddedStack, store: Store) -> None:
 async def restart_redis(stack: EmbeddedStack, store: Store) -> None:
     """SHUTDOWN SAVE, then the same port and data: connections are refused meanwhile, and the scripts are gone."""
     before = await validated_or_none(store)
+    assert before is not None
     await asyncio.to_thread(stack.stop_redis)
     try:
         await asyncio.sleep(REDIS_OUTAGE_S)  # the outage under test: a fixed length, within the retry budget

@@ -46,8 +46,14 @@ def client(app_settings):
         yield test_client
 
 
+def _read_until_closed(ws) -> None:
+    while True:
+        ws.receive_text()
+
+
 def feed(client: TestClient, *positions: Position) -> None:
     """Ingest positions and run a tick at once, so the next frame a test reads reflects exactly these."""
+    assert client.portal is not None  # inside `with TestClient(...)`
     client.portal.call(_ingest_many, client, list(positions))
 
 
@@ -145,7 +151,7 @@ def test_ping_pong_and_stats(client):
         assert {"online", "idle", "stale", "offline", "pings_per_s", "rejected_total"} <= set(stats)
 
 
-@pytest.mark.parametrize("frame,code", [
+@pytest.mark.parametrize(("frame", "code"), [
     ("{not json", ws_status.WS_1003_UNSUPPORTED_DATA),
     ('["viewport"]', ws_status.WS_1008_POLICY_VIOLATION),
     ('{"type": "teleport"}', ws_status.WS_1008_POLICY_VIOLATION),
@@ -160,8 +166,7 @@ def test_bad_frames_close_with_a_code(client, frame, code):
         ws.receive_text()
         ws.send_text(frame)
         with pytest.raises(WebSocketDisconnect) as closed:
-            while True:
-                ws.receive_text()
+            _read_until_closed(ws)
         assert closed.value.code == code
 
 
@@ -170,8 +175,7 @@ def test_binary_frame_closes_with_1003(client):
         ws.receive_text()
         ws.send_bytes(b"\x00\x01")
         with pytest.raises(WebSocketDisconnect) as closed:
-            while True:
-                ws.receive_text()
+            _read_until_closed(ws)
         assert closed.value.code == ws_status.WS_1003_UNSUPPORTED_DATA
 
 

@@ -29,6 +29,11 @@ async def system(settings, tmp_path):
         yield running
 
 
+async def _read_until_closed(ws) -> None:
+    while True:
+        await ws.recv()
+
+
 async def frames_until(ws, predicate, timeout_s=20.0) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -68,9 +73,8 @@ async def test_ping_to_frame_on_the_real_stack(system, settings, producer):
 
         await ws.send("not json")
         with pytest.raises(websockets.ConnectionClosed) as closed:
-            while True:
-                await ws.recv()
-        assert closed.value.rcvd.code == ws_status.WS_1003_UNSUPPORTED_DATA
+            await _read_until_closed(ws)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == ws_status.WS_1003_UNSUPPORTED_DATA
 
 
 async def test_slow_client_is_cut_off_and_others_keep_going(system, settings, producer):

@@ -34,7 +34,8 @@ async def test_the_redis_script_follows_the_rule(store):
     fixes = await store.last_fixes(list(couriers))
     positions = await store.positions_json(list(couriers))
     geo = await store.redis.geopos(store.key_geo, *couriers)
-    for (partner_id, case), last, position, (_, geo_lat) in zip(couriers.items(), fixes.values(), positions, geo):
+    for (partner_id, case), last, position, (_, geo_lat) in zip(couriers.items(), fixes.values(), positions, geo,
+                                                                 strict=True):
         replaced = case["expect"] == "replace"
         expected_ts = case["incoming"] if replaced else case["held"]
         expected_lat = INCOMING_LAT if replaced else HELD_LAT

@@ -39,18 +39,28 @@ async def test_seeded_run_every_code_lands_in_the_dlq(settings, store, producer)
 
 async def test_two_validators_split_the_partitions(settings, store, producer):
     area = load_service_area(None)
-    assignments = [set(), set()]
-    processed = [set(), set()]
+    assignments: list[set[int]] = [set(), set()]
+    processed: list[set[int]] = [set(), set()]
     stops = [asyncio.Event(), asyncio.Event()]
     everything = set(range(settings.location_partitions))
     tasks = []
     for index in range(2):
         member = settings.replace(validator_id=f"validator-{index}")
-        tasks.append(asyncio.create_task(run_validator(
-            member, area, stops[index],
-            on_assign=lambda parts, i=index: assignments[i].__init__(parts),
-            on_batch=lambda result, i=index: processed[i].update(p for _, p in result.commit))))
-        await eventually(lambda i=index: assignments[i], what=f"validator-{index}'s first assignment")
+        held, done = assignments[index], processed[index]
+
+        def on_assign(parts, held: set[int] = held) -> None:
+            held.clear()
+            held.update(parts)
+
+        def on_batch(result, done: set[int] = done) -> None:
+            done.update(p for _, p in result.commit)
+
+        def assigned(held: set[int] = held) -> set[int]:
+            return held
+
+        tasks.append(asyncio.create_task(run_validator(member, area, stops[index], on_assign=on_assign,
+                                                       on_batch=on_batch)))
+        await eventually(assigned, what=f"validator-{index}'s first assignment")
 
     def split() -> bool:
         return all(assignments) and not assignments[0] & assignments[1] \

@@ -94,7 +94,7 @@ async def test_poison_pings_on_a_running_system_are_dead_lettered_and_good_pings
             await eventually(on_the_map, timeout_s=60, interval_s=0.2,
                              what="the good ping sent after the poison to reach the map")
 
-            expected = {name.encode(): reason for name, (_, reason) in poisons.items()}
+            expected: dict[bytes | None, str] = {name.encode(): reason for name, (_, reason) in poisons.items()}
             expected[None] = "malformed_payload"  # the unreadable record: the client could read neither key nor value
             letters = await read_topic(settings, settings.dlq_topic, expect=len(expected) + len(poisons))
             by_key = {letter.key: letter for letter in letters if not (letter.key or b"").startswith(b"dlq-")}
@@ -105,7 +105,7 @@ async def test_poison_pings_on_a_running_system_are_dead_lettered_and_good_pings
             one_mebibyte = by_key[b"one-mebibyte"]
             assert header(one_mebibyte, c.H_TRUNCATED) == "true"
             assert int(header(one_mebibyte, c.H_ORIGINAL_SIZE)) > 1_000_000
-            assert len(one_mebibyte.value) <= settings.dlq_value_max_bytes
+            assert one_mebibyte.value is not None and len(one_mebibyte.value) <= settings.dlq_value_max_bytes
 
             # Every dead letter, the validator's and the hand-made ones, is in the review index with a reason.
             for letter in letters:
@@ -169,7 +169,7 @@ async def test_a_record_validators_keep_dying_on_is_dead_lettered_after_the_limi
     command = [sys.executable, "-m", "tracker", "validate", "--until-idle", "3"]
     exits = []
     for attempt in range(settings.crash_loop_limit + 2):
-        run = await asyncio.to_thread(subprocess.run, command + ["--validator-id", f"v{attempt}"],
+        run = await asyncio.to_thread(subprocess.run, [*command, "--validator-id", f"v{attempt}"],
                                       env=subprocess_env(settings), capture_output=True, timeout=120)
         exits.append(run.returncode)
         if run.returncode == 0:

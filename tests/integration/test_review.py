@@ -150,6 +150,7 @@ async def test_replay_cap_and_refused_replays(system, api, settings, producer):
     large = await eventually(lambda: entry_for(api, "courier-big", "malformed_payload"), what="the large ping")
     detail = (await api.get(f"/api/dlq/{large['id']}")).json()
     assert detail["payload_truncated"] and not detail["replay_as_is"] and detail["payload_json"] is None
+    assert big.value is not None
     assert (detail["payload_shown"], detail["payload_size"]) == (settings.max_payload_bytes, len(big.value))
     assert detail["payload_sha256"] == hashlib.sha256(big.value).hexdigest()
     response = await api.post(f"/api/dlq/{large['id']}/replay", headers=auth())

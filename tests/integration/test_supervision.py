@@ -95,6 +95,7 @@ def test_a_gateway_task_that_fails_is_logged_restarted_and_reported_while_down(i
 
     with TestClient(app) as client:
         assert client.get("/readyz").status_code == 200
+        assert client.portal is not None  # inside `with TestClient(...)`
         client.portal.call(add_task)
         down = client.get("/readyz")
         assert down.status_code == 503

@@ -28,6 +28,7 @@ def test_rows_are_read_from_each_section():
 
 def test_each_broker_is_a_line_and_lost_windows_are_marked():
     svg = draw(REPORT)
+    assert svg is not None
     assert svg.count("<polyline") == 2
     assert "embedded Apache Kafka" in svg and "embedded Tansu" in svg
     assert svg.count('fill="white" stroke=') == 1  # the window of which only 57 % arrived
@@ -40,7 +41,8 @@ def test_no_tables_no_picture():
 
 LATENCY = """
 <!-- bench:latency -->
-| pings/s | tick (ms) | p50 (ms) | p99 (ms) | each round p50 / p99 | missing | bare hop p50 / p99 (ms) | p50 vs bare hop | target met |
+| pings/s | tick (ms) | p50 (ms) | p99 (ms) | each round p50 / p99 | missing | \
+bare hop p50 / p99 (ms) | p50 vs bare hop | target met |
 |---|---|---|---|---|---|---|---|---|
 | 5,000 | 25 | 20 | 38 | 21 / 38, 20 / 35, 20 / 39 | 0 | 3 / 6 | 6.7× | ✅ |
 | 20,000 | 200 | 172 | 409 | 172 / 409 | 0 | 4 / 7 | 43.0× | ❌ |
@@ -57,6 +59,7 @@ def test_latency_rows_come_from_the_latency_section_only():
 
 def test_each_latency_row_is_two_bars_and_a_missed_target_is_red():
     svg = draw_latency(LATENCY)
+    assert svg is not None
     assert svg.count("<rect x=") == 4 + 2  # p50 and p99 per row, and the two legend swatches
     assert svg.count('stroke="#dc2626"') == 2  # 172 > 140 and 409 > 350; the 25 ms row meets 40 / 150
     assert "20,000/s" in svg and "tick 200 ms" in svg

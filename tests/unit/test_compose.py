@@ -56,7 +56,7 @@ def depends_on(service: dict) -> dict[str, str]:
     """Dependency -> condition (the short list form means service_started)."""
     raw = service.get("depends_on") or {}
     if isinstance(raw, list):
-        return {name: "service_started" for name in raw}
+        return dict.fromkeys(raw, "service_started")
     return {name: (spec or {}).get("condition", "service_started") for name, spec in raw.items()}
 
 
@@ -157,8 +157,8 @@ def test_brokers_and_redis_the_tracker_points_at_are_the_compose_ones():
     assert "healthcheck" in kafka and "healthcheck" in redis
 
     broker_env = environment(kafka)
-    advertised = dict(reversed(listener.split("://", 1)) for listener in
-                      broker_env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    advertised = {address: name for name, address in (listener.split("://", 1) for listener in
+                                                       broker_env["KAFKA_ADVERTISED_LISTENERS"].split(","))}
     assert "PLAINTEXT" in broker_env["KAFKA_INTER_BROKER_LISTENER_NAME"]
     assert broker_env["KAFKA_PROCESS_ROLES"].replace(" ", "") in {"broker,controller", "controller,broker"}
     for name in TRACKER_SERVICES:
@@ -187,8 +187,8 @@ def test_everything_the_image_copies_is_in_the_build_context():
                if line.strip() and not line.startswith("#")]
     for sources in re.findall(r"^COPY\s+(?!--from)(.+)$", DOCKERFILE, flags=re.MULTILINE):
         *paths, _destination = sources.split()
-        for path in paths:
-            path = path.rstrip("/")
+        for copied in paths:
+            path = copied.rstrip("/")
             if "*" in path:  # optional by design (README.md*)
                 continue
             assert (ROOT / path).exists(), f"Dockerfile copies {path}, which does not exist"

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 from types import SimpleNamespace
+from typing import cast
 
 import msgspec
 import pytest
+from starlette.requests import Request
 
 from fuzz import corpus
 from simulator import fleet
@@ -39,7 +41,7 @@ def test_every_reason_a_ping_can_earn_has_a_fault_kind_that_makes_it():
 def test_the_review_page_gets_the_reasons_from_api_config():
     gateway = SimpleNamespace(settings=Settings(tile_url="https://tile.example/{z}/{x}/{y}.png", tick_ms=150))
     request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(gateway=gateway)))
-    body = json.loads(asyncio.run(api_config(request)).body)
+    body = json.loads(bytes(asyncio.run(api_config(cast(Request, request))).body))
     assert body == {"tile_url": "https://tile.example/{z}/{x}/{y}.png", "tick_ms": 150,
                     "reasons": [reason.value for reason in Reason]}
 
@@ -99,8 +101,9 @@ def test_a_bad_value_is_one_line_naming_it(env, message):
 
 
 def test_to_env_and_from_env_round_trip():
-    changed = Settings(kafka_bootstrap_servers="k:9092", kafka_idempotence=False, speed_limits={**DEFAULT_SPEED_LIMITS, "walk": 3.5},
-                       kafka_fetch_max_wait_ms=25, http_port=0, validator_id="v-1", max_age_s=90.5)
+    changed = Settings(kafka_bootstrap_servers="k:9092", kafka_idempotence=False,
+                       speed_limits={**DEFAULT_SPEED_LIMITS, "walk": 3.5}, kafka_fetch_max_wait_ms=25, http_port=0,
+                       validator_id="v-1", max_age_s=90.5)
     env = changed.to_env()
     assert env["KAFKA_IDEMPOTENCE"] == "false" and env["TRACKER_SPEED_LIMITS"] == "walk=3.5,bike=15,scooter=35,car=45"
     assert "TRACKER_ADMIN_TOKEN" not in env  # None is left unset

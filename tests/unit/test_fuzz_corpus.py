@@ -54,7 +54,7 @@ def test_same_seed_same_payloads_other_seed_other_payloads():
 
 
 def test_first_payloads_are_one_of_each_kind_then_the_mix_follows_the_shares(sample):
-    assert [p.kind for p in sample[:len(KINDS)]][0] == "valid"
+    assert next(p.kind for p in sample[:len(KINDS)]) == "valid"
     assert {p.kind for p in sample[:len(KINDS)]} == set(KINDS)
     valid_share = sum(p.kind == "valid" for p in sample) / len(sample)
     assert 0.2 < valid_share < 0.4
@@ -63,7 +63,7 @@ def test_first_payloads_are_one_of_each_kind_then_the_mix_follows_the_shares(sam
 
 def test_a_subset_of_kinds_yields_only_those():
     assert {p.kind for p in take(200, kinds=parse_kinds("deep_nesting,tombstone"))} == {"deep_nesting", "tombstone"}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown kind"):
         parse_kinds("deep_nesting,no_such_kind")
 
 
@@ -139,7 +139,8 @@ def test_odd_keys_and_headers(corpus):
 
 
 def test_hand_built_batches_read_back_as_written():
-    records = [(b"k", b'{"partner_id":"c1"}', [("app", b"1"), (b"bin", None)]), (None, None, [])]
+    records: list[tuple[bytes | None, bytes | None, list[tuple[str | bytes, bytes | None]]]] = [
+        (b"k", b'{"partner_id":"c1"}', [("app", b"1"), (b"bin", None)]), (None, None, [])]
     batch = _DefaultRecordBatchPy(bytearray(encode_batch(records, START_MS)))
     assert batch.validate_crc()
     assert [(r.offset, r.key, r.value, r.headers, r.timestamp) for r in batch] == [

@@ -123,13 +123,13 @@ def test_the_positions_reader_skips_every_poison_record_counts_it_logs_where_and
     assert "no value" in skipped[0] and "out of range" in skipped[8]
 
 
-def test_a_record_that_breaks_the_hub_is_skipped_and_logged_with_its_traceback(caplog):
+def test_a_record_that_breaks_the_hub_is_skipped_and_logged_with_its_traceback(caplog, monkeypatch):
     gateway = Gateway(Settings(), consume=False)
 
     def broken(position, now=None):
         raise OverflowError("a future bug")
 
-    gateway.hub.ingest = broken
+    monkeypatch.setattr(gateway.hub, "ingest", broken)
     assert gateway.apply_position(record(GOOD, 7), NOW) is False
     assert "tracker_bad_position_records_total 1.0" in metrics_text(gateway)
     [logged] = [r for r in caplog.records if r.levelname == "ERROR"]

@@ -30,7 +30,7 @@ def test_the_shipped_lock_pins_a_complete_broker_runtime():
 
 @pytest.mark.parametrize("line", ["a.jar deadbeef 3", "a.jar", "a.jar " + "0" * 64 + " many"])
 def test_a_malformed_lock_line_is_named(line):
-    with pytest.raises(ValueError, match="jars.lock line 2"):
+    with pytest.raises(ValueError, match=r"jars\.lock line 2"):
         read_lock("# header\n" + line)
 
 
@@ -83,7 +83,7 @@ def test_a_jar_that_does_not_match_the_lock_is_refused_and_not_cached(repo):
     settings, root, files, _, cache = repo
     tampered = next(iter(files))
     (root / tampered).write_bytes(b"evil jar!")  # same size as "first jar", other bytes
-    with pytest.raises(KafkaStartError, match="does not match jars.lock"):
+    with pytest.raises(KafkaStartError, match=r"does not match jars\.lock"):
         resolve_classpath(settings)
     assert not (cache / tampered).exists()
     assert not [p for p in cache.rglob("*") if p.is_file() and p.name != ".lock"]

@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 
 from tracker.geo import load_service_area
 from tracker.models import ID_MAX, TS_MS_MAX, LastFix, Outcome, Ping, Position, Reason, Verdict
-from tracker.rules import MAX_JSON_DEPTH, Limits, StatefulChecker, decode_json, judge, judge_replay, parse, \
-    parse_slowly
+from tracker.rules import MAX_JSON_DEPTH, Limits, StatefulChecker, decode_json, judge, judge_replay, parse, parse_slowly
 from tracker.settings import Settings
 
 NOW = 1_795_000_000_000
@@ -152,10 +151,12 @@ clocks = st.just(NOW) | st.integers(0, TS_MS_MAX + 10**6)
 
 
 def assert_verdict_is_sound(verdict: Verdict) -> None:
-    assert isinstance(verdict, Verdict) and isinstance(verdict.outcome, Outcome)
+    assert isinstance(verdict, Verdict)
+    assert isinstance(verdict.outcome, Outcome)
     assert verdict.reason is None or isinstance(verdict.reason, Reason)
     assert (verdict.reason is None) == (verdict.outcome is not Outcome.REJECTED)
-    assert isinstance(verdict.detail, str) and len(verdict.detail) <= DETAIL_MAX
+    assert isinstance(verdict.detail, str)
+    assert len(verdict.detail) <= DETAIL_MAX
     verdict.detail.encode("utf-8")  # a dead letter's header value
 
 
@@ -176,7 +177,8 @@ def assert_safe_downstream(ping: Ping) -> None:
 def check_total(raw: bytes | None, last: LastFix | None = None, now_ms: int = NOW) -> Ping | Verdict:
     parsed = parse(raw, LIMITS)
     slow = parse_slowly(raw, LIMITS) if raw is not None else parsed
-    event("accepted" if isinstance(parsed, Ping) else parsed.reason.value)  # --hypothesis-show-statistics
+    # Shown by --hypothesis-show-statistics.
+    event(parsed.reason.value if isinstance(parsed, Verdict) and parsed.reason else "accepted")
     if isinstance(parsed, Verdict):
         assert_verdict_is_sound(parsed)
         assert parsed.outcome is Outcome.REJECTED
@@ -203,6 +205,7 @@ def test_any_nesting_depth(nesting):
     raw = text.encode()
     verdict = check_total(raw)
     if depth > MAX_JSON_DEPTH and len(raw) <= LIMITS.max_payload_bytes:
+        assert isinstance(verdict, Verdict)
         assert verdict.reason is Reason.MALFORMED_PAYLOAD and "nested deeper than" in verdict.detail
         assert isinstance(decode_json(raw, LIMITS.max_payload_bytes), Verdict)
     elif depth <= MAX_JSON_DEPTH:
@@ -232,6 +235,7 @@ def test_a_nested_value_in_any_field(deep, last):
     if len(raw) <= LIMITS.max_payload_bytes and (field in FIELDS or depth > MAX_JSON_DEPTH):
         assert isinstance(parsed, Verdict)  # a known field never holds a container; an unknown one is bounded
     if depth > MAX_JSON_DEPTH and len(raw) <= LIMITS.max_payload_bytes:
+        assert isinstance(parsed, Verdict)
         assert parsed.reason is Reason.MALFORMED_PAYLOAD and "nested deeper than" in parsed.detail
 
 
@@ -257,7 +261,9 @@ def test_the_stateful_checker_gives_every_payload_a_verdict(payloads):
         verdict = checker.check(raw, NOW)
         assert_verdict_is_sound(verdict)
         if verdict.accepted:
-            accepted.add(parse(raw, LIMITS).partner_id)
+            ping = parse(raw, LIMITS)
+            assert isinstance(ping, Ping)
+            accepted.add(ping.partner_id)
     assert set(checker.last_fixes) == accepted
 
 

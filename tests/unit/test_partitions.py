@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any, cast
 
 import pytest
 
 from tracker.geo import load_service_area
+from tracker.kafka import Producer
 from tracker.models import OutRecord, Record
 from tracker.partitions import UNVERIFIED, Partitions
 from tracker.settings import Settings
-from tracker.store import FENCED, Slice, StoreError
+from tracker.store import FENCED, Slice, Store, StoreError
 from tracker.validator import Validator
 
 # -- the transitions -------------------------------------------------------------------------------------
@@ -110,7 +112,7 @@ class FakeStore:
             self.attempts.pop(key, None)
 
     async def last_fixes(self, partner_ids):
-        return {pid: None for pid in partner_ids}
+        return dict.fromkeys(partner_ids)
 
     async def apply(self, topic, slices):
         if self.failures:
@@ -142,7 +144,7 @@ class FakeProducer:
 
 
 def record(offset: int, partition: int = 0, **fields) -> Record:
-    doc = {"partner_id": f"c{offset}", "lat": 12.97, "lon": 77.59, "ts": NOW - 1000} | fields
+    doc: dict[str, Any] = {"partner_id": f"c{offset}", "lat": 12.97, "lon": 77.59, "ts": NOW - 1000} | fields
     return Record(TOPIC, partition, offset, NOW, doc["partner_id"].encode(), json.dumps(doc).encode(), ())
 
 
@@ -150,10 +152,18 @@ def batch(first: int, last: int, partition: int = 0) -> dict:
     return {(TOPIC, partition): [record(offset, partition) for offset in range(first, last + 1)]}
 
 
+class RecordingValidator(Validator):
+    """A validator whose seeks and commits (a consumer's work) are recorded by the fixture below."""
+
+    seeks: list[tuple[int, int]]
+    committed: dict
+
+
 @pytest.fixture
 def validator():
     settings = Settings(retry_attempts=2, retry_backoff_ms=1, retry_max_backoff_ms=1, crash_loop_limit=3)
-    made = Validator(settings, load_service_area(None), FakeStore(), FakeProducer(), clock_ms=lambda: NOW)
+    made = RecordingValidator(settings, load_service_area(None), cast(Store, FakeStore()),
+                              cast(Producer, FakeProducer()), clock_ms=lambda: NOW)
     made.seeks = []
     made.seek = lambda partition, offset: made.seeks.append((partition, offset))
     made.committed = {}

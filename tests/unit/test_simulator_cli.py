@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import time
+from typing import cast
 
 import msgspec
 import pytest
@@ -15,7 +16,10 @@ from simulator.cli import ProgressLine, add_arguments, config_from_args, format_
 from simulator.config import SimConfig
 from simulator.faults import DUPLICATE, FaultKind
 from simulator.run import SimStats, run_simulation
+from tests.helpers import value_of
 from tracker.constants import H_SIM_EXPECT
+from tracker.kafka import Producer
+from tracker.models import OutRecord
 from tracker.settings import Settings
 
 SETTINGS = Settings()
@@ -42,7 +46,7 @@ def test_defaults_are_the_documented_ones():
         300, 1.0, 0.05, 0.01)
 
 
-@pytest.mark.parametrize("argv, message", [
+@pytest.mark.parametrize(("argv", "message"), [
     (("--bad-rate", "1.5"), "argument --bad-rate: must be between 0 and 1, got 1.5"),
     (("--bad-rate", "lots"), "argument --bad-rate: expected a number, got 'lots'"),
     (("--duplicate-rate", "-0.1"), "argument --duplicate-rate: must be between 0 and 1"),
@@ -64,7 +68,7 @@ def test_bad_flag_values_are_one_line_argparse_errors(argv, message, capsys):
     assert message in last_line
 
 
-@pytest.mark.parametrize("argv, message", [
+@pytest.mark.parametrize(("argv", "message"), [
     (("--burst",), "--burst needs --count or --duration"),
     (("--bad-rate", "0.6", "--duplicate-rate", "0.3"), "must not exceed 1"),
 ])
@@ -91,7 +95,7 @@ class FakeTerminal(io.StringIO):
         return self.tty
 
 
-@pytest.mark.parametrize("tty, every_s, ending", [(True, 0.5, "\x1b[K"), (False, 5.0, "\n")])
+@pytest.mark.parametrize(("tty", "every_s", "ending"), [(True, 0.5, "\x1b[K"), (False, 5.0, "\n")])
 def test_progress_is_rewritten_in_place_on_a_terminal_and_throttled_elsewhere(tty, every_s, ending):
     now = [100.0]
     stream = FakeTerminal(tty)
@@ -114,7 +118,7 @@ class MemoryProducer:
     """
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, object, int]] = []
+        self.sent: list[tuple[str, OutRecord, int]] = []
         self.batches = 0
         self.unacked = 0
         self.flushed = False
@@ -145,11 +149,11 @@ class MemoryProducer:
 async def test_a_burst_run_produces_count_pings_and_accounts_for_every_one():
     producer = MemoryProducer()
     stats = await run_simulation(SETTINGS, SimConfig(couriers=200, count=5_000, burst=True, bad_rate=0.1, seed=3),
-                                 producer)
+                                 cast(Producer, producer))
     assert stats.produced == len(producer.sent) == 5_000
     assert stats.produced == stats.good + stats.bad + stats.duplicates
     assert stats.bad == sum(stats.bad_by_reason.values())
-    expected = {}
+    expected: dict[str, int] = {}
     for topic, record, _ in producer.sent:
         assert topic == SETTINGS.location_topic
         header = dict(record.headers).get(H_SIM_EXPECT)
@@ -161,21 +165,23 @@ async def test_a_burst_run_produces_count_pings_and_accounts_for_every_one():
 
 async def test_a_run_without_a_seed_reports_the_seed_that_reproduces_it():
     unseeded, reseeded = MemoryProducer(), MemoryProducer()
-    stats = await run_simulation(SETTINGS, SimConfig(couriers=50, count=500, burst=True, bad_rate=0.2), unseeded)
+    stats = await run_simulation(SETTINGS, SimConfig(couriers=50, count=500, burst=True, bad_rate=0.2),
+                                 cast(Producer, unseeded))
     await run_simulation(SETTINGS, SimConfig(couriers=50, count=500, burst=True, bad_rate=0.2, seed=stats.seed),
-                         reseeded)
+                         cast(Producer, reseeded))
     assert [(r.key, r.headers) for _, r, _ in unseeded.sent] == [(r.key, r.headers) for _, r, _ in reseeded.sent]
 
 
 async def test_real_time_pings_are_stamped_with_the_wall_clock_when_sent():
     producer = MemoryProducer()
     started = time.monotonic()
-    stats = await run_simulation(SETTINGS, SimConfig(couriers=20, interval_s=0.1, duration_s=1.0, seed=4), producer)
+    stats = await run_simulation(SETTINGS, SimConfig(couriers=20, interval_s=0.1, duration_s=1.0, seed=4),
+                                 cast(Producer, producer))
     assert 0.9 <= time.monotonic() - started <= 1.5
     assert 170 <= stats.produced <= 240
     for _, record, sent_at_ms in producer.sent:
         if record.headers == ():
-            assert abs(json.loads(record.value)["ts"] - sent_at_ms) < 100
+            assert abs(json.loads(value_of(record))["ts"] - sent_at_ms) < 100
 
 
 @pytest.mark.parametrize("linger_ms", [0.0, 50.0])
@@ -183,8 +189,8 @@ async def test_real_time_pings_due_within_the_linger_window_go_in_one_request(li
     producer = MemoryProducer()
     config = SimConfig(couriers=20, interval_s=0.1, duration_s=1.0, bad_rate=0, duplicate_rate=0, seed=4,
                        linger_ms=linger_ms)
-    stats = await run_simulation(SETTINGS, config, producer)
-    lateness = [sent_at_ms - json.loads(record.value)["ts"] for _, record, sent_at_ms in producer.sent]
+    stats = await run_simulation(SETTINGS, config, cast(Producer, producer))
+    lateness = [sent_at_ms - json.loads(value_of(record))["ts"] for _, record, sent_at_ms in producer.sent]
     assert min(lateness) >= 0  # never before it is due
     if linger_ms:
         assert producer.batches <= 1.0 / 0.05 + 2  # one request per window, ~10 pings each
@@ -195,8 +201,8 @@ async def test_real_time_pings_due_within_the_linger_window_go_in_one_request(li
 
 async def test_the_stop_event_ends_the_run_after_the_batch_in_flight():
     producer, stop = MemoryProducer(), asyncio.Event()
-    stats = await run_simulation(SETTINGS, SimConfig(couriers=100, count=100_000, burst=True, seed=5), producer,
-                                 progress=lambda stats: stop.set(), stop=stop)
+    stats = await run_simulation(SETTINGS, SimConfig(couriers=100, count=100_000, burst=True, seed=5),
+                                 cast(Producer, producer), progress=lambda stats: stop.set(), stop=stop)
     assert producer.batches == 1
     assert stats.produced == len(producer.sent) == 2_000
 
@@ -204,7 +210,7 @@ async def test_the_stop_event_ends_the_run_after_the_batch_in_flight():
 async def test_the_rate_cap_paces_sending():
     producer = MemoryProducer()
     stats = await run_simulation(SETTINGS, SimConfig(couriers=50, count=1_000, burst=True, rate=2_000.0, seed=6),
-                                 producer)
+                                 cast(Producer, producer))
     assert stats.produced == 1_000
     assert 0.45 <= stats.elapsed_s <= 1.0
     assert producer.batches >= 10  # small batches, ~20 a second, not one burst

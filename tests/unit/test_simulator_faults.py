@@ -6,6 +6,7 @@ import json
 import math
 import random
 from datetime import datetime
+from typing import Any
 
 import msgspec
 import pytest
@@ -25,12 +26,14 @@ LAST = LastGood(GOOD.ts - 1_000, 12.97158, 77.59455, b"{}")
 DRAWS = 400
 
 
-def corrupted(kind: FaultKind, last: LastGood | None = LAST) -> list[bytes]:
+def corrupted(kind: FaultKind, last: LastGood | None = LAST) -> list[bytes | None]:
+    """One payload per draw; None where the fault cannot apply (out_of_order, impossible_speed)."""
     context = FaultContext(GOOD, last, GRID, AREA, LIMITS)
     return [inject(kind, context, random.Random(seed)) for seed in range(DRAWS)]
 
 
-def decode(raw: bytes) -> object:
+def decode(raw: bytes | None) -> Any:
+    assert raw is not None, "the fault did not apply"
     return json.loads(raw.decode("utf-8"))  # json, unlike msgspec, reads NaN and Infinity
 
 
@@ -42,12 +45,13 @@ def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def ts_ms(value: object) -> int:
+def ts_ms(value: int | str) -> int:
     return value if isinstance(value, int) else round(datetime.fromisoformat(value).timestamp() * 1000)
 
 
-def malformed_shape(raw: bytes) -> str:
+def malformed_shape(raw: bytes | None) -> str:
     """Which of the malformed_payload shapes ``raw`` has; asserts the rest of the ping is intact."""
+    assert raw is not None, "the fault did not apply"
     if len(raw) > LIMITS.max_payload_bytes:
         return "oversized"
     try:
@@ -139,7 +143,7 @@ def test_outside_service_area_moves_a_valid_fix_out_of_the_area():
     assert min(distances) < 30_000 < max(distances)  # both "just beyond the edge" and "another city"
 
 
-@pytest.mark.parametrize("kind, low_ms, high_ms", [
+@pytest.mark.parametrize(("kind", "low_ms", "high_ms"), [
     (FaultKind.STALE_TIMESTAMP, -300_000 - 3_600_000, -300_000),
     (FaultKind.FUTURE_TIMESTAMP, 300_000, 300_000 + 3_600_000),
 ])
@@ -179,7 +183,7 @@ def test_impossible_speed_jumps_further_when_the_last_good_fix_is_older():
             assert haversine_m(last.lat, last.lon, doc["lat"], doc["lon"]) - 8.2 > 35 * 200
 
 
-@pytest.mark.parametrize("kind, last", [
+@pytest.mark.parametrize(("kind", "last"), [
     (FaultKind.OUT_OF_ORDER, None),
     (FaultKind.IMPOSSIBLE_SPEED, None),
     # 30 s older than a last fix that is itself 50 s old would be judged stale, not out of order.
@@ -189,7 +193,7 @@ def test_faults_that_need_a_recent_good_ping_refuse_without_one(kind, last):
     assert corrupted(kind, last)[:20] == [None] * 20
 
 
-@pytest.mark.parametrize("kind, crosses_the_limit", [
+@pytest.mark.parametrize(("kind", "crosses_the_limit"), [
     (FaultKind.MALFORMED_PAYLOAD, lambda raw: len(raw) <= 4096 or len(raw) > 9000),
     (FaultKind.STALE_TIMESTAMP, lambda raw: GOOD.ts - ts_ms(decode(raw)["ts"]) >= 2 * 900_000),
     (FaultKind.FUTURE_TIMESTAMP, lambda raw: ts_ms(decode(raw)["ts"]) - GOOD.ts >= 2 * 700_000),

@@ -80,8 +80,8 @@ def test_fault_overrides_fix_one_kind_and_zero_turns_everything_off():
     assert {p.expect for p in stream(bad_rate=0.0, duplicate_rate=0.0)} == {None}
 
 
-@pytest.mark.parametrize("bad_rate, overrides, expected", [
-    (0.09, {}, {kind: 0.01 for kind in FaultKind}),
+@pytest.mark.parametrize(("bad_rate", "overrides", "expected"), [
+    (0.09, {}, dict.fromkeys(FaultKind, 0.01)),
     (0.0, {FaultKind.OUT_OF_ORDER: 0.2}, {kind: 0.2 if kind is FaultKind.OUT_OF_ORDER else 0.0 for kind in FaultKind}),
     (0.18, {FaultKind.OUT_OF_ORDER: 0.1},
      {kind: 0.1 if kind is FaultKind.OUT_OF_ORDER else 0.01 for kind in FaultKind}),
@@ -105,7 +105,7 @@ def test_a_duplicate_is_the_byte_for_byte_resend_of_the_good_ping_just_before_it
 
 def test_clock_and_movement_faults_are_relative_to_the_couriers_last_good_ping():
     last_good = {}
-    seen = Counter()
+    seen = Counter[str]()
     for ping in stream(couriers=100, count=20_000, bad_rate=0.0, duplicate_rate=0.0, fault_rates={
             FaultKind.OUT_OF_ORDER: 0.05, FaultKind.IMPOSSIBLE_SPEED: 0.05}):
         doc = json.loads(ping.value)
@@ -124,7 +124,7 @@ def test_clock_and_movement_faults_are_relative_to_the_couriers_last_good_ping()
     assert 0.045 * 20_000 <= seen[FaultKind.IMPOSSIBLE_SPEED.value] <= 0.055 * 20_000
 
 
-@pytest.mark.parametrize("config, message", [
+@pytest.mark.parametrize(("config", "message"), [
     (SimConfig(couriers=0), "--couriers must be at least 1"),
     (SimConfig(interval_s=0), "--interval must be at least 0.001"),
     (SimConfig(duration_s=-1), "--duration must be positive"),

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 from collections import Counter
+from typing import cast
 
 import msgspec
 import pytest
@@ -16,10 +17,13 @@ from simulator.config import SimConfig
 from simulator.faults import DUPLICATE
 from simulator.run import SimStats, run_simulation
 from tracker.constants import H_SIM_EXPECT
+from tracker.kafka import Producer
+from tracker.models import OutRecord
 from tracker.settings import Settings
 
 SETTINGS = Settings()
-CONFIG = SimConfig(couriers=200, count=10_000, burst=True, bad_rate=0.1, duplicate_rate=0.02, seed=11)
+COUNT = 10_000
+CONFIG = SimConfig(couriers=200, count=COUNT, burst=True, bad_rate=0.1, duplicate_rate=0.02, seed=11)
 
 
 class FlakyProducer:
@@ -29,8 +33,8 @@ class FlakyProducer:
     def __init__(self, fail) -> None:
         self.fail = fail
         self.requests = 0
-        self.acked: list[object] = []
-        self.given_up: list[object] = []
+        self.acked: list[OutRecord] = []
+        self.given_up: list[OutRecord] = []
 
     async def partition_count(self, topic):
         return SETTINGS.location_partitions
@@ -67,7 +71,7 @@ async def run(producer: FlakyProducer) -> SimStats:
     def next_request(stats: SimStats) -> None:  # progress comes once per batch, after its acks (or errors)
         producer.requests += 1
 
-    return await run_simulation(SETTINGS, CONFIG, producer, progress=next_request)
+    return await run_simulation(SETTINGS, CONFIG, cast(Producer, producer), progress=next_request)
 
 
 async def test_a_share_whose_ack_fails_is_unsent_and_the_run_goes_on():
@@ -79,7 +83,7 @@ async def test_a_share_whose_ack_fails_is_unsent_and_the_run_goes_on():
     assert stats.unsent == len(producer.given_up) > 0
     assert stats.unsent_by_reason == {"KafkaTimeoutError: batch expired after 40000 ms": stats.unsent}
     assert stats.produced == len(producer.acked)  # produced counts what the broker acknowledged, nothing else
-    assert stats.produced + stats.unsent == CONFIG.count  # every ping is one or the other
+    assert stats.produced + stats.unsent == COUNT  # every ping is one or the other
     assert stats_counts(stats) == producer.counts(producer.acked)  # the tallies follow the acked pings
     assert all(record.partition == 3 for record in producer.given_up)
 
@@ -90,7 +94,7 @@ async def test_a_share_refused_when_queued_is_unsent_too():
     stats = await run(producer)
     assert stats.unsent == len(producer.given_up) > 0
     assert stats.unsent_by_reason == {"KafkaTimeoutError": stats.unsent}
-    assert stats.produced == len(producer.acked) == CONFIG.count - stats.unsent
+    assert stats.produced == len(producer.acked) == COUNT - stats.unsent
 
 
 async def test_reasons_are_counted_apart():
@@ -111,7 +115,7 @@ async def test_reasons_are_counted_apart():
 async def test_a_producer_that_gives_up_on_everything_does_not_stop_the_run():
     producer = FlakyProducer(lambda partition, request: KafkaTimeoutError("broker down"))
     stats = await run(producer)
-    assert (stats.produced, stats.unsent) == (0, CONFIG.count)
+    assert (stats.produced, stats.unsent) == (0, COUNT)
 
 
 async def test_an_error_that_is_no_delivery_failure_is_not_swallowed():
@@ -151,13 +155,14 @@ class SlowBroker(FlakyProducer):
 
 
 async def test_a_batch_waiting_for_the_broker_is_reported_every_second_and_then_counted():
-    producer, waits = SlowBroker(delay_s=2.5), []
+    producer, waits = SlowBroker(delay_s=2.5), list[float]()
     config = SimConfig(couriers=100, count=4_000, burst=True, seed=2)
 
     def next_request(stats: SimStats) -> None:
         producer.requests += 1
 
-    stats = await run_simulation(SETTINGS, config, producer, progress=next_request, waiting=waits.append)
+    stats = await run_simulation(SETTINGS, config, cast(Producer, producer), progress=next_request,
+                                 waiting=waits.append)
     assert [round(seconds) for seconds in waits] == [1, 2]
     assert (stats.produced, stats.unsent) == (4_000, 0)
 

@@ -25,7 +25,7 @@ def verdict_code(verdict) -> str:
     return verdict.reason.value if verdict.outcome.value == "rejected" else verdict.outcome.value
 
 
-@pytest.mark.parametrize("config, settings", [
+@pytest.mark.parametrize(("config", "settings"), [
     (SimConfig(couriers=300, count=8_000, seed=1, burst=True, bad_rate=0.1), Settings()),
     (SimConfig(couriers=150, count=6_000, seed=2, burst=True, bad_rate=0.3, duplicate_rate=0.05,
                interval_s=0.02), Settings()),
@@ -37,7 +37,7 @@ def verdict_code(verdict) -> str:
 ], ids=["defaults", "short-interval", "long-interval", "real-time", "custom-thresholds"])
 def test_every_ping_gets_the_verdict_it_was_made_for(config, settings):
     checker = rules.StatefulChecker(settings, load_service_area(settings.service_area_file))
-    mismatches, verdicts = [], Counter()
+    mismatches, verdicts = [], Counter[str]()
     for ping in iter_pings(config, NOW_MS, settings=settings):
         verdict = checker.check(ping.value, ping.emitted_at_ms)
         got, wanted = verdict_code(verdict), ping.expect or "accepted"
