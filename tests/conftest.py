@@ -34,8 +34,7 @@ def infra(tmp_path_factory) -> Iterator[Settings]:
 @pytest.fixture
 async def settings(infra: Settings) -> Settings:
     """Settings in a fresh namespace, with its topics created."""
-    namespaced = infra.replace(namespace=f"t{uuid.uuid4().hex[:10]}.", retry_backoff_ms=20,
-                               replay_secret=REPLAY_SECRET)
+    namespaced = infra.replace(namespace=f"t{uuid.uuid4().hex[:10]}.", retry_backoff_ms=20, replay_secret=REPLAY_SECRET)
     await ensure_topics(namespaced)
     return namespaced
 

@@ -42,8 +42,14 @@ def _timed_out(timeout_s: float, what: str, explain: Callable[[], str] | None) -
     return AssertionError(message + "\n" + explain() if explain else message)
 
 
-async def eventually(check: Callable[[], Any], *, timeout_s: float = 30.0, interval_s: float = 0.1,
-                     what: str = "the condition", explain: Callable[[], str] | None = None) -> Any:
+async def eventually(
+    check: Callable[[], Any],
+    *,
+    timeout_s: float = 30.0,
+    interval_s: float = 0.1,
+    what: str = "the condition",
+    explain: Callable[[], str] | None = None,
+) -> Any:
     """Call ``check`` (plain or async) every ``interval_s`` until it returns something truthy; return that.
 
     After ``timeout_s`` without it, raise ``AssertionError("timed out after N s waiting for <what>")``, with
@@ -62,8 +68,14 @@ async def eventually(check: Callable[[], Any], *, timeout_s: float = 30.0, inter
         await asyncio.sleep(interval_s)
 
 
-def eventually_sync(check: Callable[[], Any], *, timeout_s: float = 30.0, interval_s: float = 0.1,
-                    what: str = "the condition", explain: Callable[[], str] | None = None) -> Any:
+def eventually_sync(
+    check: Callable[[], Any],
+    *,
+    timeout_s: float = 30.0,
+    interval_s: float = 0.1,
+    what: str = "the condition",
+    explain: Callable[[], str] | None = None,
+) -> Any:
     """:func:`eventually` for a test without an event loop of its own: ``check`` is plain, the wait blocks."""
     deadline = time.monotonic() + timeout_s
     while True:

@@ -52,6 +52,7 @@ _ASSIGNED = re.compile(r"assigned partitions \[([0-9, ]*)\] of (\S+)")
 
 # -- fixtures ----------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def cluster():
     reason = java_missing()
@@ -67,9 +68,13 @@ def cluster():
 @pytest.fixture
 def failover_settings(cluster: ApacheKafkaCluster, tmp_path: Path):
     """Settings on the 3-node cluster (RF 3, idempotent producers) and an embedded Redis, own namespace."""
-    base = Settings.from_env().replace(kafka_bootstrap_servers=cluster.bootstrap_servers, replication_factor=3,
-                                       kafka_idempotence=True, namespace=f"fo{uuid.uuid4().hex[:8]}.",
-                                       data_dir=str(tmp_path / "var"))
+    base = Settings.from_env().replace(
+        kafka_bootstrap_servers=cluster.bootstrap_servers,
+        replication_factor=3,
+        kafka_idempotence=True,
+        namespace=f"fo{uuid.uuid4().hex[:8]}.",
+        data_dir=str(tmp_path / "var"),
+    )
     with EmbeddedStack(base) as settings:  # the broker is configured, so this starts only redis-server
         yield settings
 
@@ -80,8 +85,9 @@ class ValidatorProcess:
     def __init__(self, validator_id: str, env: dict[str, str], log_dir: Path) -> None:
         self.validator_id = validator_id
         self.log_path = log_dir / f"validator-{validator_id}.log"
-        self.process = spawn([sys.executable, "-m", "tracker", "validate", "--validator-id", validator_id],
-                             self.log_path, env)
+        self.process = spawn(
+            [sys.executable, "-m", "tracker", "validate", "--validator-id", validator_id], self.log_path, env
+        )
 
     def log(self) -> str:
         return self.log_path.read_text("utf-8", "replace") if self.log_path.exists() else ""
@@ -107,6 +113,7 @@ class ValidatorProcess:
 
 # -- helpers -----------------------------------------------------------------------------------------------
 
+
 async def partition_leaders(settings: Settings, topic: str) -> dict[int, int]:
     """partition -> leader broker id (-1 while it has none)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, client_id="failover-test")
@@ -120,8 +127,11 @@ async def partition_leaders(settings: Settings, topic: str) -> dict[int, int]:
 
 async def wait_for_leaders(settings: Settings, timeout_s: float = 30.0) -> None:
     """Topic creation is asynchronous: wait until every partition of every topic has a leader."""
-    wanted = {settings.location_topic: settings.location_partitions, settings.dlq_topic: settings.dlq_partitions,
-              settings.positions_topic: settings.positions_partitions}
+    wanted = {
+        settings.location_topic: settings.location_partitions,
+        settings.dlq_topic: settings.dlq_partitions,
+        settings.positions_topic: settings.positions_partitions,
+    }
 
     async def every_partition_led() -> bool:
         for topic, count in wanted.items():
@@ -130,8 +140,9 @@ async def wait_for_leaders(settings: Settings, timeout_s: float = 30.0) -> None:
                 return False
         return True
 
-    await eventually(every_partition_led, timeout_s=timeout_s, interval_s=0.2,
-                     what="a leader for every partition of the topics")
+    await eventually(
+        every_partition_led, timeout_s=timeout_s, interval_s=0.2, what="a leader for every partition of the topics"
+    )
 
 
 def active_controller(cluster: ApacheKafkaCluster) -> int | None:
@@ -161,8 +172,13 @@ async def wait_for_split(validators: list[ValidatorProcess], settings: Settings,
         first, second = (validator.assignment(settings.location_topic) for validator in validators)
         return bool(first and second and not first & second and first | second == everything)
 
-    await eventually(split, timeout_s=timeout_s, interval_s=0.2, what="the validators to split the partitions",
-                     explain=lambda: "\n".join(v.tail() for v in validators))
+    await eventually(
+        split,
+        timeout_s=timeout_s,
+        interval_s=0.2,
+        what="the validators to split the partitions",
+        explain=lambda: "\n".join(v.tail() for v in validators),
+    )
 
 
 def longest_pause(times: list[float], *, ends_after: float, starts_before: float) -> tuple[float, float]:
@@ -177,13 +193,16 @@ def longest_pause(times: list[float], *, ends_after: float, starts_before: float
 
 # -- the test ----------------------------------------------------------------------------------------------
 
+
 async def test_broker_sigkill_mid_run_keeps_the_identity(cluster, failover_settings, tmp_path):
     settings = failover_settings
     await ensure_topics(settings)
     await wait_for_leaders(settings)
 
-    env = subprocess_env(settings) | {"KAFKA_SESSION_TIMEOUT_MS": VALIDATOR_SESSION_TIMEOUT_MS,
-                                      "TRACKER_REPLICATION_FACTOR": "3"}
+    env = subprocess_env(settings) | {
+        "KAFKA_SESSION_TIMEOUT_MS": VALIDATOR_SESSION_TIMEOUT_MS,
+        "TRACKER_REPLICATION_FACTOR": "3",
+    }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     validators = [ValidatorProcess(validator_id, env, tmp_path) for validator_id in ("v1", "v2")]
     try:
@@ -201,10 +220,15 @@ async def test_broker_sigkill_mid_run_keeps_the_identity(cluster, failover_setti
             totals = [validator.totals() or {} for validator in validators]
 
             counters = await store.counters()
-            rejected = {name.removeprefix("rejected:"): count for name, count in counters.items()
-                        if name.startswith("rejected:")}
-            assert counters.get("accepted", 0) + counters.get("rejected", 0) + counters.get("duplicates", 0) \
+            rejected = {
+                name.removeprefix("rejected:"): count
+                for name, count in counters.items()
+                if name.startswith("rejected:")
+            }
+            assert (
+                counters.get("accepted", 0) + counters.get("rejected", 0) + counters.get("duplicates", 0)
                 == stats.produced
+            )
             assert rejected == {reason: count for reason, count in stats.bad_by_reason.items() if count}
             redelivered = await assert_pipeline_outcome(settings, store, stats, allow_dlq_redeliveries=True)
     finally:
@@ -213,22 +237,37 @@ async def test_broker_sigkill_mid_run_keeps_the_identity(cluster, failover_setti
 
     consumed = sum(t.get("consumed", 0) for t in totals)
     skipped = sum(t.get("skipped", 0) for t in totals)
-    print(f"[failover] validators consumed {consumed} records ({skipped} skipped as already applied; "
-          f"{consumed - stats.produced} redelivered), {redelivered} dead letters produced twice")
-    print("[failover] identity held: produced {p} = accepted {a} + rejected {r} + duplicates {d}".format(
-        p=stats.produced, a=counters.get("accepted", 0), r=counters.get("rejected", 0),
-        d=counters.get("duplicates", 0)))
+    print(
+        f"[failover] validators consumed {consumed} records ({skipped} skipped as already applied; "
+        f"{consumed - stats.produced} redelivered), {redelivered} dead letters produced twice"
+    )
+    print(
+        "[failover] identity held: produced {p} = accepted {a} + rejected {r} + duplicates {d}".format(
+            p=stats.produced,
+            a=counters.get("accepted", 0),
+            r=counters.get("rejected", 0),
+            d=counters.get("duplicates", 0),
+        )
+    )
 
 
-async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, store: Store, producer: Producer,
-                             validators: list[ValidatorProcess]) -> tuple[SimStats, str]:
+async def _run_with_failover(
+    cluster: ApacheKafkaCluster,
+    settings: Settings,
+    store: Store,
+    producer: Producer,
+    validators: list[ValidatorProcess],
+) -> tuple[SimStats, str]:
     """Simulate in real time; kill a leader, keep producing, restart it, stop; wait until all is validated."""
     config = SimConfig(couriers=COURIERS, interval_s=1.0, bad_rate=0.1, seed=20261126, rate=RATE_CAP)
     acks: list[tuple[float, int]] = []  # (monotonic time, pings acknowledged so far)
     samples: list[tuple[float, int, int]] = []  # (monotonic time, acknowledged, validated)
     stop = asyncio.Event()
-    simulation = asyncio.create_task(run_simulation(
-        settings, config, producer, progress=lambda s: acks.append((time.monotonic(), s.produced)), stop=stop))
+    simulation = asyncio.create_task(
+        run_simulation(
+            settings, config, producer, progress=lambda s: acks.append((time.monotonic(), s.produced)), stop=stop
+        )
+    )
 
     async def sample() -> None:
         while True:
@@ -298,8 +337,12 @@ async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, st
         def how_far() -> str:
             return f"they accounted for {accounted[0]}\n" + "\n".join(v.tail() for v in validators)
 
-        await eventually(drained, timeout_s=CATCH_UP_TIMEOUT_S, explain=how_far,
-                         what=f"the validators to account for all {stats.produced} pings after the simulator stopped")
+        await eventually(
+            drained,
+            timeout_s=CATCH_UP_TIMEOUT_S,
+            explain=how_far,
+            what=f"the validators to account for all {stats.produced} pings after the simulator stopped",
+        )
         t_drained = time.monotonic()
     finally:
         monitor.cancel()
@@ -319,20 +362,36 @@ async def _run_with_failover(cluster: ApacheKafkaCluster, settings: Settings, st
     caught_up_text = "not within the run" if caught_up is None else f"{caught_up - t_kill:.2f}s"
     progress_times = [t for (_, _, before), (t, _, validated) in itertools.pairwise(samples) if validated > before]
     validator_pause_s, validator_resumed = longest_pause(progress_times, ends_after=t_kill, starts_before=t_restart)
-    timeline = "\n".join([
-        (f"[failover] machine: {os.cpu_count()} cores; {stats.produced} pings produced in {stats.elapsed_s:.1f}s "
-         f"({stats.pings_per_s:.0f}/s; {stats.good} good, {stats.bad} bad, {stats.duplicates} duplicates)"),
-        (f"[failover] first ack at t={acks[0][0] - t0:.1f}s; killed node {victim} (SIGKILL) at t={t_kill - t0:.1f}s; "
-         f"it led partitions "
-         f"{sorted(p for p, leader in leaders.items() if leader == victim)} of {settings.location_topic}"
-         f"{' and was the active controller' if victim == controller else ''} "
-         f"(controller per logs: {controller}); {acked_at_kill} pings acked by then"),
-        f"[failover] produce acks resumed {stall_end - t_kill:.2f}s after the kill (longest ack pause {stall_s:.2f}s)",
-        (f"[failover] validators wrote to Redis again {validator_resumed - t_kill:.2f}s after the kill (longest pause "
-         f"{validator_pause_s:.2f}s) and caught up {caught_up_text} after the kill (lag: steady {steady_lag}, peak "
-         f"{peak_lag} pings; the simulator waits for acks, so the backlog stays small)"),
-        (f"[failover] restarted node {victim} at t={t_restart - t0:.1f}s ({t_restart - t_kill:.1f}s after the kill): "
-         f"cluster ready in {restart_s:.1f}s; longest ack pause after the restart {restart_gap_s:.2f}s"),
-        f"[failover] after the simulator stopped, validators drained in {t_drained - t_stop:.2f}s",
-    ])
+    timeline = "\n".join(
+        [
+            (
+                f"[failover] machine: {os.cpu_count()} cores; {stats.produced} pings produced in "
+                f"{stats.elapsed_s:.1f}s ({stats.pings_per_s:.0f}/s; {stats.good} good, {stats.bad} bad, "
+                f"{stats.duplicates} duplicates)"
+            ),
+            (
+                f"[failover] first ack at t={acks[0][0] - t0:.1f}s; killed node {victim} (SIGKILL) at "
+                f"t={t_kill - t0:.1f}s; it led partitions "
+                f"{sorted(p for p, leader in leaders.items() if leader == victim)} of {settings.location_topic}"
+                f"{' and was the active controller' if victim == controller else ''} "
+                f"(controller per logs: {controller}); {acked_at_kill} pings acked by then"
+            ),
+            (
+                f"[failover] produce acks resumed {stall_end - t_kill:.2f}s after the kill (longest ack pause "
+                f"{stall_s:.2f}s)"
+            ),
+            (
+                f"[failover] validators wrote to Redis again {validator_resumed - t_kill:.2f}s after the kill "
+                f"(longest pause {validator_pause_s:.2f}s) and caught up {caught_up_text} after the kill (lag: "
+                f"steady {steady_lag}, peak {peak_lag} pings; the simulator waits for acks, so the backlog stays "
+                "small)"
+            ),
+            (
+                f"[failover] restarted node {victim} at t={t_restart - t0:.1f}s ({t_restart - t_kill:.1f}s after "
+                f"the kill): cluster ready in {restart_s:.1f}s; longest ack pause after the restart "
+                f"{restart_gap_s:.2f}s"
+            ),
+            f"[failover] after the simulator stopped, validators drained in {t_drained - t_stop:.2f}s",
+        ]
+    )
     return stats, timeline

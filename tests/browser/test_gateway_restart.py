@@ -43,11 +43,11 @@ async def test_the_page_reconnects_after_the_gateway_is_killed_and_restarted(bro
         [gateway] = [process for name, process in system.children if name == "gateway"]
         os.kill(gateway.pid, signal.SIGKILL)
         await page.wait_for_function("window.__tracker.connection !== 'open'", timeout=15_000)
-        assert await page.locator(".connection [data-field=connection]").text_content() in (
-            "Offline", "Reconnecting…")
+        assert await page.locator(".connection [data-field=connection]").text_content() in ("Offline", "Reconnecting…")
 
-        await eventually(lambda: system.restarts["gateway"] >= 1, timeout_s=60,
-                         what="the supervisor to restart the gateway")
+        await eventually(
+            lambda: system.restarts["gateway"] >= 1, timeout_s=60, what="the supervisor to restart the gateway"
+        )
         assert system.restarts["gateway"] == 1, "the supervisor did not restart the gateway"
         restarted_at = int(time.time() * 1000)
 

@@ -31,15 +31,15 @@ async def test_markers_appear_and_a_marker_moves(browser, live_system, settings,
 
     now = int(time.time() * 1000)
     start, end = (12.9716, 77.5946), (12.9734, 77.5946)  # 200 m north, 20 s later: 10 m/s by car
-    await asyncio.gather(*await producer.send_many(settings.location_topic,
-                                                   [ping("courier-probe", *start, now - 20_000)]))
+    await asyncio.gather(
+        *await producer.send_many(settings.location_topic, [ping("courier-probe", *start, now - 20_000)])
+    )
     await page.wait_for_function("window.__tracker.courier('courier-probe') !== undefined", timeout=20_000)
     before = await page.evaluate("window.__tracker.screenPosition('courier-probe')")
     assert await page.evaluate("window.__tracker.courier('courier-probe').lat") == pytest.approx(start[0])
 
     await asyncio.gather(*await producer.send_many(settings.location_topic, [ping("courier-probe", *end, now)]))
-    await page.wait_for_function(f"window.__tracker.courier('courier-probe').lat > {start[0] + 0.001}",
-                                 timeout=20_000)
+    await page.wait_for_function(f"window.__tracker.courier('courier-probe').lat > {start[0] + 0.001}", timeout=20_000)
     # screenPosition projects the courier's newest fix, which the page now holds: no frame to wait for.
     after = await page.evaluate("window.__tracker.screenPosition('courier-probe')")
     assert after["y"] < before["y"], (before, after)  # north is up: the marker moved up the screen

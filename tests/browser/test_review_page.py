@@ -27,15 +27,29 @@ def record(body: dict, key: str) -> OutRecord:
 
 async def test_review_page(browser, live_system, settings, producer):
     now = int(time.time() * 1000)
-    await asyncio.gather(*await producer.send_many(settings.location_topic, [
-        record({"partner_id": HOSTILE, "lat": 95, "lon": 77.6, "ts": now, "note": "<script>alert(2)</script>"},
-               "hostile"),
-        record({"partner_id": "courier-j", "lat": 12.9716, "lon": 77.5946, "ts": now - 10_000, "vehicle": "bike"},
-               "courier-j"),
-        record({"partner_id": "courier-j", "lat": 13.01, "lon": 77.5946, "ts": now - 9_000, "vehicle": "bike"},
-               "courier-j"),
-        record({"partner_id": "courier-big", "lat": 12.97, "lon": 77.59, "ts": now, "pad": "x" * 6000}, "courier-big"),
-    ]))
+    await asyncio.gather(
+        *await producer.send_many(
+            settings.location_topic,
+            [
+                record(
+                    {"partner_id": HOSTILE, "lat": 95, "lon": 77.6, "ts": now, "note": "<script>alert(2)</script>"},
+                    "hostile",
+                ),
+                record(
+                    {"partner_id": "courier-j", "lat": 12.9716, "lon": 77.5946, "ts": now - 10_000, "vehicle": "bike"},
+                    "courier-j",
+                ),
+                record(
+                    {"partner_id": "courier-j", "lat": 13.01, "lon": 77.5946, "ts": now - 9_000, "vehicle": "bike"},
+                    "courier-j",
+                ),
+                record(
+                    {"partner_id": "courier-big", "lat": 12.97, "lon": 77.59, "ts": now, "pad": "x" * 6000},
+                    "courier-big",
+                ),
+            ],
+        )
+    )
     big_size = len(json.dumps({"partner_id": "courier-big", "lat": 12.97, "lon": 77.59, "ts": now, "pad": "x" * 6000}))
     page = await browser.new_page(viewport={"width": 1440, "height": 1000})
     dialogs: list[str] = []
@@ -88,14 +102,22 @@ async def test_review_page(browser, live_system, settings, producer):
     await page.keyboard.press("Enter")
     await page.wait_for_function(
         "id => window.__dlq.rows().some(r => r.id === id && r.status === 'discarded')",
-        arg=rows["impossible_speed"]["id"], timeout=10_000)
+        arg=rows["impossible_speed"]["id"],
+        timeout=10_000,
+    )
 
     # The page and the CLI agree on the counts.
     await page.evaluate("window.__dlq.refresh()")
-    await page.wait_for_function("document.querySelector('[data-field=\"status-discarded\"]').textContent === '1'",
-                                 timeout=10_000)
-    cli = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tracker", "dlq", "stats", "--json"],
-                                  env=subprocess_env(settings), capture_output=True, timeout=60)
+    await page.wait_for_function(
+        "document.querySelector('[data-field=\"status-discarded\"]').textContent === '1'", timeout=10_000
+    )
+    cli = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tracker", "dlq", "stats", "--json"],
+        env=subprocess_env(settings),
+        capture_output=True,
+        timeout=60,
+    )
     stats = json.loads(cli.stdout)
     assert await page.inner_text("[data-field='total']") == str(stats["total"]) == "3"
     assert await page.inner_text("[data-field='status-new']") == str(stats["by_status"]["new"]) == "2"

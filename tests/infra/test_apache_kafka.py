@@ -70,8 +70,13 @@ async def _create_topic(bootstrap: str, topic: str, partitions: int, rf: int) ->
             return len(parts) == partitions and all(p["leader"] >= 0 for p in parts)
 
         # Creation is asynchronous: wait until every partition has a leader in the metadata.
-        await eventually(every_partition_led, timeout_s=30, interval_s=0.2, what=f"leaders for topic {topic}",
-                         explain=lambda: f"last described: {described}")
+        await eventually(
+            every_partition_led,
+            timeout_s=30,
+            interval_s=0.2,
+            what=f"leaders for topic {topic}",
+            explain=lambda: f"last described: {described}",
+        )
     finally:
         await admin.close()
 

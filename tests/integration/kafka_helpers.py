@@ -13,8 +13,9 @@ from tracker.settings import Settings
 from tracker.validator import run_validator
 
 
-async def read_topic(settings: Settings, topic: str, *, expect: int | None = None,
-                     idle_s: float = 2.0, timeout_s: float = 60.0) -> list[Record]:
+async def read_topic(
+    settings: Settings, topic: str, *, expect: int | None = None, idle_s: float = 2.0, timeout_s: float = 60.0
+) -> list[Record]:
     """Every record of ``topic`` from the beginning: stops at ``expect`` records, or after ``idle_s`` quiet.
 
     We never ask the broker for end offsets: Tansu can report the base offset of the last
@@ -39,8 +40,9 @@ async def read_topic(settings: Settings, topic: str, *, expect: int | None = Non
 
 async def validate_until_idle(settings: Settings, idle_s: float = 2.0, **kwargs):
     """Run a validator in-process on ``settings`` until it has had nothing to read for ``idle_s``; its totals."""
-    return await run_validator(settings, load_service_area(settings.service_area_file), asyncio.Event(),
-                               idle_exit_s=idle_s, **kwargs)
+    return await run_validator(
+        settings, load_service_area(settings.service_area_file), asyncio.Event(), idle_exit_s=idle_s, **kwargs
+    )
 
 
 def header(record: Record, name: str) -> str:
@@ -51,13 +53,16 @@ def header(record: Record, name: str) -> str:
     raise AssertionError(f"no header {name!r} in {record.headers!r}")
 
 
-async def produce_with_raw_header_key(settings: Settings, topic: str, partition: int, records: list[OutRecord],
-                                      raw_key_of: dict[str, bytes]) -> None:
+async def produce_with_raw_header_key(
+    settings: Settings, topic: str, partition: int, records: list[OutRecord], raw_key_of: dict[str, bytes]
+) -> None:
     """Produce ``records`` to one partition in one batch, with the header names in ``raw_key_of`` written as
     the raw bytes it maps them to (no Kafka client writes a header name that is not UTF-8, but a broker
     stores whatever bytes it is sent; the batch is encoded by the fuzz package's :mod:`fuzz.wire`)."""
-    raw = [(record.key, record.value, [(raw_key_of.get(name, name), value) for name, value in record.headers])
-           for record in records]
+    raw = [
+        (record.key, record.value, [(raw_key_of.get(name, name), value) for name, value in record.headers])
+        for record in records
+    ]
     assert settings.kafka_bootstrap_servers
     async with RawProducer(settings.kafka_bootstrap_servers, idempotent=settings.kafka_idempotence) as producer:
         await (await producer.send(topic, partition, raw, time.time_ns() // 1_000_000))

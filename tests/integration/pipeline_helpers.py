@@ -29,8 +29,7 @@ def latest_good_by_courier(records) -> dict[str, dict]:
 async def assert_pipeline_outcome(settings, store, stats, *, allow_dlq_redeliveries: bool = False):
     """Identity, DLQ contents and Redis positions for a finished run; returns DLQ redelivery count."""
     counters = await store.counters()
-    assert counters.get("accepted", 0) + counters.get("rejected", 0) + counters.get("duplicates", 0) \
-        == stats.produced
+    assert counters.get("accepted", 0) + counters.get("rejected", 0) + counters.get("duplicates", 0) == stats.produced
     assert counters.get("accepted", 0) == stats.good
     assert counters.get("duplicates", 0) == stats.duplicates
     for reason, count in stats.bad_by_reason.items():
@@ -47,8 +46,7 @@ async def assert_pipeline_outcome(settings, store, stats, *, allow_dlq_redeliver
         assert record.value == original.value and record.key == original.key  # bytes unchanged
         assert header(record, c.H_REASON) == header(original, c.H_SIM_EXPECT)
         assert header(record, c.H_SIM_EXPECT) == header(original, c.H_SIM_EXPECT)  # original headers kept
-        for name in (c.H_DETAIL, c.H_ORIGINAL_TOPIC, c.H_ORIGINAL_TIMESTAMP, c.H_GROUP, c.H_VALIDATOR,
-                     c.H_REJECTED_AT):
+        for name in (c.H_DETAIL, c.H_ORIGINAL_TOPIC, c.H_ORIGINAL_TIMESTAMP, c.H_GROUP, c.H_VALIDATOR, c.H_REJECTED_AT):
             assert header(record, name), name
         distinct[where] = record
     assert len(distinct) == stats.bad

@@ -24,6 +24,7 @@ BATCH = 200
 async def a_quarter_validated(store, produced: int) -> None:
     """Wait until a quarter of the run is validated: a kill or stop then lands mid-run (checked often, so the
     validator does not get much further before it)."""
+
     async def reached() -> bool:
         return await validated(store) >= produced // 4
 
@@ -32,13 +33,18 @@ async def a_quarter_validated(store, produced: int) -> None:
 
 async def test_sigkill_mid_run_keeps_the_identity(settings, store, producer):
     # Event time spans count/couriers × interval = 25 s, well inside the 120 s staleness limit.
-    stats = await run_simulation(settings, SimConfig(couriers=400, count=40_000, interval_s=0.25, bad_rate=0.1,
-                                                     seed=99, burst=True), producer)
+    stats = await run_simulation(
+        settings, SimConfig(couriers=400, count=40_000, interval_s=0.25, bad_rate=0.1, seed=99, burst=True), producer
+    )
     env = subprocess_env(settings) | {"TRACKER_MAX_BATCH": str(BATCH), "KAFKA_SESSION_TIMEOUT_MS": "6000"}
     command = [sys.executable, "-m", "tracker", "validate"]
     # Popen only forks and execs (ASYNC220 takes it for blocking); the test then watches the child from the loop.
-    victim = subprocess.Popen([*command, "--validator-id", "victim"], env=env, stdout=subprocess.DEVNULL,  # noqa: ASYNC220
-                              stderr=subprocess.PIPE)
+    victim = subprocess.Popen(  # noqa: ASYNC220
+        [*command, "--validator-id", "victim"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         await a_quarter_validated(store, stats.produced)
         victim.kill()
@@ -51,8 +57,12 @@ async def test_sigkill_mid_run_keeps_the_identity(settings, store, producer):
     assert 0 < at_kill < stats.produced, "the kill must land mid-run"
 
     successor = await asyncio.to_thread(
-        subprocess.run, [*command, "--validator-id", "successor", "--until-idle", "4"], env=env,
-        capture_output=True, timeout=180)
+        subprocess.run,
+        [*command, "--validator-id", "successor", "--until-idle", "4"],
+        env=env,
+        capture_output=True,
+        timeout=180,
+    )
     assert successor.returncode == 0, successor.stderr.decode()[-2000:]
 
     redelivered = await assert_pipeline_outcome(settings, store, stats, allow_dlq_redeliveries=True)
@@ -64,15 +74,20 @@ async def test_sigkill_mid_run_keeps_the_identity(settings, store, producer):
 
 
 async def test_sigterm_finishes_commits_and_leaves_the_group(settings, store, producer):
-    stats = await run_simulation(settings, SimConfig(couriers=400, count=40_000, interval_s=0.25, bad_rate=0.1,
-                                                     seed=7, burst=True), producer)
+    stats = await run_simulation(
+        settings, SimConfig(couriers=400, count=40_000, interval_s=0.25, bad_rate=0.1, seed=7, burst=True), producer
+    )
     # A long session timeout makes a missing LeaveGroup visible as a long wait (checked on Apache Kafka); on
     # Tansu keep it short, or the wait would age the burst's pings past the staleness limit.
     session_ms = "30000" if BROKER == "kafka" else "6000"
     env = subprocess_env(settings) | {"TRACKER_MAX_BATCH": str(BATCH), "KAFKA_SESSION_TIMEOUT_MS": session_ms}
     command = [sys.executable, "-m", "tracker", "validate"]
-    first = subprocess.Popen([*command, "--validator-id", "first"], env=env, stdout=subprocess.PIPE,  # noqa: ASYNC220
-                             stderr=subprocess.PIPE)
+    first = subprocess.Popen(  # noqa: ASYNC220
+        [*command, "--validator-id", "first"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         await a_quarter_validated(store, stats.produced)
     finally:
@@ -87,8 +102,12 @@ async def test_sigterm_finishes_commits_and_leaves_the_group(settings, store, pr
     # out. (Tansu does not act on LeaveGroup; there the partitions move after the timeout.)
     started = time.monotonic()
     successor = await asyncio.to_thread(
-        subprocess.run, [*command, "--validator-id", "successor", "--until-idle", "3"], env=env,
-        capture_output=True, timeout=120)
+        subprocess.run,
+        [*command, "--validator-id", "successor", "--until-idle", "3"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     assert successor.returncode == 0, successor.stderr.decode()[-2000:]
     if BROKER == "kafka":
         assert time.monotonic() - started < 25

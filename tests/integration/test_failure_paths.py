@@ -24,15 +24,28 @@ pytestmark = pytest.mark.integration
 
 
 def pings(partner_id: str, count: int, start_ms: int) -> list[OutRecord]:
-    return [OutRecord(json.dumps({"partner_id": partner_id, "lat": 12.95 + i * 1e-5, "lon": 77.6,
-                                  "ts": start_ms + i * 1000, "vehicle": "bike"}).encode(), partner_id.encode())
-            for i in range(count)]
+    return [
+        OutRecord(
+            json.dumps(
+                {
+                    "partner_id": partner_id,
+                    "lat": 12.95 + i * 1e-5,
+                    "lon": 77.6,
+                    "ts": start_ms + i * 1000,
+                    "vehicle": "bike",
+                }
+            ).encode(),
+            partner_id.encode(),
+        )
+        for i in range(count)
+    ]
 
 
 @pytest.fixture
 async def one_partition(infra):
-    settings = infra.replace(namespace=f"f{uuid.uuid4().hex[:8]}.", location_partitions=1, max_batch=10,
-                             retry_backoff_ms=10)
+    settings = infra.replace(
+        namespace=f"f{uuid.uuid4().hex[:8]}.", location_partitions=1, max_batch=10, retry_backoff_ms=10
+    )
     await ensure_topics(settings)
     return settings
 
@@ -40,8 +53,11 @@ async def one_partition(infra):
 async def test_fenced_slices_are_dropped_and_read_again_from_redis_progress(one_partition):
     settings = one_partition
     async with Producer(settings) as producer:
-        await asyncio.gather(*await producer.send_many(settings.location_topic,
-                                                        pings("courier-f", 100, int(time.time() * 1000) - 100_000)))
+        await asyncio.gather(
+            *await producer.send_many(
+                settings.location_topic, pings("courier-f", 100, int(time.time() * 1000) - 100_000)
+            )
+        )
     progress_key = settings.redis_prefix + c.KEY_PROGRESS + settings.location_topic
     client = redis_sync.Redis.from_url(settings.redis_url)
 
@@ -49,8 +65,9 @@ async def test_fenced_slices_are_dropped_and_read_again_from_redis_progress(one_
         # The validator has just read progress -1; pretend another member then applied offsets 0-29.
         client.hset(progress_key, "0", "29")
 
-    totals = await run_validator(settings, load_service_area(None), asyncio.Event(), idle_exit_s=2,
-                                 on_assign=another_member_applied_up_to_29)
+    totals = await run_validator(
+        settings, load_service_area(None), asyncio.Event(), idle_exit_s=2, on_assign=another_member_applied_up_to_29
+    )
     client.close()
     async with Store(settings) as store:
         counters = await store.counters()
@@ -70,15 +87,18 @@ async def test_redis_refusing_writes_dead_letters_processing_failed_then_recover
         async with Producer(settings) as producer:
             client.config_set("maxmemory-policy", "noeviction")
             client.config_set("maxmemory", "1")  # every write is refused: OOM
-            await asyncio.gather(*await producer.send_many(settings.location_topic,
-                                                           pings("courier-p", 5, now - 20_000)))
+            await asyncio.gather(
+                *await producer.send_many(settings.location_topic, pings("courier-p", 5, now - 20_000))
+            )
             failed = await read_topic(settings, settings.dlq_topic, expect=5, timeout_s=60)
             client.config_set("maxmemory", "0")
-            await asyncio.gather(*await producer.send_many(settings.location_topic,
-                                                            pings("courier-q", 3, now - 5_000)))
+            await asyncio.gather(*await producer.send_many(settings.location_topic, pings("courier-q", 3, now - 5_000)))
             async with Store(settings) as store:
-                latest = json.loads(await eventually(lambda: store.position_json("courier-q"), timeout_s=20,
-                                                     what="courier-q's position"))
+                latest = json.loads(
+                    await eventually(
+                        lambda: store.position_json("courier-q"), timeout_s=20, what="courier-q's position"
+                    )
+                )
     finally:
         client.config_set("maxmemory", "0")
         client.close()

@@ -75,18 +75,24 @@ async def validated_or_none(store: Store) -> int | None:
         return None
 
 
-async def validated_at_least(store: Store, count: int, what: str, *children: Child,
-                             timeout_s: float = CATCH_UP_TIMEOUT_S) -> float:
+async def validated_at_least(
+    store: Store, count: int, what: str, *children: Child, timeout_s: float = CATCH_UP_TIMEOUT_S
+) -> float:
     """Wait until ``count`` pings are validated, failing after ``timeout_s`` or as soon as a child exits;
     returns the seconds waited."""
+
     async def reached() -> bool:
         for child in children:
             child.assert_alive()
         return (await validated_or_none(store) or 0) >= count
 
     started = time.monotonic()
-    await eventually(reached, timeout_s=timeout_s, what=f"{count} pings validated {what}",
-                     explain=lambda: "\n".join(child.tail() for child in children))
+    await eventually(
+        reached,
+        timeout_s=timeout_s,
+        what=f"{count} pings validated {what}",
+        explain=lambda: "\n".join(child.tail() for child in children),
+    )
     return time.monotonic() - started
 
 
@@ -98,6 +104,7 @@ def stop_cleanly(child: Child) -> None:
 
 
 # -- Redis ---------------------------------------------------------------------------------------------------
+
 
 async def hang_redis(stack: EmbeddedStack, store: Store) -> None:
     """SIGSTOP: connections are accepted and nothing answers, so every attempt waits for its timeout."""
@@ -132,16 +139,29 @@ async def test_a_redis_outage_within_the_retry_budget_loses_nothing(settings, pr
     # This test's own redis-server beside the session's broker, and the product's retry budget (the suite's
     # settings shorten the backoff to 20 ms, which would make the budget shorter than the outage).
     # (Settings.replace ignores None, so the session's Redis URL is dropped with msgspec's own replace.)
-    stack = EmbeddedStack(msgspec.structs.replace(
-        settings, redis_url=None, data_dir=str(tmp_path), retry_attempts=PRODUCT.retry_attempts,
-        retry_backoff_ms=PRODUCT.retry_backoff_ms, retry_max_backoff_ms=PRODUCT.retry_max_backoff_ms))
+    stack = EmbeddedStack(
+        msgspec.structs.replace(
+            settings,
+            redis_url=None,
+            data_dir=str(tmp_path),
+            retry_attempts=PRODUCT.retry_attempts,
+            retry_backoff_ms=PRODUCT.retry_backoff_ms,
+            retry_max_backoff_ms=PRODUCT.retry_max_backoff_ms,
+        )
+    )
     own = stack.start()
     validator = Child("validator", ["validate", "--validator-id", "v1"], child_env(own), tmp_path)
     stop = asyncio.Event()
     acked: list[int] = [0]
-    simulation = asyncio.create_task(run_simulation(
-        own, SimConfig(couriers=COURIERS, interval_s=1.0, bad_rate=0.1, seed=20261126), producer,
-        progress=lambda stats: acked.__setitem__(0, stats.produced), stop=stop))
+    simulation = asyncio.create_task(
+        run_simulation(
+            own,
+            SimConfig(couriers=COURIERS, interval_s=1.0, bad_rate=0.1, seed=20261126),
+            producer,
+            progress=lambda stats: acked.__setitem__(0, stats.produced),
+            stop=stop,
+        )
+    )
     try:
         async with Store(own) as store:
             await validated_at_least(store, WARMUP_PINGS, "before the outage", validator, timeout_s=START_TIMEOUT_S)
@@ -168,19 +188,28 @@ async def test_a_redis_outage_within_the_retry_budget_loses_nothing(settings, pr
 
     retries = validator.log().count("failed (attempt")
     assert retries > 0, "the validator never met the outage\n" + validator.tail()
-    print(f"\n[{outage.__name__}] {stats.produced} pings; Redis out for {outage_s:.1f} s; the validator retried "
-          f"{retries} times and caught up {resumed_s:.1f} s later; {redelivered} dead letters produced twice")
+    print(
+        f"\n[{outage.__name__}] {stats.produced} pings; Redis out for {outage_s:.1f} s; the validator retried "
+        f"{retries} times and caught up {resumed_s:.1f} s later; {redelivered} dead letters produced twice"
+    )
 
 
 # -- the broker ----------------------------------------------------------------------------------------------
+
 
 @pytest.mark.skipif(BROKER == "tansu", reason="Tansu keeps its records in memory: a restarted Tansu has none")
 @pytest.mark.parametrize("kill", [False, True], ids=["shut-down", "killed"])
 async def test_the_embedded_broker_restarted_under_load(kill, tmp_path):
     # A broker and a Redis of this test's own, with the product's retry budget.
     base = msgspec.structs.replace(
-        Settings.from_env(), kafka_bootstrap_servers=None, redis_url=None, embedded_broker="kafka",
-        data_dir=str(tmp_path), namespace=f"t{uuid.uuid4().hex[:10]}.", replay_secret=REPLAY_SECRET)
+        Settings.from_env(),
+        kafka_bootstrap_servers=None,
+        redis_url=None,
+        embedded_broker="kafka",
+        data_dir=str(tmp_path),
+        namespace=f"t{uuid.uuid4().hex[:10]}.",
+        replay_secret=REPLAY_SECRET,
+    )
     stack = EmbeddedStack(base)
     own = await asyncio.to_thread(stack.start)
     children: list[Child] = []
@@ -188,12 +217,15 @@ async def test_the_embedded_broker_restarted_under_load(kill, tmp_path):
         await ensure_topics(own)
         env = child_env(own)
         validator = Child("validator", ["validate", "--validator-id", "v1"], env, tmp_path)
-        simulator = Child("simulator", ["simulate", "--couriers", str(COURIERS), "--interval", "1",
-                                        "--bad-rate", "0.1", "--seed", "20261127"], env, tmp_path)
+        simulator = Child(
+            "simulator",
+            ["simulate", "--couriers", str(COURIERS), "--interval", "1", "--bad-rate", "0.1", "--seed", "20261127"],
+            env,
+            tmp_path,
+        )
         children = [validator, simulator]
         async with Store(own) as store:
-            await validated_at_least(store, WARMUP_PINGS, "before the restart", *children,
-                                     timeout_s=START_TIMEOUT_S)
+            await validated_at_least(store, WARMUP_PINGS, "before the restart", *children, timeout_s=START_TIMEOUT_S)
             before = await validated(store)
             started = time.monotonic()
             # A controlled shutdown, or a crash (SIGKILL: what was written is in the page cache, so it stays).
@@ -223,6 +255,8 @@ async def test_the_embedded_broker_restarted_under_load(kill, tmp_path):
             stop_process(child.process, timeout_s=10)
         await asyncio.to_thread(stack.stop)
 
-    print(f"\n[broker {'killed' if kill else 'shut down'}] {stats.produced} pings; broker down and back in "
-          f"{restart_s:.1f} s; the pipeline caught up {resumed_s:.1f} s later; {redelivered} dead letters produced "
-          "twice")
+    print(
+        f"\n[broker {'killed' if kill else 'shut down'}] {stats.produced} pings; broker down and back in "
+        f"{restart_s:.1f} s; the pipeline caught up {resumed_s:.1f} s later; {redelivered} dead letters produced "
+        "twice"
+    )

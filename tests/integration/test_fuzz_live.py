@@ -18,8 +18,9 @@ async def test_every_fuzz_payload_gets_a_verdict_and_nothing_stops(settings, tmp
     system = LocalSystem(settings.replace(http_port=free_port()), tmp_path, validators=2)
     system.start()
     try:
-        report = await fuzz_live(system.settings, system, payloads=PAYLOADS, seed=20261127, stall_s=20.0,
-                                 say=lambda line: None)
+        report = await fuzz_live(
+            system.settings, system, payloads=PAYLOADS, seed=20261127, stall_s=20.0, say=lambda line: None
+        )
     finally:
         system.stop()
     assert report.failures == [], report.summary()

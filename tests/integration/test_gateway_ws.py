@@ -29,8 +29,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def position(courier_id: str, lat: float = BLR[0], lon: float = BLR[1], ts: int | None = None,
-             speed: float = 5.0) -> Position:
+def position(
+    courier_id: str, lat: float = BLR[0], lon: float = BLR[1], ts: int | None = None, speed: float = 5.0
+) -> Position:
     return Position(courier_id, lat, lon, ts or now_ms(), now_ms(), speed, 90.0, None, "bike")
 
 
@@ -71,11 +72,21 @@ def ids(frame: dict) -> list[str]:
 
 async def test_snapshot_comes_from_redis_for_a_fresh_gateway(app_settings):
     seeded = position("courier-seeded")
-    encoded = json.dumps({"id": seeded.id, "lat": seeded.lat, "lon": seeded.lon, "ts": seeded.ts,
-                          "accepted_at_ms": seeded.accepted_at_ms, "speed": 3.0, "vehicle": "car"})
+    encoded = json.dumps(
+        {
+            "id": seeded.id,
+            "lat": seeded.lat,
+            "lon": seeded.lon,
+            "ts": seeded.ts,
+            "accepted_at_ms": seeded.accepted_at_ms,
+            "speed": 3.0,
+            "vehicle": "car",
+        }
+    )
     async with Store(app_settings) as store:
-        await store.apply("t", [Slice(0, -1, 0, 0, [(seeded.id, seeded.ts, seeded.lat, seeded.lon, encoded)],
-                                      [], {"accepted": 1})])
+        await store.apply(
+            "t", [Slice(0, -1, 0, 0, [(seeded.id, seeded.ts, seeded.lat, seeded.lon, encoded)], [], {"accepted": 1})]
+        )
     app = create_app(app_settings, consume=False)
     with TestClient(app) as test_client, test_client.websocket_connect("/ws") as ws:
         snapshot = json.loads(ws.receive_text())
@@ -151,16 +162,19 @@ def test_ping_pong_and_stats(client):
         assert {"online", "idle", "stale", "offline", "pings_per_s", "rejected_total"} <= set(stats)
 
 
-@pytest.mark.parametrize(("frame", "code"), [
-    ("{not json", ws_status.WS_1003_UNSUPPORTED_DATA),
-    ('["viewport"]', ws_status.WS_1008_POLICY_VIOLATION),
-    ('{"type": "teleport"}', ws_status.WS_1008_POLICY_VIOLATION),
-    ('{"type": "viewport", "bbox": [1, 2, 3]}', ws_status.WS_1008_POLICY_VIOLATION),
-    ('{"type": "viewport", "bbox": [80, 10, 70, 20]}', ws_status.WS_1008_POLICY_VIOLATION),
-    ('{"type": "viewport"}', ws_status.WS_1008_POLICY_VIOLATION),
-    ('{"type": "follow", "partner_id": 7}', ws_status.WS_1008_POLICY_VIOLATION),
-    ('{"type": "ping", "pad": "' + "x" * 5000 + '"}', ws_status.WS_1009_MESSAGE_TOO_BIG),
-])
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", ws_status.WS_1003_UNSUPPORTED_DATA),
+        ('["viewport"]', ws_status.WS_1008_POLICY_VIOLATION),
+        ('{"type": "teleport"}', ws_status.WS_1008_POLICY_VIOLATION),
+        ('{"type": "viewport", "bbox": [1, 2, 3]}', ws_status.WS_1008_POLICY_VIOLATION),
+        ('{"type": "viewport", "bbox": [80, 10, 70, 20]}', ws_status.WS_1008_POLICY_VIOLATION),
+        ('{"type": "viewport"}', ws_status.WS_1008_POLICY_VIOLATION),
+        ('{"type": "follow", "partner_id": 7}', ws_status.WS_1008_POLICY_VIOLATION),
+        ('{"type": "ping", "pad": "' + "x" * 5000 + '"}', ws_status.WS_1009_MESSAGE_TOO_BIG),
+    ],
+)
 def test_bad_frames_close_with_a_code(client, frame, code):
     with client.websocket_connect("/ws") as ws:
         ws.receive_text()

@@ -30,42 +30,74 @@ pytestmark = pytest.mark.integration
 MIB = 1024 * 1024
 
 
-def letter(offset: int, value: bytes | None, reason: Reason, detail: str = "rejected", headers=(),
-           key: bytes | None = b"courier-p") -> OutRecord:
+def letter(
+    offset: int,
+    value: bytes | None,
+    reason: Reason,
+    detail: str = "rejected",
+    headers=(),
+    key: bytes | None = b"courier-p",
+) -> OutRecord:
     """The dead letter a validator would write for the ping at ``offset`` of location-updates."""
     original = Record("location-updates", 0, offset, int(time.time() * 1000), key, value, tuple(headers))
-    return dead_letter(original, reason, detail, group="location-validator", validator_id="v-test",
-                       rejected_at_ms=int(time.time() * 1000))
+    return dead_letter(
+        original,
+        reason,
+        detail,
+        group="location-validator",
+        validator_id="v-test",
+        rejected_at_ms=int(time.time() * 1000),
+    )
 
 
 def shapes() -> dict[int, OutRecord]:
     """Original offset -> dead letter; each offset is one hostile shape (the last one is a normal ping)."""
     now = int(time.time() * 1000)
     return {
-        1: letter(1, b'{"lat": 1' + b"0" * 300 + b', "lon": 77.6, "ts": 1}', Reason.MISSING_PARTNER_ID,
-                  "partner_id is absent"),
-        2: letter(2, b'{"partner_id": "\\ud800", "lat": 95, "lon": 1e999, "ts": 1}', Reason.INVALID_COORDINATES,
-                  "lat 95 is outside \u00b190", key=b"\xed\xa0\x80"),
-        3: letter(3, b'{"partner_id": "courier-big", "pad": "' + b"p" * 60 * 1024 + b'"}',
-                  Reason.MALFORMED_PAYLOAD, "payload is 61471 bytes"),
+        1: letter(
+            1, b'{"lat": 1' + b"0" * 300 + b', "lon": 77.6, "ts": 1}', Reason.MISSING_PARTNER_ID, "partner_id is absent"
+        ),
+        2: letter(
+            2,
+            b'{"partner_id": "\\ud800", "lat": 95, "lon": 1e999, "ts": 1}',
+            Reason.INVALID_COORDINATES,
+            "lat 95 is outside \u00b190",
+            key=b"\xed\xa0\x80",
+        ),
+        3: letter(
+            3,
+            b'{"partner_id": "courier-big", "pad": "' + b"p" * 60 * 1024 + b'"}',
+            Reason.MALFORMED_PAYLOAD,
+            "payload is 61471 bytes",
+        ),
         4: letter(4, None, Reason.MALFORMED_PAYLOAD, "record has no value (tombstone)"),
-        5: letter(5, b"{}", Reason.MISSING_PARTNER_ID, "partner_id is absent",
-                  headers=[("null", None), ("latin-1", b"caf\xe9"), ("binary", b"\x00\xff\xfe")]),
+        5: letter(
+            5,
+            b"{}",
+            Reason.MISSING_PARTNER_ID,
+            "partner_id is absent",
+            headers=[("null", None), ("latin-1", b"caf\xe9"), ("binary", b"\x00\xff\xfe")],
+        ),
         6: letter(6, b"[" * 1000 + b"]" * 1000, Reason.MALFORMED_PAYLOAD, "payload is not JSON"),
         7: letter(7, bytes(range(256)) * (4 * 1024), Reason.MALFORMED_PAYLOAD, "payload is 1048576 bytes"),
-        8: letter(8, json.dumps({"partner_id": "courier-ok", "lat": 95, "lon": 77.6, "ts": now}).encode(),
-                  Reason.INVALID_COORDINATES, "lat 95 is outside \u00b190", key=b"courier-ok"),
+        8: letter(
+            8,
+            json.dumps({"partner_id": "courier-ok", "lat": 95, "lon": 77.6, "ts": now}).encode(),
+            Reason.INVALID_COORDINATES,
+            "lat 95 is outside \u00b190",
+            key=b"courier-ok",
+        ),
     }
 
 
 async def index_until(index: DlqIndex, count: int, timeout_s: float = 60.0):
     """The first page of the review index once it holds ``count`` entries."""
+
     async def listed():
         page = await index.list(Filters(), limit=100)
         return page if page.total >= count else None
 
-    return await eventually(listed, timeout_s=timeout_s, interval_s=0.2,
-                            what=f"{count} entries in the review index")
+    return await eventually(listed, timeout_s=timeout_s, interval_s=0.2, what=f"{count} entries in the review index")
 
 
 async def test_every_hostile_dead_letter_is_indexed_and_the_indexer_keeps_running(settings, store, producer):
@@ -79,8 +111,9 @@ async def test_every_hostile_dead_letter_is_indexed_and_the_indexer_keeps_runnin
         await index_until(index, len(hostile))
         # A DLQ record no client can read (a header name that is not UTF-8) reaches the indexer as unreadable.
         unreadable = OutRecord(value=b"{}", key=b"courier-u", headers=(("name-\u00e9", b"v"),))
-        await produce_with_raw_header_key(settings, settings.dlq_topic, 0, [unreadable],
-                                          {"name-\u00e9": b"name-\xff\xfe"})
+        await produce_with_raw_header_key(
+            settings, settings.dlq_topic, 0, [unreadable], {"name-\u00e9": b"name-\xff\xfe"}
+        )
         # None of them stopped it: a normal dead letter after them is indexed too.
         await asyncio.gather(*await producer.send_many(settings.dlq_topic, [letters[8]]))
         page = await index_until(index, len(hostile) + 2)
@@ -93,8 +126,16 @@ async def test_every_hostile_dead_letter_is_indexed_and_the_indexer_keeps_runnin
     assert page.total == len(rows) == len(letters) + 1  # + the unreadable one, whose offset is unknown (-1)
     for row in page.rows:
         assert row.entry.reason and row.status == "new"
-    expected = {1: "missing_partner_id", 2: "invalid_coordinates", 3: "malformed_payload", 4: "malformed_payload",
-                5: "missing_partner_id", 6: "malformed_payload", 7: "malformed_payload", 8: "invalid_coordinates"}
+    expected = {
+        1: "missing_partner_id",
+        2: "invalid_coordinates",
+        3: "malformed_payload",
+        4: "malformed_payload",
+        5: "missing_partner_id",
+        6: "malformed_payload",
+        7: "malformed_payload",
+        8: "invalid_coordinates",
+    }
     assert {offset: rows[offset].entry.reason for offset in expected} == expected
     assert rows[2].entry.partner_id is None and rows[2].entry.lat is None
     assert rows[3].entry.payload_truncated and rows[3].entry.partner_id == "courier-p"  # from the key
@@ -128,8 +169,15 @@ async def test_every_hostile_dead_letter_is_indexed_and_the_indexer_keeps_runnin
 def sized_entry(settings, offset: int, partner: str):
     """A review entry of a few KiB (its payload) for ``partner``, rejected at ``offset`` ms past a fixed time."""
     value = json.dumps({"partner_id": partner, "lat": 95, "lon": 77.6, "pad": "x" * 2000}).encode()
-    record = Record(settings.dlq_topic, 0, offset, 1_795_000_000_000 + offset, partner.encode(), value,
-                    ((c.H_REASON, b"invalid_coordinates"), (c.H_ORIGINAL_OFFSET, str(offset).encode())))
+    record = Record(
+        settings.dlq_topic,
+        0,
+        offset,
+        1_795_000_000_000 + offset,
+        partner.encode(),
+        value,
+        ((c.H_REASON, b"invalid_coordinates"), (c.H_ORIGINAL_OFFSET, str(offset).encode())),
+    )
     return entry_from_record(record, replay_secret=None, payload_max_bytes=settings.max_payload_bytes)
 
 

@@ -49,10 +49,12 @@ async def test_ping_to_frame_on_the_real_stack(system, settings, producer):
         assert json.loads(await ws.recv())["type"] == "snapshot"
         now = int(time.time() * 1000)
         body = {"partner_id": "courier-live", "lat": 12.9716, "lon": 77.5946, "ts": now, "vehicle": "bike"}
-        await asyncio.gather(*await producer.send_many(
-            settings.location_topic, [OutRecord(json.dumps(body).encode(), b"courier-live")]))
-        delta = await frames_until(ws, lambda f: f["type"] == "delta"
-                                   and any(c["id"] == "courier-live" for c in f["couriers"]))
+        await asyncio.gather(
+            *await producer.send_many(settings.location_topic, [OutRecord(json.dumps(body).encode(), b"courier-live")])
+        )
+        delta = await frames_until(
+            ws, lambda f: f["type"] == "delta" and any(c["id"] == "courier-live" for c in f["couriers"])
+        )
         courier = next(c for c in delta["couriers"] if c["id"] == "courier-live")
         assert (courier["lat"], courier["ts"], courier["vehicle"]) == (12.9716, now, "bike")
 
@@ -63,6 +65,7 @@ async def test_ping_to_frame_on_the_real_stack(system, settings, producer):
         # Lag only where the broker's end offsets are true: Apache Kafka yes, Tansu no. Once
         # the gateway has read everything, it is 0.
         async with httpx.AsyncClient() as client:
+
             async def caught_up() -> str | None:
                 metrics = (await client.get(system.base_url + "/metrics")).text
                 return metrics if not settings.report_lag or "tracker_positions_consumer_lag 0.0" in metrics else None
@@ -103,9 +106,15 @@ async def test_slow_client_is_cut_off_and_others_keep_going(system, settings, pr
         # 3,000 couriers move every round: ~300 kB per tick for a client that sees everything.
         nonlocal round_number
         now = int(time.time() * 1000)
-        records = [OutRecord(encode(Position(f"c{i}", 12.95 + i * 1e-5, 77.6 + round_number * 1e-6, now,
-                                             now, 5.0, 0.0, 5.0, "bike")), f"c{i}".encode())
-                   for i in range(3000)]
+        records = [
+            OutRecord(
+                encode(
+                    Position(f"c{i}", 12.95 + i * 1e-5, 77.6 + round_number * 1e-6, now, now, 5.0, 0.0, 5.0, "bike")
+                ),
+                f"c{i}".encode(),
+            )
+            for i in range(3000)
+        ]
         await asyncio.gather(*await producer.send_many(settings.positions_topic, records))
         round_number += 1
         async with httpx.AsyncClient() as client:
@@ -113,8 +122,9 @@ async def test_slow_client_is_cut_off_and_others_keep_going(system, settings, pr
         return "tracker_ws_slow_disconnects_total 1.0" in metrics
 
     try:
-        await eventually(cut_off_after_another_round, timeout_s=60, interval_s=0.05,
-                         what="the slow client to be cut off")
+        await eventually(
+            cut_off_after_another_round, timeout_s=60, interval_s=0.05, what="the slow client to be cut off"
+        )
         before = received
         await asyncio.sleep(1.0)  # the second under test: the healthy client keeps receiving frames throughout it
         assert received > before, "the healthy client stopped receiving"

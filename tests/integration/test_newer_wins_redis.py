@@ -24,8 +24,9 @@ def fix(partner_id: str, ts: int, lat: float) -> tuple[str, int, float, float, s
 
 async def test_the_redis_script_follows_the_rule(store):
     couriers = {f"case-{index}": case for index, case in enumerate(CASES)}
-    held = [fix(partner_id, case["held"], HELD_LAT) for partner_id, case in couriers.items()
-            if case["held"] is not None]
+    held = [
+        fix(partner_id, case["held"], HELD_LAT) for partner_id, case in couriers.items() if case["held"] is not None
+    ]
     incoming = [fix(partner_id, case["incoming"], INCOMING_LAT) for partner_id, case in couriers.items()]
     # Two slices of one partition, one after the other: the held fixes, then the incoming ones.
     assert await store.apply("newer-wins", [Slice(0, -2, 0, 0, held, [], {})]) == [1]
@@ -34,8 +35,9 @@ async def test_the_redis_script_follows_the_rule(store):
     fixes = await store.last_fixes(list(couriers))
     positions = await store.positions_json(list(couriers))
     geo = await store.redis.geopos(store.key_geo, *couriers)
-    for (partner_id, case), last, position, (_, geo_lat) in zip(couriers.items(), fixes.values(), positions, geo,
-                                                                 strict=True):
+    for (partner_id, case), last, position, (_, geo_lat) in zip(
+        couriers.items(), fixes.values(), positions, geo, strict=True
+    ):
         replaced = case["expect"] == "replace"
         expected_ts = case["incoming"] if replaced else case["held"]
         expected_lat = INCOMING_LAT if replaced else HELD_LAT

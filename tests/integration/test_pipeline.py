@@ -58,21 +58,24 @@ async def test_two_validators_split_the_partitions(settings, store, producer):
         def assigned(held: set[int] = held) -> set[int]:
             return held
 
-        tasks.append(asyncio.create_task(run_validator(member, area, stops[index], on_assign=on_assign,
-                                                       on_batch=on_batch)))
+        tasks.append(
+            asyncio.create_task(run_validator(member, area, stops[index], on_assign=on_assign, on_batch=on_batch))
+        )
         await eventually(assigned, what=f"validator-{index}'s first assignment")
 
     def split() -> bool:
-        return all(assignments) and not assignments[0] & assignments[1] \
-            and assignments[0] | assignments[1] == everything
+        return (
+            all(assignments) and not assignments[0] & assignments[1] and assignments[0] | assignments[1] == everything
+        )
 
     await eventually(split, what="the two validators to split the partitions")
     assert assignments[0] and assignments[1], assignments
     assert not assignments[0] & assignments[1]
     assert assignments[0] | assignments[1] == everything
 
-    stats = await run_simulation(settings, SimConfig(couriers=120, count=3000, bad_rate=0.1, seed=5, burst=True),
-                                 producer)
+    stats = await run_simulation(
+        settings, SimConfig(couriers=120, count=3000, bad_rate=0.1, seed=5, burst=True), producer
+    )
 
     async def all_validated() -> bool:
         return await validated(store) >= stats.produced
@@ -96,7 +99,8 @@ async def test_readers_of_just_created_topics_log_no_errors(infra, caplog):
     for _ in range(3):
         fresh = infra.replace(namespace=f"t{uuid.uuid4().hex[:10]}.")
         await ensure_topics(fresh)
-        async with Consumer(fresh, [fresh.location_topic, fresh.positions_topic], group_id=None,
-                            start="latest") as reader:
+        async with Consumer(
+            fresh, [fresh.location_topic, fresh.positions_topic], group_id=None, start="latest"
+        ) as reader:
             await reader.poll(timeout_ms=300)
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []

@@ -74,25 +74,34 @@ async def test_poison_pings_on_a_running_system_are_dead_lettered_and_good_pings
                 await future
             # A header name that is not UTF-8: no client writes one, but the broker stores what it gets.
             await produce_with_raw_header_key(
-                settings, settings.location_topic, 0,
-                [OutRecord(raw(good("p", ts)), b"bad-header-name", headers=(("QQ", b"v"),))], {"QQ": b"\xff\xfe"})
+                settings,
+                settings.location_topic,
+                0,
+                [OutRecord(raw(good("p", ts)), b"bad-header-name", headers=(("QQ", b"v"),))],
+                {"QQ": b"\xff\xfe"},
+            )
             # Dead letters of the same shapes straight to the DLQ: the indexer must survive them too.
             for name, (value, _) in poisons.items():
-                [future] = await producer.send_many(settings.dlq_topic, [OutRecord(
-                    value, b"dlq-" + name.encode(), headers=((c.H_REASON, b"missing_partner_id"),))])
+                [future] = await producer.send_many(
+                    settings.dlq_topic,
+                    [OutRecord(value, b"dlq-" + name.encode(), headers=((c.H_REASON, b"missing_partner_id"),))],
+                )
                 await future
             # Then a good ping.
-            [future] = await producer.send_many(settings.location_topic,
-                                                [OutRecord(raw(good("after-poison", now_ms())), b"after-poison")])
+            [future] = await producer.send_many(
+                settings.location_topic, [OutRecord(raw(good("after-poison", now_ms())), b"after-poison")]
+            )
             await future
 
         async with httpx.AsyncClient(base_url=system.base_url, timeout=10) as api:
+
             async def on_the_map() -> bool:
                 couriers = (await api.get("/api/couriers")).json()["couriers"]
                 return any(courier["id"] == "after-poison" for courier in couriers)
 
-            await eventually(on_the_map, timeout_s=60, interval_s=0.2,
-                             what="the good ping sent after the poison to reach the map")
+            await eventually(
+                on_the_map, timeout_s=60, interval_s=0.2, what="the good ping sent after the poison to reach the map"
+            )
 
             expected: dict[bytes | None, str] = {name.encode(): reason for name, (_, reason) in poisons.items()}
             expected[None] = "malformed_payload"  # the unreadable record: the client could read neither key nor value
@@ -115,15 +124,19 @@ async def test_poison_pings_on_a_running_system_are_dead_lettered_and_good_pings
                     response = await api.get(f"/api/dlq/{entry_id}")
                     return None if response.status_code == 404 else response
 
-                response = await eventually(indexed, timeout_s=30, interval_s=0.2,
-                                            what=f"dead letter {entry_id} ({letter.key!r}) to be indexed")
+                response = await eventually(
+                    indexed, timeout_s=30, interval_s=0.2, what=f"dead letter {entry_id} ({letter.key!r}) to be indexed"
+                )
                 assert response.status_code == 200
                 assert response.json()["reason"], letter.key
 
             # An operator's edited replay with a huge integer is refused before anything is produced.
             some_id = f"{letters[0].partition}:{letters[0].offset}"
-            refused = await api.post(f"/api/dlq/{some_id}/replay", headers={"Authorization": f"Bearer {TOKEN}"},
-                                     content=b'{"payload": ' + raw(good("p", ts) | {"lat": HUGE}) + b"}")
+            refused = await api.post(
+                f"/api/dlq/{some_id}/replay",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                content=b'{"payload": ' + raw(good("p", ts) | {"lat": HUGE}) + b"}",
+            )
             assert refused.status_code == 422, refused.text
             assert (await api.get("/readyz")).status_code == 200
         assert system.exited() is None
@@ -142,8 +155,13 @@ def pings(partner_id: str, count: int, start_ms: int, marker_at: int | None = No
 
 @pytest.fixture
 async def one_partition(infra):
-    settings = infra.replace(namespace=f"p{uuid.uuid4().hex[:8]}.", location_partitions=1, max_batch=50,
-                             retry_backoff_ms=10, replay_secret=REPLAY_SECRET)
+    settings = infra.replace(
+        namespace=f"p{uuid.uuid4().hex[:8]}.",
+        location_partitions=1,
+        max_batch=50,
+        retry_backoff_ms=10,
+        replay_secret=REPLAY_SECRET,
+    )
     await ensure_topics(settings)
     return settings
 
@@ -151,8 +169,9 @@ async def one_partition(infra):
 async def test_a_record_that_makes_judging_raise_is_dead_lettered_alone(one_partition):
     settings = one_partition.replace(test_poison="raise:POISON-MARK")
     async with Producer(settings) as producer:
-        await asyncio.gather(*await producer.send_many(settings.location_topic,
-                                                        pings("courier-r", 20, now_ms() - 10_000, marker_at=7)))
+        await asyncio.gather(
+            *await producer.send_many(settings.location_topic, pings("courier-r", 20, now_ms() - 10_000, marker_at=7))
+        )
     totals = await validate_until_idle(settings)
     [letter] = await read_topic(settings, settings.dlq_topic, expect=1)
     assert header(letter, c.H_REASON) == "processing_failed"
@@ -164,13 +183,19 @@ async def test_a_record_that_makes_judging_raise_is_dead_lettered_alone(one_part
 async def test_a_record_validators_keep_dying_on_is_dead_lettered_after_the_limit(one_partition):
     settings = one_partition.replace(test_poison="exit:POISON-MARK", kafka_session_timeout_ms=6000)
     async with Producer(settings) as producer:
-        await asyncio.gather(*await producer.send_many(settings.location_topic,
-                                                        pings("courier-d", 120, now_ms() - 30_000, marker_at=75)))
+        await asyncio.gather(
+            *await producer.send_many(settings.location_topic, pings("courier-d", 120, now_ms() - 30_000, marker_at=75))
+        )
     command = [sys.executable, "-m", "tracker", "validate", "--until-idle", "3"]
     exits = []
     for attempt in range(settings.crash_loop_limit + 2):
-        run = await asyncio.to_thread(subprocess.run, [*command, "--validator-id", f"v{attempt}"],
-                                      env=subprocess_env(settings), capture_output=True, timeout=120)
+        run = await asyncio.to_thread(
+            subprocess.run,
+            [*command, "--validator-id", f"v{attempt}"],
+            env=subprocess_env(settings),
+            capture_output=True,
+            timeout=120,
+        )
         exits.append(run.returncode)
         if run.returncode == 0:
             break
@@ -181,8 +206,7 @@ async def test_a_record_validators_keep_dying_on_is_dead_lettered_after_the_limi
     [letter] = await read_topic(settings, settings.dlq_topic)
     assert header(letter, c.H_REASON) == "processing_failed"
     assert header(letter, c.H_ORIGINAL_OFFSET) == "75"
-    assert f"{settings.crash_loop_limit} validators started judging this record and died" in header(
-        letter, c.H_DETAIL)
+    assert f"{settings.crash_loop_limit} validators started judging this record and died" in header(letter, c.H_DETAIL)
     async with Store(settings) as store:
         counters = {name: count for name, count in (await store.counters()).items() if count}
         assert counters == {"accepted": 119, "rejected": 1, "rejected:processing_failed": 1}
@@ -199,8 +223,13 @@ async def test_forged_replay_headers_do_not_skip_the_age_check(one_partition):
     ]
     records = [OutRecord(raw(good("courier-f", stale_ms)), b"courier-f", headers=h) for h in forged]
     genuine_value = raw(good("courier-g", stale_ms))
-    records.append(OutRecord(genuine_value, b"courier-g",
-                             headers=replay_sig.replay_headers(settings.replay_secret, "0:2", 1, genuine_value)))
+    records.append(
+        OutRecord(
+            genuine_value,
+            b"courier-g",
+            headers=replay_sig.replay_headers(settings.replay_secret, "0:2", 1, genuine_value),
+        )
+    )
     async with Producer(settings) as producer:
         await asyncio.gather(*await producer.send_many(settings.location_topic, records))
     totals = await validate_until_idle(settings)

@@ -62,20 +62,31 @@ async def entry_for(api, partner_id, reason):
 async def test_review_fix_and_replay(system, api, settings, producer, store):
     now = int(time.time() * 1000)
     latest = (BLR[0] + 0.001, BLR[1])
-    await produce(producer, settings,
-                  ping("courier-a", *BLR, now - 30_000),
-                  ping("courier-a", *latest, now - 1_000),  # the live fix: 111 m in 29 s
-                  ping("courier-a", BLR[0] - 0.002, BLR[1], now - 600_000),  # stale
-                  ping("courier-b", 95.0, 77.60, now - 2_000),  # invalid coordinates
-                  ping("courier-c", *BLR, "soon"),  # invalid timestamp
-                  OutRecord(value=b"\xff\xfe not json", key=b"courier-d"))
+    await produce(
+        producer,
+        settings,
+        ping("courier-a", *BLR, now - 30_000),
+        ping("courier-a", *latest, now - 1_000),  # the live fix: 111 m in 29 s
+        ping("courier-a", BLR[0] - 0.002, BLR[1], now - 600_000),  # stale
+        ping("courier-b", 95.0, 77.60, now - 2_000),  # invalid coordinates
+        ping("courier-c", *BLR, "soon"),  # invalid timestamp
+        OutRecord(value=b"\xff\xfe not json", key=b"courier-d"),
+    )
 
     listing = await eventually(lambda: _listing_with(api, 4), what="4 indexed dead letters")
     assert {item["reason"] for item in listing["items"]} == {
-        "stale_timestamp", "invalid_coordinates", "invalid_timestamp", "malformed_payload"}
+        "stale_timestamp",
+        "invalid_coordinates",
+        "invalid_timestamp",
+        "malformed_payload",
+    }
     stats = (await api.get("/api/dlq/stats")).json()
-    assert stats["by_reason"] == {"stale_timestamp": 1, "invalid_coordinates": 1, "invalid_timestamp": 1,
-                                  "malformed_payload": 1}
+    assert stats["by_reason"] == {
+        "stale_timestamp": 1,
+        "invalid_coordinates": 1,
+        "invalid_timestamp": 1,
+        "malformed_payload": 1,
+    }
     assert stats["by_status"]["new"] == 4
     assert (await api.get("/api/dlq", params={"reason": "stale_timestamp"})).json()["total"] == 1
 
@@ -117,8 +128,13 @@ async def test_review_fix_and_replay(system, api, settings, producer, store):
     assert all(result["ok"] for result in response.json()["results"])
     page_stats = (await api.get("/api/dlq/stats")).json()
     assert page_stats["by_status"] == {"new": 0, "replayed": 2, "discarded": 2}
-    cli = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tracker", "dlq", "stats", "--json"],
-                                  env=subprocess_env(settings), capture_output=True, timeout=60)
+    cli = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tracker", "dlq", "stats", "--json"],
+        env=subprocess_env(settings),
+        capture_output=True,
+        timeout=60,
+    )
     assert cli.returncode == 0, cli.stderr.decode()
     cli_stats = json.loads(cli.stdout)
     for key in ("total", "by_reason", "by_status", "by_partner"):
@@ -129,11 +145,15 @@ async def test_replay_cap_and_refused_replays(system, api, settings, producer):
     now = int(time.time() * 1000)
     body = json.dumps({"partner_id": "courier-z", "lat": 95, "lon": 77.6, "ts": now}).encode()
     # A genuine third replay (signed with the deployment's secret) that is still wrong: its count is read.
-    tired = OutRecord(value=body, key=b"courier-z",
-                      headers=replay_sig.replay_headers(settings.replay_secret, "0:1", 3, body))
+    tired = OutRecord(
+        value=body, key=b"courier-z", headers=replay_sig.replay_headers(settings.replay_secret, "0:1", 3, body)
+    )
     # Anyone can add replay headers; unsigned ones count for nothing (not -1000, not 3).
-    forged = OutRecord(value=json.dumps({"partner_id": "courier-f", "lat": 95, "lon": 77.6, "ts": now}).encode(),
-                       key=b"courier-f", headers=((c.H_REPLAY_OF, b"0:1"), (c.H_REPLAY_COUNT, b"-1000")))
+    forged = OutRecord(
+        value=json.dumps({"partner_id": "courier-f", "lat": 95, "lon": 77.6, "ts": now}).encode(),
+        key=b"courier-f",
+        headers=((c.H_REPLAY_OF, b"0:1"), (c.H_REPLAY_COUNT, b"-1000")),
+    )
     big = ping("courier-big", *BLR, now, pad="x" * 6000)  # over the 4 KiB payload limit
     await produce(producer, settings, tired, forged, big)
     entry = await eventually(lambda: entry_for(api, "courier-z", "invalid_coordinates"), what="the replayed reject")
@@ -158,26 +178,31 @@ async def test_replay_cap_and_refused_replays(system, api, settings, producer):
     assert response.json()["error"] == "too large to replay as is; replay an edited payload"
 
     # Edited payloads the validator would reject are refused with its reason, before anything changes.
-    for payload, reason in [({"partner_id": "courier-big", "lat": 10**400, "lon": 77.6, "ts": now},
-                             "invalid_coordinates"),
-                            ('{"partner_id": "courier-big", "lat": 1' + "0" * 400 + ', "lon": 77.6, "ts": 1}',
-                             "invalid_coordinates"),
-                            ({"partner_id": "courier-big", "deep": json.loads("[" * 500 + "]" * 500)},
-                             "malformed_payload"),
-                            ({"partner_id": "courier-big", "lat": 12.9, "lon": 77.6}, "invalid_timestamp")]:
+    for payload, reason in [
+        ({"partner_id": "courier-big", "lat": 10**400, "lon": 77.6, "ts": now}, "invalid_coordinates"),
+        ('{"partner_id": "courier-big", "lat": 1' + "0" * 400 + ', "lon": 77.6, "ts": 1}', "invalid_coordinates"),
+        ({"partner_id": "courier-big", "deep": json.loads("[" * 500 + "]" * 500)}, "malformed_payload"),
+        ({"partner_id": "courier-big", "lat": 12.9, "lon": 77.6}, "invalid_timestamp"),
+    ]:
         response = await api.post(f"/api/dlq/{large['id']}/replay", json={"payload": payload}, headers=auth())
         assert response.status_code == 422, response.text
         assert response.json()["reason"] == reason, response.text
         assert response.json()["error"].startswith(f"the edited payload would be rejected: {reason}: ")
-    response = await api.post(f"/api/dlq/{large['id']}/replay",
-                              content=b'{"payload": ' + b"[" * 5000 + b"]" * 5000 + b"}", headers=auth())
+    response = await api.post(
+        f"/api/dlq/{large['id']}/replay", content=b'{"payload": ' + b"[" * 5000 + b"]" * 5000 + b"}", headers=auth()
+    )
     assert response.status_code == 422 and response.json()["reason"] == "malformed_payload"
     assert (await api.get(f"/api/dlq/{large['id']}")).json()["status"] == "new"
     # The CLI says the same in one line, exit code 1.
     edit = json.dumps({"partner_id": "courier-big", "lat": 10**400, "lon": 77.6, "ts": now})
-    cli = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tracker", "dlq", "replay", large["id"],
-                                                   "--edit", "-"], input=edit.encode(),
-                                  env=subprocess_env(settings), capture_output=True, timeout=60)
+    cli = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tracker", "dlq", "replay", large["id"], "--edit", "-"],
+        input=edit.encode(),
+        env=subprocess_env(settings),
+        capture_output=True,
+        timeout=60,
+    )
     assert cli.returncode == 1
     [line] = cli.stderr.decode().splitlines()
     assert line.startswith(f"{large['id']}: the edited payload would be rejected: invalid_coordinates: ")
@@ -193,16 +218,24 @@ async def test_replays_are_refused_without_a_replay_secret(infra):
     assert unsigned.replay_secret is None
     app = create_app(unsigned, consume=False)
     with TestClient(app) as client:
-        for url, body in [("/api/dlq/0:1/replay", None), ("/api/dlq/0:1/replay", {"payload": {"a": 1}}),
-                          ("/api/dlq/replay", {"ids": ["0:1"]})]:
+        for url, body in [
+            ("/api/dlq/0:1/replay", None),
+            ("/api/dlq/0:1/replay", {"payload": {"a": 1}}),
+            ("/api/dlq/replay", {"ids": ["0:1"]}),
+        ]:
             response = client.post(url, json=body, headers=auth())
             assert response.status_code == 403
             assert response.json()["error"] == "replays are disabled: no TRACKER_REPLAY_SECRET is configured"
         assert client.post("/api/dlq/0:1/discard", headers=auth()).status_code == 404  # discards still work
     env = subprocess_env(unsigned)
     env.pop("TRACKER_REPLAY_SECRET", None)
-    cli = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tracker", "dlq", "replay", "0:1"],
-                                  env=env, capture_output=True, timeout=60)
+    cli = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tracker", "dlq", "replay", "0:1"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     assert cli.returncode == 1
     assert cli.stderr.decode() == "replays are disabled: no TRACKER_REPLAY_SECRET is configured\n"
 

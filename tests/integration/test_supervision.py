@@ -56,18 +56,26 @@ async def test_a_validator_killed_with_sigkill_is_restarted_and_pings_flow_again
 
     await asyncio.gather(*await producer.send_many(settings.location_topic, [ping("after-restart")]))
 
-    await eventually(lambda: store.position_json("after-restart"), timeout_s=90,
-                     what="the ping produced after the restart to be accepted")
+    await eventually(
+        lambda: store.position_json("after-restart"),
+        timeout_s=90,
+        what="the ping produced after the restart to be accepted",
+    )
     assert (await store.counters()).get("accepted") == 1
     assert system.failed is None
 
 
 async def test_the_gateway_reader_outlives_poison_positions_records(system, settings, producer):
-    poison = [OutRecord(None), OutRecord(b"\xff\xfe not json"), OutRecord(b'{"id":"\\ud800","lat":1}'),
-              OutRecord(b'{"id":"h","lat":12.9,"lon":77.5,"ts":' + b"9" * 400 + b',"accepted_at_ms":1}')]
+    poison = [
+        OutRecord(None),
+        OutRecord(b"\xff\xfe not json"),
+        OutRecord(b'{"id":"\\ud800","lat":1}'),
+        OutRecord(b'{"id":"h","lat":12.9,"lon":77.5,"ts":' + b"9" * 400 + b',"accepted_at_ms":1}'),
+    ]
     await asyncio.gather(*await producer.send_many(settings.positions_topic, poison))
     await asyncio.gather(*await producer.send_many(settings.location_topic, [ping("after-poison")]))
     async with httpx.AsyncClient(base_url=system.base_url) as client:
+
         async def on_the_map():
             return (await client.get("/api/couriers/after-poison")).status_code == 200
 
@@ -122,8 +130,9 @@ async def test_the_sweep_expires_couriers_silent_past_the_ttl_from_redis(setting
         ts = now - age_s * 1000
         encoded = json.dumps({"id": partner_id, "lat": BLR[0], "lon": BLR[1], "ts": ts, "accepted_at_ms": ts})
         point = json.dumps([ts, BLR[0], BLR[1], None])
-        slices.append(Slice(index, -2, 0, 0, [(partner_id, ts, BLR[0], BLR[1], encoded)],
-                            [(partner_id, [ts, point])], {}))
+        slices.append(
+            Slice(index, -2, 0, 0, [(partner_id, ts, BLR[0], BLR[1], encoded)], [(partner_id, [ts, point])], {})
+        )
     await store.apply("expiry-test", slices)
     await store.redis.geoadd(store.key_geo, (BLR[1], BLR[0], "no-position"))  # a GEO member without its hash
 

@@ -34,8 +34,12 @@ async def test_each_kind_lands_where_it_should(settings, store, producer):
         _ping("courier-c", ts="soon"): "invalid_timestamp",
         json.dumps({"lat": 12.97, "lon": 77.59, "ts": now}).encode(): "missing_partner_id",
     }
-    stream = [OutRecord(value=good_a, key=b"courier-a"), OutRecord(value=good_a, key=b"courier-a"),
-              OutRecord(value=good_a2, key=b"courier-a"), OutRecord(value=good_b, key=b"courier-b")]
+    stream = [
+        OutRecord(value=good_a, key=b"courier-a"),
+        OutRecord(value=good_a, key=b"courier-a"),
+        OutRecord(value=good_a2, key=b"courier-a"),
+        OutRecord(value=good_b, key=b"courier-b"),
+    ]
     stream += [OutRecord(value=raw, key=b"courier-c", headers=(("origin", b"test"),)) for raw in bad]
     stream.append(OutRecord(value=_ping("courier-a", ts=now - 1500, vehicle="bike"), key=b"courier-a"))  # out of order
     await producer.flush()

@@ -14,24 +14,40 @@ from tracker.cli import _OncePerInterval
 
 
 def tracker(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None):
-    clean = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")
-             and not k.startswith("TRACKER_")}
-    return subprocess.run([sys.executable, "-m", "tracker", *args], env=clean | (env or {}), input=stdin,
-                          capture_output=True, timeout=60, check=False)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL") and not k.startswith("TRACKER_")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tracker", *args],
+        env=clean | (env or {}),
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
 
 
-@pytest.mark.parametrize(("args", "env", "expected"), [
-    (["validate", "--bogus"], {}, "unrecognized arguments: --bogus"),
-    (["validate"], {}, "KAFKA_BOOTSTRAP_SERVERS is not set"),
-    (["validate", "--dry-run", "/nonexistent/pings.txt"], {}, "--dry-run /nonexistent/pings.txt"),
-    (["validate", "--now", "soon"], {}, "--now: expected a whole number"),
-    (["validate", "--dry-run", "-"], {"TRACKER_MAX_AGE_S": "abc"}, "TRACKER_MAX_AGE_S='abc'"),
-    (["validate", "--dry-run", "-"], {"TRACKER_SPEED_LIMITS": "plane=300"}, "TRACKER_SPEED_LIMITS='plane=300'"),
-    (["simulate", "--bad-rate", "2"], {}, "--bad-rate"),
-    (["dlq", "ls", "--since", "yesterday"], {}, "--since"),
-    (["gateway", "--port", "http"], {}, "--port"),
-    (["up"], {"TRACKER_EMBEDDED_BROKER": "redpanda"}, "embedded_broker must be one of kafka, tansu, got 'redpanda'"),
-])
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["validate", "--bogus"], {}, "unrecognized arguments: --bogus"),
+        (["validate"], {}, "KAFKA_BOOTSTRAP_SERVERS is not set"),
+        (["validate", "--dry-run", "/nonexistent/pings.txt"], {}, "--dry-run /nonexistent/pings.txt"),
+        (["validate", "--now", "soon"], {}, "--now: expected a whole number"),
+        (["validate", "--dry-run", "-"], {"TRACKER_MAX_AGE_S": "abc"}, "TRACKER_MAX_AGE_S='abc'"),
+        (["validate", "--dry-run", "-"], {"TRACKER_SPEED_LIMITS": "plane=300"}, "TRACKER_SPEED_LIMITS='plane=300'"),
+        (["simulate", "--bad-rate", "2"], {}, "--bad-rate"),
+        (["dlq", "ls", "--since", "yesterday"], {}, "--since"),
+        (["gateway", "--port", "http"], {}, "--port"),
+        (
+            ["up"],
+            {"TRACKER_EMBEDDED_BROKER": "redpanda"},
+            "embedded_broker must be one of kafka, tansu, got 'redpanda'",
+        ),
+    ],
+)
 def test_bad_input_gets_one_line_and_exit_2(args, env, expected):
     result = tracker(*args, env=env, stdin=b"")
     stderr = result.stderr.decode()
@@ -42,12 +58,17 @@ def test_bad_input_gets_one_line_and_exit_2(args, env, expected):
 
 
 def test_dry_run_prints_one_verdict_per_line():
-    payloads = b"\n".join([
-        b'{"partner_id":"c1","lat":12.97,"lon":77.59,"ts":1795000000000}',
-        b'{"partner_id":"c1","lat":12.97,"lon":77.59,"ts":1795000000000}',
-        b'{"partner_id":"c1","lat":95,"lon":77.59,"ts":1795000001000}',
-        b"not json",
-    ]) + b"\n"
+    payloads = (
+        b"\n".join(
+            [
+                b'{"partner_id":"c1","lat":12.97,"lon":77.59,"ts":1795000000000}',
+                b'{"partner_id":"c1","lat":12.97,"lon":77.59,"ts":1795000000000}',
+                b'{"partner_id":"c1","lat":95,"lon":77.59,"ts":1795000001000}',
+                b"not json",
+            ]
+        )
+        + b"\n"
+    )
     result = tracker("validate", "--dry-run", "-", "--now", "1795000002000", stdin=payloads)
     assert result.returncode == 0, result.stderr.decode()
     rows = [json.loads(line) for line in result.stdout.decode().splitlines()]

@@ -74,6 +74,7 @@ def published_ports(service: dict) -> dict[int, str]:
 
 # -- the services ------------------------------------------------------------------------------------------
 
+
 def test_every_service_of_the_design_is_there():
     assert {"kafka", "redis", "topics", "validator", "gateway", "simulator"} <= set(SERVICES)
     assert set(TRACKER_SERVICES) == {"topics", "validator", "gateway", "simulator"}
@@ -108,8 +109,11 @@ def test_commands_exist_and_their_flags_parse(name):
     except SystemExit as exc:  # argparse's way of rejecting a flag
         pytest.fail(f"{name}: `{shlex.join(argv)}` does not parse (exit {exc.code})")
     assert args.command == argv[1]
-    abbreviated = [flag.split("=")[0] for flag in argv[2:]
-                   if flag.startswith("--") and flag.split("=")[0] not in option_strings(argv[1])]
+    abbreviated = [
+        flag.split("=")[0]
+        for flag in argv[2:]
+        if flag.startswith("--") and flag.split("=")[0] not in option_strings(argv[1])
+    ]
     assert not abbreviated, f"{name}: spell out {abbreviated} (abbreviations break when a flag is added)"
 
 
@@ -133,8 +137,9 @@ def test_dependencies_exist_and_their_conditions_can_be_met():
                 assert str(SERVICES[target].get("restart", "no")) == "no", target
     assert depends_on(SERVICES["topics"]) == {"kafka": "service_healthy"}
     for name in ("validator", "gateway"):
-        assert depends_on(SERVICES[name]) == {"topics": "service_completed_successfully",
-                                              "redis": "service_healthy"}, name
+        assert depends_on(SERVICES[name]) == {"topics": "service_completed_successfully", "redis": "service_healthy"}, (
+            name
+        )
     assert depends_on(SERVICES["simulator"])["topics"] == "service_completed_successfully"
 
 
@@ -157,8 +162,12 @@ def test_brokers_and_redis_the_tracker_points_at_are_the_compose_ones():
     assert "healthcheck" in kafka and "healthcheck" in redis
 
     broker_env = environment(kafka)
-    advertised = {address: name for name, address in (listener.split("://", 1) for listener in
-                                                       broker_env["KAFKA_ADVERTISED_LISTENERS"].split(","))}
+    advertised = {
+        address: name
+        for name, address in (
+            listener.split("://", 1) for listener in broker_env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+        )
+    }
     assert "PLAINTEXT" in broker_env["KAFKA_INTER_BROKER_LISTENER_NAME"]
     assert broker_env["KAFKA_PROCESS_ROLES"].replace(" ", "") in {"broker,controller", "controller,broker"}
     for name in TRACKER_SERVICES:
@@ -170,6 +179,7 @@ def test_brokers_and_redis_the_tracker_points_at_are_the_compose_ones():
 
 
 # -- the image ---------------------------------------------------------------------------------------------
+
 
 def test_the_image_builds_the_page_and_serves_it_from_where_the_gateway_looks():
     stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", DOCKERFILE, flags=re.MULTILINE | re.IGNORECASE)
@@ -183,8 +193,11 @@ def test_the_image_builds_the_page_and_serves_it_from_where_the_gateway_looks():
 
 
 def test_everything_the_image_copies_is_in_the_build_context():
-    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")]
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for sources in re.findall(r"^COPY\s+(?!--from)(.+)$", DOCKERFILE, flags=re.MULTILINE):
         *paths, _destination = sources.split()
         for copied in paths:

@@ -20,13 +20,23 @@ def record(value: bytes | None, headers=(), key: bytes | None = b"courier-1") ->
 
 
 def letter(rec: Record, **bounds):
-    return dead_letter(rec, Reason.MALFORMED_PAYLOAD, "payload is too big", group="g", validator_id="v1",
-                       rejected_at_ms=1_795_000_001_000, **bounds)
+    return dead_letter(
+        rec,
+        Reason.MALFORMED_PAYLOAD,
+        "payload is too big",
+        group="g",
+        validator_id="v1",
+        rejected_at_ms=1_795_000_001_000,
+        **bounds,
+    )
 
 
 def size_of(out) -> int:
-    return (len(out.value or b"") + len(out.key or b"")
-            + sum(len(name.encode()) + len(value or b"") for name, value in out.headers))
+    return (
+        len(out.value or b"")
+        + len(out.key or b"")
+        + sum(len(name.encode()) + len(value or b"") for name, value in out.headers)
+    )
 
 
 def headers_of(out) -> dict:
@@ -37,7 +47,7 @@ def test_a_one_mib_payload_is_cut_to_a_prefix_with_its_size_and_sha256():
     value = bytes(range(256)) * (4 * 1024)  # 1 MiB
     out = letter(record(value, headers=[("trace", b"abc")]))
     defaults = Settings()
-    assert out.value == value[:defaults.dlq_value_max_bytes]
+    assert out.value == value[: defaults.dlq_value_max_bytes]
     found = headers_of(out)
     assert found[c.H_TRUNCATED] == b"true"
     assert found[c.H_ORIGINAL_SIZE] == str(MIB).encode()

@@ -42,8 +42,11 @@ def test_the_review_page_gets_the_reasons_from_api_config():
     gateway = SimpleNamespace(settings=Settings(tile_url="https://tile.example/{z}/{x}/{y}.png", tick_ms=150))
     request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(gateway=gateway)))
     body = json.loads(bytes(asyncio.run(api_config(cast(Request, request))).body))
-    assert body == {"tile_url": "https://tile.example/{z}/{x}/{y}.png", "tick_ms": 150,
-                    "reasons": [reason.value for reason in Reason]}
+    assert body == {
+        "tile_url": "https://tile.example/{z}/{x}/{y}.png",
+        "tick_ms": 150,
+        "reasons": [reason.value for reason in Reason],
+    }
 
 
 # -- vehicles and speed limits -----------------------------------------------------------------------------
@@ -83,17 +86,20 @@ def test_every_setting_has_one_declaration_with_its_own_variable():
     assert len({spec.env for spec in specs}) == len(specs) == len(settings_module.ENV_NAMES)
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"TRACKER_MAX_BATCH": "0"}, "max_batch must be at least 1, got 0"),
-    ({"TRACKER_COURIER_TTL_S": "-1"}, "courier_ttl_s must not be negative, got -1.0"),
-    ({"TRACKER_HTTP_PORT": "65536"}, "http_port must be 0-65535, got 65536"),
-    ({"TRACKER_EMBEDDED_BROKER": "x"}, "embedded_broker must be one of kafka, tansu, got 'x'"),
-    ({"TRACKER_SPEED_LIMITS": "car=0"}, "speed limit for 'car' must be positive, got 0.0"),
-    ({"TRACKER_TEST_POISON": "boom"}, "test_poison must be raise:TEXT or exit:TEXT, got 'boom'"),
-    ({"TRACKER_SERVICE_AREA_FILE": "/no/such/file"}, "service_area_file '/no/such/file' does not exist"),
-    ({"TRACKER_TICK_MS": "x"}, "TRACKER_TICK_MS='x': invalid literal for int() with base 10: 'x'"),
-    ({"KAFKA_IDEMPOTENCE": "maybe"}, "KAFKA_IDEMPOTENCE='maybe': expected true/false"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TRACKER_MAX_BATCH": "0"}, "max_batch must be at least 1, got 0"),
+        ({"TRACKER_COURIER_TTL_S": "-1"}, "courier_ttl_s must not be negative, got -1.0"),
+        ({"TRACKER_HTTP_PORT": "65536"}, "http_port must be 0-65535, got 65536"),
+        ({"TRACKER_EMBEDDED_BROKER": "x"}, "embedded_broker must be one of kafka, tansu, got 'x'"),
+        ({"TRACKER_SPEED_LIMITS": "car=0"}, "speed limit for 'car' must be positive, got 0.0"),
+        ({"TRACKER_TEST_POISON": "boom"}, "test_poison must be raise:TEXT or exit:TEXT, got 'boom'"),
+        ({"TRACKER_SERVICE_AREA_FILE": "/no/such/file"}, "service_area_file '/no/such/file' does not exist"),
+        ({"TRACKER_TICK_MS": "x"}, "TRACKER_TICK_MS='x': invalid literal for int() with base 10: 'x'"),
+        ({"KAFKA_IDEMPOTENCE": "maybe"}, "KAFKA_IDEMPOTENCE='maybe': expected true/false"),
+    ],
+)
 def test_a_bad_value_is_one_line_naming_it(env, message):
     with pytest.raises(SettingsError) as raised:
         Settings.from_env(env)
@@ -101,9 +107,15 @@ def test_a_bad_value_is_one_line_naming_it(env, message):
 
 
 def test_to_env_and_from_env_round_trip():
-    changed = Settings(kafka_bootstrap_servers="k:9092", kafka_idempotence=False,
-                       speed_limits={**DEFAULT_SPEED_LIMITS, "walk": 3.5}, kafka_fetch_max_wait_ms=25, http_port=0,
-                       validator_id="v-1", max_age_s=90.5)
+    changed = Settings(
+        kafka_bootstrap_servers="k:9092",
+        kafka_idempotence=False,
+        speed_limits={**DEFAULT_SPEED_LIMITS, "walk": 3.5},
+        kafka_fetch_max_wait_ms=25,
+        http_port=0,
+        validator_id="v-1",
+        max_age_s=90.5,
+    )
     env = changed.to_env()
     assert env["KAFKA_IDEMPOTENCE"] == "false" and env["TRACKER_SPEED_LIMITS"] == "walk=3.5,bike=15,scooter=35,car=45"
     assert "TRACKER_ADMIN_TOKEN" not in env  # None is left unset

@@ -54,8 +54,8 @@ def test_same_seed_same_payloads_other_seed_other_payloads():
 
 
 def test_first_payloads_are_one_of_each_kind_then_the_mix_follows_the_shares(sample):
-    assert next(p.kind for p in sample[:len(KINDS)]) == "valid"
-    assert {p.kind for p in sample[:len(KINDS)]} == set(KINDS)
+    assert next(p.kind for p in sample[: len(KINDS)]) == "valid"
+    assert {p.kind for p in sample[: len(KINDS)]} == set(KINDS)
     valid_share = sum(p.kind == "valid" for p in sample) / len(sample)
     assert 0.2 < valid_share < 0.4
     assert sum(p.kind not in ("valid", "duplicate") for p in sample) / len(sample) > 0.5
@@ -140,12 +140,15 @@ def test_odd_keys_and_headers(corpus):
 
 def test_hand_built_batches_read_back_as_written():
     records: list[tuple[bytes | None, bytes | None, list[tuple[str | bytes, bytes | None]]]] = [
-        (b"k", b'{"partner_id":"c1"}', [("app", b"1"), (b"bin", None)]), (None, None, [])]
+        (b"k", b'{"partner_id":"c1"}', [("app", b"1"), (b"bin", None)]),
+        (None, None, []),
+    ]
     batch = _DefaultRecordBatchPy(bytearray(encode_batch(records, START_MS)))
     assert batch.validate_crc()
     assert [(r.offset, r.key, r.value, r.headers, r.timestamp) for r in batch] == [
         (0, b"k", b'{"partner_id":"c1"}', [("app", b"1"), ("bin", None)], START_MS),
-        (1, None, None, [], START_MS)]
+        (1, None, None, [], START_MS),
+    ]
 
     idempotent = RawBatch(encode_batch(records, START_MS), 2)
     idempotent._set_producer_state(42, 3, 17)  # what aiokafka's sender does for an idempotent producer

@@ -83,6 +83,7 @@ def test_a_courier_that_expired_before_any_tick_is_never_sent_as_a_courier():
 
 # -- the gateway's positions reader feeds the hub and survives any record ---------------------------------
 
+
 def record(value: bytes | None, offset: int) -> Record:
     return Record("courier-positions", 3, offset, NOW, b"k", value, ())
 
@@ -118,8 +119,10 @@ def test_the_positions_reader_skips_every_poison_record_counts_it_logs_where_and
     assert f"tracker_bad_position_records_total {len(POISON)}.0" in metrics_text(gateway)
     skipped = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(skipped) == len(POISON)
-    assert all(message.startswith(f"skipping position record courier-positions/3@{offset}: ")
-               for offset, message in enumerate(skipped))
+    assert all(
+        message.startswith(f"skipping position record courier-positions/3@{offset}: ")
+        for offset, message in enumerate(skipped)
+    )
     assert "no value" in skipped[0] and "out of range" in skipped[8]
 
 

@@ -23,8 +23,15 @@ def test_the_shipped_lock_pins_a_complete_broker_runtime():
     assert len(paths) == len(set(paths))
     names = {Path(path).name.rsplit("-", 1)[0] for path in paths}
     # The broker, its storage and raft layers, the clients, Scala, and a logging backend.
-    assert {"kafka_2.13", "kafka-server", "kafka-storage", "kafka-raft", "kafka-clients", "scala-library",
-            "log4j-core"} <= names
+    assert {
+        "kafka_2.13",
+        "kafka-server",
+        "kafka-storage",
+        "kafka-raft",
+        "kafka-clients",
+        "scala-library",
+        "log4j-core",
+    } <= names
     assert all(path.endswith(".jar") and size > 0 for path, _, size in jars)
 
 
@@ -44,8 +51,9 @@ def repo(tmp_path, monkeypatch):
         (root / path).parent.mkdir(parents=True)
         (root / path).write_bytes(data)
     lock = tmp_path / "jars.lock"
-    lock.write_text("# test\n" + "".join(f"{path} {hashlib.sha256(data).hexdigest()} {len(data)}\n"
-                                         for path, data in files.items()))
+    lock.write_text(
+        "# test\n" + "".join(f"{path} {hashlib.sha256(data).hexdigest()} {len(data)}\n" for path, data in files.items())
+    )
     requests: list[str] = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):
@@ -58,8 +66,12 @@ def repo(tmp_path, monkeypatch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setattr(apache_kafka, "JARS_LOCK", lock)
-    settings = Settings.from_env({"KAFKA_MAVEN_REPO": f"http://127.0.0.1:{server.server_address[1]}/",
-                                  "TRACKER_KAFKA_CACHE": str(tmp_path / "cache")})
+    settings = Settings.from_env(
+        {
+            "KAFKA_MAVEN_REPO": f"http://127.0.0.1:{server.server_address[1]}/",
+            "TRACKER_KAFKA_CACHE": str(tmp_path / "cache"),
+        }
+    )
     yield settings, root, files, requests, tmp_path / "cache" / "maven"
     server.shutdown()
     server.server_close()

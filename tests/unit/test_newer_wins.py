@@ -48,6 +48,12 @@ def test_the_hub_follows_the_rule(case):
 
 
 def test_the_cases_cover_ties_and_both_directions():
-    kinds = {(case["held"] is None, None if case["held"] is None else (case["incoming"] > case["held"])
-              - (case["incoming"] < case["held"]), case["expect"]) for case in CASES}
+    kinds = {
+        (
+            case["held"] is None,
+            None if case["held"] is None else (case["incoming"] > case["held"]) - (case["incoming"] < case["held"]),
+            case["expect"],
+        )
+        for case in CASES
+    }
     assert {(True, None, "replace"), (False, 1, "replace"), (False, 0, "keep"), (False, -1, "keep")} == kinds

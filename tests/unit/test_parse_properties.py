@@ -38,17 +38,21 @@ EXAMPLES = settings(max_examples=300, deadline=None, database=None, suppress_hea
 
 # Control, separator, format (zero-width, bidi override, BOM, tag), private-use and unassigned characters, and
 # JSON's own punctuation.
-ODD = "\x00\x1b\t\n\x7f\x85\u2028\u2029\u200b\u202e\ufeff\ue000\U000e0001\U0010ffff\u0378 []{}\"\\"
+ODD = '\x00\x1b\t\n\x7f\x85\u2028\u2029\u200b\u202e\ufeff\ue000\U000e0001\U0010ffff\u0378 []{}"\\'
 characters = st.characters() | st.characters(categories=["Cs"]) | st.sampled_from(ODD)  # Cs: lone surrogates
 texts = st.text(characters, max_size=20) | st.text(characters, min_size=ID_MAX - 1, max_size=ID_MAX + 1)
 # Mostly good id characters with the odd one in: the shape that gets furthest before a rule refuses it.
 ids = st.lists(st.sampled_from("courier-0123") | characters, min_size=1, max_size=ID_MAX + 1).map("".join)
-integers = st.integers() | st.integers(-(10**330), 10**330) | st.sampled_from(
-    [0, -1, 2**53, 2**63 - 1, 2**63, 2**63 + 1, -(2**63) - 1, 2**64, TS_MS_MAX - 1, TS_MS_MAX, NOW])
+integers = (
+    st.integers()
+    | st.integers(-(10**330), 10**330)
+    | st.sampled_from([0, -1, 2**53, 2**63 - 1, 2**63, 2**63 + 1, -(2**63) - 1, 2**64, TS_MS_MAX - 1, TS_MS_MAX, NOW])
+)
 floats = st.floats(allow_nan=True, allow_infinity=True)
 scalars = st.none() | st.booleans() | integers | floats | texts
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(texts, inner, max_size=4), max_leaves=8)
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4), max_leaves=8
+)
 
 
 @st.composite
@@ -81,16 +85,21 @@ def encoded(draw, values) -> bytes:
 # Values that pass parse (and mostly judge), so that examples reach acceptance and judging, not only rejection.
 GOOD = {
     "partner_id": st.text(st.characters(categories=["L", "N", "P", "S"]), min_size=1, max_size=ID_MAX),
-    "lat": st.floats(12.85, 13.1), "lon": st.floats(77.45, 77.75),
+    "lat": st.floats(12.85, 13.1),
+    "lon": st.floats(77.45, 77.75),
     "ts": st.integers(NOW - 200_000, NOW + 20_000) | st.just("2026-11-18T11:06:40+00:00"),
-    "speed": st.floats(0, 60), "heading": st.floats(0, 360), "accuracy": st.floats(0.5, 100),
+    "speed": st.floats(0, 60),
+    "heading": st.floats(0, 360),
+    "accuracy": st.floats(0.5, 100),
     "vehicle": st.sampled_from(["walk", "bike", "scooter", "car"]),
     "order_id": st.text(st.characters(categories=["L", "N", "P"]), min_size=1, max_size=ID_MAX),
 }
 # Any subset of the fields, each good or anything; or the required four good and the optional ones anything.
-ping_like = (st.fixed_dictionaries({}, optional={name: GOOD[name] | json_values for name in FIELDS})
-             | st.fixed_dictionaries({name: GOOD[name] for name in FIELDS[:4]},
-                                     optional={name: GOOD[name] | json_values for name in FIELDS[4:]}))
+ping_like = st.fixed_dictionaries(
+    {}, optional={name: GOOD[name] | json_values for name in FIELDS}
+) | st.fixed_dictionaries(
+    {name: GOOD[name] for name in FIELDS[:4]}, optional={name: GOOD[name] | json_values for name in FIELDS[4:]}
+)
 extra_fields = st.dictionaries(texts.filter(lambda key: key not in FIELDS), json_values, max_size=3)
 
 
@@ -136,15 +145,22 @@ def mutated_ping(draw) -> bytes:
         elif operation == "flip" and position < len(raw):
             raw[position] = draw(st.integers(0, 255))
         elif operation == "insert":
-            raw[position:position] = draw(st.binary(max_size=8) | st.sampled_from(
-                [b"[" * 40, b'{"a":' * 40, b"NaN", b"9" * 400, b"\\ud800", b"\xed\xa0\x80", b"1e999", b"\x00"]))
+            raw[position:position] = draw(
+                st.binary(max_size=8)
+                | st.sampled_from(
+                    [b"[" * 40, b'{"a":' * 40, b"NaN", b"9" * 400, b"\\ud800", b"\xed\xa0\x80", b"1e999", b"\x00"]
+                )
+            )
         elif operation == "delete":
-            del raw[position:position + draw(st.integers(1, 8))]
+            del raw[position : position + draw(st.integers(1, 8))]
     return bytes(raw)
 
 
-fixes = st.none() | st.builds(LastFix, st.integers(0, TS_MS_MAX - 1), st.floats(-90, 90), st.floats(-180, 180)) \
+fixes = (
+    st.none()
+    | st.builds(LastFix, st.integers(0, TS_MS_MAX - 1), st.floats(-90, 90), st.floats(-180, 180))
     | st.builds(LastFix, st.integers(NOW - 100_000, NOW), st.floats(12.9, 13.0), st.floats(77.5, 77.7))
+)
 clocks = st.just(NOW) | st.integers(0, TS_MS_MAX + 10**6)
 
 # -- the properties ------------------------------------------------------------------------------------------
@@ -240,8 +256,11 @@ def test_a_nested_value_in_any_field(deep, last):
 
 
 @EXAMPLES
-@given(st.binary(max_size=300) | st.none()
-       | st.tuples(st.binary(min_size=1, max_size=16), st.integers(4000, 4200)).map(lambda b: (b[0] * 4200)[:b[1]]))
+@given(
+    st.binary(max_size=300)
+    | st.none()
+    | st.tuples(st.binary(min_size=1, max_size=16), st.integers(4000, 4200)).map(lambda b: (b[0] * 4200)[: b[1]])
+)
 def test_any_bytes(raw):
     check_total(raw)
 

@@ -162,8 +162,13 @@ class RecordingValidator(Validator):
 @pytest.fixture
 def validator():
     settings = Settings(retry_attempts=2, retry_backoff_ms=1, retry_max_backoff_ms=1, crash_loop_limit=3)
-    made = RecordingValidator(settings, load_service_area(None), cast(Store, FakeStore()),
-                              cast(Producer, FakeProducer()), clock_ms=lambda: NOW)
+    made = RecordingValidator(
+        settings,
+        load_service_area(None),
+        cast(Store, FakeStore()),
+        cast(Producer, FakeProducer()),
+        clock_ms=lambda: NOW,
+    )
     made.seeks = []
     made.seek = lambda partition, offset: made.seeks.append((partition, offset))
     made.committed = {}
@@ -248,5 +253,7 @@ async def test_a_record_validators_keep_dying_on_is_dead_lettered_unjudged(valid
     assert headers["dlq.reason"] == b"processing_failed"
     assert b"3 validators started judging this record and died" in headers["dlq.detail"]
     assert {name: count for name, count in store.counters.items() if count} == {
-        "rejected": 1, "rejected:processing_failed": 1}
+        "rejected": 1,
+        "rejected:processing_failed": 1,
+    }
     assert store.recorded[0] == 0  # the partition moves on past it

@@ -44,10 +44,16 @@ def dlq_record(value: bytes | None, headers=(), key: bytes | None = b"courier-7"
 
 
 def letter_headers(reason: str = "invalid_coordinates", **extra: bytes) -> list[tuple[str, bytes]]:
-    headers = [(c.H_REASON, reason.encode()), (c.H_DETAIL, b"lat 95 is outside \xc2\xb190"),
-               (c.H_ORIGINAL_TOPIC, b"location-updates"), (c.H_ORIGINAL_PARTITION, b"4"),
-               (c.H_ORIGINAL_OFFSET, b"77"), (c.H_ORIGINAL_TIMESTAMP, b"1795000000000"),
-               (c.H_REJECTED_AT, b"1795000001000"), (c.H_VALIDATOR, b"v1")]
+    headers = [
+        (c.H_REASON, reason.encode()),
+        (c.H_DETAIL, b"lat 95 is outside \xc2\xb190"),
+        (c.H_ORIGINAL_TOPIC, b"location-updates"),
+        (c.H_ORIGINAL_PARTITION, b"4"),
+        (c.H_ORIGINAL_OFFSET, b"77"),
+        (c.H_ORIGINAL_TIMESTAMP, b"1795000000000"),
+        (c.H_REJECTED_AT, b"1795000001000"),
+        (c.H_VALIDATOR, b"v1"),
+    ]
     return headers + list(extra.items())
 
 
@@ -61,38 +67,58 @@ def stored_size(entry: Entry) -> int:
 
 HOSTILE = {
     "no value": dlq_record(None, letter_headers("malformed_payload")),
-    "300-digit int, no partner_id": dlq_record(b'{"lat": 1' + b"0" * 300 + b', "lon": 77.6, "ts": 1}',
-                                              letter_headers("missing_partner_id")),
-    "lone surrogate id, bad coordinates": dlq_record(b'{"partner_id": "\\ud800", "lat": 95, "lon": 77.6, "ts": 1}',
-                                                    letter_headers(), key=b"\xed\xa0\x80"),
-    "lone surrogate id, json.loads only": dlq_record(b'{"partner_id": "\\ud800x", "lat": NaN, "lon": 1}',
-                                                    letter_headers()),
-    "60 KiB value": dlq_record(b'{"partner_id": "c", "pad": "' + b"p" * 60 * 1024 + b'"}',
-                               letter_headers("malformed_payload")),
+    "300-digit int, no partner_id": dlq_record(
+        b'{"lat": 1' + b"0" * 300 + b', "lon": 77.6, "ts": 1}', letter_headers("missing_partner_id")
+    ),
+    "lone surrogate id, bad coordinates": dlq_record(
+        b'{"partner_id": "\\ud800", "lat": 95, "lon": 77.6, "ts": 1}', letter_headers(), key=b"\xed\xa0\x80"
+    ),
+    "lone surrogate id, json.loads only": dlq_record(
+        b'{"partner_id": "\\ud800x", "lat": NaN, "lon": 1}', letter_headers()
+    ),
+    "60 KiB value": dlq_record(
+        b'{"partner_id": "c", "pad": "' + b"p" * 60 * 1024 + b'"}', letter_headers("malformed_payload")
+    ),
     "1 MiB value": dlq_record(b"\xff" * 1024 * 1024, letter_headers("malformed_payload")),
     "nested 1000 deep": dlq_record(b"[" * 1000 + b"]" * 1000, letter_headers("malformed_payload")),
     "nested 100000 deep": dlq_record(b"[" * 100_000, letter_headers("malformed_payload")),
     "not UTF-8": dlq_record(b"\xff\xfe{}", letter_headers("malformed_payload")),
-    "null and non-UTF-8 header values": dlq_record(b"{}", [("null", None), ("bytes", b"\xff\x00\xfe"),
-                                                           *letter_headers()]),
-    "garbage dlq headers": dlq_record(b"{}", [
-        (c.H_REASON, b"\xff" * 5000), (c.H_DETAIL, b"d" * 100_000), (c.H_REJECTED_AT, b"9" * 5000),
-        (c.H_ORIGINAL_PARTITION, b"abc"), (c.H_ORIGINAL_OFFSET, b"\xd9\xa3"), (c.H_ATTEMPTS, b"-"),
-        (c.H_TRUNCATED, b"yes"), (c.H_ORIGINAL_SIZE, b"-5"), (c.H_ORIGINAL_SHA256, b"not hex"),
-        (c.H_VALIDATOR, None), (c.H_ORIGINAL_TOPIC, b"t" * 100_000)]),
+    "null and non-UTF-8 header values": dlq_record(
+        b"{}", [("null", None), ("bytes", b"\xff\x00\xfe"), *letter_headers()]
+    ),
+    "garbage dlq headers": dlq_record(
+        b"{}",
+        [
+            (c.H_REASON, b"\xff" * 5000),
+            (c.H_DETAIL, b"d" * 100_000),
+            (c.H_REJECTED_AT, b"9" * 5000),
+            (c.H_ORIGINAL_PARTITION, b"abc"),
+            (c.H_ORIGINAL_OFFSET, b"\xd9\xa3"),
+            (c.H_ATTEMPTS, b"-"),
+            (c.H_TRUNCATED, b"yes"),
+            (c.H_ORIGINAL_SIZE, b"-5"),
+            (c.H_ORIGINAL_SHA256, b"not hex"),
+            (c.H_VALIDATOR, None),
+            (c.H_ORIGINAL_TOPIC, b"t" * 100_000),
+        ],
+    ),
     "no headers at all": dlq_record(b'{"partner_id": "c-9", "lat": 12.9, "lon": 77.6}', ()),
     "10000 headers": dlq_record(b"{}", [(f"h{i}", b"v" * 100) for i in range(10_000)] + letter_headers()),
     "huge header name": dlq_record(b"{}", [("n" * 1024 * 1024, b"v"), *letter_headers()]),
     "header names with lone surrogates": dlq_record(b"{}", [("bad\ud800", b"v"), ("\udcff", None), *letter_headers()]),
     "huge key": dlq_record(b"{}", letter_headers(), key=b"k" * 1024 * 1024),
-    "control characters in partner_id": dlq_record(b'{"partner_id": "a\\u0000b", "lat": 12.9, "lon": 77.6}',
-                                                   letter_headers(), key=b"\x00\x01"),
-    "partner_id of 65 characters": dlq_record(json.dumps({"partner_id": "p" * 65}).encode(), letter_headers(),
-                                              key=b"q" * 65),
-    "huge ints everywhere": dlq_record(json.dumps({"partner_id": "c", "lat": 10**400, "lon": -10**400,
-                                                   "ts": 10**1000}).encode(), letter_headers()),
-    "forged replay count": dlq_record(json.dumps(GOOD).encode(),
-                                      [*letter_headers(), (c.H_REPLAY_OF, b"0:1"), (c.H_REPLAY_COUNT, b"-1000")]),
+    "control characters in partner_id": dlq_record(
+        b'{"partner_id": "a\\u0000b", "lat": 12.9, "lon": 77.6}', letter_headers(), key=b"\x00\x01"
+    ),
+    "partner_id of 65 characters": dlq_record(
+        json.dumps({"partner_id": "p" * 65}).encode(), letter_headers(), key=b"q" * 65
+    ),
+    "huge ints everywhere": dlq_record(
+        json.dumps({"partner_id": "c", "lat": 10**400, "lon": -(10**400), "ts": 10**1000}).encode(), letter_headers()
+    ),
+    "forged replay count": dlq_record(
+        json.dumps(GOOD).encode(), [*letter_headers(), (c.H_REPLAY_OF, b"0:1"), (c.H_REPLAY_COUNT, b"-1000")]
+    ),
 }
 
 
@@ -159,8 +185,15 @@ def test_a_large_payload_keeps_a_preview_with_its_size_and_sha256_and_is_not_rep
 
 def test_a_dead_letter_that_was_cut_reports_the_original_size_and_sha256():
     value = b'{"partner_id": "c", "lat": 1}' + b" " * 2000
-    letter = dead_letter(Record("location-updates", 0, 5, 1, b"c", value, ()), Reason.MALFORMED_PAYLOAD, "x",
-                         group="g", validator_id="v", rejected_at_ms=2, value_max_bytes=1000)
+    letter = dead_letter(
+        Record("location-updates", 0, 5, 1, b"c", value, ()),
+        Reason.MALFORMED_PAYLOAD,
+        "x",
+        group="g",
+        validator_id="v",
+        rejected_at_ms=2,
+        value_max_bytes=1000,
+    )
     assert letter.value is not None
     entry = entry_of(dlq_record(letter.value, letter.headers))
     assert len(letter.value) == 1000 <= PAYLOAD_MAX  # small enough to keep whole, but not the original
@@ -186,15 +219,25 @@ def test_a_genuine_replay_count_is_read_and_capped():
     with pytest.raises(ReplayRefused, match="already replayed 3 times; the cap is 3"):
         replay_record(entry, cap=3, secret=SECRET)
     # The same headers under another secret, or over another value, are not genuine.
-    assert entry_from_record(dlq_record(value, list(signed)), replay_secret="other",
-                             payload_max_bytes=PAYLOAD_MAX).replay_count == 0
+    assert (
+        entry_from_record(
+            dlq_record(value, list(signed)), replay_secret="other", payload_max_bytes=PAYLOAD_MAX
+        ).replay_count
+        == 0
+    )
     assert entry_of(dlq_record(value + b" ", list(signed))).replay_count == 0
 
 
 def test_a_replay_is_signed_and_drops_earlier_dlq_and_replay_headers():
     value = json.dumps(GOOD).encode()
-    headers = [("trace", b"t1"), ("null", None), (c.H_REPLAY_OF, b"0:1"), (c.H_REPLAY_COUNT, b"1"),
-               (c.H_REPLAY_SIG, b"forged"), *letter_headers()]
+    headers = [
+        ("trace", b"t1"),
+        ("null", None),
+        (c.H_REPLAY_OF, b"0:1"),
+        (c.H_REPLAY_COUNT, b"1"),
+        (c.H_REPLAY_SIG, b"forged"),
+        *letter_headers(),
+    ]
     entry = entry_of(dlq_record(value, headers))
     out = replay_record(entry, cap=3, secret=SECRET)
     assert out.value == value and out.key == b"courier-7"
@@ -220,25 +263,48 @@ def test_the_minimal_entry_when_building_one_fails_anyway(monkeypatch):
 
 
 header_values = st.one_of(st.none(), st.binary(max_size=300))
-header_names = st.one_of(st.text(max_size=40), st.sampled_from(
-    [c.H_REASON, c.H_DETAIL, c.H_REJECTED_AT, c.H_ORIGINAL_PARTITION, c.H_ORIGINAL_SIZE, c.H_TRUNCATED,
-     c.H_ORIGINAL_SHA256, c.H_ATTEMPTS, c.H_REPLAY_OF, c.H_REPLAY_COUNT, c.H_REPLAY_SIG]))
+header_names = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            c.H_REASON,
+            c.H_DETAIL,
+            c.H_REJECTED_AT,
+            c.H_ORIGINAL_PARTITION,
+            c.H_ORIGINAL_SIZE,
+            c.H_TRUNCATED,
+            c.H_ORIGINAL_SHA256,
+            c.H_ATTEMPTS,
+            c.H_REPLAY_OF,
+            c.H_REPLAY_COUNT,
+            c.H_REPLAY_SIG,
+        ]
+    ),
+)
 
 
 @hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(value=st.one_of(st.none(), st.binary(max_size=6000)),
-       headers=st.lists(st.tuples(header_names, header_values), max_size=30),
-       key=st.one_of(st.none(), st.binary(max_size=100)))
+@given(
+    value=st.one_of(st.none(), st.binary(max_size=6000)),
+    headers=st.lists(st.tuples(header_names, header_values), max_size=30),
+    key=st.one_of(st.none(), st.binary(max_size=100)),
+)
 def test_any_value_and_any_headers_make_an_entry(value, headers, key):
     entry = entry_from_record(dlq_record(value, headers, key=key), replay_secret=SECRET, payload_max_bytes=1000)
     assert stored_size(entry) <= ENTRY_MAX_BYTES and entry.replay_count >= 0
 
 
 @hypothesis_settings(max_examples=200, deadline=None)
-@given(doc=st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                        lambda children: st.lists(children, max_size=4)
-                        | st.dictionaries(st.sampled_from(["partner_id", "lat", "lon", "ts", "x"]), children,
-                                          max_size=5), max_leaves=20))
+@given(
+    doc=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.sampled_from(["partner_id", "lat", "lon", "ts", "x"]), children, max_size=5)
+        ),
+        max_leaves=20,
+    )
+)
 def test_any_json_value_makes_an_entry(doc):
     value = json.dumps(doc).encode()
     entry = entry_of(dlq_record(value, letter_headers()))
@@ -248,16 +314,19 @@ def test_any_json_value_makes_an_entry(doc):
 # --- edited payloads --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("payload", "reason"), [
-    (json.dumps(GOOD | {"lat": 10**400}), "invalid_coordinates"),
-    ("[" * 1000 + "]" * 1000, "malformed_payload"),
-    (json.dumps(GOOD | {"lat": 95}), "invalid_coordinates"),
-    (json.dumps(GOOD | {"partner_id": ""}), "missing_partner_id"),
-    ('{"partner_id": "\\ud800", "lat": 12.9, "lon": 77.6, "ts": 1}', None),
-    ("not json", "malformed_payload"),
-    ('{"partner_id": "c", "lat": 12.9, "lon": 77.6, "ts": 1, "pad": "' + "x" * 5000 + '"}', "malformed_payload"),
-    ("\ud800", "malformed_payload"),
-])
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (json.dumps(GOOD | {"lat": 10**400}), "invalid_coordinates"),
+        ("[" * 1000 + "]" * 1000, "malformed_payload"),
+        (json.dumps(GOOD | {"lat": 95}), "invalid_coordinates"),
+        (json.dumps(GOOD | {"partner_id": ""}), "missing_partner_id"),
+        ('{"partner_id": "\\ud800", "lat": 12.9, "lon": 77.6, "ts": 1}', None),
+        ("not json", "malformed_payload"),
+        ('{"partner_id": "c", "lat": 12.9, "lon": 77.6, "ts": 1, "pad": "' + "x" * 5000 + '"}', "malformed_payload"),
+        ("\ud800", "malformed_payload"),
+    ],
+)
 def test_an_edited_payload_the_parser_rejects_is_refused_with_its_code(payload, reason):
     with pytest.raises(PayloadRejected) as refused:
         check_edited(Settings(), payload)

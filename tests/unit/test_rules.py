@@ -16,9 +16,22 @@ NOW = 1_795_000_000_000
 BLR = (12.9716, 77.5946)  # central Bengaluru, inside the built-in area
 LIMITS = Limits.from_settings(Settings())
 AREA = load_service_area(None)
-WORLD = ServiceArea({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
-                    "geometry": {"type": "Polygon", "coordinates": [[[-180, -90], [180, -90], [180, 90],
-                                                                     [-180, 90], [-180, -90]]]}}]}, "world")
+WORLD = ServiceArea(
+    {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]],
+                },
+            }
+        ],
+    },
+    "world",
+)
 M_PER_DEG_LAT = EARTH_RADIUS_M * 3.141592653589793 / 180
 
 
@@ -80,39 +93,45 @@ def test_payload_at_size_limit_is_accepted():
     assert verdict_of(ping(pad="x" * (LIMITS.max_payload_bytes - len(base) + 1))) == "malformed_payload"
 
 
-@pytest.mark.parametrize(("partner_id", "expected"), [
-    ("a", "accepted"),
-    ("x" * 64, "accepted"),
-    ("x" * 65, "missing_partner_id"),
-    (..., "missing_partner_id"),
-    (None, "missing_partner_id"),
-    ("", "missing_partner_id"),
-    ("   ", "missing_partner_id"),
-    (42, "missing_partner_id"),
-    (["a"], "missing_partner_id"),
-])
+@pytest.mark.parametrize(
+    ("partner_id", "expected"),
+    [
+        ("a", "accepted"),
+        ("x" * 64, "accepted"),
+        ("x" * 65, "missing_partner_id"),
+        (..., "missing_partner_id"),
+        (None, "missing_partner_id"),
+        ("", "missing_partner_id"),
+        ("   ", "missing_partner_id"),
+        (42, "missing_partner_id"),
+        (["a"], "missing_partner_id"),
+    ],
+)
 def test_partner_id(partner_id, expected):
     assert verdict_of(ping(partner_id=partner_id)) == expected
 
 
-@pytest.mark.parametrize(("lat", "lon", "expected"), [
-    (90, 0.5, "accepted"),
-    (-90, 0.5, "accepted"),
-    (90.000001, 0.5, "invalid_coordinates"),
-    (-90.000001, 0.5, "invalid_coordinates"),
-    (10, 180, "accepted"),
-    (10, -180, "accepted"),
-    (10, 180.000001, "invalid_coordinates"),
-    (10, -180.000001, "invalid_coordinates"),
-    (0, 0, "invalid_coordinates"),
-    (0, 0.000001, "accepted"),
-    ("12.9", 77.6, "invalid_coordinates"),
-    (12.9, "77.6", "invalid_coordinates"),
-    (None, 77.6, "invalid_coordinates"),
-    (12.9, None, "invalid_coordinates"),
-    (..., 77.6, "invalid_coordinates"),
-    (True, 77.6, "invalid_coordinates"),
-])
+@pytest.mark.parametrize(
+    ("lat", "lon", "expected"),
+    [
+        (90, 0.5, "accepted"),
+        (-90, 0.5, "accepted"),
+        (90.000001, 0.5, "invalid_coordinates"),
+        (-90.000001, 0.5, "invalid_coordinates"),
+        (10, 180, "accepted"),
+        (10, -180, "accepted"),
+        (10, 180.000001, "invalid_coordinates"),
+        (10, -180.000001, "invalid_coordinates"),
+        (0, 0, "invalid_coordinates"),
+        (0, 0.000001, "accepted"),
+        ("12.9", 77.6, "invalid_coordinates"),
+        (12.9, "77.6", "invalid_coordinates"),
+        (None, 77.6, "invalid_coordinates"),
+        (12.9, None, "invalid_coordinates"),
+        (..., 77.6, "invalid_coordinates"),
+        (True, 77.6, "invalid_coordinates"),
+    ],
+)
 def test_coordinate_validity(lat, lon, expected):
     assert verdict_of(ping(lat=lat, lon=lon), area=WORLD) == expected
 
@@ -123,43 +142,52 @@ def test_non_finite_coordinates(literal):
     assert verdict_of(raw) == "invalid_coordinates"
 
 
-@pytest.mark.parametrize(("lat", "lon", "expected"), [
-    (12.90, 77.52, "accepted"),
-    (13.05, 77.68, "accepted"),
-    (12.90, 77.68, "accepted"),
-    (13.05, 77.52, "accepted"),
-    (12.30, 76.64, "outside_service_area"),  # Mysuru
-    (28.61, 77.21, "outside_service_area"),  # Delhi
-])
+@pytest.mark.parametrize(
+    ("lat", "lon", "expected"),
+    [
+        (12.90, 77.52, "accepted"),
+        (13.05, 77.68, "accepted"),
+        (12.90, 77.68, "accepted"),
+        (13.05, 77.52, "accepted"),
+        (12.30, 76.64, "outside_service_area"),  # Mysuru
+        (28.61, 77.21, "outside_service_area"),  # Delhi
+    ],
+)
 def test_service_area(lat, lon, expected):
     assert verdict_of(ping(lat=lat, lon=lon)) == expected
 
 
-@pytest.mark.parametrize(("ts", "expected"), [
-    (NOW, "accepted"),
-    ("2026-11-18T11:06:40+00:00", "accepted"),  # == NOW
-    ("2026-11-18T16:36:40+05:30", "accepted"),
-    ("2026-11-18T11:06:40Z", "accepted"),
-    ("2026-11-18T11:06:40", "invalid_timestamp"),  # no offset
-    ("yesterday", "invalid_timestamp"),
-    (..., "invalid_timestamp"),
-    (None, "invalid_timestamp"),
-    (True, "invalid_timestamp"),
-    (float(NOW) + 0.5, "invalid_timestamp"),
-    (float(NOW), "accepted"),
-    ([NOW], "invalid_timestamp"),
-])
+@pytest.mark.parametrize(
+    ("ts", "expected"),
+    [
+        (NOW, "accepted"),
+        ("2026-11-18T11:06:40+00:00", "accepted"),  # == NOW
+        ("2026-11-18T16:36:40+05:30", "accepted"),
+        ("2026-11-18T11:06:40Z", "accepted"),
+        ("2026-11-18T11:06:40", "invalid_timestamp"),  # no offset
+        ("yesterday", "invalid_timestamp"),
+        (..., "invalid_timestamp"),
+        (None, "invalid_timestamp"),
+        (True, "invalid_timestamp"),
+        (float(NOW) + 0.5, "invalid_timestamp"),
+        (float(NOW), "accepted"),
+        ([NOW], "invalid_timestamp"),
+    ],
+)
 def test_timestamp_parsing(ts, expected):
     assert verdict_of(ping(ts=ts)) == expected
 
 
-@pytest.mark.parametrize(("offset_ms", "expected"), [
-    (0, "accepted"),
-    (-120_000, "accepted"),  # exactly max_age old
-    (-120_001, "stale_timestamp"),
-    (10_000, "accepted"),  # exactly max_skew ahead
-    (10_001, "future_timestamp"),
-])
+@pytest.mark.parametrize(
+    ("offset_ms", "expected"),
+    [
+        (0, "accepted"),
+        (-120_000, "accepted"),  # exactly max_age old
+        (-120_001, "stale_timestamp"),
+        (10_000, "accepted"),  # exactly max_skew ahead
+        (10_001, "future_timestamp"),
+    ],
+)
 def test_clock_boundaries(offset_ms, expected):
     assert verdict_of(ping(ts=NOW + offset_ms)) == expected
 
@@ -185,13 +213,16 @@ def test_speed_limit_per_vehicle(vehicle, limit, delta, expected):
     assert verdict_of(ping(lat=lat, vehicle=vehicle), last=LAST) == expected
 
 
-@pytest.mark.parametrize(("metres", "accuracy", "expected"), [
-    (48, 45, "accepted"),  # 48 m in 1 s on foot, 45 m forgiven: 3 m/s
-    (48, 43, "impossible_speed"),  # 5 m/s
-    (53, 50, "accepted"),  # 3 m/s
-    (53, 1000, "accepted"),  # allowance capped at 50 m: 3 m/s
-    (60, 1000, "impossible_speed"),  # capped at 50 m: 10 m/s
-])
+@pytest.mark.parametrize(
+    ("metres", "accuracy", "expected"),
+    [
+        (48, 45, "accepted"),  # 48 m in 1 s on foot, 45 m forgiven: 3 m/s
+        (48, 43, "impossible_speed"),  # 5 m/s
+        (53, 50, "accepted"),  # 3 m/s
+        (53, 1000, "accepted"),  # allowance capped at 50 m: 3 m/s
+        (60, 1000, "impossible_speed"),  # capped at 50 m: 10 m/s
+    ],
+)
 def test_accuracy_allowance(metres, accuracy, expected):
     assert verdict_of(ping(lat=moved(metres), vehicle="walk", accuracy=accuracy), last=LAST) == expected
 
@@ -200,12 +231,15 @@ def test_gps_jump_is_impossible_speed():
     assert verdict_of(ping(lat=13.04, lon=77.66), last=LAST) == "impossible_speed"
 
 
-@pytest.mark.parametrize(("ts", "lat", "expected"), [
-    (NOW - 1000, BLR[0], "duplicate"),  # exact repeat of LAST
-    (NOW - 1001, BLR[0], "out_of_order"),
-    (NOW - 1000, moved(5), "impossible_speed"),  # same instant, another place
-    (NOW, moved(5), "accepted"),
-])
+@pytest.mark.parametrize(
+    ("ts", "lat", "expected"),
+    [
+        (NOW - 1000, BLR[0], "duplicate"),  # exact repeat of LAST
+        (NOW - 1001, BLR[0], "out_of_order"),
+        (NOW - 1000, moved(5), "impossible_speed"),  # same instant, another place
+        (NOW, moved(5), "accepted"),
+    ],
+)
 def test_against_last_fix(ts, lat, expected):
     assert verdict_of(ping(ts=ts, lat=lat), last=LAST) == expected
 
@@ -230,13 +264,16 @@ def test_stateful_checker_updates_only_on_accept():
     assert checker.last_fixes["courier-1"] == LastFix(NOW - 1000, moved(5), BLR[1])
 
 
-@pytest.mark.parametrize(("ts", "lat", "expected"), [
-    (NOW - 600_000, BLR[0], "accepted"),  # older than the latest fix: history only (no staleness for replays)
-    (NOW - 1000, BLR[0], "duplicate"),
-    (NOW, moved(5), "accepted"),  # newer and reachable: live
-    (NOW, 13.04, "impossible_speed"),  # newer, but a jump
-    (NOW + 600_000, BLR[0], "future_timestamp"),
-])
+@pytest.mark.parametrize(
+    ("ts", "lat", "expected"),
+    [
+        (NOW - 600_000, BLR[0], "accepted"),  # older than the latest fix: history only (no staleness for replays)
+        (NOW - 1000, BLR[0], "duplicate"),
+        (NOW, moved(5), "accepted"),  # newer and reachable: live
+        (NOW, 13.04, "impossible_speed"),  # newer, but a jump
+        (NOW + 600_000, BLR[0], "future_timestamp"),
+    ],
+)
 def test_replay_rules(ts, lat, expected):
     parsed = parsed_ping(ping(ts=ts, lat=lat))
     verdict = judge_replay(parsed, LAST, NOW, LIMITS, AREA)
@@ -264,18 +301,34 @@ POISON = [
     ("huge float ts", ping(ts=1e300), "invalid_timestamp", "ts is out of range: 1e+300"),
     ("negative ts", ping(ts=-1), "invalid_timestamp", "ts is out of range: -1"),
     ("ts in the year 2286", ping(ts=10**13), "invalid_timestamp", "ts is out of range: 10000000000000"),
-    ("ISO ts in year 1 pushed before it", ping(ts="0001-01-01T00:00:00+05:00"), "invalid_timestamp",
-     "ts is out of range: '0001-01-01T00:00:00+05:00'"),
+    (
+        "ISO ts in year 1 pushed before it",
+        ping(ts="0001-01-01T00:00:00+05:00"),
+        "invalid_timestamp",
+        "ts is out of range: '0001-01-01T00:00:00+05:00'",
+    ),
     ("ISO ts in year 9999", ping(ts="9999-12-31T23:59:59-05:00"), "invalid_timestamp", "ts is out of range"),
-    ("nested 1,000 deep in an unknown field", ping()[:-1] + b', "extra": ' + DEEP.encode() + b"}",
-     "malformed_payload", "nested deeper than 32 levels"),
+    (
+        "nested 1,000 deep in an unknown field",
+        ping()[:-1] + b', "extra": ' + DEEP.encode() + b"}",
+        "malformed_payload",
+        "nested deeper than 32 levels",
+    ),
     ("nested 2,000 deep, no object", b"[" * 2000 + b"]" * 2000, "malformed_payload", "nested deeper than 32 levels"),
     ("nested objects 600 deep", b'{"a":' * 600 + b"1" + b"}" * 600, "malformed_payload", "nested deeper than 32"),
     ("unclosed nesting 33 deep", b"[" * 33, "malformed_payload", "nested deeper than 32 levels"),
-    ("lone surrogate partner_id", ping(partner_id="\ud800"), "missing_partner_id",
-     "partner_id has U+D800 at position 0, not a printable character"),
-    ("lone surrogate order_id", ping(order_id="o-\udfff"), "malformed_payload",
-     "order_id has U+DFFF at position 2, not a printable character"),
+    (
+        "lone surrogate partner_id",
+        ping(partner_id="\ud800"),
+        "missing_partner_id",
+        "partner_id has U+D800 at position 0, not a printable character",
+    ),
+    (
+        "lone surrogate order_id",
+        ping(order_id="o-\udfff"),
+        "malformed_payload",
+        "order_id has U+DFFF at position 2, not a printable character",
+    ),
     ("NUL in partner_id", ping(partner_id="c\x00"), "missing_partner_id", "U+0000 at position 1"),
     ("line separator in partner_id", ping(partner_id="c\u2028"), "missing_partner_id", "U+2028 at position 1"),
     ("private-use partner_id", ping(partner_id="\ue000"), "missing_partner_id", "U+E000 at position 0"),
@@ -283,8 +336,12 @@ POISON = [
     ("escape char in order_id", ping(order_id="\x1b[31m"), "malformed_payload", "U+001B at position 0"),
     ("empty order_id", ping(order_id=""), "malformed_payload", "order_id is 0 characters, outside 1–64"),
     ("long order_id", ping(order_id="o" * 65), "malformed_payload", "order_id is 65 characters, outside 1–64"),
-    ("not UTF-8 in an unknown field", ping()[:-1] + b', "note": "\xed\xa0\x80"}', "malformed_payload",
-     "payload is not UTF-8"),
+    (
+        "not UTF-8 in an unknown field",
+        ping()[:-1] + b', "note": "\xed\xa0\x80"}',
+        "malformed_payload",
+        "payload is not UTF-8",
+    ),
     ("NaN lat", ping()[:-1] + b', "lat": NaN}', "invalid_coordinates", "lat is nan"),
     ("-Infinity lon", ping()[:-1] + b', "lon": -Infinity}', "invalid_coordinates", "lon is -inf"),
 ]
@@ -306,13 +363,16 @@ def test_nesting_depth_boundary(depth, expected):
     assert verdict_of(ping(note="[" * 100 + "{" * 100)) == "accepted"
 
 
-@pytest.mark.parametrize(("field", "value", "expected"), [
-    ("speed", 2**62, "accepted"),
-    ("speed", float(2**63), "malformed_payload"),
-    ("accuracy", 2**63 + 1, "malformed_payload"),
-    ("ts", 10**13 - 1, "future_timestamp"),  # in range, so judged against the clock
-    ("ts", 0, "stale_timestamp"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("speed", 2**62, "accepted"),
+        ("speed", float(2**63), "malformed_payload"),
+        ("accuracy", 2**63 + 1, "malformed_payload"),
+        ("ts", 10**13 - 1, "future_timestamp"),  # in range, so judged against the clock
+        ("ts", 0, "stale_timestamp"),
+    ],
+)
 def test_numeric_bounds(field, value, expected):
     assert verdict_of(ping(**{field: value})) == expected
 

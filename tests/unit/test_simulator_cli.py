@@ -32,34 +32,70 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def test_flags_become_a_config():
-    args = parse("--couriers", "50", "--interval", "0.5", "--count", "1000", "--bad-rate", "0.2",
-                 "--fault", "out_of_order=0.1", "--fault", "stale_timestamp=0", "--duplicate-rate", "0.02",
-                 "--seed", "9", "--burst", "--rate", "5000", "--linger-ms", "5")
+    args = parse(
+        "--couriers",
+        "50",
+        "--interval",
+        "0.5",
+        "--count",
+        "1000",
+        "--bad-rate",
+        "0.2",
+        "--fault",
+        "out_of_order=0.1",
+        "--fault",
+        "stale_timestamp=0",
+        "--duplicate-rate",
+        "0.02",
+        "--seed",
+        "9",
+        "--burst",
+        "--rate",
+        "5000",
+        "--linger-ms",
+        "5",
+    )
     assert config_from_args(args) == SimConfig(
-        couriers=50, interval_s=0.5, count=1000, bad_rate=0.2, duplicate_rate=0.02, seed=9, burst=True,
-        rate=5000.0, linger_ms=5.0, fault_rates={FaultKind.OUT_OF_ORDER: 0.1, FaultKind.STALE_TIMESTAMP: 0.0})
+        couriers=50,
+        interval_s=0.5,
+        count=1000,
+        bad_rate=0.2,
+        duplicate_rate=0.02,
+        seed=9,
+        burst=True,
+        rate=5000.0,
+        linger_ms=5.0,
+        fault_rates={FaultKind.OUT_OF_ORDER: 0.1, FaultKind.STALE_TIMESTAMP: 0.0},
+    )
 
 
 def test_defaults_are_the_documented_ones():
     assert config_from_args(parse()) == SimConfig()
     assert (SimConfig().couriers, SimConfig().interval_s, SimConfig().bad_rate, SimConfig().duplicate_rate) == (
-        300, 1.0, 0.05, 0.01)
+        300,
+        1.0,
+        0.05,
+        0.01,
+    )
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (("--bad-rate", "1.5"), "argument --bad-rate: must be between 0 and 1, got 1.5"),
-    (("--bad-rate", "lots"), "argument --bad-rate: expected a number, got 'lots'"),
-    (("--duplicate-rate", "-0.1"), "argument --duplicate-rate: must be between 0 and 1"),
-    (("--couriers", "0"), "argument --couriers: must be at least 1, got 0"),
-    (("--couriers", "2.5"), "argument --couriers: expected a whole number, got '2.5'"),
-    (("--interval", "0"), "argument --interval: must be at least 0.001"),
-    (("--duration", "0"), "argument --duration: must be above 0"),
-    (("--rate", "nan"), "argument --rate: must be above 0"),
-    (("--linger-ms", "-1"), "argument --linger-ms: must be between 0 and 1000, got -1"),
-    (("--fault", "gremlins=0.1"), "unknown fault kind 'gremlins'; kinds: malformed_payload, "),
-    (("--fault", "out_of_order"), "expected KIND=RATE"),
-    (("--fault", "out_of_order=3"), "argument --fault: must be between 0 and 1, got 3"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--bad-rate", "1.5"), "argument --bad-rate: must be between 0 and 1, got 1.5"),
+        (("--bad-rate", "lots"), "argument --bad-rate: expected a number, got 'lots'"),
+        (("--duplicate-rate", "-0.1"), "argument --duplicate-rate: must be between 0 and 1"),
+        (("--couriers", "0"), "argument --couriers: must be at least 1, got 0"),
+        (("--couriers", "2.5"), "argument --couriers: expected a whole number, got '2.5'"),
+        (("--interval", "0"), "argument --interval: must be at least 0.001"),
+        (("--duration", "0"), "argument --duration: must be above 0"),
+        (("--rate", "nan"), "argument --rate: must be above 0"),
+        (("--linger-ms", "-1"), "argument --linger-ms: must be between 0 and 1000, got -1"),
+        (("--fault", "gremlins=0.1"), "unknown fault kind 'gremlins'; kinds: malformed_payload, "),
+        (("--fault", "out_of_order"), "expected KIND=RATE"),
+        (("--fault", "out_of_order=3"), "argument --fault: must be between 0 and 1, got 3"),
+    ],
+)
 def test_bad_flag_values_are_one_line_argparse_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse(*argv)
@@ -68,22 +104,32 @@ def test_bad_flag_values_are_one_line_argparse_errors(argv, message, capsys):
     assert message in last_line
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (("--burst",), "--burst needs --count or --duration"),
-    (("--bad-rate", "0.6", "--duplicate-rate", "0.3"), "must not exceed 1"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--burst",), "--burst needs --count or --duration"),
+        (("--bad-rate", "0.6", "--duplicate-rate", "0.3"), "must not exceed 1"),
+    ],
+)
 def test_flag_combinations_are_checked_too(argv, message):
     with pytest.raises(ValueError, match=message):
         config_from_args(parse(*argv))
 
 
-STATS = SimStats(produced=12_345, good=11_600, bad=617, duplicates=128, bad_by_reason={"out_of_order": 617},
-                 elapsed_s=6.02, pings_per_s=2050.7, seed=1)
+STATS = SimStats(
+    produced=12_345,
+    good=11_600,
+    bad=617,
+    duplicates=128,
+    bad_by_reason={"out_of_order": 617},
+    elapsed_s=6.02,
+    pings_per_s=2050.7,
+    seed=1,
+)
 
 
 def test_progress_line_says_what_was_sent_how_fast_and_how_much_was_bad():
-    assert format_progress(STATS, 2050.7) == \
-        "sent 12,345 | 2,051 pings/s | bad 617 (5.0%) | duplicates 128 | 6 s"
+    assert format_progress(STATS, 2050.7) == "sent 12,345 | 2,051 pings/s | bad 617 (5.0%) | duplicates 128 | 6 s"
 
 
 class FakeTerminal(io.StringIO):
@@ -148,8 +194,9 @@ class MemoryProducer:
 
 async def test_a_burst_run_produces_count_pings_and_accounts_for_every_one():
     producer = MemoryProducer()
-    stats = await run_simulation(SETTINGS, SimConfig(couriers=200, count=5_000, burst=True, bad_rate=0.1, seed=3),
-                                 cast(Producer, producer))
+    stats = await run_simulation(
+        SETTINGS, SimConfig(couriers=200, count=5_000, burst=True, bad_rate=0.1, seed=3), cast(Producer, producer)
+    )
     assert stats.produced == len(producer.sent) == 5_000
     assert stats.produced == stats.good + stats.bad + stats.duplicates
     assert stats.bad == sum(stats.bad_by_reason.values())
@@ -165,18 +212,21 @@ async def test_a_burst_run_produces_count_pings_and_accounts_for_every_one():
 
 async def test_a_run_without_a_seed_reports_the_seed_that_reproduces_it():
     unseeded, reseeded = MemoryProducer(), MemoryProducer()
-    stats = await run_simulation(SETTINGS, SimConfig(couriers=50, count=500, burst=True, bad_rate=0.2),
-                                 cast(Producer, unseeded))
-    await run_simulation(SETTINGS, SimConfig(couriers=50, count=500, burst=True, bad_rate=0.2, seed=stats.seed),
-                         cast(Producer, reseeded))
+    stats = await run_simulation(
+        SETTINGS, SimConfig(couriers=50, count=500, burst=True, bad_rate=0.2), cast(Producer, unseeded)
+    )
+    await run_simulation(
+        SETTINGS, SimConfig(couriers=50, count=500, burst=True, bad_rate=0.2, seed=stats.seed), cast(Producer, reseeded)
+    )
     assert [(r.key, r.headers) for _, r, _ in unseeded.sent] == [(r.key, r.headers) for _, r, _ in reseeded.sent]
 
 
 async def test_real_time_pings_are_stamped_with_the_wall_clock_when_sent():
     producer = MemoryProducer()
     started = time.monotonic()
-    stats = await run_simulation(SETTINGS, SimConfig(couriers=20, interval_s=0.1, duration_s=1.0, seed=4),
-                                 cast(Producer, producer))
+    stats = await run_simulation(
+        SETTINGS, SimConfig(couriers=20, interval_s=0.1, duration_s=1.0, seed=4), cast(Producer, producer)
+    )
     assert 0.9 <= time.monotonic() - started <= 1.5
     assert 170 <= stats.produced <= 240
     for _, record, sent_at_ms in producer.sent:
@@ -187,8 +237,9 @@ async def test_real_time_pings_are_stamped_with_the_wall_clock_when_sent():
 @pytest.mark.parametrize("linger_ms", [0.0, 50.0])
 async def test_real_time_pings_due_within_the_linger_window_go_in_one_request(linger_ms):
     producer = MemoryProducer()
-    config = SimConfig(couriers=20, interval_s=0.1, duration_s=1.0, bad_rate=0, duplicate_rate=0, seed=4,
-                       linger_ms=linger_ms)
+    config = SimConfig(
+        couriers=20, interval_s=0.1, duration_s=1.0, bad_rate=0, duplicate_rate=0, seed=4, linger_ms=linger_ms
+    )
     stats = await run_simulation(SETTINGS, config, cast(Producer, producer))
     lateness = [sent_at_ms - json.loads(value_of(record))["ts"] for _, record, sent_at_ms in producer.sent]
     assert min(lateness) >= 0  # never before it is due
@@ -201,16 +252,22 @@ async def test_real_time_pings_due_within_the_linger_window_go_in_one_request(li
 
 async def test_the_stop_event_ends_the_run_after_the_batch_in_flight():
     producer, stop = MemoryProducer(), asyncio.Event()
-    stats = await run_simulation(SETTINGS, SimConfig(couriers=100, count=100_000, burst=True, seed=5),
-                                 cast(Producer, producer), progress=lambda stats: stop.set(), stop=stop)
+    stats = await run_simulation(
+        SETTINGS,
+        SimConfig(couriers=100, count=100_000, burst=True, seed=5),
+        cast(Producer, producer),
+        progress=lambda stats: stop.set(),
+        stop=stop,
+    )
     assert producer.batches == 1
     assert stats.produced == len(producer.sent) == 2_000
 
 
 async def test_the_rate_cap_paces_sending():
     producer = MemoryProducer()
-    stats = await run_simulation(SETTINGS, SimConfig(couriers=50, count=1_000, burst=True, rate=2_000.0, seed=6),
-                                 cast(Producer, producer))
+    stats = await run_simulation(
+        SETTINGS, SimConfig(couriers=50, count=1_000, burst=True, rate=2_000.0, seed=6), cast(Producer, producer)
+    )
     assert stats.produced == 1_000
     assert 0.45 <= stats.elapsed_s <= 1.0
     assert producer.batches >= 10  # small batches, ~20 a second, not one burst

@@ -79,8 +79,17 @@ def malformed_shape(raw: bytes | None) -> str:
 
 def test_malformed_payload_comes_in_every_shape():
     shapes = {malformed_shape(raw) for raw in corrupted(FaultKind.MALFORMED_PAYLOAD)}
-    assert shapes == {"oversized", "not utf-8", "not json", "not an object", "bad speed", "bad heading",
-                      "bad accuracy", "bad vehicle", "bad order_id"}
+    assert shapes == {
+        "oversized",
+        "not utf-8",
+        "not json",
+        "not an object",
+        "bad speed",
+        "bad heading",
+        "bad accuracy",
+        "bad vehicle",
+        "bad order_id",
+    }
 
 
 def test_missing_partner_id_breaks_only_the_partner_id():
@@ -89,10 +98,22 @@ def test_missing_partner_id_breaks_only_the_partner_id():
         doc = decode(raw)
         assert changed(doc) == {"partner_id"}
         value = doc.get("partner_id", "<absent>")
-        assert value is None or value == "<absent>" or not isinstance(value, str) or not value.strip() \
+        assert (
+            value is None
+            or value == "<absent>"
+            or not isinstance(value, str)
+            or not value.strip()
             or len(value) > PARTNER_ID_MAX
-        seen.add("absent" if value == "<absent>" else type(value).__name__ if not isinstance(value, str)
-                 else "blank" if not value.strip() else "too long")
+        )
+        seen.add(
+            "absent"
+            if value == "<absent>"
+            else type(value).__name__
+            if not isinstance(value, str)
+            else "blank"
+            if not value.strip()
+            else "too long"
+        )
     assert seen == {"absent", "NoneType", "int", "list", "blank", "too long"}
 
 
@@ -143,10 +164,13 @@ def test_outside_service_area_moves_a_valid_fix_out_of_the_area():
     assert min(distances) < 30_000 < max(distances)  # both "just beyond the edge" and "another city"
 
 
-@pytest.mark.parametrize(("kind", "low_ms", "high_ms"), [
-    (FaultKind.STALE_TIMESTAMP, -300_000 - 3_600_000, -300_000),
-    (FaultKind.FUTURE_TIMESTAMP, 300_000, 300_000 + 3_600_000),
-])
+@pytest.mark.parametrize(
+    ("kind", "low_ms", "high_ms"),
+    [
+        (FaultKind.STALE_TIMESTAMP, -300_000 - 3_600_000, -300_000),
+        (FaultKind.FUTURE_TIMESTAMP, 300_000, 300_000 + 3_600_000),
+    ],
+)
 def test_clock_faults_shift_only_the_timestamp_far_past_the_limits(kind, low_ms, high_ms):
     formats = set()
     for raw in corrupted(kind):
@@ -183,21 +207,27 @@ def test_impossible_speed_jumps_further_when_the_last_good_fix_is_older():
             assert haversine_m(last.lat, last.lon, doc["lat"], doc["lon"]) - 8.2 > 35 * 200
 
 
-@pytest.mark.parametrize(("kind", "last"), [
-    (FaultKind.OUT_OF_ORDER, None),
-    (FaultKind.IMPOSSIBLE_SPEED, None),
-    # 30 s older than a last fix that is itself 50 s old would be judged stale, not out of order.
-    (FaultKind.OUT_OF_ORDER, LastGood(GOOD.ts - 56_000, LAST.lat, LAST.lon, b"{}")),
-])
+@pytest.mark.parametrize(
+    ("kind", "last"),
+    [
+        (FaultKind.OUT_OF_ORDER, None),
+        (FaultKind.IMPOSSIBLE_SPEED, None),
+        # 30 s older than a last fix that is itself 50 s old would be judged stale, not out of order.
+        (FaultKind.OUT_OF_ORDER, LastGood(GOOD.ts - 56_000, LAST.lat, LAST.lon, b"{}")),
+    ],
+)
 def test_faults_that_need_a_recent_good_ping_refuse_without_one(kind, last):
     assert corrupted(kind, last)[:20] == [None] * 20
 
 
-@pytest.mark.parametrize(("kind", "crosses_the_limit"), [
-    (FaultKind.MALFORMED_PAYLOAD, lambda raw: len(raw) <= 4096 or len(raw) > 9000),
-    (FaultKind.STALE_TIMESTAMP, lambda raw: GOOD.ts - ts_ms(decode(raw)["ts"]) >= 2 * 900_000),
-    (FaultKind.FUTURE_TIMESTAMP, lambda raw: ts_ms(decode(raw)["ts"]) - GOOD.ts >= 2 * 700_000),
-])
+@pytest.mark.parametrize(
+    ("kind", "crosses_the_limit"),
+    [
+        (FaultKind.MALFORMED_PAYLOAD, lambda raw: len(raw) <= 4096 or len(raw) > 9000),
+        (FaultKind.STALE_TIMESTAMP, lambda raw: GOOD.ts - ts_ms(decode(raw)["ts"]) >= 2 * 900_000),
+        (FaultKind.FUTURE_TIMESTAMP, lambda raw: ts_ms(decode(raw)["ts"]) - GOOD.ts >= 2 * 700_000),
+    ],
+)
 def test_faults_follow_the_validator_settings(kind, crosses_the_limit):
     limits = Limits.from_settings(Settings(max_age_s=900, max_skew_s=700, max_payload_bytes=9000))
     context = FaultContext(GOOD, LAST, GRID, AREA, limits)

@@ -32,8 +32,15 @@ LIMITS = Settings().speed_limits
 
 
 def good_pings(**config) -> list[dict]:
-    config = {"couriers": 200, "count": 12_000, "seed": 7, "burst": True, "bad_rate": 0.0, "duplicate_rate": 0.0,
-              **config}
+    config = {
+        "couriers": 200,
+        "count": 12_000,
+        "seed": 7,
+        "burst": True,
+        "bad_rate": 0.0,
+        "duplicate_rate": 0.0,
+        **config,
+    }
     return [json.loads(ping.value) for ping in iter_pings(SimConfig(**config), NOW_MS)]
 
 
@@ -49,8 +56,9 @@ def test_street_grid_is_a_rotated_lattice_of_city_blocks_well_inside_the_area(se
     for node in random.Random(seed).sample(grid.node_list, 300):
         x, y = grid.node_xy(node)
         for angle in range(0, 360, 45):
-            lat, lon = grid.projection.to_latlon(x + reach_m * math.cos(math.radians(angle)),
-                                                 y + reach_m * math.sin(math.radians(angle)))
+            lat, lon = grid.projection.to_latlon(
+                x + reach_m * math.cos(math.radians(angle)), y + reach_m * math.sin(math.radians(angle))
+            )
             assert AREA.contains(lat, lon)
 
 
@@ -76,8 +84,7 @@ def test_every_ping_has_the_contract_fields_with_realistic_values():
     pings = good_pings(count=6_000)
     vehicles_by_courier = {}
     for ping in pings:
-        assert set(ping) - {"order_id"} == {"partner_id", "lat", "lon", "ts", "speed", "heading", "accuracy",
-                                             "vehicle"}
+        assert set(ping) - {"order_id"} == {"partner_id", "lat", "lon", "ts", "speed", "heading", "accuracy", "vehicle"}
         assert isinstance(ping["ts"], int) and abs(ping["ts"] - NOW_MS) < 60_000
         low, high = CRUISE_MPS[ping["vehicle"]]
         assert ping["speed"] == 0 or 0.85 * low <= ping["speed"] <= high

@@ -18,14 +18,14 @@ NOW_MS = 1_750_000_000_000
 
 
 def stream(**config) -> list:
-    return list(iter_pings(SimConfig(**{"couriers": 100, "count": 5_000, "seed": 11, "burst": True, **config}),
-                           NOW_MS))
+    return list(iter_pings(SimConfig(**{"couriers": 100, "count": 5_000, "seed": 11, "burst": True, **config}), NOW_MS))
 
 
 def test_the_same_seed_gives_the_same_bytes_and_another_seed_does_not():
     first, again, other = stream(bad_rate=0.2), stream(bad_rate=0.2), stream(bad_rate=0.2, seed=12)
-    assert [(p.key, p.value, p.headers, p.emitted_at_ms) for p in first] == \
-           [(p.key, p.value, p.headers, p.emitted_at_ms) for p in again]
+    assert [(p.key, p.value, p.headers, p.emitted_at_ms) for p in first] == [
+        (p.key, p.value, p.headers, p.emitted_at_ms) for p in again
+    ]
     assert [p.value for p in first] != [p.value for p in other]
 
 
@@ -73,21 +73,35 @@ def test_every_kind_appears_in_about_equal_shares():
 
 
 def test_fault_overrides_fix_one_kind_and_zero_turns_everything_off():
-    only_stale = Counter(p.expect for p in stream(bad_rate=0.0, duplicate_rate=0.0,
-                                                  fault_rates={FaultKind.STALE_TIMESTAMP: 0.2}))
+    only_stale = Counter(
+        p.expect for p in stream(bad_rate=0.0, duplicate_rate=0.0, fault_rates={FaultKind.STALE_TIMESTAMP: 0.2})
+    )
     assert set(only_stale) == {None, FaultKind.STALE_TIMESTAMP.value}
     assert 0.17 <= only_stale[FaultKind.STALE_TIMESTAMP.value] / 5_000 <= 0.23
     assert {p.expect for p in stream(bad_rate=0.0, duplicate_rate=0.0)} == {None}
 
 
-@pytest.mark.parametrize(("bad_rate", "overrides", "expected"), [
-    (0.09, {}, dict.fromkeys(FaultKind, 0.01)),
-    (0.0, {FaultKind.OUT_OF_ORDER: 0.2}, {kind: 0.2 if kind is FaultKind.OUT_OF_ORDER else 0.0 for kind in FaultKind}),
-    (0.18, {FaultKind.OUT_OF_ORDER: 0.1},
-     {kind: 0.1 if kind is FaultKind.OUT_OF_ORDER else 0.01 for kind in FaultKind}),
-    (0.05, {FaultKind.IMPOSSIBLE_SPEED: 0.0}, {kind: 0.0 if kind is FaultKind.IMPOSSIBLE_SPEED else 0.05 / 8
-                                               for kind in FaultKind}),
-])
+@pytest.mark.parametrize(
+    ("bad_rate", "overrides", "expected"),
+    [
+        (0.09, {}, dict.fromkeys(FaultKind, 0.01)),
+        (
+            0.0,
+            {FaultKind.OUT_OF_ORDER: 0.2},
+            {kind: 0.2 if kind is FaultKind.OUT_OF_ORDER else 0.0 for kind in FaultKind},
+        ),
+        (
+            0.18,
+            {FaultKind.OUT_OF_ORDER: 0.1},
+            {kind: 0.1 if kind is FaultKind.OUT_OF_ORDER else 0.01 for kind in FaultKind},
+        ),
+        (
+            0.05,
+            {FaultKind.IMPOSSIBLE_SPEED: 0.0},
+            {kind: 0.0 if kind is FaultKind.IMPOSSIBLE_SPEED else 0.05 / 8 for kind in FaultKind},
+        ),
+    ],
+)
 def test_fault_shares_split_what_the_overrides_leave_evenly(bad_rate, overrides, expected):
     shares = fault_shares(SimConfig(bad_rate=bad_rate, fault_rates=overrides))
     assert shares == pytest.approx(expected)
@@ -106,8 +120,13 @@ def test_a_duplicate_is_the_byte_for_byte_resend_of_the_good_ping_just_before_it
 def test_clock_and_movement_faults_are_relative_to_the_couriers_last_good_ping():
     last_good = {}
     seen = Counter[str]()
-    for ping in stream(couriers=100, count=20_000, bad_rate=0.0, duplicate_rate=0.0, fault_rates={
-            FaultKind.OUT_OF_ORDER: 0.05, FaultKind.IMPOSSIBLE_SPEED: 0.05}):
+    for ping in stream(
+        couriers=100,
+        count=20_000,
+        bad_rate=0.0,
+        duplicate_rate=0.0,
+        fault_rates={FaultKind.OUT_OF_ORDER: 0.05, FaultKind.IMPOSSIBLE_SPEED: 0.05},
+    ):
         doc = json.loads(ping.value)
         if ping.expect is None:
             last_good[ping.partner_id] = doc
@@ -124,18 +143,21 @@ def test_clock_and_movement_faults_are_relative_to_the_couriers_last_good_ping()
     assert 0.045 * 20_000 <= seen[FaultKind.IMPOSSIBLE_SPEED.value] <= 0.055 * 20_000
 
 
-@pytest.mark.parametrize(("config", "message"), [
-    (SimConfig(couriers=0), "--couriers must be at least 1"),
-    (SimConfig(interval_s=0), "--interval must be at least 0.001"),
-    (SimConfig(duration_s=-1), "--duration must be positive"),
-    (SimConfig(count=0), "--count must be at least 1"),
-    (SimConfig(rate=0), "--rate must be positive"),
-    (SimConfig(bad_rate=1.5), "--bad-rate must be between 0 and 1"),
-    (SimConfig(duplicate_rate=-0.1), "--duplicate-rate must be between 0 and 1"),
-    (SimConfig(fault_rates={FaultKind.OUT_OF_ORDER: 2}), "--fault out_of_order must be between 0 and 1"),
-    (SimConfig(bad_rate=0.5, duplicate_rate=0.3), "plus twice the duplicate rate"),
-    (SimConfig(burst=True), "--burst needs --count or --duration"),
-])
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (SimConfig(couriers=0), "--couriers must be at least 1"),
+        (SimConfig(interval_s=0), "--interval must be at least 0.001"),
+        (SimConfig(duration_s=-1), "--duration must be positive"),
+        (SimConfig(count=0), "--count must be at least 1"),
+        (SimConfig(rate=0), "--rate must be positive"),
+        (SimConfig(bad_rate=1.5), "--bad-rate must be between 0 and 1"),
+        (SimConfig(duplicate_rate=-0.1), "--duplicate-rate must be between 0 and 1"),
+        (SimConfig(fault_rates={FaultKind.OUT_OF_ORDER: 2}), "--fault out_of_order must be between 0 and 1"),
+        (SimConfig(bad_rate=0.5, duplicate_rate=0.3), "plus twice the duplicate rate"),
+        (SimConfig(burst=True), "--burst needs --count or --duration"),
+    ],
+)
 def test_config_problems_are_one_line_errors_naming_the_flag(config, message):
     with pytest.raises(ValueError, match=message):
         config.checked()

@@ -76,8 +76,11 @@ async def run(producer: FlakyProducer) -> SimStats:
 
 async def test_a_share_whose_ack_fails_is_unsent_and_the_run_goes_on():
     # Partition 3 is unreachable for the first two batches: the producer times its shares out.
-    producer = FlakyProducer(lambda partition, request: KafkaTimeoutError("batch expired after 40000 ms")
-                             if partition == 3 and request < 2 else None)
+    producer = FlakyProducer(
+        lambda partition, request: (
+            KafkaTimeoutError("batch expired after 40000 ms") if partition == 3 and request < 2 else None
+        )
+    )
     stats = await run(producer)
 
     assert stats.unsent == len(producer.given_up) > 0
@@ -89,8 +92,9 @@ async def test_a_share_whose_ack_fails_is_unsent_and_the_run_goes_on():
 
 
 async def test_a_share_refused_when_queued_is_unsent_too():
-    producer = FlakyProducer(lambda partition, request: ("raise", KafkaTimeoutError())
-                             if partition in (0, 7) and request == 1 else None)
+    producer = FlakyProducer(
+        lambda partition, request: ("raise", KafkaTimeoutError()) if partition in (0, 7) and request == 1 else None
+    )
     stats = await run(producer)
     assert stats.unsent == len(producer.given_up) > 0
     assert stats.unsent_by_reason == {"KafkaTimeoutError": stats.unsent}
@@ -108,8 +112,10 @@ async def test_reasons_are_counted_apart():
     producer = FlakyProducer(fail)
     stats = await run(producer)
     in_partition = Counter(record.partition for record in producer.given_up)
-    assert stats.unsent_by_reason == {"[Error 6] NotLeaderForPartitionError": in_partition[1],
-                                      "KafkaTimeoutError: no ack within 40000 ms": in_partition[2]}
+    assert stats.unsent_by_reason == {
+        "[Error 6] NotLeaderForPartitionError": in_partition[1],
+        "KafkaTimeoutError: no ack within 40000 ms": in_partition[2],
+    }
 
 
 async def test_a_producer_that_gives_up_on_everything_does_not_stop_the_run():
@@ -119,18 +125,29 @@ async def test_a_producer_that_gives_up_on_everything_does_not_stop_the_run():
 
 
 async def test_an_error_that_is_no_delivery_failure_is_not_swallowed():
-    producer = FlakyProducer(lambda partition, request: ("raise", ValueError("record does not fit in a batch"))
-                             if partition == 5 else None)
+    producer = FlakyProducer(
+        lambda partition, request: ("raise", ValueError("record does not fit in a batch")) if partition == 5 else None
+    )
     with pytest.raises(ValueError, match="does not fit"):
         await run(producer)
 
 
 def test_unsent_pings_show_in_the_progress_line_and_the_summary():
-    stats = SimStats(produced=12_345, good=11_600, bad=617, duplicates=128, bad_by_reason={"out_of_order": 617},
-                     elapsed_s=6.02, pings_per_s=2050.7, seed=1, unsent=1_500,
-                     unsent_by_reason={"KafkaTimeoutError: broker down": 1_200, "NotLeaderForPartitionError": 300})
-    assert format_progress(stats, 2050.7) == ("sent 12,345 | 2,051 pings/s | bad 617 (5.0%) | duplicates 128 | "
-                                              "unsent 1,500 (KafkaTimeoutError) | 6 s")
+    stats = SimStats(
+        produced=12_345,
+        good=11_600,
+        bad=617,
+        duplicates=128,
+        bad_by_reason={"out_of_order": 617},
+        elapsed_s=6.02,
+        pings_per_s=2050.7,
+        seed=1,
+        unsent=1_500,
+        unsent_by_reason={"KafkaTimeoutError: broker down": 1_200, "NotLeaderForPartitionError": 300},
+    )
+    assert format_progress(stats, 2050.7) == (
+        "sent 12,345 | 2,051 pings/s | bad 617 (5.0%) | duplicates 128 | unsent 1,500 (KafkaTimeoutError) | 6 s"
+    )
     summary = json.loads(msgspec.json.encode(stats))
     assert (summary["unsent"], summary["unsent_by_reason"]) == (1_500, stats.unsent_by_reason)
     nothing_lost = msgspec.structs.replace(stats, unsent=0, unsent_by_reason={})
@@ -161,8 +178,9 @@ async def test_a_batch_waiting_for_the_broker_is_reported_every_second_and_then_
     def next_request(stats: SimStats) -> None:
         producer.requests += 1
 
-    stats = await run_simulation(SETTINGS, config, cast(Producer, producer), progress=next_request,
-                                 waiting=waits.append)
+    stats = await run_simulation(
+        SETTINGS, config, cast(Producer, producer), progress=next_request, waiting=waits.append
+    )
     assert [round(seconds) for seconds in waits] == [1, 2]
     assert (stats.produced, stats.unsent) == (4_000, 0)
 
@@ -174,8 +192,16 @@ def test_the_progress_line_says_how_long_it_has_been_waiting_for_the_broker():
     for second in range(1, 4):
         now[0] = float(second)
         progress.waiting(float(second))
-    stats = SimStats(produced=600, good=540, bad=54, duplicates=6, bad_by_reason={"out_of_order": 54},
-                     elapsed_s=7.0, pings_per_s=85.7, seed=1)
+    stats = SimStats(
+        produced=600,
+        good=540,
+        bad=54,
+        duplicates=6,
+        bad_by_reason={"out_of_order": 54},
+        elapsed_s=7.0,
+        pings_per_s=85.7,
+        seed=1,
+    )
     now[0] = 7.0
     progress(stats)
     for second in range(1, 12):

@@ -86,8 +86,9 @@ def test_a_child_that_keeps_failing_is_restarted_with_backoff_then_given_up(syst
     assert time.monotonic() - started >= 0.5 + 1  # the two waits before the restarts
     assert events[0].startswith("broken exited (exit code 2); restarting in 0.5 s")
     assert events[1].startswith("broken exited (exit code 2); restarting in 1 s")
-    assert system.failed == (f"broken exited 3 times within 60 s (last: exit code 2); see "
-                             f"{system.log_dir / 'broken.log'}")
+    assert system.failed == (
+        f"broken exited 3 times within 60 s (last: exit code 2); see {system.log_dir / 'broken.log'}"
+    )
     assert system.supervise() == []  # given up: nothing is restarted any more
     assert system.restart_note() == "broken restarted 2× (last: exit code 2)"
 
