@@ -21,7 +21,7 @@ test: lint $(STAMP) $(FRONTEND_STAMP)
 
 # Ruff's rules and its format check, then mypy; their settings are in pyproject.toml (`ruff format` fixes the
 # format). The page's code gets no linter of its own: the build (esbuild) and `npm test` parse every file.
-LINT_PATHS := tracker simulator bench fuzz
+LINT_PATHS := tracker simulator bench fuzz tests
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
