@@ -64,4 +64,4 @@ $(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json $(shell find
 frontend: $(FRONTEND_STAMP)
 
 clean:
-	rm -rf $(VENV) frontend/node_modules frontend/dist var .pytest_cache
+	rm -rf $(VENV) frontend/node_modules frontend/dist var .pytest_cache .ruff_cache .mypy_cache
