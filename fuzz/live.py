@@ -51,7 +51,7 @@ from tracker.up import LocalSystem
 
 CHUNK = 1000  # payloads per send_many call
 IN_FLIGHT = 4  # chunks produced but not yet acknowledged, while the next is generated
-VERDICTS = ("accepted", "rejected", "duplicates")
+VERDICTS = c.VERDICT_COUNTERS
 
 
 def progress(message: str) -> None:
@@ -94,7 +94,7 @@ class Report:
         rejected = {
             name.split(":", 1)[1]: count
             for name, count in sorted(self.counters.items())
-            if name.startswith("rejected:")
+            if name.startswith(c.C_REJECTED_BY)
         }
         children = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(self.cpu_children_s.items()))
         lines = [
@@ -289,7 +289,7 @@ async def _check_dead_letters(
     settings: Settings, report: Report, say: Callable[[str], None], idle_s: float = 3.0, timeout_s: float = 300.0
 ) -> None:
     """Read the whole DLQ topic (no end offsets: stop once every rejection is there, or nothing arrives)."""
-    wanted = report.counters.get("rejected", 0)
+    wanted = report.counters.get(c.C_REJECTED, 0)
     seen: dict[tuple[int, int], str] = {}
     unreadable = without_reason = 0
     async with Consumer(settings, [settings.dlq_topic], group_id=None, start="earliest") as consumer:
@@ -330,7 +330,7 @@ async def _check_index(store: Store, report: Report, wait_s: float) -> None:
     deadline = time.monotonic() + wait_s
     while True:
         report.index_total = (await index.stats())["total"]
-        if report.index_total >= report.counters.get("rejected", 0) or time.monotonic() > deadline:
+        if report.index_total >= report.counters.get(c.C_REJECTED, 0) or time.monotonic() > deadline:
             return
         await asyncio.sleep(0.5)
 
@@ -368,7 +368,7 @@ def _http_status(url: str) -> int | None:
 def _judge(report: Report) -> None:
     """Everything that falls short of "every payload got a verdict and nothing stopped", one line each."""
     failures = report.failures
-    counters, rejected = report.counters, report.counters.get("rejected", 0)
+    counters, rejected = report.counters, report.counters.get(c.C_REJECTED, 0)
     if report.accounted != report.payloads:
         failures.insert(
             0,
@@ -382,10 +382,10 @@ def _judge(report: Report) -> None:
             f"the counters say {rejected:,}"
         )
     for reason in sorted(
-        {name.split(":", 1)[1] for name in counters if name.startswith("rejected:")}
+        {name.split(":", 1)[1] for name in counters if name.startswith(c.C_REJECTED_BY)}
         | set(report.dead_letters_by_reason)
     ):
-        counted, lettered = counters.get(f"rejected:{reason}", 0), report.dead_letters_by_reason.get(reason, 0)
+        counted, lettered = counters.get(c.C_REJECTED_BY + reason, 0), report.dead_letters_by_reason.get(reason, 0)
         if counted != lettered:
             failures.append(f"{reason}: {counted:,} counted, {lettered:,} in the dead-letter topic")
     if report.index_total != rejected:

@@ -51,6 +51,14 @@ KEY_POSITION = "pos:"  # + partner_id -> hash {ts, lat, lon, json}: latest accep
 KEY_GEO = "geo"  # GEO set of latest positions, member = partner_id
 KEY_TRAIL = "trail:"  # + partner_id -> sorted set of JSON points [ts, lat, lon, speed], scored by event time
 KEY_COUNTERS = "counters"  # hash: accepted, duplicates, rejected, rejected:<reason>
+# Its fields: every ping is counted once as accepted, rejected or a duplicate (the accounting identity);
+# rejected:<code> splits the rejected by reject code, accepted:history counts replays kept as history only.
+C_ACCEPTED = "accepted"
+C_REJECTED = "rejected"
+C_DUPLICATES = "duplicates"
+C_ACCEPTED_HISTORY = "accepted:history"
+C_REJECTED_BY = "rejected:"  # + reject code
+VERDICT_COUNTERS = (C_ACCEPTED, C_REJECTED, C_DUPLICATES)
 KEY_PROGRESS = "progress:"  # + topic -> hash partition -> last applied offset (see store.py)
 # + topic -> hash partition -> last offset a validator started judging; progress behind it on assignment
 # means the previous owner died mid-batch (validator.py, "crash loops")

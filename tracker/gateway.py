@@ -31,6 +31,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tracker import constants as c
 from tracker import expiry, metrics, protocol
 from tracker.dlq import http as dlq_http
 from tracker.dlq.index import DlqIndex
@@ -241,7 +242,7 @@ class Gateway:
                 self.counters = await self.store.counters()
             except (StoreError, OSError) as exc:
                 log.warning("reading counters from Redis failed: %r", exc)
-            total = sum(self.counters.get(k, 0) for k in ("accepted", "rejected", "duplicates"))
+            total = sum(self.counters.get(k, 0) for k in c.VERDICT_COUNTERS)
             at = time.monotonic()
             if previous_total is not None:
                 self.pings_per_s = max(0, total - previous_total) / (at - previous_at)
@@ -284,9 +285,9 @@ class Gateway:
                 **counts,
                 "total_couriers": len(self.hub.couriers),
                 "pings_per_s": round(self.pings_per_s, 1),
-                "accepted_total": self.counters.get("accepted", 0),
-                "rejected_total": self.counters.get("rejected", 0),
-                "duplicates_total": self.counters.get("duplicates", 0),
+                "accepted_total": self.counters.get(c.C_ACCEPTED, 0),
+                "rejected_total": self.counters.get(c.C_REJECTED, 0),
+                "duplicates_total": self.counters.get(c.C_DUPLICATES, 0),
             }
         ).decode()
 

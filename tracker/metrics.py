@@ -6,6 +6,7 @@ from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from tracker import constants as c
 from tracker.models import Reason
 
 
@@ -18,14 +19,14 @@ class _PipelineCollector:
 
     def collect(self):
         accepted = CounterMetricFamily("tracker_pings_accepted", "Pings accepted by the validators")
-        accepted.add_metric([], self.counters.get("accepted", 0))
+        accepted.add_metric([], self.counters.get(c.C_ACCEPTED, 0))
         yield accepted
         duplicates = CounterMetricFamily("tracker_pings_duplicate", "Exact repeats dropped by the validators")
-        duplicates.add_metric([], self.counters.get("duplicates", 0))
+        duplicates.add_metric([], self.counters.get(c.C_DUPLICATES, 0))
         yield duplicates
         rejected = CounterMetricFamily("tracker_pings_rejected", "Pings dead-lettered, by reason", labels=["reason"])
         for reason in Reason:
-            rejected.add_metric([reason.value], self.counters.get("rejected:" + reason.value, 0))
+            rejected.add_metric([reason.value], self.counters.get(c.C_REJECTED_BY + reason.value, 0))
         yield rejected
         statuses = GaugeMetricFamily("tracker_couriers", "Couriers known to this gateway, by status", labels=["status"])
         for status, count in self.statuses.items():

@@ -25,6 +25,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from tracker import constants as c
 from tracker.kafka import ensure_topics
 from tracker.local.embedded import EmbeddedError, EmbeddedStack
 from tracker.local.processes import spawn, stop_process
@@ -360,7 +361,7 @@ def _print_status(
     except Exception as exc:  # noqa: BLE001 - a status line is not worth dying for
         log.debug("counters unavailable: %r", exc)
         counters = {}
-    total = sum(counters.get(k, 0) for k in ("accepted", "rejected", "duplicates"))
+    total = sum(counters.get(k, 0) for k in c.VERDICT_COUNTERS)
     now = time.monotonic()
     rate = 0.0 if previous is None else (total - previous[1]) / (now - previous[0])
     line = (

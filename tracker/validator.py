@@ -55,6 +55,7 @@ from typing import cast
 
 import msgspec
 
+from tracker import constants as c
 from tracker import replay_sig, rules
 from tracker.constants import H_REPLAY_OF as REPLAY_OF
 from tracker.constants import H_UNREADABLE
@@ -417,7 +418,7 @@ class Validator:
                         if verdict is rules.HISTORY_ONLY:
                             trails.setdefault(partner_id, []).append(item)
                             accepted_records.append(record)
-                            work.counts["accepted:history"] += 1
+                            work.counts[c.C_ACCEPTED_HISTORY] += 1
                             continue
                     else:
                         verdict = judge(item, fixes.get(partner_id), now_ms, limits, area)
@@ -445,10 +446,10 @@ class Validator:
             reason = verdict.reason
             assert reason is not None  # what is neither accepted nor a duplicate is a reject, with its reason
             dead_letters.append(self._dead_letter(record, reason, verdict.detail, now_ms))
-            work.counts["rejected"] += 1
-            work.counts["rejected:" + reason.value] += 1
-        work.counts["accepted"] += len(accepted_records)
-        work.counts["duplicates"] += duplicates
+            work.counts[c.C_REJECTED] += 1
+            work.counts[c.C_REJECTED_BY + reason.value] += 1
+        work.counts[c.C_ACCEPTED] += len(accepted_records)
+        work.counts[c.C_DUPLICATES] += duplicates
 
     async def _produce(self, dead_letters: list[OutRecord], positions: list[OutRecord]) -> list[asyncio.Future]:
         async def send() -> list[asyncio.Future]:
@@ -514,11 +515,11 @@ class Validator:
                 if outcome is None:
                     self.partitions.fail(work.partition, work.last)
                 result.commit[(self.topic, work.partition)] = work.last + 1
-                result.accepted += work.counts["accepted"]
-                result.duplicates += work.counts["duplicates"]
+                result.accepted += work.counts[c.C_ACCEPTED]
+                result.duplicates += work.counts[c.C_DUPLICATES]
                 for name, count in work.counts.items():
-                    if name.startswith("rejected:"):
-                        reason = name.removeprefix("rejected:")
+                    if name.startswith(c.C_REJECTED_BY):
+                        reason = name.removeprefix(c.C_REJECTED_BY)
                         result.rejected[reason] = result.rejected.get(reason, 0) + count
         judged_after_crash = [
             (work.partition, work.first)
@@ -550,9 +551,9 @@ class Validator:
             )
             # Nothing of this batch reached Redis: count it here and forget what we thought we knew.
             processing_failed = len(work.accepted_records)
-            work.counts["accepted"] = 0
-            work.counts["rejected"] += processing_failed
-            work.counts["rejected:processing_failed"] += processing_failed
+            work.counts[c.C_ACCEPTED] = 0
+            work.counts[c.C_REJECTED] += processing_failed
+            work.counts[c.C_REJECTED_BY + Reason.PROCESSING_FAILED.value] += processing_failed
         self.fixes.clear()
 
         async def send() -> None:
@@ -599,11 +600,11 @@ class Validator:
     def _count(self, result: BatchResult) -> None:
         self.totals["consumed"] += result.consumed
         self.totals["skipped"] += result.skipped
-        self.totals["accepted"] += result.accepted
-        self.totals["duplicates"] += result.duplicates
+        self.totals[c.C_ACCEPTED] += result.accepted
+        self.totals[c.C_DUPLICATES] += result.duplicates
         for reason, count in result.rejected.items():
-            self.totals["rejected"] += count
-            self.totals["rejected:" + reason] += count
+            self.totals[c.C_REJECTED] += count
+            self.totals[c.C_REJECTED_BY + reason] += count
 
 
 async def run_validator(
