@@ -9,29 +9,17 @@ the cost any client pays before applying anything.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import statistics
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from bench.common import machine, progress
+from tests.browser.browser_helpers import CHROMIUM_ARGS, chromium_path
 from tracker.kafka import ensure_topics
 from tracker.local.processes import free_port
 from tracker.settings import Settings
 from tracker.up import LocalSystem
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-]
 
 MEASURE = """async ([count, iterations]) => {
   const vehicles = ['walk', 'bike', 'scooter', 'car'], \
@@ -75,7 +63,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 async def measure(url: str, couriers: int, iterations: int) -> dict:
     from playwright.async_api import async_playwright
 
-    executable = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    executable = chromium_path()
     if executable is None:
         raise RuntimeError("chromium not found: apt-get install chromium")
     async with async_playwright() as playwright:

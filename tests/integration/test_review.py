@@ -89,6 +89,8 @@ async def test_review_fix_and_replay(system, api, settings, producer, store):
     }
     assert stats["by_status"]["new"] == 4
     assert (await api.get("/api/dlq", params={"reason": "stale_timestamp"})).json()["total"] == 1
+    for hostile in ("9" * 400, "9" * 5000, "1e9", "\x00"):  # a bad filter is a 400, never a 500
+        assert (await api.get("/api/dlq", params={"since": hostile})).status_code == 400
 
     broken = await entry_for(api, "courier-b", "invalid_coordinates")
     detail = (await api.get(f"/api/dlq/{broken['id']}")).json()

@@ -39,7 +39,10 @@ def _int_param(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return None
-    return int(raw)
+    value = int(raw)  # a ValueError (400) for text, and for more digits than Python will read
+    if not -(10**15) < value < 10**15:  # Redis reads scores as doubles: keep them exact
+        raise ValueError(f"{name} is out of range")
+    return value
 
 
 async def list_entries(request: Request) -> Response:
