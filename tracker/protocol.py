@@ -51,7 +51,10 @@ def parse_bbox(value: object) -> tuple[float, float, float, float] | str:
     """A (west, south, east, north) box, or what is wrong with ``value``."""
     if not isinstance(value, (list, tuple)) or len(value) != 4:
         return "bbox must be [west, south, east, north]"
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+    # A 400-digit integer is an int: bound it before math.isfinite, which would raise OverflowError on it.
+    if not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e300 and math.isfinite(v) for v in value
+    ):
         return "bbox must hold four finite numbers"
     west, south, east, north = (float(v) for v in value)
     if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
@@ -66,7 +69,7 @@ def parse_client_frame(text: str | None, data: bytes | None = None) -> ClientMes
         return _refuse(ws_status.WS_1009_MESSAGE_TOO_BIG, f"frames are limited to {MAX_CLIENT_FRAME_BYTES} bytes")
     try:
         doc = msgspec.json.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # msgspec recurses once per level: ~1,000 fit in 4 KiB
         return _refuse(ws_status.WS_1003_UNSUPPORTED_DATA, "invalid JSON")
     if not isinstance(doc, dict):
         return _refuse(ws_status.WS_1008_POLICY_VIOLATION, "a message must be a JSON object")
