@@ -15,6 +15,7 @@ import msgspec
 from tracker import __version__
 from tracker.settings import Settings, SettingsError
 from tracker.signals import install_stop_handlers
+from tracker.tokens import is_loopback
 
 log = logging.getLogger("tracker")
 
@@ -243,11 +244,21 @@ def run_gateway(args: argparse.Namespace) -> int:
     _setup_logging(settings)
     app = create_app(settings)
     _freeze_startup_objects()
+    if not settings.viewer_token and not is_loopback(settings.http_host):
+        print(
+            f"tracker gateway: WARNING: listening on {settings.http_host} with no TRACKER_VIEWER_TOKEN: anyone who "
+            "can reach it can watch every courier (README, Access)",
+            file=sys.stderr,
+        )
     config = uvicorn.Config(
         app,
         host=settings.http_host,
         port=settings.http_port,
         log_level="warning",
+        # X-Forwarded-For is believed only from TRACKER_TRUSTED_PROXIES (tracker/tokens.py), never by default:
+        # uvicorn's own handling would trust it from any local process.
+        proxy_headers=False,
+        server_header=False,
         ws="websockets",
         lifespan="on",
         ws_max_size=64 * 1024,

@@ -23,21 +23,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import msgspec
-from starlette import status as ws_status
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tracker import constants as c
-from tracker import expiry, metrics, protocol
+from tracker import expiry, metrics, protocol, ws
 from tracker.dlq import http as dlq_http
 from tracker.dlq.index import DlqIndex
 from tracker.dlq.indexer import run_indexer
 from tracker.geo import load_service_area
-from tracker.hub import Client, Hub
+from tracker.hub import Hub
 from tracker.kafka import BrokerError, Consumer, Producer
 from tracker.models import Position, Reason, Record
 from tracker.settings import Settings
@@ -292,70 +290,6 @@ class Gateway:
         ).decode()
 
 
-# -- WebSocket -----------------------------------------------------------------------------------------
-
-
-async def ws_endpoint(websocket: WebSocket) -> None:
-    gateway: Gateway = websocket.app.state.gateway
-    hub = gateway.hub
-    await websocket.accept()
-    if len(hub.clients) >= gateway.settings.max_clients:
-        await websocket.close(ws_status.WS_1013_TRY_AGAIN_LATER, "too many clients")
-        return
-    client = hub.connect()
-    gateway.metrics.clients.inc()
-    reader = asyncio.create_task(_read(websocket, client))
-    writer = asyncio.create_task(_write(websocket, client, gateway))
-    try:
-        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (reader, writer):
-            task.cancel()
-        for task in (reader, writer):
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-                await task
-        hub.disconnect(client)
-        gateway.metrics.clients.dec()
-
-
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
-    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-        await websocket.close(code, reason)
-
-
-async def _read(websocket: WebSocket, client: Client) -> None:
-    hub = client.hub
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        parsed = protocol.parse_client_frame(message.get("text"), message.get("bytes"))
-        if isinstance(parsed, protocol.Refusal):
-            await _close(websocket, parsed.code, parsed.reason)
-            return
-        if isinstance(parsed, protocol.Ping):
-            hub.answer(client, '{"type":"pong"}')
-        elif isinstance(parsed, protocol.Viewport):
-            hub.set_viewport(client, parsed.bbox)
-        elif isinstance(parsed, protocol.Follow):
-            hub.set_follow(client, parsed.partner_id)
-
-
-async def _write(websocket: WebSocket, client: Client, gateway: Gateway) -> None:
-    timeout = gateway.settings.ws_send_timeout_s
-    while True:
-        await client.wake.wait()
-        client.wake.clear()
-        while (frame := client.next_frame()) is not None:
-            try:
-                await asyncio.wait_for(websocket.send_text(frame), timeout)
-            except TimeoutError:
-                gateway.metrics.slow_disconnects.inc()
-                await _close(websocket, ws_status.WS_1013_TRY_AGAIN_LATER, "client too slow; reconnect")
-                return
-            gateway.metrics.frames_sent.inc()
-
-
 # -- HTTP ----------------------------------------------------------------------------------------------
 
 
@@ -463,7 +397,7 @@ def create_app(settings: Settings, hub: Hub | None = None, *, consume: bool = Tr
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
-        WebSocketRoute("/ws", ws_endpoint),
+        WebSocketRoute("/ws", ws.endpoint),
         *dlq_http.routes,
     ]
     if (static_dir / "index.html").is_file():

@@ -108,6 +108,26 @@ def _existing_file(path: str) -> list[str]:
     return [f"service_area_file {path!r} does not exist"] if path and not os.path.isfile(path) else []
 
 
+def _operator_tokens(raw: str) -> list[str]:
+    from tracker.tokens import parse_operator_tokens  # tokens imports nothing from here
+
+    try:
+        parse_operator_tokens(raw)
+    except ValueError as exc:
+        return [f"operator_tokens: {exc}"]
+    return []
+
+
+def _networks(raw: str) -> list[str]:
+    from tracker.tokens import parse_networks
+
+    try:
+        parse_networks(raw)
+    except ValueError as exc:
+        return [f"trusted_proxies: {exc}"]
+    return []
+
+
 def _poison_rule(rule: str) -> list[str]:
     if rule.startswith(("raise:", "exit:")):
         return []
@@ -182,7 +202,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_host: Annotated[str, env("TRACKER_HTTP_HOST")] = "127.0.0.1"
     http_port: Annotated[int, env("TRACKER_HTTP_PORT", low=0, high=65535)] = 8000
     tick_ms: Annotated[int, env("TRACKER_TICK_MS", low=1)] = 200
+    # Who may do what (tracker/tokens.py; README, "Access"). The admin token writes as operator "admin";
+    # TRACKER_OPERATOR_TOKENS adds one labelled token per operator ("alice:TOKEN,bob:TOKEN"), and the label
+    # is what a replay or discard records. With a viewer token set, the map's data (/ws and the read APIs)
+    # needs it (or an operator token).
     admin_token: Annotated[str | None, env("TRACKER_ADMIN_TOKEN")] = None
+    operator_tokens: Annotated[str | None, env("TRACKER_OPERATOR_TOKENS", check=_operator_tokens)] = None
+    viewer_token: Annotated[str | None, env("TRACKER_VIEWER_TOKEN")] = None
+    # Host headers the gateway answers (comma-separated names; "*" for any): loopback names by default, so
+    # a DNS-rebinding page cannot read the map. Add the names it is reached by when it faces a network.
+    allowed_hosts: Annotated[str, env("TRACKER_ALLOWED_HOSTS")] = "localhost,127.0.0.1,::1"
+    # Origins besides the page's own whose pages may open /ws (comma-separated, e.g. https://ops.example).
+    allowed_origins: Annotated[str | None, env("TRACKER_ALLOWED_ORIGINS")] = None
+    # Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For is believed; nobody's by default.
+    trusted_proxies: Annotated[str | None, env("TRACKER_TRUSTED_PROXIES", check=_networks)] = None
     # The built map page; default: frontend/dist next to the package.
     static_dir: Annotated[str | None, env("TRACKER_STATIC_DIR")] = None
     # Raster tiles under the map, e.g. https://tile.example/{z}/{x}/{y}.png
@@ -190,6 +223,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A client whose socket does not drain this fast is closed (1013).
     ws_send_timeout_s: Annotated[float, env("TRACKER_WS_SEND_TIMEOUT_S", low=0)] = 10.0
     max_clients: Annotated[int, env("TRACKER_MAX_CLIENTS", low=1)] = 1000
+    # One address may hold at most this many sockets (a dispatch office behind one NAT holds several).
+    ws_max_per_address: Annotated[int, env("TRACKER_WS_MAX_PER_ADDRESS", low=1)] = 100
+    # Messages a client may send: this many per second on average, bursts up to ws_messages_burst; a
+    # client over it is closed with 1008.
+    ws_messages_per_s: Annotated[float, env("TRACKER_WS_MESSAGES_PER_S", low=0.1)] = 20.0
+    ws_messages_burst: Annotated[int, env("TRACKER_WS_MESSAGES_BURST", low=1)] = 100
     # permessage-deflate shrinks frames ~10x but costs a deflate per client per frame (the shared frame
     # is encoded once, compressed once per connection); off by default, on for thin links.
     ws_compression: Annotated[bool, env("TRACKER_WS_COMPRESSION")] = False

@@ -35,20 +35,37 @@ from tracker.signals import stop_flag
 log = logging.getLogger(__name__)
 
 
-def child_env(settings: Settings, token: str | None = None) -> dict[str, str]:
-    """Environment for a ``tracker`` child process that should use ``settings``' services (and share its
-    ``TRACKER_REPLAY_SECRET``, which is one of them)."""
+# The secrets in the settings, and the children that need each: every other child runs without it, so a
+# simulator's (or a validator's) environment cannot leak the token that writes to the review.
+_SECRETS: dict[str, frozenset[str]] = {
+    "TRACKER_ADMIN_TOKEN": frozenset({"gateway"}),
+    "TRACKER_OPERATOR_TOKENS": frozenset({"gateway"}),
+    "TRACKER_VIEWER_TOKEN": frozenset({"gateway"}),
+    "TRACKER_REPLAY_SECRET": frozenset({"gateway", "validate"}),  # gateways sign replays, validators verify
+}
+
+
+def child_env(settings: Settings, command: str | None = None, token: str | None = None) -> dict[str, str]:
+    """Environment for the ``tracker COMMAND`` child process that should use ``settings``' services, with
+    only the secrets that command needs (the admin ``token`` only for the gateway). Without a command (tests,
+    benchmarks starting several kinds), every secret in ``settings`` is passed."""
     env = dict(os.environ)
     env.update(settings.to_env())
     env.pop("TRACKER_VALIDATOR_ID", None)  # each child has its own
     if token:
         env["TRACKER_ADMIN_TOKEN"] = token
+    for name, needed_by in _SECRETS.items():
+        if command is not None and command not in needed_by:
+            env.pop(name, None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
 def _port_free(host: str, port: int) -> bool:
+    """Whether the gateway could bind ``port`` now: with SO_REUSEADDR, as uvicorn binds, so a port still in
+    TIME_WAIT from the previous run counts as free."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -174,7 +191,7 @@ class LocalSystem:
 
     def _popen(self, name: str, argv: list[str]) -> subprocess.Popen:
         return spawn(
-            [sys.executable, "-m", "tracker", *argv], self.log_path(name), child_env(self.settings, self.token)
+            [sys.executable, "-m", "tracker", *argv], self.log_path(name), child_env(self.settings, argv[0], self.token)
         )
 
     def spawn(self, name: str, argv: list[str], *, finite: bool = False) -> subprocess.Popen:

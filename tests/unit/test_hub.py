@@ -19,7 +19,7 @@ def position(courier_id: str, ts: int, lat: float = 12.97, lon: float = 77.59) -
 
 
 def frames(client) -> list[dict]:
-    """What the client's writer would send now (it clears the wake-up first, as gateway._write does)."""
+    """What the client's writer would send now (it clears the wake-up first, as ws._write does)."""
     client.wake.clear()
     out = []
     while (frame := client.next_frame()) is not None:

@@ -51,7 +51,7 @@ def test_a_replay_secret_is_made_up_when_none_is_configured_and_children_get_it(
     system = LocalSystem(Settings(), tmp_path)
     secret = system.settings.replay_secret
     assert secret and len(secret) >= 32
-    assert child_env(system.settings)["TRACKER_REPLAY_SECRET"] == secret
+    assert child_env(system.settings, "validate")["TRACKER_REPLAY_SECRET"] == secret
     assert LocalSystem(Settings(), tmp_path).settings.replay_secret != secret  # one per run
     configured = LocalSystem(Settings(replay_secret="shared-by-every-gateway"), tmp_path)
     assert configured.settings.replay_secret == "shared-by-every-gateway"
@@ -109,3 +109,16 @@ def test_tracker_up_stops_with_exit_code_1_on_a_crash_loop(system, capsys):
     assert out.count("tracker up: validator-1 exited (exit code 2); restarting in") == 2
     assert err.strip().splitlines() == [f"tracker up: {system.failed}; stopping"]
     assert "validator-1" in err and "validator-1.log" in err
+
+
+def test_children_get_only_the_secrets_they_need(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACKER_OPERATOR_TOKENS", "alice:alice-token-1")
+    system = LocalSystem(Settings(viewer_token="viewer-token-1"), tmp_path, token="admin-token-1")
+    secrets = ("TRACKER_ADMIN_TOKEN", "TRACKER_OPERATOR_TOKENS", "TRACKER_VIEWER_TOKEN", "TRACKER_REPLAY_SECRET")
+    gateway = child_env(system.settings, "gateway", system.token)
+    assert gateway["TRACKER_ADMIN_TOKEN"] == "admin-token-1"
+    assert all(name in gateway for name in secrets)
+    validator = child_env(system.settings, "validate", system.token)
+    assert [name for name in secrets if name in validator] == ["TRACKER_REPLAY_SECRET"]
+    simulator = child_env(system.settings, "simulate", system.token)
+    assert not [name for name in secrets if name in simulator]

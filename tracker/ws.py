@@ -1,0 +1,81 @@
+"""The ``/ws`` WebSocket: one reader and one writer task per client, over the hub's view of that client.
+
+The reader turns client frames (tracker/protocol.py, total) into hub calls; the writer sends whatever the
+hub has for the client, closing it with 1013 when its socket does not drain within ``ws_send_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+from starlette import status as ws_status
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from tracker import protocol
+from tracker.hub import Client
+
+if TYPE_CHECKING:
+    from tracker.gateway import Gateway
+
+
+async def endpoint(websocket: WebSocket) -> None:
+    gateway: Gateway = websocket.app.state.gateway
+    hub = gateway.hub
+    await websocket.accept()
+    if len(hub.clients) >= gateway.settings.max_clients:
+        await websocket.close(ws_status.WS_1013_TRY_AGAIN_LATER, "too many clients")
+        return
+    client = hub.connect()
+    gateway.metrics.clients.inc()
+    reader = asyncio.create_task(_read(websocket, client))
+    writer = asyncio.create_task(_write(websocket, client, gateway))
+    try:
+        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (reader, writer):
+            task.cancel()
+        for task in (reader, writer):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await task
+        hub.disconnect(client)
+        gateway.metrics.clients.dec()
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await websocket.close(code, reason)
+
+
+async def _read(websocket: WebSocket, client: Client) -> None:
+    hub = client.hub
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        parsed = protocol.parse_client_frame(message.get("text"), message.get("bytes"))
+        if isinstance(parsed, protocol.Refusal):
+            await _close(websocket, parsed.code, parsed.reason)
+            return
+        if isinstance(parsed, protocol.Ping):
+            hub.answer(client, '{"type":"pong"}')
+        elif isinstance(parsed, protocol.Viewport):
+            hub.set_viewport(client, parsed.bbox)
+        elif isinstance(parsed, protocol.Follow):
+            hub.set_follow(client, parsed.partner_id)
+
+
+async def _write(websocket: WebSocket, client: Client, gateway: Gateway) -> None:
+    timeout = gateway.settings.ws_send_timeout_s
+    while True:
+        await client.wake.wait()
+        client.wake.clear()
+        while (frame := client.next_frame()) is not None:
+            try:
+                await asyncio.wait_for(websocket.send_text(frame), timeout)
+            except TimeoutError:
+                gateway.metrics.slow_disconnects.inc()
+                await _close(websocket, ws_status.WS_1013_TRY_AGAIN_LATER, "client too slow; reconnect")
+                return
+            gateway.metrics.frames_sent.inc()
