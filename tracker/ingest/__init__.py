@@ -1,0 +1,1 @@
+"""The ingest: the HTTP edge phones post their fixes to (docs/ingest.md)."""
