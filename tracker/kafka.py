@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import IllegalStateError, KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
@@ -58,7 +59,24 @@ def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:
 def _client_args(settings: Settings) -> dict:
     if not settings.kafka_bootstrap_servers:
         raise RuntimeError("KAFKA_BOOTSTRAP_SERVERS is not set and no embedded broker was started")
-    return {"bootstrap_servers": settings.kafka_bootstrap_servers}
+    return {"bootstrap_servers": settings.kafka_bootstrap_servers, **security_args(settings)}
+
+
+def security_args(settings: Settings) -> dict:
+    """aiokafka's arguments for the cluster's security settings (none for the default plain text)."""
+    protocol = settings.kafka_security_protocol
+    args: dict = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        args["ssl_context"] = create_ssl_context(
+            cafile=settings.kafka_ssl_cafile, certfile=settings.kafka_ssl_certfile, keyfile=settings.kafka_ssl_keyfile
+        )
+    if protocol.startswith("SASL"):
+        args.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password,
+        )
+    return args
 
 
 class Producer:
@@ -75,6 +93,7 @@ class Producer:
             enable_idempotence=settings.kafka_idempotence,
         )
         self._idempotent = settings.kafka_idempotence
+        self._bootstrap = settings.kafka_bootstrap_servers
         self._partition_counts: dict[str, int] = {}
         self._round_robin = itertools.count()
         # murmur2 is pure Python in aiokafka (~5 µs); couriers repeat, so remember each key's partition.
@@ -83,6 +102,13 @@ class Producer:
     async def start(self) -> None:
         try:
             await self._producer.start()
+        except KafkaConnectionError as exc:
+            await self._producer.stop()
+            raise KafkaConnectionError(
+                f"cannot connect to Kafka at {self._bootstrap} ({exc}); check KAFKA_BOOTSTRAP_SERVERS and, for a "
+                "cluster that authenticates, KAFKA_SECURITY_PROTOCOL and the KAFKA_SASL_* / KAFKA_SSL_* settings "
+                "(the client's log above says why it failed)"
+            ) from exc
         except KafkaError as exc:
             await self._producer.stop()
             if self._idempotent:

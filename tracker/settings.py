@@ -128,6 +128,13 @@ def _networks(raw: str) -> list[str]:
     return []
 
 
+def _readable_file(field: str) -> Callable[[str], list[str]]:
+    def check(path: str) -> list[str]:
+        return [] if os.access(path, os.R_OK) and os.path.isfile(path) else [f"{field} {path!r} is not a readable file"]
+
+    return check
+
+
 def _poison_rule(rule: str) -> list[str]:
     if rule.startswith(("raise:", "exit:")):
         return []
@@ -139,6 +146,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     kafka_bootstrap_servers: Annotated[str | None, env("KAFKA_BOOTSTRAP_SERVERS")] = None
     redis_url: Annotated[str | None, env("REDIS_URL")] = None
     kafka_client_id: Annotated[str, env("KAFKA_CLIENT_ID")] = "tracker"
+    # A real cluster's security (README, "Running against a real Kafka"): TLS with KAFKA_SSL_CAFILE (and a
+    # client certificate for mutual TLS), SASL with a mechanism, a user name and a password, or both
+    # (SASL_SSL, what managed Kafka services ask for). Plain text by default, as the embedded broker is.
+    kafka_security_protocol: Annotated[
+        str, env("KAFKA_SECURITY_PROTOCOL", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
+    ] = "PLAINTEXT"
+    kafka_sasl_mechanism: Annotated[
+        str, env("KAFKA_SASL_MECHANISM", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
+    ] = "PLAIN"
+    kafka_sasl_username: Annotated[str | None, env("KAFKA_SASL_USERNAME")] = None
+    kafka_sasl_password: Annotated[str | None, env("KAFKA_SASL_PASSWORD")] = None
+    kafka_ssl_cafile: Annotated[str | None, env("KAFKA_SSL_CAFILE", check=_readable_file("kafka_ssl_cafile"))] = None
+    kafka_ssl_certfile: Annotated[str | None, env("KAFKA_SSL_CERTFILE", check=_readable_file("kafka_ssl_certfile"))] = (
+        None
+    )
+    kafka_ssl_keyfile: Annotated[str | None, env("KAFKA_SSL_KEYFILE", check=_readable_file("kafka_ssl_keyfile"))] = None
     # Idempotent producers (no duplicates from producer retries). Tansu lacks them, so the
     # embedded stack turns this off when it starts Tansu; real Kafka clusters keep it on.
     kafka_idempotence: Annotated[bool, env("KAFKA_IDEMPOTENCE")] = True
@@ -321,6 +344,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         problems = [
             problem for spec in _SPECS for problem in spec.declared.problems(spec.field, getattr(self, spec.field))
         ]
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            problems.append(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs a SASL user name and password "
+                "(KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD)"
+            )
         if problems:
             raise SettingsError("; ".join(problems))
         if not self.validator_id:

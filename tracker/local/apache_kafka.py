@@ -264,8 +264,11 @@ def _broker_ids(bootstrap: str, timeout: float = 5.0) -> set[int] | None:
 
 
 class _Node:
-    def __init__(self, node_id: int, directory: Path, broker_port: int, controller_port: int) -> None:
+    def __init__(
+        self, node_id: int, directory: Path, broker_port: int, controller_port: int, sasl_port: int | None = None
+    ) -> None:
         self.node_id = node_id
+        self.sasl_port = sasl_port
         self.dir = directory
         self.data_dir = directory / "data"
         self.broker_port = broker_port
@@ -301,6 +304,9 @@ class ApacheKafkaCluster:
         timeout: default ``wait_ready()`` timeout in seconds.
         keep: keep ``work_dir`` after ``stop()`` (default: ``settings.kafka_keep``, ``TRACKER_KAFKA_KEEP``).
         settings: the jar cache and mirror, and the JVM flags; default ``Settings.from_env()``.
+        sasl_users: user name -> password: each node also gets a SASL_PLAINTEXT listener (mechanism PLAIN)
+            taking these users, at :attr:`sasl_bootstrap_servers`, for testing clients against an
+            authenticating cluster (the PLAINTEXT listener stays, for the readiness probe and between nodes).
         progress: called with one line per jar while the jars are downloaded (first use only).
     """
 
@@ -315,12 +321,14 @@ class ApacheKafkaCluster:
         keep: bool | None = None,
         progress: Callable[[str], None] | None = None,
         settings: Settings | None = None,
+        sasl_users: Mapping[str, str] | None = None,
     ) -> None:
         if nodes not in (1, 3):
             raise ValueError("nodes must be 1 or 3")
         self.settings = settings or Settings.from_env()
         self.nodes = nodes
         self.overrides = dict(overrides or {})
+        self.sasl_users = dict(sasl_users or {})
         self.heap = heap or ("512m" if nodes == 1 else "384m")
         self.timeout = timeout
         self.keep = keep if keep is not None else self.settings.kafka_keep
@@ -344,6 +352,13 @@ class ApacheKafkaCluster:
         if not self._nodes:
             raise RuntimeError("cluster not started")
         return ",".join(n.address for n in self._nodes)
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """The SASL_PLAINTEXT listeners (only with ``sasl_users``)."""
+        if not self._nodes or not self.sasl_users:
+            raise RuntimeError("cluster not started, or started without sasl_users")
+        return ",".join(f"127.0.0.1:{n.sasl_port}" for n in self._nodes)
 
     def node_bootstrap(self, i: int) -> str:
         return self._nodes[i].address
@@ -381,8 +396,18 @@ class ApacheKafkaCluster:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             if any(self.work_dir.glob("node-*")):  # storage, ports and cluster id are per run
                 raise KafkaStartError(f"{self.work_dir} already holds a cluster (node-*); use an empty directory")
-        ports = free_ports(2 * self.nodes)
-        self._nodes = [_Node(i, self.work_dir / f"node-{i}", ports[2 * i], ports[2 * i + 1]) for i in range(self.nodes)]
+        per_node = 3 if self.sasl_users else 2
+        ports = free_ports(per_node * self.nodes)
+        self._nodes = [
+            _Node(
+                i,
+                self.work_dir / f"node-{i}",
+                ports[per_node * i],
+                ports[per_node * i + 1],
+                ports[per_node * i + 2] if self.sasl_users else None,
+            )
+            for i in range(self.nodes)
+        ]
         self._started = True
         if not self._atexit_registered:
             atexit.register(self.stop)
@@ -507,9 +532,27 @@ class ApacheKafkaCluster:
             "min_isr": 1 if rf == 1 else 2,
         }
         text = string.Template(SERVER_TEMPLATE.read_text()).substitute(values)
+        if self.sasl_users:
+            text += self._sasl_config(node)
         if self.overrides:
             text += "\n# overrides\n" + "".join(f"{k}={v}\n" for k, v in self.overrides.items())
         return text
+
+    def _sasl_config(self, node: _Node) -> str:
+        """A third listener, SASL_PLAINTEXT with PLAIN, taking ``sasl_users`` (later keys win in Java's
+        Properties, so these replace the template's listener lines)."""
+        users = " ".join(f'user_{name}="{password}"' for name, password in self.sasl_users.items())
+        plain = f"127.0.0.1:{node.broker_port}"
+        sasl = f"127.0.0.1:{node.sasl_port}"
+        return (
+            "\n# SASL listener (sasl_users)\n"
+            f"listeners=PLAINTEXT://{plain},CONTROLLER://127.0.0.1:{node.controller_port},SASL_PLAINTEXT://{sasl}\n"
+            f"advertised.listeners=PLAINTEXT://{plain},SASL_PLAINTEXT://{sasl}\n"
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT\n"
+            "sasl.enabled.mechanisms=PLAIN\n"
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};\n"
+        )
 
     def _java_cmd(self, heap: str | None = None) -> list[str]:
         java = _java()
