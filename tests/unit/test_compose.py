@@ -72,6 +72,18 @@ def published_ports(service: dict) -> dict[int, str]:
     return ports
 
 
+def published_host_addresses(service: dict) -> list[str]:
+    """The host address each published port binds ("" for all interfaces)."""
+    addresses = []
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):
+            addresses.append(str(entry.get("host_ip", "")))
+        else:
+            parts = str(entry).split(":")
+            addresses.append(":".join(parts[:-2]) if len(parts) > 2 else "")
+    return addresses
+
+
 # -- the services ------------------------------------------------------------------------------------------
 
 
@@ -209,3 +221,10 @@ def test_everything_the_image_copies_is_in_the_build_context():
             assert not hidden, f"Dockerfile copies {path}, but .dockerignore excludes it ({hidden})"
     # The frontend's build inputs reach the node stage; its local builds and modules do not.
     assert "frontend/node_modules" in ignored and "frontend/dist" in ignored
+
+
+def test_nothing_is_published_beyond_this_machine_unless_edited():
+    published = {name: published_host_addresses(service) for name, service in SERVICES.items() if service.get("ports")}
+    assert {"kafka", "gateway"} <= set(published)
+    for name, addresses in published.items():
+        assert addresses and all(address == "127.0.0.1" for address in addresses), (name, addresses)
