@@ -50,6 +50,16 @@ class UnknownEntry(KeyError):
     pass
 
 
+BAD_CURSOR = "cursor is not one this listing gave"
+
+
+class BadCursor(ValueError):
+    """A ``cursor`` that is not a ``next_cursor`` this listing gave."""
+
+    def __init__(self) -> None:
+        super().__init__(BAD_CURSOR)
+
+
 _decode_entry = msgspec.json.Decoder(Entry).decode
 _encode = msgspec.json.Encoder().encode
 
@@ -197,4 +207,4 @@ def _decode_cursor(cursor: str) -> tuple[float, tuple[int, int]]:
         score, _, entry_id = cursor.partition("_")
         return float(score), _sort_key(entry_id)
     except ValueError:
-        raise ValueError(f"invalid cursor {cursor!r}") from None
+        raise BadCursor from None
