@@ -24,20 +24,21 @@ from pathlib import Path
 
 import msgspec
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from tracker import access, expiry, metrics, protocol, ws
 from tracker import constants as c
-from tracker import expiry, metrics, protocol, ws
 from tracker.dlq import http as dlq_http
 from tracker.dlq.index import DlqIndex
 from tracker.dlq.indexer import run_indexer
 from tracker.geo import load_service_area
 from tracker.hub import Hub
 from tracker.kafka import BrokerError, Consumer, Producer
-from tracker.models import Position, Reason, Record
+from tracker.models import ID_MAX, Position, Reason, Record
 from tracker.settings import Settings
 from tracker.status import StatusThresholds
 from tracker.store import Store, StoreError
@@ -317,21 +318,44 @@ async def api_couriers(request: Request) -> Response:
     return JSONResponse({"couriers": couriers, "count": len(couriers)})
 
 
+NO_COURIER = "no such courier"
+STORE_UNAVAILABLE = "the position store is unavailable; try again"
+
+
+def _is_partner_id(value: str) -> bool:
+    """Whether ``value`` could name a courier (the rule a ping's partner_id passes): anything else, such as a
+    lone surrogate from a percent-encoded path, is no courier and never reaches Redis."""
+    return 0 < len(value) <= ID_MAX and bool(value.strip()) and value.isprintable()
+
+
+def _trail_point(point: object) -> list | None:
+    """``[ts, lat, lon]`` of a stored trail point, or None for one the page could not draw."""
+    if isinstance(point, list) and len(point) >= 3 and all(isinstance(v, (int, float)) for v in point[:3]):
+        return point[:3]
+    return None
+
+
 async def api_courier(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     partner_id = request.path_params["partner_id"]
+    if not _is_partner_id(partner_id):
+        return _error(404, NO_COURIER)
     position = gateway.hub.wire(partner_id)
-    if position is None:
-        raw = await gateway.store.position_json(partner_id)
-        if raw is None:
-            return _error(404, f"no courier {partner_id!r}")
-        stored = read_position(raw)
-        if isinstance(stored, str):
-            log.warning("the stored position of %r is unreadable: %s", partner_id, stored)
-            return _error(500, f"the stored position of {partner_id!r} is unreadable: {stored}")
-        gateway.hub.ingest(stored)
-        position = gateway.hub.wire(partner_id)
-    trail = [point[:3] for point in await gateway.store.trail(partner_id)]
+    try:
+        if position is None:
+            raw = await gateway.store.position_json(partner_id)
+            stored = read_position(raw)
+            if isinstance(stored, str):
+                if raw is not None:
+                    log.warning("the stored position of %r is unreadable: %s", partner_id, stored)
+                return _error(404, NO_COURIER)
+            gateway.hub.ingest(stored)
+            position = gateway.hub.wire(partner_id)
+        points = await gateway.store.trail(partner_id)
+    except (StoreError, OSError, msgspec.DecodeError) as exc:  # DecodeError: a trail point that is not JSON
+        log.warning("reading courier %r from Redis failed: %r", partner_id, exc)
+        return _error(503, STORE_UNAVAILABLE)
+    trail = [point for point in map(_trail_point, points) if point is not None]
     return JSONResponse({"partner_id": partner_id, "position": position, "trail": trail})
 
 
@@ -344,7 +368,16 @@ async def api_config(request: Request) -> Response:
     reason list, in the order of models.Reason, the one list of them)."""
     settings = request.app.state.gateway.settings
     return JSONResponse(
-        {"tile_url": settings.tile_url, "tick_ms": settings.tick_ms, "reasons": [reason.value for reason in Reason]}
+        {
+            "tile_url": settings.tile_url,
+            "tick_ms": settings.tick_ms,
+            "reasons": [reason.value for reason in Reason],
+            # The pages ask for a viewer token up front when one is needed, offer it on /ws next to the
+            # subprotocol, and ask again when /ws closes with the refusal reason (tracker/access.py).
+            "viewer_token_required": bool(settings.viewer_token),
+            "ws_subprotocol": access.WS_SUBPROTOCOL,
+            "ws_token_refused": access.WS_TOKEN_REFUSED,
+        }
     )
 
 
@@ -408,14 +441,15 @@ def create_app(settings: Settings, hub: Hub | None = None, *, consume: bool = Tr
         routes.append(Route("/dlq", review_page))
         routes.append(Mount("/", StaticFiles(directory=static_dir, html=True), name="static"))
     else:
+        log.warning("the map page is not built (%s has no index.html): run `make frontend`", static_dir)
 
         async def not_built(request: Request) -> Response:
-            return PlainTextResponse(
-                f"The map page is not built ({static_dir} has no index.html): run `make run`.", status_code=503
-            )
+            return PlainTextResponse("The map page is not built: run `make frontend`.", status_code=503)
 
         routes.append(Route("/", not_built))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # Host, Origin and viewer-token checks, and the pages' security headers, in front of every route.
+    middleware = [Middleware(access.AccessMiddleware, policy=access.Policy.from_settings(settings))]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.gateway = gateway
     app.state.service_area = load_service_area(settings.service_area_file)
     return app

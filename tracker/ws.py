@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from starlette import status as ws_status
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tracker import protocol
+from tracker import access, protocol
 from tracker.hub import Client
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 async def endpoint(websocket: WebSocket) -> None:
     gateway: Gateway = websocket.app.state.gateway
     hub = gateway.hub
-    await websocket.accept()
+    await websocket.accept(subprotocol=access.accepted_subprotocol(websocket.scope))
     if len(hub.clients) >= gateway.settings.max_clients:
         await websocket.close(ws_status.WS_1013_TRY_AGAIN_LATER, "too many clients")
         return

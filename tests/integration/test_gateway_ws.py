@@ -37,7 +37,8 @@ def position(
 
 @pytest.fixture
 def app_settings(infra):
-    return infra.replace(namespace=f"ws{uuid.uuid4().hex[:8]}.", tick_ms=20)
+    # TestClient's Host is "testserver" (tracker/access.py answers only the names allowed)
+    return infra.replace(namespace=f"ws{uuid.uuid4().hex[:8]}.", tick_ms=20, allowed_hosts="testserver")
 
 
 @pytest.fixture

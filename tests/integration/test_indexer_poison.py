@@ -151,7 +151,7 @@ async def test_every_hostile_dead_letter_is_indexed_and_the_indexer_keeps_runnin
     assert lost.reason == "unknown" and "could not be read" in lost.detail
 
     # Every one of them is shown by the API the review page reads.
-    with TestClient(create_app(settings, consume=False)) as client:
+    with TestClient(create_app(settings, consume=False), base_url="http://localhost") as client:
         listing = client.get("/api/dlq", params={"limit": 100})
         assert listing.status_code == 200 and listing.json()["total"] == len(rows)
         details = {}

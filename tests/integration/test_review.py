@@ -219,7 +219,7 @@ async def test_replays_are_refused_without_a_replay_secret(infra):
     unsigned = infra.replace(namespace=f"nosecret{int(time.time() * 1000)}.", admin_token=TOKEN)
     assert unsigned.replay_secret is None
     app = create_app(unsigned, consume=False)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         for url, body in [
             ("/api/dlq/0:1/replay", None),
             ("/api/dlq/0:1/replay", {"payload": {"a": 1}}),
@@ -244,7 +244,7 @@ async def test_replays_are_refused_without_a_replay_secret(infra):
 
 def test_writes_are_refused_without_a_configured_token(infra):
     app = create_app(infra.replace(namespace="notoken.", admin_token=None), consume=False)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         response = client.post("/api/dlq/0:1/replay", headers=auth())
         assert response.status_code == 403
         assert "TRACKER_ADMIN_TOKEN" in response.json()["error"]

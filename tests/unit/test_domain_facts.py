@@ -46,6 +46,9 @@ def test_the_review_page_gets_the_reasons_from_api_config():
         "tile_url": "https://tile.example/{z}/{x}/{y}.png",
         "tick_ms": 150,
         "reasons": [reason.value for reason in Reason],
+        "viewer_token_required": False,
+        "ws_subprotocol": "tracker.v1",
+        "ws_token_refused": "viewer token required",
     }
 
 
