@@ -1,4 +1,13 @@
-"""``tracker dlq``: review rejected pings from a terminal. Same index and operations as the page."""
+"""``tracker dlq``: review rejected pings from a terminal. Same index and operations as the page.
+
+Everything printed that a dead letter could have chosen (ids, reasons, details, keys, headers, payloads) goes
+through tracker/dlq/terminal.py first, so no escape sequence in it reaches the operator's terminal; ``--json``
+output is exact JSON with those characters written as JSON escapes.
+
+A replay or discard from here is recorded in the entry's ``status_by`` as ``cli@<login name>`` (the login
+name as the process reports it): whoever runs the CLI reaches Redis directly, so this names the account, it
+does not prove it.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +23,7 @@ import msgspec
 from tracker.dlq import actions
 from tracker.dlq.entry import ReplayRefused, payload_of, row_json
 from tracker.dlq.index import DlqIndex, Filters, StatusConflict, UnknownEntry
+from tracker.dlq.terminal import printable, printable_json
 from tracker.kafka import Producer
 from tracker.rules import parse_timestamp
 from tracker.settings import Settings
@@ -73,7 +83,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             actions.check_replays_enabled(settings)
         except actions.ReplaysDisabled as exc:
-            print(exc, file=sys.stderr)
+            print(printable(str(exc)), file=sys.stderr)
             return 1
         edited = _read_edit(args)
         async with Producer(settings) as producer:
@@ -84,11 +94,16 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             )
 
 
+ACTOR_NAME_MAX = 64
+
+
 def _actor() -> str:
+    """``cli@<login name>``: what ``status_by`` records for a replay or discard from here."""
     try:
-        return f"cli@{getpass.getuser()}"
+        user = getpass.getuser()  # LOGNAME, USER, ... or the password database
     except (KeyError, OSError):
         return "cli"
+    return f"cli@{printable(user[:ACTOR_NAME_MAX])}" if user.strip() else "cli"
 
 
 def _read_edit(args: argparse.Namespace) -> bytes | None:
@@ -111,11 +126,11 @@ async def _each(entry_ids: list[str], action, verb: str) -> int:
         try:
             await action(entry_id)
         except UnknownEntry:
-            print(f"{entry_id}: no such rejected ping", file=sys.stderr)
+            print(f"{printable(entry_id)}: no such rejected ping", file=sys.stderr)
         except (StatusConflict, ReplayRefused) as exc:
-            print(f"{entry_id}: {exc}", file=sys.stderr)
+            print(printable(f"{entry_id}: {exc}"), file=sys.stderr)
         else:
-            print(f"{entry_id}: {verb}")
+            print(f"{printable(entry_id)}: {verb}")
             continue
         failures += 1
     return 1 if failures else 0
@@ -129,19 +144,19 @@ def _when(ms: int | None) -> str:
 
 def _print_stats(stats: dict, as_json: bool) -> int:
     if as_json:
-        print(msgspec.json.encode(stats).decode())
+        print(printable_json(msgspec.json.encode(stats)))
         return 0
     print(f"rejected pings: {stats['total']} (newest {stats['indexed']} kept for review)")
     print("\nby reason")
     for reason, count in sorted(stats["by_reason"].items(), key=lambda item: -item[1]):
-        print(f"  {reason:<22} {count:>8}")
+        print(f"  {printable(reason):<22} {count:>8}")
     print("\nby status (in the index)")
     for status, count in stats["by_status"].items():
         print(f"  {status:<22} {count:>8}")
     if stats["by_partner"]:
         print("\ncouriers with most rejects")
         for partner, count in stats["by_partner"][:10]:
-            print(f"  {partner:<22} {count:>8}")
+            print(f"  {printable(partner):<22} {count:>8}")
     return 0
 
 
@@ -153,19 +168,22 @@ async def _list(index: DlqIndex, args: argparse.Namespace) -> int:
     )
     if args.json:
         print(
-            msgspec.json.encode(
-                {"items": [row_json(r) for r in page.rows], "total": page.total, "next_cursor": page.next_cursor}
-            ).decode()
+            printable_json(
+                msgspec.json.encode(
+                    {"items": [row_json(r) for r in page.rows], "total": page.total, "next_cursor": page.next_cursor}
+                )
+            )
         )
         return 0
     print(f"{'ID':<14} {'REJECTED (UTC)':<20} {'REASON':<22} {'PARTNER':<16} {'STATUS':<10} DETAIL")
     for row in page.rows:
         entry = row.entry
         print(
-            f"{entry.id:<14} {_when(entry.rejected_at):<20} {entry.reason:<22} {(entry.partner_id or '-')[:16]:<16} "
-            f"{row.status:<10} {entry.detail[:60]!s}"
+            f"{printable(entry.id):<14} {_when(entry.rejected_at):<20} {printable(entry.reason):<22} "
+            f"{printable((entry.partner_id or '-')[:16]):<16} {printable(row.status):<10} "
+            f"{printable(entry.detail[:60])}"
         )
-    more = f"; next page: --cursor {page.next_cursor}" if page.next_cursor else ""
+    more = f"; next page: --cursor {printable(page.next_cursor)}" if page.next_cursor else ""
     print(f"\n{len(page.rows)} of {page.total} shown{more}")
     return 0
 
@@ -174,38 +192,45 @@ async def _show(index: DlqIndex, entry_id: str, as_json: bool) -> int:
     try:
         row = await index.get(entry_id)
     except UnknownEntry:
-        print(f"{entry_id}: no such rejected ping", file=sys.stderr)
+        print(f"{printable(entry_id)}: no such rejected ping", file=sys.stderr)
         return 1
     entry = row.entry
     payload = payload_of(entry).decode("utf-8", "replace")
     if as_json:
         print(
-            msgspec.json.encode(
-                row_json(row)
-                | {
-                    "key": entry.key,
-                    "headers": entry.headers,
-                    "payload_text": payload,
-                    "payload_size": entry.payload_size,
-                    "payload_sha256": entry.payload_sha256,
-                }
-            ).decode()
+            printable_json(
+                msgspec.json.encode(
+                    row_json(row)
+                    | {
+                        "key": entry.key,
+                        "headers": entry.headers,
+                        "payload_text": payload,
+                        "payload_size": entry.payload_size,
+                        "payload_sha256": entry.payload_sha256,
+                    }
+                )
+            )
         )
         return 0
-    print(f"{entry.id}  {entry.reason}  ({row.status}{' by ' + row.status_by if row.status_by else ''})")
-    print(f"detail:   {entry.detail}")
-    print(f"partner:  {entry.partner_id or '-'}   key: {entry.key!r}")
-    print(f"rejected: {_when(entry.rejected_at)} UTC by {entry.validator or '-'}")
-    print(f"original: {entry.original.topic}[{entry.original.partition}]@{entry.original.offset}")
-    print("headers:")
-    for name, value in entry.headers:
-        print(f"  {name} = {value}")
+    by = f" by {row.status_by}" if row.status_by else ""
+    key = "-" if entry.key is None else repr(entry.key)
+    lines = [
+        f"{entry.id}  {entry.reason}  ({row.status}{by})",
+        f"detail:   {entry.detail}",
+        f"partner:  {entry.partner_id or '-'}   key: {key}",
+        f"rejected: {_when(entry.rejected_at)} UTC by {entry.validator or '-'}",
+        f"original: {entry.original.topic}[{entry.original.partition}]@{entry.original.offset}",
+        "headers:",
+        *(f"  {name} = {value}" for name, value in entry.headers),
+    ]
     if entry.payload_truncated:
-        print(
+        lines.append(
             f"payload (the first {len(payload_of(entry))} of {entry.payload_size} bytes, sha256 "
             f"{entry.payload_sha256 or 'unknown'}; too large to replay as is):"
         )
     else:
-        print("payload:")
-    print(f"  {payload}")
+        lines.append("payload:")
+    lines.append(f"  {payload}")
+    for line in lines:  # each line escaped whole: a newline in any field is shown, not printed
+        print(printable(line))
     return 0

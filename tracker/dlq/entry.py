@@ -351,7 +351,7 @@ def checked_payload(text: str | bytes, limits: rules.Limits) -> tuple[bytes, str
             text = text.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise PayloadRejected(
-                Reason.MALFORMED_PAYLOAD.value, f"payload is not UTF-8: {exc.reason} at character {exc.start}"
+                Reason.MALFORMED_PAYLOAD.value, f"payload is not UTF-8: a lone surrogate at character {exc.start}"
             ) from None
     parsed = rules.parse(text, limits)
     if isinstance(parsed, Verdict):
