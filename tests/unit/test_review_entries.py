@@ -14,7 +14,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tracker import constants as c
-from tracker import replay_sig
+from tracker import replay_sig, rules
 from tracker.dlq import entry as entry_module  # "entry" names the entries under test
 from tracker.dlq.actions import ReplaysDisabled, check_edited, check_replays_enabled
 from tracker.dlq.entry import (
@@ -333,6 +333,20 @@ def test_an_edited_payload_the_parser_rejects_is_refused_with_its_code(payload, 
     if reason is not None:
         assert refused.value.reason == reason
     assert str(refused.value).startswith(f"the edited payload would be rejected: {refused.value.reason}: ")
+
+
+def test_an_edited_payload_is_refused_in_this_packages_words_not_pythons(monkeypatch):
+    with pytest.raises(PayloadRejected) as surrogate:
+        check_edited(Settings(), "ab\ud800")
+    assert surrogate.value.detail == "payload is not UTF-8: a lone surrogate at character 2"
+
+    def broken_parser(raw, limits):
+        raise ValueError("invalid literal for int() with base 10: 'x'")
+
+    monkeypatch.setattr(rules, "parse", broken_parser)
+    with pytest.raises(PayloadRejected) as unchecked:
+        check_edited(Settings(), json.dumps(GOOD))
+    assert (unchecked.value.reason, unchecked.value.detail) == ("malformed_payload", "the payload could not be checked")
 
 
 def test_an_edited_payload_the_parser_accepts_is_replayed_as_given():
