@@ -268,6 +268,65 @@ def run_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- ingest --------------------------------------------------------------------------------------------
+
+
+def _ingest_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", dest="ingest_host", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=_int, dest="ingest_port", help="port (default 5055)")
+    parser.add_argument(
+        "--auth",
+        dest="ingest_auth",
+        choices=("token", "open"),
+        help="token: devices need a token from `tracker devices add` (default); open: any device id is taken",
+    )
+    _connection_args(parser)
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tracker.ingest.app import create_app
+
+    settings = _settings(args, ingest_host=args.ingest_host, ingest_port=args.ingest_port, ingest_auth=args.ingest_auth)
+    _require(settings, redis=settings.ingest_auth == "token")
+    _setup_logging(settings)
+    app = create_app(settings)
+    _freeze_startup_objects()
+    if settings.ingest_auth == "open":
+        where = "on loopback only" if is_loopback(settings.ingest_host) else f"on {settings.ingest_host}"
+        print(
+            f"tracker ingest: WARNING: TRACKER_INGEST_AUTH=open {where}: any device id is taken without a token; "
+            "anyone who can reach it can post as any courier (docs/ingest.md)",
+            file=sys.stderr,
+        )
+    config = uvicorn.Config(
+        app,
+        host=settings.ingest_host,
+        port=settings.ingest_port,
+        log_level="warning",
+        proxy_headers=False,
+        server_header=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _devices_args(parser: argparse.ArgumentParser) -> None:
+    from tracker.ingest.cli import add_arguments
+
+    add_arguments(parser, _connection_args)
+
+
+def run_devices(args: argparse.Namespace) -> int:
+    from tracker.ingest.cli import run
+
+    settings = _settings(args)
+    _require(settings, kafka=False)
+    return run(args, settings)
+
+
 # -- dlq -----------------------------------------------------------------------------------------------
 
 
@@ -322,6 +381,7 @@ def _up_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validators", type=_int, default=1, help="validator processes (default 1)")
     parser.add_argument("--no-simulator", action="store_true")
     parser.add_argument("--port", type=_int, dest="http_port", help="gateway port (default 8000)")
+    parser.add_argument("--ingest-port", type=_int, dest="ingest_port", help="ingest port (default 5055)")
     _connection_args(parser)
 
 
@@ -332,7 +392,7 @@ def run_up(args: argparse.Namespace) -> int:
         raise UsageError(f"--bad-rate must be between 0 and 1, got {args.bad_rate}")
     if args.validators < 1 or args.couriers < 1:
         raise UsageError("--validators and --couriers must be at least 1")
-    settings = _settings(args, http_port=args.http_port)
+    settings = _settings(args, http_port=args.http_port, ingest_port=args.ingest_port)
     _setup_logging(settings)
     return up(
         settings,
@@ -349,6 +409,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "simulate": ("couriers -> location-updates", _simulate_args, run_simulate),
     "validate": ("one validator in group location-validator", _validate_args, run_validate),
     "gateway": ("HTTP + WebSocket server: the live map, the API, /metrics", _gateway_args, run_gateway),
+    "ingest": ("HTTP edge phones post fixes to: OsmAnd, Traccar Client, OwnTracks, JSON", _ingest_args, run_ingest),
+    "devices": ("devices that may post to the ingest: add, ls, revoke", _devices_args, run_devices),
     "dlq": ("review rejected pings: stats, ls, show, replay, discard", _dlq_args, run_dlq),
     "topics": ("create or describe the topics (idempotent)", _topics_args, run_topics),
 }

@@ -74,3 +74,10 @@ KEY_DLQ_STATUSES = "dlq:counts:status"  # hash status -> entries in the index
 KEY_DLQ_PARTNERS = "dlq:counts:partner"  # zset partner_id -> dead letters ever indexed
 KEY_DLQ_MINUTE = "dlq:minute:"  # + minute start (ms) -> dead letters rejected in that minute (expires)
 KEY_DLQ_BYTES = "dlq:bytes"  # total bytes of the indexed entries (the index is capped by bytes too)
+
+# Devices that may post to the ingest (tracker/ingest/devices.py): only SHA-256 digests of their tokens are kept.
+KEY_DEVICES = "devices"  # hash device id -> JSON {"sha256": hex digest of its token, "created_ms": epoch ms}
+KEY_DEVICE_TOKENS = "devices:tokens"  # hash token digest (hex) -> device id: who a bearer token belongs to
+
+# Header the ingest puts on every ping it produces: which app protocol it came in by (docs/ingest.md).
+H_INGEST_PROTOCOL = "ingest.protocol"

@@ -182,6 +182,14 @@ class Producer:
     async def flush(self) -> None:
         await self._producer.flush()
 
+    async def reachable(self, timeout_s: float) -> bool:
+        """Whether the broker answers this producer's metadata request within ``timeout_s`` (a readiness
+        probe: it uses the producer's own connections and credentials)."""
+        try:
+            return bool(await asyncio.wait_for(self._producer.client.force_metadata_update(), timeout_s))
+        except (TimeoutError, KafkaError):
+            return False
+
 
 def _to_record(message) -> Record:
     return Record(

@@ -262,6 +262,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # "Embedded broker"), so `tracker up` turns this off when it starts Tansu.
     report_lag: Annotated[bool, env("TRACKER_REPORT_LAG")] = True
 
+    # Ingest: the HTTP edge phones post their fixes to (`tracker ingest`, docs/ingest.md). 5055 is the port
+    # Traccar users know. It is the one service meant to face the internet, so devices authenticate by
+    # default ("token": `tracker devices add`); "open" takes any device id (demos, trusted networks).
+    ingest_host: Annotated[str, env("TRACKER_INGEST_HOST")] = "127.0.0.1"
+    ingest_port: Annotated[int, env("TRACKER_INGEST_PORT", low=0, high=65535)] = 5055
+    ingest_auth: Annotated[str, env("TRACKER_INGEST_AUTH", choices=("token", "open"))] = "token"
+    # A request is answered 503 (Retry-After) when the broker has not acknowledged its fixes by then.
+    ingest_produce_timeout_s: Annotated[float, env("TRACKER_INGEST_PRODUCE_TIMEOUT_S", low=0.1)] = 5.0
+    ingest_max_body_bytes: Annotated[int, env("TRACKER_INGEST_MAX_BODY_BYTES", low=1)] = 64 * 1024
+    # Pings in one request to /v1/pings.
+    ingest_max_pings: Annotated[int, env("TRACKER_INGEST_MAX_PINGS", low=1)] = 100
+    # Each device's token bucket, in pings: this many per second on average, bursts up to the burst (a
+    # phone sends its buffered fixes one by one after an outage); over it: 429 with Retry-After.
+    ingest_device_rate: Annotated[float, env("TRACKER_INGEST_DEVICE_RATE", low=0.01)] = 20.0
+    ingest_device_burst: Annotated[int, env("TRACKER_INGEST_DEVICE_BURST", low=1)] = 600
+    # A verified token is remembered this long, so a revoked one is refused within this bound.
+    ingest_auth_cache_s: Annotated[float, env("TRACKER_INGEST_AUTH_CACHE_S", low=0)] = 5.0
+
     # Rejected-ping review
     # The newest dead letters kept in the review index, and at most this many bytes of entries.
     dlq_index_max: Annotated[int, env("TRACKER_DLQ_INDEX_MAX", low=1)] = 20_000

@@ -9,6 +9,7 @@ Data model (keys under ``Settings.redis_prefix``; names in :mod:`tracker.constan
 - ``progress:<topic>``: partition -> last offset whose effects are in Redis.
 - ``highwater:<topic>``, ``deaths:<topic>``: crash-loop detection (validator.py).
 - ``dlq:*``: the review index of dead letters (:class:`ReviewKeys`; the rules are in tracker/dlq/index.py).
+- ``devices``, ``devices:tokens``: who may post to the ingest, by id and by token digest (:class:`DeviceRecord`).
 
 Every raw Redis call of the product is a method here; the callers keep their logic (expiry.py the cut-off
 and the walk, tracker/dlq/index.py the filters, cursors, pages and caps). A Lua script is passed every key it
@@ -54,6 +55,26 @@ def lua(name: str, package: str = "tracker") -> str:
 
 _APPLY_SCRIPT = lua("apply_batch.lua")
 _EXPIRE_SCRIPT = lua("expire_couriers.lua")
+
+# The device registry (keys: tracker/constants.py). Each script is given its keys as ARGV[1] (device id ->
+# record) and ARGV[2] (token digest -> device id), so that a device and its digest come and go together.
+_ADD_DEVICE_SCRIPT = """
+if redis.call('HSETNX', ARGV[1], ARGV[3], ARGV[5]) == 0 then return 0 end
+redis.call('HSET', ARGV[2], ARGV[4], ARGV[3])
+return 1
+"""
+_REVOKE_DEVICE_SCRIPT = """
+local record = redis.call('HGET', ARGV[1], ARGV[3])
+if not record then return 0 end
+redis.call('HDEL', ARGV[1], ARGV[3])
+redis.call('HDEL', ARGV[2], cjson.decode(record)['sha256'])
+return 1
+"""
+_DEVICE_BY_TOKEN_SCRIPT = """
+local device = redis.call('HGET', ARGV[2], ARGV[3])
+if not device then return false end
+return {device, redis.call('HGET', ARGV[1], device)}
+"""
 
 
 class Slice(msgspec.Struct, frozen=True):
@@ -105,6 +126,16 @@ class ReviewCounts(msgspec.Struct, frozen=True):
     indexed_bytes: int  # bytes of their JSON
 
 
+class DeviceRecord(msgspec.Struct, frozen=True):
+    """A device that may post to the ingest, as stored: its token's SHA-256 (hex), never the token."""
+
+    sha256: str
+    created_ms: int
+
+
+_decode_device = msgspec.json.Decoder(DeviceRecord).decode
+
+
 class Store:
     def __init__(self, settings: Settings, client: aioredis.Redis | None = None) -> None:
         if client is None:
@@ -126,6 +157,8 @@ class Store:
         self.high_water_prefix = prefix + c.KEY_HIGH_WATER
         self.deaths_prefix = prefix + c.KEY_DEATHS
         self.review = ReviewKeys.under(prefix)
+        self.key_devices = prefix + c.KEY_DEVICES
+        self.key_device_tokens = prefix + c.KEY_DEVICE_TOKENS
         self._shas: dict[str, str] = {}
         # Slices travel as MessagePack (cmsgpack in Redis's Lua): the position JSON inside is a plain string,
         # not an escaped one inside JSON. (Redis's cmsgpack reads no msgpack bin type, so no bytes here.)
@@ -298,3 +331,35 @@ class Store:
             indexed=int(indexed),
             indexed_bytes=int(indexed_bytes or 0),
         )
+
+    # -- devices that may post to the ingest (tracker/ingest/devices.py keeps the rules: ids, tokens) ---------
+
+    async def add_device(self, device_id: str, token_sha256: str, created_ms: int) -> bool:
+        """Register ``device_id`` with its token's SHA-256 (hex), atomically; False, and nothing changed, when
+        the id is already registered."""
+        record = msgspec.json.encode(DeviceRecord(token_sha256, created_ms))
+        [added] = await self.run_script(
+            _ADD_DEVICE_SCRIPT, [[self.key_devices, self.key_device_tokens, device_id, token_sha256, record]]
+        )
+        return bool(added)
+
+    async def revoke_device(self, device_id: str) -> bool:
+        """Forget ``device_id`` and its token's digest, atomically; False when it was not registered."""
+        [revoked] = await self.run_script(
+            _REVOKE_DEVICE_SCRIPT, [[self.key_devices, self.key_device_tokens, device_id]]
+        )
+        return bool(revoked)
+
+    async def devices(self) -> dict[str, DeviceRecord]:
+        """Every registered device and its record."""
+        raw = cast("dict[bytes, bytes]", await self.redis.hgetall(self.key_devices))
+        return {device_id.decode(): _decode_device(record) for device_id, record in raw.items()}
+
+    async def device_by_token(self, token_sha256: str) -> tuple[str, DeviceRecord] | None:
+        """The device whose token has this SHA-256 (hex), and its record, in one round trip; None if none."""
+        [found] = await self.run_script(
+            _DEVICE_BY_TOKEN_SCRIPT, [[self.key_devices, self.key_device_tokens, token_sha256]]
+        )
+        if not found or found[1] is None:
+            return None
+        return found[0].decode(), _decode_device(found[1])
