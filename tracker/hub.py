@@ -10,7 +10,15 @@ turns the set of couriers that changed into frames:
 Each client has a ``dirty`` set rather than a queue of frames: if it falls behind, the couriers that
 changed meanwhile pile up in the set and the next frame carries only their latest state (latest-wins
 coalescing), so memory per client is bounded by the number of couriers, not by time. A client whose
-socket does not drain within ``send_timeout_s`` is closed with 1013 by its writer (see gateway.py).
+socket does not drain within ``send_timeout_s`` is closed with 1013 by its writer (see ws.py).
+
+Nothing a client sends makes the hub queue a frame either: a ``viewport`` or ``follow`` message only marks
+the client as due a snapshot, built when its writer next asks for a frame, at most once per tick (the first
+one, on connect, at once): a burst of view changes costs one snapshot, of the last view, and the deltas of a
+client due a snapshot are not sent (the snapshot carries that state). A ``ping`` adds to a count of pongs
+owed (at most ``PONGS_OWED_MAX``) and ``stats`` replaces the client's pending stats frame, so a burst of
+pings can neither push out the snapshot nor grow memory. A client's next frame is, in this order: its
+snapshot, a pong, the latest stats, a delta.
 """
 
 from __future__ import annotations
@@ -75,18 +83,26 @@ def in_box(position: Position, bbox: tuple[float, float, float, float]) -> bool:
     return west <= position.lon <= east and south <= position.lat <= north
 
 
+PONG_FRAME = '{"type":"pong"}'
+PONGS_OWED_MAX = 8  # pings answered beyond this, while the client is not reading, get no pong of their own
+
+
 class Client:
     """One WebSocket client's view: filter, what it has, what it still needs."""
 
-    def __init__(self, hub: Hub, control_limit: int = 8) -> None:
+    def __init__(self, hub: Hub, address: str) -> None:
         self.hub = hub
+        self.address = address  # where it connects from (tokens.client_address): the per-address cap counts it
         self.bbox: tuple[float, float, float, float] | None = None
         self.follow: str | None = None
         self.visible: set[str] = set()  # couriers the client currently shows (only tracked with a bbox)
         self.dirty: set[str] = set()
         self.removed: set[str] = set()
         self.shared_seq: int | None = None  # this tick's shared frame fits this client exactly
-        self.control: collections.deque[str] = collections.deque(maxlen=control_limit)
+        self.snapshot_due = True  # its next frame is a snapshot of its current view (built lazily)
+        self.snapshot_tick: int | None = None  # hub.ticks when its last snapshot was built
+        self.pongs_owed = 0
+        self.stats: str | None = None  # the latest stats frame not yet sent
         self.wake = asyncio.Event()
 
     @property
@@ -96,24 +112,30 @@ class Client:
     def wants(self, courier_id: str, position: Position) -> bool:
         return courier_id == self.follow or self.bbox is None or in_box(position, self.bbox)
 
-    def push_control(self, frame: str) -> None:
-        self.control.append(frame)
-        self.wake.set()
-
     def reset_view(self) -> None:
-        """Viewport or follow changed: the next frame is a snapshot of the new view."""
+        """Viewport or follow changed: the next frame is a snapshot of the view as it is when that frame is
+        built (at most one per tick), and no delta goes out before it."""
+        self.snapshot_due = True
         self.dirty.clear()
         self.removed.clear()
         self.shared_seq = None
-        self.push_control(self.hub.snapshot_frame(self))
+        self.wake.set()
 
     def next_frame(self) -> str | None:
-        """The control frame or delta to send now, or None when there is nothing to send."""
-        if self.control:
-            return self.control.popleft()
-        if not self.dirty and not self.removed:
-            return None
+        """The frame to send now, or None when there is nothing to send (see the module doc for the order)."""
         hub = self.hub
+        if self.snapshot_due:
+            if self.snapshot_tick != hub.ticks:
+                return self._snapshot()
+            hub.snapshot_waiting.add(self)  # one this tick already: the next tick wakes the writer for it
+        if self.pongs_owed:
+            self.pongs_owed -= 1
+            return PONG_FRAME
+        if self.stats is not None:
+            frame, self.stats = self.stats, None
+            return frame
+        if self.snapshot_due or (not self.dirty and not self.removed):
+            return None
         if self.shared_seq == hub.seq and hub.shared_ids == self.dirty and not self.removed:
             frame = hub.shared_frame()
         else:
@@ -124,6 +146,14 @@ class Client:
         self.shared_seq = None
         return frame
 
+    def _snapshot(self) -> str:
+        self.snapshot_due = False
+        self.snapshot_tick = self.hub.ticks
+        self.dirty.clear()
+        self.removed.clear()
+        self.shared_seq = None
+        return self.hub.snapshot_frame(self)
+
 
 class Hub:
     def __init__(self, thresholds: StatusThresholds | None = None) -> None:
@@ -131,7 +161,10 @@ class Hub:
         self.couriers: dict[str, Courier] = {}
         self.changed: set[str] = set()
         self.clients: set[Client] = set()
-        self.seq = 0
+        self.seq = 0  # ticks that changed something: a delta's ``seq``
+        self.ticks = 0  # every tick: a client gets at most one snapshot per tick
+        self.snapshot_waiting: set[Client] = set()  # due a snapshot, but had one this tick already
+        self.per_address: collections.Counter[str] = collections.Counter()
         self.shared_ids: set[str] = set()
         self._shared: str | None = None
         self.status_counts: collections.Counter[Status] = collections.Counter()
@@ -191,6 +224,8 @@ class Hub:
             self.shared_ids = self.shared_ids - gone
             self._shared = None
         for client in self.clients:
+            if client.snapshot_due:
+                continue  # its snapshot, still to be built, will not name them
             shown = (client.visible & gone) if client.filtered else gone
             client.visible -= gone
             client.dirty -= gone
@@ -203,6 +238,10 @@ class Hub:
 
     def tick(self) -> int:
         """Hand this tick's changes to every client; returns how many couriers changed."""
+        self.ticks += 1
+        for client in self.snapshot_waiting:
+            client.wake.set()
+        self.snapshot_waiting.clear()
         changed, self.changed = self.changed, set()
         if not changed:
             return 0
@@ -213,6 +252,8 @@ class Hub:
         self.shared_ids = changed
         self._shared = None
         for client in self.clients:
+            if client.snapshot_due:
+                continue  # its snapshot, still to be built, carries this tick's state
             if not client.filtered:
                 if not client.dirty and not client.removed:
                     client.shared_seq = self.seq
@@ -258,16 +299,27 @@ class Hub:
         client.visible = visible if client.filtered else set()
         return f'{{"type":"snapshot","server_time_ms":{now_ms()},"couriers":[{",".join(fragments)}]}}'
 
-    def connect(self) -> Client:
-        client = Client(self)
-        client.push_control(self.snapshot_frame(client))
+    def connect(self, address: str = "local") -> Client:
+        """A new client, due its first snapshot (built when its writer first asks for a frame)."""
+        client = Client(self, address)
+        client.wake.set()
         self.clients.add(client)
+        self.per_address[address] += 1
         return client
 
     def disconnect(self, client: Client) -> None:
+        if client not in self.clients:
+            return
         self.clients.discard(client)
+        self.snapshot_waiting.discard(client)
+        self.per_address[client.address] -= 1
+        if self.per_address[client.address] <= 0:
+            del self.per_address[client.address]
 
-    # A client's view changes only here: the next frame it gets is a snapshot of the new view.
+    def connections_from(self, address: str) -> int:
+        return self.per_address[address]
+
+    # A client's view changes only here: the next frame it gets is a snapshot of the new view (module doc).
 
     def set_viewport(self, client: Client, bbox: tuple[float, float, float, float] | None) -> None:
         client.bbox = bbox
@@ -277,14 +329,16 @@ class Hub:
         client.follow = partner_id
         client.reset_view()
 
-    def answer(self, client: Client, frame: str) -> None:
-        """A control frame (pong) for one client, ahead of its next delta."""
-        client.push_control(frame)
+    def pong(self, client: Client) -> None:
+        """Answer a ping: a pong ahead of the client's next delta (at most ``PONGS_OWED_MAX`` owed)."""
+        client.pongs_owed = min(client.pongs_owed + 1, PONGS_OWED_MAX)
+        client.wake.set()
 
     def broadcast(self, frame: str) -> None:
-        """A control frame (stats) for every client."""
+        """A stats frame for every client, ahead of its next delta; it replaces one not yet sent."""
         for client in self.clients:
-            client.push_control(frame)
+            client.stats = frame
+            client.wake.set()
 
     def wire(self, courier_id: str) -> dict | None:
         courier = self.couriers.get(courier_id)

@@ -34,6 +34,13 @@ class _PipelineCollector:
         yield statuses
 
 
+# The limits a WebSocket client can be closed by: the label values of tracker_ws_limit_closes.
+LIMIT_CLIENTS = "clients"  # max_clients
+LIMIT_PER_ADDRESS = "per_address"  # ws_max_per_address
+LIMIT_MESSAGES = "messages"  # ws_messages_per_s, ws_messages_burst
+WS_LIMITS = (LIMIT_CLIENTS, LIMIT_PER_ADDRESS, LIMIT_MESSAGES)
+
+
 class GatewayMetrics:
     def __init__(self, report_lag: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
@@ -44,6 +51,15 @@ class GatewayMetrics:
         self.slow_disconnects = Counter(
             "tracker_ws_slow_disconnects", "Clients closed for not draining (1013)", registry=self.registry
         )
+        self.ws_limit_closes = Counter(
+            "tracker_ws_limit_closes",
+            "WebSocket clients closed by a limit: clients (max_clients, 1013), per_address (1013) or messages "
+            "(the message rate, 1008)",
+            labelnames=["limit"],
+            registry=self.registry,
+        )
+        for limit in WS_LIMITS:
+            self.ws_limit_closes.labels(limit=limit)
         self.bad_position_records = Counter(
             "tracker_bad_position_records",
             "courier-positions records the gateway could not decode or apply (skipped and logged)",

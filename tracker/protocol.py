@@ -6,9 +6,15 @@ Client -> server (JSON objects with ``type``)::
     {"type": "follow", "partner_id": "courier-0001"}           always include this courier (null: stop)
     {"type": "ping"}                                           server answers {"type": "pong"}
 
-Server -> client: ``snapshot`` on connect, ``delta`` every tick, ``stats`` every second, ``pong``, ``error``
-(see README "WebSocket protocol"). Invalid JSON closes the socket with 1003, a well-formed message we do
-not understand with 1008, a frame over the size limit with 1009.
+Server -> client: ``snapshot`` on connect and after a view change (at most one per tick), ``delta`` every
+tick, ``stats`` every second, ``pong`` (see README "WebSocket protocol"). Invalid JSON closes the socket with
+1003, a well-formed message we do not understand with 1008, a frame over the size limit with 1009.
+
+Limits per client (settings ``ws_messages_per_s``, ``ws_messages_burst``, ``ws_max_per_address``,
+``max_clients``): a client sending faster than its :class:`TokenBucket` allows is closed with 1008
+(:func:`too_many_messages`); a connection beyond the gateway's or its address's cap is closed with 1013 (try
+again later: the cap frees up when others leave), with :data:`TOO_MANY_CLIENTS` or
+:data:`TOO_MANY_FROM_ADDRESS` as the reason.
 """
 
 from __future__ import annotations
@@ -45,6 +51,37 @@ ClientMessage = Viewport | Follow | Ping | Refusal
 
 def _refuse(code: int, reason: str) -> Refusal:
     return Refusal(code, reason.encode()[:123].decode("utf-8", "ignore"))
+
+
+TOO_MANY_CLIENTS = _refuse(ws_status.WS_1013_TRY_AGAIN_LATER, "too many clients")
+TOO_MANY_FROM_ADDRESS = _refuse(ws_status.WS_1013_TRY_AGAIN_LATER, "too many connections from this address")
+
+
+def too_many_messages(per_s: float, burst: int) -> Refusal:
+    return _refuse(
+        ws_status.WS_1008_POLICY_VIOLATION, f"too many messages: at most {per_s:g} per second, bursts of {burst}"
+    )
+
+
+class TokenBucket:
+    """A client's message allowance: ``burst`` at once, refilled at ``per_s`` a second. Pure: the caller
+    passes the time (``time.monotonic()`` in the gateway), so a test drives the clock."""
+
+    def __init__(self, per_s: float, burst: int, now: float) -> None:
+        self.per_s = per_s
+        self.burst = burst
+        self.tokens = float(burst)
+        self.at = now
+
+    def take(self, now: float) -> bool:
+        """Spend one message at ``now``; False when the allowance is used up (the message is over the limit)."""
+        if now > self.at:
+            self.tokens = min(float(self.burst), self.tokens + (now - self.at) * self.per_s)
+            self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 def parse_bbox(value: object) -> tuple[float, float, float, float] | str:

@@ -1,19 +1,23 @@
 """The ``/ws`` WebSocket: one reader and one writer task per client, over the hub's view of that client.
 
-The reader turns client frames (tracker/protocol.py, total) into hub calls; the writer sends whatever the
-hub has for the client, closing it with 1013 when its socket does not drain within ``ws_send_timeout_s``.
+The reader turns client frames (tracker/protocol.py, total) into hub calls, closing the client with 1008
+when it sends faster than ``ws_messages_per_s`` (bursts of ``ws_messages_burst``); the writer sends whatever
+the hub has for the client, closing it with 1013 when its socket does not drain within
+``ws_send_timeout_s``. A connection beyond ``max_clients``, or beyond ``ws_max_per_address`` from one address
+(the peer, or behind a trusted proxy the client it names: tokens.client_address), is closed with 1013.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import TYPE_CHECKING
 
 from starlette import status as ws_status
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tracker import access, protocol
+from tracker import access, metrics, protocol, tokens
 from tracker.hub import Client
 
 if TYPE_CHECKING:
@@ -24,12 +28,21 @@ async def endpoint(websocket: WebSocket) -> None:
     gateway: Gateway = websocket.app.state.gateway
     hub = gateway.hub
     await websocket.accept(subprotocol=access.accepted_subprotocol(websocket.scope))
-    if len(hub.clients) >= gateway.settings.max_clients:
-        await websocket.close(ws_status.WS_1013_TRY_AGAIN_LATER, "too many clients")
+    settings = gateway.settings
+    address = tokens.client_address(
+        websocket.client.host if websocket.client else None,
+        websocket.headers.getlist("x-forwarded-for"),
+        tokens.parse_networks(settings.trusted_proxies),
+    )
+    if len(hub.clients) >= settings.max_clients:
+        await _refuse(websocket, gateway, protocol.TOO_MANY_CLIENTS, metrics.LIMIT_CLIENTS)
         return
-    client = hub.connect()
+    if hub.connections_from(address) >= settings.ws_max_per_address:
+        await _refuse(websocket, gateway, protocol.TOO_MANY_FROM_ADDRESS, metrics.LIMIT_PER_ADDRESS)
+        return
+    client = hub.connect(address)
     gateway.metrics.clients.inc()
-    reader = asyncio.create_task(_read(websocket, client))
+    reader = asyncio.create_task(_read(websocket, client, gateway))
     writer = asyncio.create_task(_write(websocket, client, gateway))
     try:
         await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
@@ -48,18 +61,29 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
         await websocket.close(code, reason)
 
 
-async def _read(websocket: WebSocket, client: Client) -> None:
+async def _refuse(websocket: WebSocket, gateway: Gateway, refusal: protocol.Refusal, limit: str) -> None:
+    gateway.metrics.ws_limit_closes.labels(limit=limit).inc()
+    await _close(websocket, refusal.code, refusal.reason)
+
+
+async def _read(websocket: WebSocket, client: Client, gateway: Gateway) -> None:
     hub = client.hub
+    settings = gateway.settings
+    allowance = protocol.TokenBucket(settings.ws_messages_per_s, settings.ws_messages_burst, time.monotonic())
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
+            return
+        if not allowance.take(time.monotonic()):
+            refusal = protocol.too_many_messages(settings.ws_messages_per_s, settings.ws_messages_burst)
+            await _refuse(websocket, gateway, refusal, metrics.LIMIT_MESSAGES)
             return
         parsed = protocol.parse_client_frame(message.get("text"), message.get("bytes"))
         if isinstance(parsed, protocol.Refusal):
             await _close(websocket, parsed.code, parsed.reason)
             return
         if isinstance(parsed, protocol.Ping):
-            hub.answer(client, '{"type":"pong"}')
+            hub.pong(client)
         elif isinstance(parsed, protocol.Viewport):
             hub.set_viewport(client, parsed.bbox)
         elif isinstance(parsed, protocol.Follow):
