@@ -75,6 +75,19 @@ KEY_DLQ_PARTNERS = "dlq:counts:partner"  # zset partner_id -> dead letters ever 
 KEY_DLQ_MINUTE = "dlq:minute:"  # + minute start (ms) -> dead letters rejected in that minute (expires)
 KEY_DLQ_BYTES = "dlq:bytes"  # total bytes of the indexed entries (the index is capped by bytes too)
 
+# Zone and status events (tracker/events/): the topic, its two consumer groups and their Redis keys.
+COURIER_EVENTS = "courier-events"  # zone_enter / zone_exit / status_change, keyed by partner_id
+ZONE_EVENTS_GROUP = "zone-events"  # reads courier-positions, decides the events
+EVENT_INDEXER_GROUP = "event-indexer"  # reads courier-events into the index behind /api/events
+KEY_EVENTS_PROGRESS = "events:progress:"  # + topic -> hash partition -> last offset whose decisions are applied
+KEY_EVENTS_STATE = "events:state:"  # + partition -> hash partner_id -> "<clock> <state JSON>" (decide.Courier)
+KEY_EVENTS_CLOCK = "events:clock"  # hash partition -> that partition's event-time clock (epoch ms)
+KEY_EVENTS_DATA = "events:data"  # hash event id -> event JSON
+KEY_EVENTS_INDEX = "events:index"  # zset event id -> event time (ms): the newest events_index_max events
+KEY_EVENTS_PARTNER = "events:partner:"  # + partner_id -> zset event id -> event time
+KEY_EVENTS_ZONE = "events:zone:"  # + zone name -> zset event id -> event time
+KEY_EVENTS_COUNTS = "events:counts"  # hash event type -> events ever indexed
+
 # Devices that may post to the ingest (tracker/ingest/devices.py): only SHA-256 digests of their tokens are kept.
 KEY_DEVICES = "devices"  # hash device id -> JSON {"sha256": hex digest of its token, "created_ms": epoch ms}
 KEY_DEVICE_TOKENS = "devices:tokens"  # hash token digest (hex) -> device id: who a bearer token belongs to

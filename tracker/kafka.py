@@ -427,6 +427,7 @@ def topic_specs(settings: Settings) -> dict[str, int]:
         settings.location_topic: settings.location_partitions,
         settings.dlq_topic: settings.dlq_partitions,
         settings.positions_topic: settings.positions_partitions,
+        settings.events_topic: settings.events_partitions,
     }
 
 

@@ -183,6 +183,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     positions_partitions: Annotated[int, env("TRACKER_POSITIONS_PARTITIONS", low=1)] = 12
     dlq_partitions: Annotated[int, env("TRACKER_DLQ_PARTITIONS", low=1)] = 3
     replication_factor: Annotated[int, env("TRACKER_REPLICATION_FACTOR", low=1)] = 1
+    events_partitions: Annotated[int, env("TRACKER_EVENTS_PARTITIONS", low=1)] = 12
 
     # Validation thresholds (docs/contract.md, "Reject codes")
     max_age_s: Annotated[float, env("TRACKER_MAX_AGE_S", low=0)] = 120.0
@@ -220,6 +221,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Couriers with no accepted fix for this long expire from Redis (position, trail, GEO member) and from
     # the gateways' memory, so minting new ids cannot grow either forever.
     courier_ttl_s: Annotated[float, env("TRACKER_COURIER_TTL_S", low=0)] = 86_400.0
+
+    # Zone and status events (`tracker events`, tracker/events/). A courier counts as inside (or outside) a
+    # zone only once a fix at least this long after it crossed finds it still on that side; 0: at once.
+    zone_dwell_s: Annotated[float, env("TRACKER_ZONE_DWELL_S", low=0)] = 30.0
+    # The newest events kept in the index behind /api/events (the oldest are evicted).
+    events_index_max: Annotated[int, env("TRACKER_EVENTS_INDEX_MAX", low=1)] = 100_000
 
     # Gateway
     http_host: Annotated[str, env("TRACKER_HTTP_HOST")] = "127.0.0.1"
@@ -394,6 +401,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def dlq_indexer_group(self) -> str:
         return self.namespace + constants.DLQ_INDEXER_GROUP
+
+    @property
+    def events_topic(self) -> str:
+        return self.namespace + constants.COURIER_EVENTS
+
+    @property
+    def zone_events_group(self) -> str:
+        return self.namespace + constants.ZONE_EVENTS_GROUP
+
+    @property
+    def event_indexer_group(self) -> str:
+        return self.namespace + constants.EVENT_INDEXER_GROUP
 
     @property
     def redis_prefix(self) -> str:

@@ -9,6 +9,7 @@ Data model (keys under ``Settings.redis_prefix``; names in :mod:`tracker.constan
 - ``progress:<topic>``: partition -> last offset whose effects are in Redis.
 - ``highwater:<topic>``, ``deaths:<topic>``: crash-loop detection (validator.py).
 - ``dlq:*``: the review index of dead letters (:class:`ReviewKeys`; the rules are in tracker/dlq/index.py).
+- ``events:*``: the zone and status events' fold state and their index (:class:`EventKeys`; tracker/events/).
 - ``devices``, ``devices:tokens``: who may post to the ingest, by id and by token digest (:class:`DeviceRecord`).
 
 Every raw Redis call of the product is a method here; the callers keep their logic (expiry.py the cut-off
@@ -126,6 +127,33 @@ class ReviewCounts(msgspec.Struct, frozen=True):
     indexed_bytes: int  # bytes of their JSON
 
 
+class EventKeys(msgspec.Struct, frozen=True):
+    """The zone and status events' key names under the deployment's prefix (what each holds:
+    tracker/constants.py; the scripts that write them are in tracker/events/)."""
+
+    progress: str  # + topic
+    state: str  # + partition
+    clock: str
+    data: str
+    index: str
+    partner: str  # + partner_id
+    zone: str  # + zone name
+    counts: str
+
+    @classmethod
+    def under(cls, prefix: str) -> EventKeys:
+        return cls(
+            progress=prefix + c.KEY_EVENTS_PROGRESS,
+            state=prefix + c.KEY_EVENTS_STATE,
+            clock=prefix + c.KEY_EVENTS_CLOCK,
+            data=prefix + c.KEY_EVENTS_DATA,
+            index=prefix + c.KEY_EVENTS_INDEX,
+            partner=prefix + c.KEY_EVENTS_PARTNER,
+            zone=prefix + c.KEY_EVENTS_ZONE,
+            counts=prefix + c.KEY_EVENTS_COUNTS,
+        )
+
+
 class DeviceRecord(msgspec.Struct, frozen=True):
     """A device that may post to the ingest, as stored: its token's SHA-256 (hex), never the token."""
 
@@ -157,6 +185,7 @@ class Store:
         self.high_water_prefix = prefix + c.KEY_HIGH_WATER
         self.deaths_prefix = prefix + c.KEY_DEATHS
         self.review = ReviewKeys.under(prefix)
+        self.events = EventKeys.under(prefix)
         self.key_devices = prefix + c.KEY_DEVICES
         self.key_device_tokens = prefix + c.KEY_DEVICE_TOKENS
         self._shas: dict[str, str] = {}
@@ -331,6 +360,51 @@ class Store:
             indexed=int(indexed),
             indexed_bytes=int(indexed_bytes or 0),
         )
+
+    # -- zone and status events (tracker/events/ keeps the logic: the fold, its scripts, the index's filters) --
+
+    async def event_progress(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        """Per partition of ``topic``, the last offset whose event decisions are applied (-1 when none)."""
+        if not partitions:
+            return {}
+        values = await self.redis.hmget(self.events.progress + topic, [str(p) for p in partitions])
+        return {p: -1 if v is None else int(v) for p, v in zip(partitions, values, strict=True)}
+
+    async def event_clocks(self, partitions: list[int]) -> dict[int, int]:
+        """Per partition, its event-time clock (epoch ms; -1 when none)."""
+        if not partitions:
+            return {}
+        values = await self.redis.hmget(self.events.clock, [str(p) for p in partitions])
+        return {p: -1 if v is None else int(v) for p, v in zip(partitions, values, strict=True)}
+
+    async def event_states(self, partition: int) -> dict[str, bytes]:
+        """Every courier's stored fold state in ``partition`` (``<clock> <state JSON>``), by partner id."""
+        raw = cast("dict[bytes, bytes]", await self.redis.hgetall(self.events.state + str(partition)))
+        return {partner_id.decode(): value for partner_id, value in raw.items()}
+
+    async def event_ids(
+        self, key: str, since_ms: int | None, until_ms: int | None, start: int, count: int
+    ) -> list[str]:
+        """Up to ``count`` ids of the sorted set ``key`` (one of :class:`EventKeys`' indexes) with event time in
+        ``since_ms``..``until_ms`` (inclusive; None: open), newest first, skipping the first ``start``."""
+        high = "+inf" if until_ms is None else until_ms
+        low = "-inf" if since_ms is None else since_ms
+        members = cast("list[bytes]", await self.redis.zrevrangebyscore(key, high, low, start=start, num=count))
+        return [member.decode() for member in members]
+
+    async def event_docs(self, event_ids: list[str]) -> list[bytes | None]:
+        """The JSON of each event (None for one evicted meanwhile)."""
+        if not event_ids:
+            return []
+        return cast("list[bytes | None]", await self.redis.hmget(self.events.data, event_ids))
+
+    async def event_counts(self) -> tuple[dict[str, int], int]:
+        """Events ever indexed by type, and how many the index holds now."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.events.counts)
+        pipe.zcard(self.events.index)
+        counts, indexed = await pipe.execute()
+        return {k.decode(): int(v) for k, v in counts.items()}, int(indexed)
 
     # -- devices that may post to the ingest (tracker/ingest/devices.py keeps the rules: ids, tokens) ---------
 

@@ -1,0 +1,288 @@
+"""Zone and status events, decided as a pure fold over each courier's fixes by event time.
+
+A courier's :class:`Courier` state is folded forward by two things only: a fix (:func:`on_fix`) and the
+passing of event time with no fix (:func:`advance`). Both return the next state and the events it took,
+and neither reads a wall clock, so the same fixes in the same order always give the same events with the
+same ids (:func:`event_id`): that is what lets a re-delivered or re-produced decision be recognised as the
+same one. :class:`PartitionFold` runs the fold for every courier of one partition, in offset order, with
+the partition's event-time clock.
+
+The rules:
+
+- **Event time decides, once.** A fix at or before the courier's ``clock`` (its last fix, or the last
+  status change the passing of time decided) changes nothing and makes no event: a late, replayed,
+  redelivered or duplicated fix can never produce an event out of order, or one that was already made.
+- **Zones.** A courier's confirmed zones change only by a ``zone_exit`` / ``zone_enter``. With a dwell
+  (``TRACKER_ZONE_DWELL_S``), a crossing is pending from the first fix on the other side and is confirmed
+  by a fix at least the dwell later that still finds the courier there; a fix back on the confirmed side
+  first drops it, so a courier weaving along a boundary makes no events. The event carries the time and
+  place of the crossing (the first fix on the new side). A new courier enters the zones of its first fix.
+  Exits come before enters.
+- **Status** (tracker/status.py, the same rule as the map): at a fix a courier is ``online`` or ``idle``
+  (by its speed); with no fix it goes ``stale`` at fix time + ``TRACKER_STALE_AFTER_S`` and ``offline`` at
+  fix time + ``TRACKER_OFFLINE_AFTER_S``, each a ``status_change`` stamped with that time. A courier with no
+  state (new, or forgotten after ``TRACKER_COURIER_TTL_S`` offline) counts as ``offline``, and in no zone,
+  before its fix.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import heapq
+from typing import Annotated
+
+import msgspec
+
+from tracker.models import TS_MS_MAX
+from tracker.settings import Settings
+from tracker.status import Status, StatusThresholds, courier_status
+
+
+class EventType(enum.Enum):
+    ZONE_ENTER = "zone_enter"
+    ZONE_EXIT = "zone_exit"
+    STATUS_CHANGE = "status_change"
+
+
+EVENT_TYPES = tuple(kind.value for kind in EventType)
+ONLINE, IDLE, STALE, OFFLINE = (status.value for status in Status)
+
+
+class Event(msgspec.Struct, frozen=True, gc=False):
+    """One event, as produced to ``courier-events`` (JSON, every field present) and served by /api/events.
+
+    ``ts`` is the event time: the crossing fix's time for zone events, the fix's time for a status a fix
+    brings, and fix time + threshold for ``stale`` / ``offline``. ``lat``/``lon`` are where the courier was:
+    the crossing fix, or its last fix. ``zone`` is set for zone events, ``from``/``to`` for status changes.
+    """
+
+    id: str
+    type: str
+    partner_id: str
+    ts: int
+    zone: str | None
+    lat: float
+    lon: float
+    from_: str | None = msgspec.field(default=None, name="from")
+    to: str | None = None
+
+
+class Fix(msgspec.Struct, frozen=True, gc=False):
+    """What the fold needs of a ``courier-positions`` value (tracker.models.Position), checked on decoding."""
+
+    partner_id: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(name="id")
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)] = 0.0
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)] = 0.0
+    ts: Annotated[int, msgspec.Meta(ge=0, lt=TS_MS_MAX)] = 0
+    speed: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
+class Pending(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A crossing not yet confirmed: the zone, and the time and place of the first fix on the new side."""
+
+    zone: str
+    since: int
+    lat: float
+    lon: float
+
+
+class Courier(msgspec.Struct, frozen=True, array_like=True):
+    """What the fold knows of one courier (stored in Redis as JSON, ``array_like`` to keep it small)."""
+
+    clock: int  # event time decided up to: the last fix, or the last status change time brought
+    fix_ts: int
+    lat: float
+    lon: float
+    speed: float | None
+    status: str
+    zones: tuple[str, ...] = ()  # confirmed, sorted
+    pending: tuple[Pending, ...] = ()  # sorted by zone
+
+
+class Params(msgspec.Struct, frozen=True):
+    dwell_ms: int = 0
+    thresholds: StatusThresholds = StatusThresholds()
+    ttl_ms: int = 86_400_000  # a courier offline this long past its last fix is forgotten
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Params:
+        return cls(
+            dwell_ms=round(settings.zone_dwell_s * 1000),
+            thresholds=StatusThresholds(
+                stale_after_ms=round(settings.stale_after_s * 1000),
+                offline_after_ms=round(settings.offline_after_s * 1000),
+                idle_below_mps=settings.idle_below_mps,
+            ),
+            ttl_ms=round(settings.courier_ttl_s * 1000),
+        )
+
+
+def event_id(partner_id: str, kind: str, ts: int, zone: str | None, from_: str | None, to: str | None) -> str:
+    """The event's id: a digest of what it is, so the same decision made twice (a crash re-produced it, a
+    second worker made it before a fence) has the same id, and whatever stores events keeps it once."""
+    text = "\x1f".join((partner_id, kind, str(ts), zone or "", from_ or "", to or ""))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def _zone_event(kind: EventType, partner_id: str, crossing: Pending) -> Event:
+    return Event(
+        event_id(partner_id, kind.value, crossing.since, crossing.zone, None, None),
+        kind.value,
+        partner_id,
+        crossing.since,
+        crossing.zone,
+        crossing.lat,
+        crossing.lon,
+    )
+
+
+def _status_event(partner_id: str, ts: int, lat: float, lon: float, from_: str, to: str) -> Event:
+    kind = EventType.STATUS_CHANGE.value
+    return Event(event_id(partner_id, kind, ts, None, from_, to), kind, partner_id, ts, None, lat, lon, from_, to)
+
+
+def deadline(state: Courier, params: Params) -> int:
+    """When the passing of time next changes ``state`` (event time, ms): it goes stale, offline, or is
+    forgotten once this is strictly before the clock (the map's rule: age > threshold)."""
+    thresholds = params.thresholds
+    if state.status in (ONLINE, IDLE):
+        return state.fix_ts + min(thresholds.stale_after_ms, thresholds.offline_after_ms)
+    if state.status == STALE:
+        return state.fix_ts + thresholds.offline_after_ms
+    return state.fix_ts + max(params.ttl_ms, thresholds.offline_after_ms)
+
+
+def advance(partner_id: str, state: Courier, clock: int, params: Params) -> tuple[Courier | None, list[Event]]:
+    """Event time has reached ``clock`` with no fix: the status changes whose time is strictly before it.
+    None when the courier is forgotten (offline past ``ttl_ms``)."""
+    events: list[Event] = []
+    while True:
+        due = deadline(state, params)
+        if due >= clock:
+            return state, events
+        if state.status == OFFLINE:
+            return None, events
+        thresholds = params.thresholds
+        to = STALE if state.status != STALE and thresholds.stale_after_ms < thresholds.offline_after_ms else OFFLINE
+        events.append(_status_event(partner_id, due, state.lat, state.lon, state.status, to))
+        state = msgspec.structs.replace(state, clock=due, status=to)
+
+
+def _decide_zones(
+    partner_id: str,
+    confirmed: tuple[str, ...],
+    pending: tuple[Pending, ...],
+    inside: tuple[str, ...],
+    fix: Fix,
+    dwell_ms: int,
+) -> tuple[tuple[str, ...], tuple[Pending, ...], list[Event]]:
+    if not pending and inside == confirmed:
+        return confirmed, pending, []  # the common case: nothing crossed
+    waiting = {crossing.zone: crossing for crossing in pending}
+    zones = set(confirmed)
+    still: list[Pending] = []
+    exits: list[Event] = []
+    enters: list[Event] = []
+    for zone in sorted(zones | set(inside) | waiting.keys()):
+        now_in = zone in inside
+        if now_in == (zone in confirmed):
+            continue  # on the confirmed side: a pending crossing, if any, is dropped
+        crossing = waiting.get(zone) or Pending(zone, fix.ts, fix.lat, fix.lon)
+        if fix.ts - crossing.since < dwell_ms:
+            still.append(crossing)
+        elif now_in:
+            zones.add(zone)
+            enters.append(_zone_event(EventType.ZONE_ENTER, partner_id, crossing))
+        else:
+            zones.discard(zone)
+            exits.append(_zone_event(EventType.ZONE_EXIT, partner_id, crossing))
+    return tuple(sorted(zones)), tuple(still), exits + enters
+
+
+def on_fix(held: Courier | None, fix: Fix, inside: tuple[str, ...], params: Params) -> tuple[Courier, list[Event]]:
+    """Fold one fix into the courier's state. ``inside``: the zones the fix is in, sorted. Returns ``held``
+    itself, and no events, when the fix is at or before the courier's clock."""
+    if held is not None and fix.ts <= held.clock:
+        return held, []
+    events: list[Event] = []
+    partner_id = fix.partner_id
+    state = held
+    if state is not None:
+        state, events = advance(partner_id, state, fix.ts, params)
+    before, confirmed, pending = (OFFLINE, (), ()) if state is None else (state.status, state.zones, state.pending)
+    status = courier_status(fix.ts, fix.speed, fix.ts, params.thresholds).value
+    if status != before:
+        events.append(_status_event(partner_id, fix.ts, fix.lat, fix.lon, before, status))
+    zones, pending, crossed = _decide_zones(partner_id, confirmed, pending, inside, fix, params.dwell_ms)
+    events.extend(crossed)
+    return Courier(fix.ts, fix.ts, fix.lat, fix.lon, fix.speed, status, zones, pending), events
+
+
+class PartitionFold:
+    """The fold for every courier of one partition, fed in offset order.
+
+    The partition has an event-time ``clock``: the newest fix time it has read, or later when the worker
+    moves it on (:meth:`advance_to`, when the partition is quiet). Before each fix, every courier whose
+    next status change is strictly before the clock gets it (a heap of deadlines keeps that cheap), so
+    the events depend only on the records and where the clock was moved, never on how records were
+    batched. ``changes`` collects the states to write back (None: forget the courier).
+    """
+
+    def __init__(self, params: Params, couriers: dict[str, Courier] | None = None, clock: int = -1) -> None:
+        self.params = params
+        self.couriers: dict[str, Courier] = couriers if couriers is not None else {}
+        self.clock = clock
+        self.changes: dict[str, Courier | None] = {}
+        self._due: list[tuple[int, str]] = []  # (deadline, partner_id), at most one live entry per courier
+        self._scheduled: dict[str, int] = {}  # partner_id -> its live entry's deadline
+        for partner_id, state in self.couriers.items():
+            self._schedule(partner_id, state)
+
+    def _schedule(self, partner_id: str, state: Courier) -> None:
+        due = deadline(state, self.params)
+        held = self._scheduled.get(partner_id)
+        if held is None or due < held:
+            heapq.heappush(self._due, (due, partner_id))
+            self._scheduled[partner_id] = due
+        # else: the entry already in the heap is earlier; when it comes up, the real deadline is pushed
+
+    def on_fix(self, fix: Fix, inside: tuple[str, ...]) -> list[Event]:
+        events = self.advance_to(fix.ts)
+        partner_id = fix.partner_id
+        held = self.couriers.get(partner_id)
+        state, more = on_fix(held, fix, inside, self.params)
+        if state is not held:
+            self.couriers[partner_id] = self.changes[partner_id] = state
+            self._schedule(partner_id, state)
+        return events + more if events else more
+
+    def advance_to(self, clock: int) -> list[Event]:
+        """Move the clock to ``clock`` (never back) and make the status changes due strictly before it."""
+        if clock <= self.clock:
+            return []
+        self.clock = clock
+        events: list[Event] = []
+        due, scheduled = self._due, self._scheduled
+        while due and due[0][0] < clock:
+            when, partner_id = heapq.heappop(due)
+            if scheduled.get(partner_id) != when:
+                continue  # superseded by an earlier entry, already handled
+            del scheduled[partner_id]
+            held = self.couriers.get(partner_id)
+            if held is None:
+                continue
+            state, passed = advance(partner_id, held, clock, self.params)
+            events.extend(passed)
+            if state is None:
+                del self.couriers[partner_id]
+                self.changes[partner_id] = None
+                continue
+            if state is not held:
+                self.couriers[partner_id] = self.changes[partner_id] = state
+            self._schedule(partner_id, state)
+        return events
+
+    def take_changes(self) -> dict[str, Courier | None]:
+        changes, self.changes = self.changes, {}
+        return changes
