@@ -70,7 +70,7 @@ async def measure(url: str, couriers: int, iterations: int) -> dict:
         browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         page = await browser.new_page(viewport={"width": 1440, "height": 900})
         await page.goto(url)
-        await page.wait_for_function("window.__tracker && window.__tracker.ready", timeout=30_000)
+        await page.wait_for_function("() => window.__tracker && window.__tracker.ready", timeout=30_000)
         result = await page.evaluate(MEASURE, [couriers, iterations])
         await browser.close()
     return result

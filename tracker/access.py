@@ -57,7 +57,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 HOST_REFUSED = "unknown Host: this gateway answers only the names in TRACKER_ALLOWED_HOSTS\n"
 ORIGIN_REFUSED = "cross-origin WebSocket refused: the page's origin is not this host or in TRACKER_ALLOWED_ORIGINS\n"
-TOKEN_REQUIRED = "a viewer token is required: send Authorization: Bearer <token>"
+TOKEN_REQUIRED = "a viewer or operator token is required: send Authorization: Bearer <token>"
 
 _HOST_RE = re.compile(r"(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 

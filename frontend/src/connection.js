@@ -4,7 +4,8 @@
 //
 // State machine: connecting -> open -> closed (retry scheduled) -> connecting ... The backoff attempt counter
 // resets only once the server has sent its first frame on a connection, so a gateway that accepts and then
-// immediately closes still gets backed off from.
+// immediately closes still gets backed off from. A close the page's `isRefusal` recognises (the gateway refusing
+// its viewer token) is not retried: the state becomes "refused" until reconnectNow(), once there is a new token.
 
 import { backoffDelayMs, pingMessage } from "./protocol.js";
 
@@ -46,13 +47,18 @@ export function webSocketUrl(pageHref, path = "ws") {
 /**
  * Open and keep open a WebSocket.
  *
- * options: url; onOpen(send); onMessage(text, receivedAtMs); onStateChange({state, retryAtMs, attempt, lastError});
+ * options: url; protocols() -> the subprotocols to offer on each attempt (read then, so a new token counts);
+ * onOpen(send); onMessage(text, receivedAtMs); onStateChange({state, retryAtMs, attempt, lastError});
+ * isRefusal(code, reason) -> whether a close means "access refused" (then onRefused(code, reason), no retry);
  * WebSocketImpl, timers ({setTimeout, clearTimeout, setInterval, clearInterval}), now() and random() are
  * injectable for tests. keepaliveMs: how often to ping; silenceMs: how long without any frame means dead.
  */
 export function createConnection(options) {
   const {
     url,
+    protocols = () => undefined,
+    isRefusal = () => false,
+    onRefused = () => {},
     onOpen = () => {},
     onMessage = () => {},
     onStateChange = () => {},
@@ -98,7 +104,8 @@ export function createConnection(options) {
     setState({ state: "connecting", retryAtMs: null, attempt });
     let opened;
     try {
-      opened = new WebSocketImpl(url);
+      const offered = protocols();
+      opened = offered === undefined ? new WebSocketImpl(url) : new WebSocketImpl(url, offered);
     } catch (error) {
       scheduleRetry(String(error && error.message ? error.message : error));
       return;
@@ -138,6 +145,12 @@ export function createConnection(options) {
     if (socket !== closedSocket) return; // a socket we already gave up on
     socket = null;
     closedSocket.onopen = closedSocket.onmessage = closedSocket.onclose = closedSocket.onerror = null;
+    if (isRefusal(code, reason)) {
+      stopTimers();
+      setState({ state: "refused", retryAtMs: null, lastError: describeClose(code, reason) });
+      onRefused(code, reason);
+      return;
+    }
     scheduleRetry(code === WS_1000_NORMAL_CLOSURE ? null : describeClose(code, reason));
   }
 
@@ -155,9 +168,9 @@ export function createConnection(options) {
   return {
     send,
     status: () => ({ ...status }),
-    /** Skip the rest of the backoff wait (the "Reconnect now" button). */
+    /** Skip the rest of the backoff wait (the "Reconnect now" button), or try again after a refusal. */
     reconnectNow() {
-      if (status.state === "closed") connect();
+      if (status.state === "closed" || status.state === "refused") connect();
     },
     /** Drop the current socket as if the network had (tests and the page's own watchdogs). */
     drop() {

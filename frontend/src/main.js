@@ -21,7 +21,9 @@ import {
   viewportMessage,
 } from "./protocol.js";
 import { extendTrail, mergeTrails, trailGeoJSON } from "./trail.js";
-import { createConnection, webSocketUrl } from "./connection.js";
+import { createConnection, webSocketUrl, WS_1008_POLICY_VIOLATION } from "./connection.js";
+import { createReadAccess, fetchWithAccess, tokenStore, webSocketProtocols } from "./access.js";
+import { createTokenPrompt } from "./token-dialog.js";
 import { courierAt, createMap, setCouriers, setSelected, setTrail, visibleBbox } from "./map.js";
 import {
   bindUi,
@@ -43,6 +45,11 @@ const FOLLOW_MIN_ZOOM = 14.5;
 const store = createStore();
 const ui = bindUi(document);
 const frameApplyMs = [];
+// The viewer token, when the gateway wants one (access.js): asked for once, kept for the tab.
+const access = createReadAccess({
+  stores: [tokenStore(sessionStorageOrNull())],
+  ask: createTokenPrompt({ dialog: ui.viewerDialog, input: ui.viewerInput, error: ui.viewerError }),
+});
 
 let map = null;
 let mapReady = false;
@@ -56,17 +63,25 @@ let viewportTimer = null;
 /** The courier shown in the side panel, or null. See ui.renderPanel for the fields. */
 let selection = null;
 
-async function fetchJson(path) {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), FETCH_TIMEOUT_MS);
+function sessionStorageOrNull() {
   try {
-    const response = await fetch(path, { signal: controller.signal, headers: { accept: "application/json" } });
+    return window.sessionStorage;
+  } catch {
+    return null;
+  }
+}
+
+async function fetchJson(path) {
+  try {
+    const response = await fetchWithAccess(path, {
+      access,
+      timeoutMs: FETCH_TIMEOUT_MS,
+      headers: { accept: "application/json" },
+    });
     if (!response.ok) return { ok: false, status: response.status, body: null };
     return { ok: true, status: response.status, body: await response.json() };
   } catch (error) {
     return { ok: false, status: 0, body: null, error };
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -199,7 +214,11 @@ async function select(partnerId, { flyTo = false } = {}) {
     if (current.courier === null && body.position) current.courier = body.position;
   } else {
     current.error =
-      response.status === 404 ? `No courier with id ${partnerId}.` : "Could not load this courier's trail.";
+      response.status === 404
+        ? `No courier with id ${partnerId}.`
+        : response.status === 401
+          ? "The viewer token was refused."
+          : "Could not load this courier's trail.";
   }
   current.trailLoaded = true;
   current.changed = true;
@@ -291,7 +310,11 @@ function wireMapEvents() {
 function wireUiEvents() {
   ui.closeButton.addEventListener("click", () => deselect());
   ui.followButton.addEventListener("click", () => setFollowing(!(selection && selection.following)));
-  ui.reconnectButton.addEventListener("click", () => connection.reconnectNow());
+  ui.reconnectButton.addEventListener("click", async () => {
+    // After a refused token the button asks for one; otherwise it skips the backoff wait.
+    if (connection.status().state === "refused" && !(await access.ask(null))) return;
+    connection.reconnectNow();
+  });
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && selection !== null) {
       event.preventDefault();
@@ -364,8 +387,20 @@ async function start() {
   map = created.map;
   wireMapEvents();
 
+  // With a viewer token required, ask before the first connection rather than after a refusal.
+  const body = config.ok && config.body ? config.body : {};
+  if (body.viewer_token_required && !access.token()) await access.ask(null);
+  let offeredToken = null;
   connection = createConnection({
     url: webSocketUrl(location.href, "ws"),
+    protocols: () => {
+      offeredToken = access.token();
+      return webSocketProtocols(body.ws_subprotocol, offeredToken);
+    },
+    isRefusal: (code, reason) => code === WS_1008_POLICY_VIOLATION && reason === body.ws_token_refused,
+    onRefused: async () => {
+      if (await access.refused(offeredToken)) connection.reconnectNow();
+    },
     onOpen: () => {
       lastViewportSent = undefined;
       sendViewport({ force: true });

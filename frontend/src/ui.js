@@ -37,6 +37,9 @@ export function bindUi(doc) {
     bannerText: field(doc, "banner-text"),
     bannerDetail: field(doc, "banner-detail"),
     reconnectButton: doc.querySelector('[data-action="reconnect"]'),
+    viewerDialog: field(doc, "viewer-dialog"),
+    viewerInput: field(doc, "viewer-input"),
+    viewerError: field(doc, "viewer-error"),
     legend: doc.querySelector(".legend-items"),
     panel,
     panelFields: {
@@ -108,10 +111,19 @@ export function renderFrameInfo(ui, { inView, latencyMs }) {
   ui.counters.latency.classList.toggle("warn", slow);
 }
 
-/** Connection pill in the header and, while closed, the "reconnecting in N s" banner. */
+/** Connection pill in the header and, while closed, the "reconnecting in N s" banner (or, when the gateway
+ * refused the viewer token, a button to enter one). */
 export function renderConnection(ui, status, nowMs) {
   ui.connection.dataset.state = status.state;
   ui.stage.dataset.connection = status.state;
+  setText(ui.reconnectButton, status.state === "refused" ? "Enter token" : "Reconnect now");
+  if (status.state === "refused") {
+    setText(ui.connectionText, "Token needed");
+    ui.banner.hidden = false;
+    setText(ui.bannerText, "This map needs a viewer token");
+    setText(ui.bannerDetail, "");
+    return;
+  }
   if (status.state === "open") {
     setText(ui.connectionText, "Live");
     ui.banner.hidden = true;

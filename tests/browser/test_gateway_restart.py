@@ -36,13 +36,13 @@ async def test_the_page_reconnects_after_the_gateway_is_killed_and_restarted(bro
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         await page.goto(system.base_url + "/")
-        await page.wait_for_function("window.__tracker && window.__tracker.ready", timeout=30_000)
-        await page.wait_for_function(f"window.__tracker.renderedCount() >= {COURIERS}", timeout=30_000)
+        await page.wait_for_function("() => window.__tracker && window.__tracker.ready", timeout=30_000)
+        await page.wait_for_function(f"() => window.__tracker.renderedCount() >= {COURIERS}", timeout=30_000)
         await page.evaluate("window.__sameDocument = true")  # gone if the page were reloaded
 
         [gateway] = [process for name, process in system.children if name == "gateway"]
         os.kill(gateway.pid, signal.SIGKILL)
-        await page.wait_for_function("window.__tracker.connection !== 'open'", timeout=15_000)
+        await page.wait_for_function("() => window.__tracker.connection !== 'open'", timeout=15_000)
         assert await page.locator(".connection [data-field=connection]").text_content() in ("Offline", "Reconnecting…")
 
         await eventually(
@@ -52,8 +52,8 @@ async def test_the_page_reconnects_after_the_gateway_is_killed_and_restarted(bro
         restarted_at = int(time.time() * 1000)
 
         # Backoff of the page is at most 10 s between tries; the new gateway needs a few seconds to start.
-        await page.wait_for_function("window.__tracker.connection === 'open'", timeout=60_000)
-        await page.wait_for_function(f"({FRESH})({restarted_at}) >= {COURIERS // 2}", timeout=30_000)
+        await page.wait_for_function("() => window.__tracker.connection === 'open'", timeout=60_000)
+        await page.wait_for_function(f"() => ({FRESH})({restarted_at}) >= {COURIERS // 2}", timeout=30_000)
         assert await page.evaluate("window.__sameDocument") is True
         assert await page.locator(".connection [data-field=connection]").text_content() == "Live"
         assert await page.locator(".connection").get_attribute("data-state") == "open"

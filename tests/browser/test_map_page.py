@@ -25,8 +25,8 @@ async def test_markers_appear_and_a_marker_moves(browser, live_system, settings,
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     await page.goto(live_system.base_url + "/")
-    await page.wait_for_function("window.__tracker && window.__tracker.ready", timeout=30_000)
-    await page.wait_for_function("window.__tracker.renderedCount() >= 40", timeout=30_000)
+    await page.wait_for_function("() => window.__tracker && window.__tracker.ready", timeout=30_000)
+    await page.wait_for_function("() => window.__tracker.renderedCount() >= 40", timeout=30_000)
     assert await page.evaluate("window.__tracker.connection") == "open"
 
     now = int(time.time() * 1000)
@@ -34,12 +34,14 @@ async def test_markers_appear_and_a_marker_moves(browser, live_system, settings,
     await asyncio.gather(
         *await producer.send_many(settings.location_topic, [ping("courier-probe", *start, now - 20_000)])
     )
-    await page.wait_for_function("window.__tracker.courier('courier-probe') !== undefined", timeout=20_000)
+    await page.wait_for_function("() => window.__tracker.courier('courier-probe') !== undefined", timeout=20_000)
     before = await page.evaluate("window.__tracker.screenPosition('courier-probe')")
     assert await page.evaluate("window.__tracker.courier('courier-probe').lat") == pytest.approx(start[0])
 
     await asyncio.gather(*await producer.send_many(settings.location_topic, [ping("courier-probe", *end, now)]))
-    await page.wait_for_function(f"window.__tracker.courier('courier-probe').lat > {start[0] + 0.001}", timeout=20_000)
+    await page.wait_for_function(
+        f"() => window.__tracker.courier('courier-probe').lat > {start[0] + 0.001}", timeout=20_000
+    )
     # screenPosition projects the courier's newest fix, which the page now holds: no frame to wait for.
     after = await page.evaluate("window.__tracker.screenPosition('courier-probe')")
     assert after["y"] < before["y"], (before, after)  # north is up: the marker moved up the screen

@@ -63,7 +63,7 @@ async def test_review_page(browser, live_system, settings, producer):
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     await page.goto(live_system.base_url + "/dlq")
-    await page.wait_for_function("window.__dlq && window.__dlq.ready", timeout=30_000)
+    await page.wait_for_function("() => window.__dlq && window.__dlq.ready", timeout=30_000)
 
     async def three_rows_listed() -> bool:
         if len(await page.evaluate("window.__dlq.rows()")) >= 3:
@@ -92,13 +92,13 @@ async def test_review_page(browser, live_system, settings, producer):
 
     # The jump of the impossible_speed ping: from the last accepted fix to the rejected point.
     await page.evaluate("id => window.__dlq.select(id)", rows["impossible_speed"]["id"])
-    await page.wait_for_function("window.__dlq.lineDrawn()", timeout=10_000)
+    await page.wait_for_function("() => window.__dlq.lineDrawn()", timeout=10_000)
     assert await page.evaluate("window.__dlq.ghostCount()") >= 1
     await page.screenshot(path=str(screenshot_path("dlq.png")))
 
     # Discard through the page: the token dialog asks once, then the row's status changes.
     await page.click("[data-action='discard']")
-    await page.fill("dialog input", live_system.token)
+    await page.fill("[data-field='token-input']", live_system.token)
     await page.keyboard.press("Enter")
     await page.wait_for_function(
         "id => window.__dlq.rows().some(r => r.id === id && r.status === 'discarded')",
@@ -109,7 +109,7 @@ async def test_review_page(browser, live_system, settings, producer):
     # The page and the CLI agree on the counts.
     await page.evaluate("window.__dlq.refresh()")
     await page.wait_for_function(
-        "document.querySelector('[data-field=\"status-discarded\"]').textContent === '1'", timeout=10_000
+        "() => document.querySelector('[data-field=\"status-discarded\"]').textContent === '1'", timeout=10_000
     )
     cli = await asyncio.to_thread(
         subprocess.run,

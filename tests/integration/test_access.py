@@ -82,7 +82,7 @@ def test_with_a_viewer_token_set_the_data_needs_it_and_the_shell_does_not(client
     for path in ("/api/couriers", "/api/couriers/c1", "/api/dlq", "/api/dlq/stats", "/api/dlq/0:1"):
         refused = client.get(path)
         assert refused.status_code == 401, path
-        assert refused.json() == {"error": "a viewer token is required: send Authorization: Bearer <token>"}
+        assert refused.json() == {"error": "a viewer or operator token is required: send Authorization: Bearer <token>"}
         assert refused.headers["www-authenticate"] == "Bearer"
         assert client.get(path, headers=bearer("not-the-token")).status_code == 401
     assert client.get("/api/couriers", headers=bearer(VIEWER)).json()["count"] == 1

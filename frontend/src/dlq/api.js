@@ -1,8 +1,11 @@
-// HTTP to the gateway: reads with a timeout, writes with the admin token. The token is asked for the first
-// time a write is attempted, kept in sessionStorage (gone when the tab closes), and asked for again when the
-// server answers 401. 403 means the server has no token configured at all: writes are off, asking is useless.
+// HTTP to the gateway: reads with a timeout (and the viewer token when the gateway wants one: ../access.js),
+// writes with the admin token. The admin token is asked for the first time a write is attempted, kept in
+// sessionStorage (gone when the tab closes), and asked for again when the server answers 401. 403 means the
+// server has no token configured at all: writes are off, asking is useless.
 //
 // Every function takes its fetch and token store as arguments so node tests can drive the whole flow.
+
+import { fetchWithAccess, tokenStore as storeFor } from "../access.js";
 
 const TIMEOUT_MS = 10_000;
 export const TOKEN_KEY = "tracker.adminToken";
@@ -18,20 +21,19 @@ async function bodyOf(response) {
   }
 }
 
-/** GET a JSON document: { ok, status, body, error } with error a message when not ok. */
-export async function getJson(url, { fetchImpl = globalThis.fetch, timeoutMs = TIMEOUT_MS } = {}) {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), timeoutMs);
+/**
+ * GET a JSON document: { ok, status, body, error } with error a message when not ok. access: the page's read
+ * access (../access.js createReadAccess), which sends the viewer token and asks for one on a 401.
+ */
+export async function getJson(url, { fetchImpl = globalThis.fetch, timeoutMs = TIMEOUT_MS, access = null } = {}) {
   try {
-    const response = await fetchImpl(url, { signal: controller.signal, headers: { accept: "application/json" } });
+    const response = await fetchWithAccess(url, { fetchImpl, access, timeoutMs, headers: { accept: "application/json" } });
     const body = await bodyOf(response);
     if (!response.ok) return { ok: false, status: response.status, body, error: errorMessage(response.status, body) };
     return { ok: true, status: response.status, body, error: null };
   } catch (error) {
     const message = error && error.name === "AbortError" ? "the server did not answer in time" : "the server is unreachable";
     return { ok: false, status: 0, body: null, error: message };
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -44,34 +46,9 @@ export function errorMessage(status, body) {
   return detail || `the server answered ${status}`;
 }
 
-/** sessionStorage-backed token store (any Storage-like object works, or null when storage is blocked). */
+/** The admin token's sessionStorage-backed store (any Storage-like object, or null when storage is blocked). */
 export function tokenStore(storage) {
-  let memory = null; // when storage throws (privacy modes), keep it for this page only
-  return {
-    get() {
-      try {
-        return storage ? storage.getItem(TOKEN_KEY) : memory;
-      } catch {
-        return memory;
-      }
-    },
-    set(token) {
-      memory = token;
-      try {
-        if (storage) storage.setItem(TOKEN_KEY, token);
-      } catch {
-        /* memory only */
-      }
-    },
-    clear() {
-      memory = null;
-      try {
-        if (storage) storage.removeItem(TOKEN_KEY);
-      } catch {
-        /* nothing stored */
-      }
-    },
-  };
+  return storeFor(storage, TOKEN_KEY);
 }
 
 /**

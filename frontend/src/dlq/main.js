@@ -9,6 +9,8 @@ import "maplibre-gl/dist/maplibre-gl.css";
 import "../styles.css";
 import "./dlq.css";
 import { getJson, postWithToken, tokenStore } from "./api.js";
+import { createReadAccess, tokenStore as viewerTokenStore } from "../access.js";
+import { createTokenPrompt as createViewerPrompt } from "../token-dialog.js";
 import { renderReasonChart, renderSparkline } from "./chart.js";
 import { createGhostMap } from "./ghostmap.js";
 import { appendPage, bulkOutcome, emptyList, firstPage, mergeRefresh, patchEntry, statusAfter } from "./list.js";
@@ -35,6 +37,16 @@ const AUTO_REFRESH_KEY = "tracker.dlq.autoRefresh";
 const ui = view.bindUi(document);
 const tokens = tokenStore(safeStorage("sessionStorage"));
 const askToken = createTokenPrompt(ui);
+// Reads carry the viewer token when the gateway wants one; an admin token given for writes reads too.
+const viewerDialog = document.querySelector('[data-field="viewer-dialog"]');
+const readAccess = createReadAccess({
+  stores: [viewerTokenStore(safeStorage("sessionStorage")), tokens],
+  ask: createViewerPrompt({
+    dialog: viewerDialog,
+    input: document.querySelector('[data-field="viewer-input"]'),
+    error: document.querySelector('[data-field="viewer-error"]'),
+  }),
+});
 
 const state = {
   filters: filtersFromSearch(location.search),
@@ -65,13 +77,17 @@ function safeStorage(name) {
 
 // --- reads -------------------------------------------------------------------------------------------
 
+function read(url) {
+  return getJson(url, { access: readAccess });
+}
+
 function noteFreshness(response) {
   view.renderFreshness(ui, { ok: response.ok, atMs: Date.now(), error: response.error });
 }
 
 async function loadStats() {
   const seq = ++statsSeq;
-  const response = await getJson("api/dlq/stats");
+  const response = await read("api/dlq/stats");
   if (seq !== statsSeq) return;
   if (!response.ok || !response.body) {
     noteFreshness(response);
@@ -108,7 +124,7 @@ async function loadList({ replace }) {
   } else {
     view.renderFooter(ui, state.list, true);
   }
-  const response = await getJson(listUrl(state.filters));
+  const response = await read(listUrl(state.filters));
   if (seq !== listSeq) return;
   state.listLoading = false;
   noteFreshness(response);
@@ -126,7 +142,7 @@ async function loadMore() {
   const seq = ++listSeq;
   state.listLoading = true;
   view.renderFooter(ui, state.list, true);
-  const response = await getJson(listUrl(state.filters, { cursor: state.list.nextCursor }));
+  const response = await read(listUrl(state.filters, { cursor: state.list.nextCursor }));
   if (seq !== listSeq) return;
   state.listLoading = false;
   if (response.ok) state.list = appendPage(state.list, response.body);
@@ -235,7 +251,7 @@ async function select(id) {
   }
   renderOpenDetail();
   renderList();
-  const response = await getJson(entryUrl(id));
+  const response = await read(entryUrl(id));
   if (seq !== detailSeq) return;
   if (response.ok && response.body && typeof response.body === "object") {
     state.detail = response.body;
@@ -396,7 +412,7 @@ function wireEvents() {
   ui.actions["cancel-edit"].addEventListener("click", () => (ui.fields.editor.hidden = true));
   ui.fields["auto-refresh"].addEventListener("change", (event) => setAutoRefresh(event.target.checked));
   document.addEventListener("keydown", (event) => {
-    if (event.key !== "Escape" || ui.fields["token-dialog"].open || state.openId === null) return;
+    if (event.key !== "Escape" || ui.fields["token-dialog"].open || viewerDialog.open || state.openId === null) return;
     if (!ui.fields.editor.hidden && ui.fields.editor.contains(document.activeElement)) {
       ui.fields.editor.hidden = true;
       return;
@@ -423,7 +439,8 @@ async function start() {
   exposeTestHooks();
   // The reasons come from the server (its one list), before anything shows one: the filter's options, the
   // chart's colours and order, the chips and the ghost map's colours.
-  const [config, serviceArea] = await Promise.all([getJson("api/config"), getJson("api/service-area")]);
+  const [config, serviceArea] = await Promise.all([read("api/config"), read("api/service-area")]);
+  if (config.ok && config.body && config.body.viewer_token_required && !readAccess.token()) await readAccess.ask(null);
   view.renderReasonOptions(ui, useReasons(config.ok && config.body ? config.body.reasons : []));
   writeFiltersToForm();
   wireEvents();

@@ -12,13 +12,24 @@ export function emptyFilters() {
   return { reason: "", partner: "", status: "", since: null, until: null };
 }
 
+/** The latest time a JavaScript Date holds, in ms either side of 1970. */
+const DATE_MAX_MS = 8.64e15;
+
+/** A time filter as whole epoch ms a Date can show, or null: the API reads `since`/`until` as integers, and
+ * String() of 1e21 is "1e+21". */
+function epochMs(value) {
+  if (!Number.isFinite(value)) return null;
+  const ms = Math.trunc(value);
+  return Math.abs(ms) <= DATE_MAX_MS ? ms : null;
+}
+
 function cleanFilters(filters) {
   const clean = emptyFilters();
   if (typeof filters.reason === "string") clean.reason = filters.reason.trim();
   if (typeof filters.partner === "string") clean.partner = filters.partner.trim();
   if (STATUSES.includes(filters.status)) clean.status = filters.status;
-  if (Number.isFinite(filters.since)) clean.since = Math.trunc(filters.since);
-  if (Number.isFinite(filters.until)) clean.until = Math.trunc(filters.until);
+  clean.since = epochMs(filters.since);
+  clean.until = epochMs(filters.until);
   return clean;
 }
 

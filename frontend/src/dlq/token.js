@@ -1,32 +1,8 @@
-// The admin-token prompt: an HTML <dialog> (never window.prompt, which blocks the page and which browser tests
-// treat as an unexpected dialog). Resolves with the trimmed token, or null when cancelled.
+// The admin-token form of the review page (token-dialog.js). Resolves with the trimmed token, or null when
+// cancelled.
+
+import { createTokenPrompt as createPrompt } from "../token-dialog.js";
 
 export function createTokenPrompt(ui) {
-  const dialog = ui.fields["token-dialog"];
-  const input = ui.fields["token-input"];
-  const error = ui.fields["token-error"];
-  let pending = null;
-
-  dialog.addEventListener("close", () => {
-    const resolve = pending;
-    pending = null;
-    if (resolve === null) return;
-    const token = dialog.returnValue === "ok" ? input.value.trim() : "";
-    input.value = "";
-    resolve(token === "" ? null : token);
-  });
-
-  /** reason: null the first time, else why the previous token was refused. */
-  return function askToken(reason) {
-    if (pending !== null) pending(null);
-    error.textContent = reason ? `${reason[0].toUpperCase()}${reason.slice(1)}. Enter it again.` : "";
-    error.hidden = !reason;
-    input.value = "";
-    dialog.returnValue = "";
-    return new Promise((resolve) => {
-      pending = resolve;
-      dialog.showModal();
-      input.focus();
-    });
-  };
+  return createPrompt({ dialog: ui.fields["token-dialog"], input: ui.fields["token-input"], error: ui.fields["token-error"] });
 }
