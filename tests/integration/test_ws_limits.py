@@ -33,6 +33,7 @@ COURIERS = 300
 NORTH = [77.5, 12.95, 77.7, 13.0]  # west, south, east, north: half the couriers
 SOUTH = [77.5, 12.9, 77.7, 12.95]  # the other half
 LOCAL = "http://localhost"  # a Host the gateway answers by default
+WS = "ws://localhost/ws"
 
 
 def now_ms() -> int:
@@ -169,7 +170,7 @@ def _limit_closes(client: TestClient, limit: str) -> str:
 def test_a_client_over_the_message_rate_is_closed_with_1008_and_the_reason(infra):
     settings = infra.replace(namespace=f"wsl{uuid.uuid4().hex[:8]}.", ws_messages_per_s=0.1, ws_messages_burst=5)
     with TestClient(create_app(settings, consume=False), base_url=LOCAL) as client:
-        with client.websocket_connect("/ws") as ws:
+        with client.websocket_connect(WS) as ws:
             assert json.loads(ws.receive_text())["type"] == "snapshot"
             for _ in range(6):
                 ws.send_text('{"type": "ping"}')
@@ -179,7 +180,7 @@ def test_a_client_over_the_message_rate_is_closed_with_1008_and_the_reason(infra
             "too many messages: at most 0.1 per second, bursts of 5",
         )
         assert _limit_closes(client, "messages").endswith(" 1.0")
-        with client.websocket_connect("/ws") as ws:  # another client (and this one, reconnecting) is served
+        with client.websocket_connect(WS) as ws:  # another client (and this one, reconnecting) is served
             assert json.loads(ws.receive_text())["type"] == "snapshot"
 
 
@@ -194,7 +195,7 @@ def test_the_connection_cap_per_address_refuses_the_next_one_with_1013_and_serve
     hub: Hub = app.state.gateway.hub
 
     def connect(client: TestClient, forwarded_for: str):
-        return client.websocket_connect("/ws", headers={"x-forwarded-for": forwarded_for})
+        return client.websocket_connect(WS, headers={"x-forwarded-for": forwarded_for})
 
     with TestClient(app, base_url=LOCAL, client=("127.0.0.1", 50000)) as proxy, contextlib.ExitStack() as held:
         first = held.enter_context(connect(proxy, "203.0.113.7"))
