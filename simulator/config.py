@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 
 import msgspec
 
-from simulator.faults import FaultKind
+from simulator.faults import DOOR_SAFE, FaultKind
+from simulator.fleet import DEFAULT_ID_PREFIX
+
+ID_PREFIX_MAX = 40
+# Courier ids go into URLs, HTTP Basic user names and Redis keys: the prefix keeps to URL-safe characters.
+_ID_PREFIX = re.compile(r"[A-Za-z0-9._~-]*")
 
 
 class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,6 +32,12 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
     # (~0.85 of a core in all; ~0.35 with 20 ms: `make bench`, footprint). A ping's ``ts`` is when it fell
     # due, so it reaches the broker up to this much later.
     linger_ms: float = 20.0
+    # Courier ids are this prefix and a number (courier-0001, ...): a second simulator with another prefix
+    # has couriers of its own.
+    id_prefix: str = DEFAULT_ID_PREFIX
+    # Pings go through `tracker ingest` (a phone protocol over HTTP), not straight to Kafka: only the fault
+    # kinds that mean the same whatever the protocol are drawn (faults.DOOR_SAFE).
+    via_ingest: bool = False
 
     def checked(self) -> SimConfig:
         """Self, or ValueError naming the first problem (one line, worded for the CLI flags)."""
@@ -41,6 +53,17 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"--linger-ms must be between 0 and 1000, got {self.linger_ms:g}")
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
             raise ValueError(f"--rate must be positive, got {self.rate}")
+        if len(self.id_prefix) > ID_PREFIX_MAX or not _ID_PREFIX.fullmatch(self.id_prefix):
+            raise ValueError(
+                f"--id-prefix must be at most {ID_PREFIX_MAX} of A-Z a-z 0-9 . _ ~ -, got {self.id_prefix!r}"
+            )
+        if self.via_ingest:
+            for kind in self.fault_rates:
+                if kind not in DOOR_SAFE:
+                    raise ValueError(
+                        f"--fault {kind.value} can't go through the ingest (it sets the courier and parses the "
+                        f"fix); kinds that can: {', '.join(kind.value for kind in FaultKind if kind in DOOR_SAFE)}"
+                    )
         for name, value in (
             ("--bad-rate", self.bad_rate),
             ("--duplicate-rate", self.duplicate_rate),
@@ -65,13 +88,16 @@ def fault_shares(config: SimConfig) -> dict[FaultKind, float]:
     """Share of all pings per fault kind.
 
     ``fault_rates`` fixes the share of the kinds it names; what is left of ``bad_rate`` is split evenly over
-    the other kinds (nothing is left when the fixed shares already reach it).
+    the other kinds (nothing is left when the fixed shares already reach it); through the ingest, over the other
+    kinds in ``faults.DOOR_SAFE`` only.
     """
-    free = [kind for kind in FaultKind if kind not in config.fault_rates]
+    free = [
+        kind for kind in FaultKind if kind not in config.fault_rates and (kind in DOOR_SAFE or not config.via_ingest)
+    ]
     left = max(0.0, config.bad_rate - sum(config.fault_rates.values()))
     shares = {kind: left / len(free) for kind in free} if free else {}
     shares.update(config.fault_rates)
-    return {kind: shares[kind] for kind in FaultKind}
+    return {kind: shares.get(kind, 0.0) for kind in FaultKind}
 
 
 def burst_rounds(config: SimConfig) -> int:

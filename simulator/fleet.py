@@ -196,11 +196,15 @@ class Courier(msgspec.Struct, frozen=True):
     jitter_m: tuple[float, float]  # GPS error: offset of the reported fix from the true position
 
 
-def partner_id_for(index: int) -> str:
-    return f"courier-{index + 1:04d}"
+# Courier ids are a prefix and a number: courier-0001, courier-0002, ... (`tracker simulate --id-prefix`).
+DEFAULT_ID_PREFIX = "courier-"
 
 
-def new_courier(index: int, grid: StreetGrid, rng: random.Random) -> Courier:
+def partner_id_for(index: int, prefix: str = DEFAULT_ID_PREFIX) -> str:
+    return f"{prefix}{index + 1:04d}"
+
+
+def new_courier(index: int, grid: StreetGrid, rng: random.Random, id_prefix: str = DEFAULT_ID_PREFIX) -> Courier:
     """A courier somewhere in the middle of a job, so that a fresh simulation already looks like rush hour."""
     vehicle = rng.choices([v for v, _ in VEHICLE_MIX], weights=[w for _, w in VEHICLE_MIX])[0]
     carrying = rng.random() < 0.5
@@ -208,7 +212,7 @@ def new_courier(index: int, grid: StreetGrid, rng: random.Random) -> Courier:
     segment = rng.randrange(len(path) - 1)
     start_x, start_y = grid.node_xy(path[segment])
     return Courier(
-        partner_id=partner_id_for(index),
+        partner_id=partner_id_for(index, id_prefix),
         vehicle=vehicle,
         cruise_mps=rng.uniform(*CRUISE_MPS[vehicle]),
         stage=Stage.TO_DROPOFF if carrying else Stage.TO_PICKUP,

@@ -16,7 +16,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
@@ -47,6 +47,10 @@ class SimStats(msgspec.Struct, frozen=True, kw_only=True):
     seed: int  # rerun with --seed to get the same couriers, routes and faults
     unsent: int = 0  # pings the producer gave up on, never counted in produced (module docstring)
     unsent_by_reason: dict[str, int] = {}  # "<error type>: <message>" -> pings
+    # Through the ingest: requests sent again after a 429, a 5xx or a network error, as a phone does
+    # (simulator/via_ingest.py). A fix resent after a 503 may reach the topic twice: the validator drops a good
+    # fix's second copy as a duplicate and dead-letters a bad one's again.
+    retries: int = 0
 
 
 class _Tally:
@@ -79,7 +83,7 @@ class _Tally:
     def unsent(self) -> int:
         return sum(self.unsent_by_reason.values())
 
-    def snapshot(self, elapsed_s: float) -> SimStats:
+    def snapshot(self, elapsed_s: float, retries: int = 0) -> SimStats:
         produced = self.produced
         return SimStats(
             produced=produced,
@@ -92,6 +96,7 @@ class _Tally:
             seed=self.seed,
             unsent=self.unsent,
             unsent_by_reason=dict(self.unsent_by_reason),
+            retries=retries,
         )
 
 
@@ -103,6 +108,11 @@ def unsent_reason(error: BaseException) -> str:
     return f"{name}: {message}" if message else name
 
 
+# Sends one batch and says how each share of it fared: (pings, None) when acknowledged, (pings, error) when
+# given up on. The Kafka loop's is _send below; simulator/via_ingest.py has the HTTP one.
+Send = Callable[[list[SimPing]], Awaitable[list[tuple[list[SimPing], BaseException | None]]]]
+
+
 async def run_simulation(
     settings: Settings,
     config: SimConfig,
@@ -111,7 +121,28 @@ async def run_simulation(
     stop: asyncio.Event | None = None,
     waiting: Callable[[float], None] | None = None,
 ) -> SimStats:
-    """Produce the simulation to the location topic until ``count``, ``duration`` or ``stop``.
+    """Produce the simulation to the location topic until ``count``, ``duration`` or ``stop`` (see :func:`drive`)."""
+    topic = settings.location_topic
+    partition_of = _partitioner(await producer.partition_count(topic))
+
+    async def send(batch: list[SimPing]) -> list[tuple[list[SimPing], BaseException | None]]:
+        return await _send(producer, topic, batch, partition_of)
+
+    return await drive(settings, config, send, progress, stop, waiting, finish=producer.flush)
+
+
+async def drive(
+    settings: Settings,
+    config: SimConfig,
+    send: Send,
+    progress: Callable[[SimStats], None] | None = None,
+    stop: asyncio.Event | None = None,
+    waiting: Callable[[float], None] | None = None,
+    finish: Callable[[], Awaitable[None]] | None = None,
+    retries: Callable[[], int] = lambda: 0,
+) -> SimStats:
+    """Send the simulation, batch by batch, until ``count``, ``duration`` or ``stop``; ``finish`` before the
+    final count (the producer's flush); ``retries`` says how many requests the sender has sent again so far.
 
     Real-time mode sleeps until a ping is due, then ``linger_ms`` more, and sends every ping due by then in
     one batch: a ping's ``ts`` is when it fell due, up to ``linger_ms`` before it is sent. ``duration``
@@ -128,12 +159,10 @@ async def run_simulation(
     loop = asyncio.get_running_loop()
     started = loop.time()
     start_ms = time.time_ns() // 1_000_000
-    topic = settings.location_topic
     batch_max = BATCH_MAX if config.rate is None else max(1, min(BATCH_MAX, int(config.rate / PACED_BATCHES_PER_S)))
     tally = _Tally(seed)
     pings = iter_pings(config, start_ms, settings=settings)
     upcoming = next(pings, None)
-    partition_of = _partitioner(await producer.partition_count(topic))
 
     while upcoming is not None and not stop.is_set():
         if not config.burst:
@@ -148,22 +177,23 @@ async def run_simulation(
             batch.append(upcoming)
             upcoming = next(pings, None)
 
-        sending = asyncio.ensure_future(_send(producer, topic, batch, partition_of))
+        sending = asyncio.ensure_future(send(batch))
         for share, error in await _reporting_waits(sending, waiting):
             if error is None:
                 tally.add(share)
             else:
                 tally.add_unsent(share, error)
         if progress is not None:
-            progress(tally.snapshot(loop.time() - started))
+            progress(tally.snapshot(loop.time() - started, retries()))
 
         if config.rate is not None:
             ahead_s = started + (tally.produced + tally.unsent) / config.rate - loop.time()
             if ahead_s > 0 and await _stopped_within(stop, ahead_s):
                 break
 
-    await producer.flush()
-    return tally.snapshot(loop.time() - started)
+    if finish is not None:
+        await finish()
+    return tally.snapshot(loop.time() - started, retries())
 
 
 def _partitioner(partitions: int) -> Callable[[bytes], int]:

@@ -219,7 +219,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from simulator.cli import run
 
     settings = _settings(args)
-    _require(settings, redis=False)
+    _require(settings, kafka=args.via_ingest is None, redis=False)  # --via-ingest posts to the ingest over HTTP
     _setup_logging(settings)
     return asyncio.run(run(args, settings))
 
