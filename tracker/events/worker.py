@@ -66,6 +66,17 @@ _encode_state = msgspec.json.Encoder().encode
 _pack = msgspec.msgpack.Encoder().encode
 
 
+class Decided:
+    """A batch folded in memory: what to produce, what to apply, what to commit after both."""
+
+    __slots__ = ("events", "slices", "commit")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.slices: list[EventSlice] = []
+        self.commit: dict[TopicPartition, int] = {}
+
+
 class EventSlice(msgspec.Struct, frozen=True):
     """One partition's share of a batch, for apply_events.lua."""
 
@@ -156,35 +167,39 @@ class EventWorker:
     async def handle(self, polled: dict[TopicPartition, list[Record]]) -> list[Event]:
         """Decide, produce, apply and commit one polled batch; returns the events it produced."""
         async with self.lock:
-            events: list[Event] = []
-            slices: list[EventSlice] = []
-            commit: dict[TopicPartition, int] = {}
-            for (topic, partition), records in polled.items():
-                fold = self.folds.get(partition)
-                if topic != self.topic or fold is None or not records:
-                    continue
-                done = self.progress[partition]
-                fresh = [record for record in records if record.offset > done]
-                self.totals["consumed"] += len(records)
-                self.totals["skipped"] += len(records) - len(fresh)
-                commit[(topic, partition)] = records[-1].offset + 1
-                if not fresh:
-                    continue
-                fixes = [fix for fix in map(self._fix, fresh) if fix is not None]
-                inside = self.zones.containing([fix.lat for fix in fixes], [fix.lon for fix in fixes])
-                for fix, zones in zip(fixes, inside, strict=True):
-                    events.extend(fold.on_fix(fix, zones))
-                slices.append(self._slice(partition, fold, fresh[-1].offset))
-            fenced = await self._settle(events, slices)
-            for partition in fenced:
-                commit.pop((self.topic, partition), None)
+            decided = self.decide(polled)
+            await self.produce(decided.events)
+            fenced = await self.apply(decided.slices)
+            commit = {tp: offset for tp, offset in decided.commit.items() if tp[1] not in fenced}
             if commit:
                 try:
                     await self.commit(commit)
                 except BrokerError as exc:
                     # A rebalance took the partitions; their next owner skips what is applied.
                     log.warning("offset commit failed, records will be redelivered: %r", exc)
-            return events
+            return decided.events
+
+    def decide(self, polled: dict[TopicPartition, list[Record]]) -> Decided:
+        """Fold a polled batch into the owned partitions (in memory only): its events, the slices that
+        record it in Redis, and the offsets to commit once both are done."""
+        decided = Decided()
+        for (topic, partition), records in polled.items():
+            fold = self.folds.get(partition)
+            if topic != self.topic or fold is None or not records:
+                continue
+            done = self.progress[partition]
+            fresh = [record for record in records if record.offset > done]
+            self.totals["consumed"] += len(records)
+            self.totals["skipped"] += len(records) - len(fresh)
+            decided.commit[(topic, partition)] = records[-1].offset + 1
+            if not fresh:
+                continue
+            fixes = [fix for fix in map(self._fix, fresh) if fix is not None]
+            inside = self.zones.containing([fix.lat for fix in fixes], [fix.lon for fix in fixes])
+            for fix, zones in zip(fixes, inside, strict=True):
+                decided.events.extend(fold.on_fix(fix, zones))
+            decided.slices.append(self._slice(partition, fold, fresh[-1].offset))
+        return decided
 
     async def sweep(self, now_ms: int) -> list[Event]:
         """The worker has read everything: move each clock on to ``now_ms`` less the lateness allowance."""
@@ -196,7 +211,8 @@ class EventWorker:
                 events.extend(fold.advance_to(clock))
                 if fold.changes:
                     slices.append(self._slice(partition, fold, self.progress[partition]))
-            await self._settle(events, slices)
+            await self.produce(events)
+            await self.apply(slices)
             return events
 
     def _fix(self, record: Record) -> Fix | None:
@@ -218,18 +234,22 @@ class EventWorker:
         prev, self.progress[partition] = self.progress[partition], last
         return EventSlice(partition, prev, last, fold.clock, put, drop)
 
-    async def _settle(self, events: list[Event], slices: list[EventSlice]) -> list[int]:
-        """Produce ``events`` and wait for the acks, then apply ``slices``; returns the fenced partitions
-        (reloaded from Redis and sought back to what it applied)."""
-        if events:
-            records = [OutRecord(encoded(event), event.partner_id.encode()) for event in events]
+    async def produce(self, events: list[Event]) -> None:
+        """Produce ``events`` to ``courier-events``, keyed by courier, and wait for the broker's acks."""
+        if not events:
+            return
+        records = [OutRecord(encoded(event), event.partner_id.encode()) for event in events]
 
-            async def send() -> list[asyncio.Future]:
-                return await self.producer.send_many(self.settings.events_topic, records)
+        async def send() -> list[asyncio.Future]:
+            return await self.producer.send_many(self.settings.events_topic, records)
 
-            await asyncio.gather(*await self._broker("produce events", send))
-            for event in events:
-                self.totals["events:" + event.type] += 1
+        await asyncio.gather(*await self._broker("produce events", send))
+        for event in events:
+            self.totals["events:" + event.type] += 1
+
+    async def apply(self, slices: list[EventSlice]) -> list[int]:
+        """Apply ``slices`` to Redis (after their events are acknowledged); returns the fenced partitions,
+        reloaded from Redis and sought back to the first record it has not applied."""
         if not slices:
             return []
         keys = self.store.events
