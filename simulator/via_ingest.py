@@ -20,6 +20,7 @@ loop's (simulator/run.py, :func:`~simulator.run.drive`); only sending differs:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -203,11 +204,12 @@ async def run_via_ingest(
 ) -> SimStats:
     """Send the simulation through the ingest at ``target`` until ``count``, ``duration`` or ``stop``.
 
-    Raises :class:`IngestRefused` on an answer every request would get. ``client``: one to use instead of
-    :func:`client_for`'s (tests pass one with their own transport).
+    Raises :class:`IngestRefused` on an answer every request would get. ``client``: an open one to use instead
+    of :func:`client_for`'s (tests pass one with their own transport; its owner closes it).
     """
     config = msgspec.structs.replace(config, via_ingest=True).checked()
     stop = stop or asyncio.Event()
-    async with client or client_for(target) as http:
+    async with contextlib.AsyncExitStack() as owned:
+        http = client if client is not None else await owned.enter_async_context(client_for(target))
         sender = IngestSender(http, target, max_pings=settings.ingest_max_pings, stop=stop)
         return await drive(settings, config, sender, progress, stop, waiting, retries=lambda: sender.retries)
