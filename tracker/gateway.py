@@ -424,7 +424,7 @@ def create_app(settings: Settings, hub: Hub | None = None, *, consume: bool = Tr
 
     routes = [
         Route("/api/couriers", api_couriers),
-        Route("/api/couriers/{partner_id:str}", api_courier),
+        Route("/api/couriers/{partner_id:path}", api_courier),  # path: an id may hold "/" (sent as %2F)
         Route("/api/service-area", api_service_area),
         Route("/api/config", api_config),
         Route("/healthz", healthz),

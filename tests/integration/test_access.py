@@ -137,6 +137,14 @@ def test_a_courier_id_no_ping_could_carry_is_a_404(client, path):
     assert response.json() == {"error": "no such courier"}
 
 
+def test_a_courier_whose_id_holds_a_slash_is_found(client):
+    now = int(time.time() * 1000)
+    client.app.state.gateway.hub.ingest(Position("team/7", 12.97, 77.59, now, now, 5.0, 90.0, None, "bike"))
+    response = client.get("/api/couriers/team%2F7", headers=bearer(VIEWER))  # the map encodes the id
+    assert response.status_code == 200
+    assert response.json()["partner_id"] == "team/7"
+
+
 def test_a_stored_position_that_cannot_be_read_is_a_404_without_internals(client):
     store = client.app.state.gateway.store
 
