@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sys
+import time
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 
+from tests.helpers import eventually, subprocess_env
 from tests.integration.ingest_helpers import LAT, LON, basic, bearer, now_ms, running_ingest
 from tests.integration.kafka_helpers import header, read_topic, validate_until_idle
 from tracker import constants as c
 from tracker.ingest import devices
+from tracker.local.processes import free_port, spawn, stop_process
 from tracker.settings import Settings
 from tracker.store import Store
 
@@ -154,3 +159,197 @@ async def test_every_app_lands_on_the_map_with_its_time_and_speed_in_metres_per_
     assert json.loads(by_courier["c-traccar-old"].value or b"")["app"]["batt"] == 81.0
     for r in records:
         assert not any(token.encode() in (r.value or b"") for token in tokens.values())
+
+
+async def test_owntracks_answers_200_empty_array_to_everything_and_a_broken_fix_reaches_the_dlq(
+    settings: Settings, store: Store
+) -> None:
+    token = await devices.add(store, "c-ot")
+    headers = {**basic("c-ot", token), "X-Limit-U": "c-ot", "X-Limit-D": "phone"}
+    second = now_ms() // 1000 - 2
+    bodies = {
+        "broken fix": json.dumps({"_type": "location", "lat": "12.97", "lon": LON, "tst": second}).encode(),
+        "transition": json.dumps(
+            {"_type": "transition", "event": "enter", "desc": "Hub", "lat": LAT, "lon": LON, "tst": second}
+        ).encode(),
+        "waypoint": json.dumps({"_type": "waypoint", "desc": "Hub", "lat": LAT, "lon": LON, "rad": 50}).encode(),
+        "empty body": b"",
+        "not JSON": b"\x00\xff{",
+    }
+    async with running_ingest(settings) as (ingest, client):
+        for what, body in bodies.items():
+            answer = await client.post("/owntracks", headers=headers, content=body)
+            assert (answer.status_code, answer.content) == (200, b"[]"), what
+            assert answer.headers["content-type"] == "application/json", what
+        ignored = ingest.metrics.ignored.labels(protocol="owntracks")._value.get()
+    assert ignored == 4
+    await validate_until_idle(settings, idle_s=1.0)
+    produced = await read_topic(settings, settings.location_topic, idle_s=1.0)
+    assert len(produced) == 1  # the fix only
+    [dead] = await read_topic(settings, settings.dlq_topic, expect=1)
+    assert header(dead, c.H_REASON) == "invalid_coordinates"
+    assert header(dead, c.H_DETAIL) and dead.key == b"c-ot"
+    assert json.loads(dead.value or b"")["lat"] == "12.97"
+
+
+async def test_only_a_device_token_posts_and_only_as_its_own_courier(settings: Settings, store: Store) -> None:
+    settings = settings.replace(ingest_auth_cache_s=0.2)
+    alice, bob = await devices.add(store, "alice"), await devices.add(store, "bob")
+    fix = {"lat": LAT, "lon": LON, "ts": now_ms()}
+    async with running_ingest(settings) as (ingest, client):
+        refusals = {
+            "no credentials": await client.post("/v1/pings", json=fix),
+            "a wrong token": await client.post("/v1/pings", json=fix, headers=bearer("x" * 43)),
+            "an unreadable Authorization": await client.post(
+                "/v1/pings", json=fix, headers={"Authorization": "Basic %%%"}
+            ),
+            "Basic user not the token's": await client.post("/owntracks", headers=basic("bob", alice), json={}),
+            "a GET without a token": await client.get("/", params={"lat": LAT, "lon": LON}),
+        }
+        for what, answer in refusals.items():
+            assert answer.status_code == 401, (what, answer.text)
+            assert answer.headers["www-authenticate"].startswith("Basic"), what
+            assert "error" in answer.json(), what
+        forbidden = {
+            "a native ping naming bob": await client.post(
+                "/v1/pings", headers=bearer(alice), json=[fix, {**fix, "partner_id": "bob"}]
+            ),
+            "an OsmAnd id of bob": await client.post(f"/?token={alice}&id=bob&lat={LAT}&lon={LON}&timestamp=1"),
+            "Traccar JSON naming bob": await client.post(
+                f"/?token={alice}", json={"location": {"coords": {}}, "device_id": "bob"}
+            ),
+            "OwnTracks X-Limit-U bob": await client.post(
+                "/owntracks", headers={**basic("alice", alice), "X-Limit-U": "bob"}, json={}
+            ),
+        }
+        for what, answer in forbidden.items():
+            assert answer.status_code == 403, (what, answer.text)
+            assert "bob" in answer.json()["error"], what
+        # Revoked: refused once the cache forgets it (TRACKER_INGEST_AUTH_CACHE_S, 0.2 s here).
+        assert (await client.post("/v1/pings", headers=bearer(bob), json=fix)).status_code == 200
+        await devices.revoke(store, "bob")
+        await asyncio.sleep(0.3)
+        assert (await client.post("/v1/pings", headers=bearer(bob), json=fix)).status_code == 401
+        failures = {
+            reason: ingest.metrics.auth_failures.labels(reason=reason)._value.get() for reason in ("missing", "invalid")
+        }
+    assert failures == {"missing": 2, "invalid": 4}
+    # Nothing but bob's one accepted request reached the topic.
+    produced = await read_topic(settings, settings.location_topic, idle_s=1.0)
+    assert [json.loads(r.value or b"")["partner_id"] for r in produced] == ["bob"]
+
+
+async def test_bad_requests_get_a_clear_answer_never_a_500(settings: Settings) -> None:
+    settings = settings.replace(
+        ingest_auth="open",
+        ingest_max_body_bytes=2048,
+        ingest_max_pings=3,
+        ingest_device_rate=0.5,
+        ingest_device_burst=2,
+    )
+    fix = {"partner_id": "c-limits", "lat": LAT, "lon": LON, "ts": now_ms()}
+
+    async def chunked(size: int):
+        for _ in range(size // 1024):
+            yield b" " * 1024
+
+    async with running_ingest(settings) as (_, client):
+        answers = {
+            "a body over the limit": (413, await client.post("/v1/pings", content=b"[" + b" " * 4096 + b"]")),
+            "a streamed body over the limit": (413, await client.post("/owntracks", content=chunked(8192))),
+            "not JSON": (400, await client.post("/v1/pings", content=b"{nope")),
+            "not UTF-8": (400, await client.post("/v1/pings", content=b'{"a":"\xff"}')),
+            "nested too deep": (400, await client.post("/v1/pings", content=b"[" * 40 + b"]" * 40)),
+            "too many pings": (400, await client.post("/v1/pings", json=[fix] * 4)),
+            "not a ping": (400, await client.post("/v1/pings", json=[fix, 5])),
+            "Traccar JSON that is not JSON": (
+                400,
+                await client.post("/", content=b"{", headers={"content-type": "application/json"}),
+            ),
+            "a form of 300 fields": (400, await client.post("/", content="&".join(["f=1"] * 300))),
+            "an unknown path": (404, await client.get("/v2/pings")),
+            "GET on OwnTracks": (405, await client.get("/owntracks")),
+        }
+        for what, (status, answer) in answers.items():
+            assert answer.status_code == status, (what, answer.text)
+        # The bucket holds 2 pings and refills at 0.5/s: the third is refused with when to come back.
+        assert (await client.post("/v1/pings", json=[fix, fix])).status_code == 200
+        over = await client.post("/v1/pings", json=fix)
+        assert over.status_code == 429 and over.headers["retry-after"] == "2", over.text
+        # Open mode takes any id, but still one courier per request.
+        mixed = await client.post("/v1/pings", json=[{**fix, "partner_id": "c-other"}, fix])
+        assert mixed.status_code == 403, mixed.text
+
+
+async def test_many_phones_at_once_share_a_few_produce_calls(settings: Settings) -> None:
+    settings = settings.replace(ingest_auth="open")
+    requests, concurrency = 600, 30
+    gate = asyncio.Semaphore(concurrency)
+    async with running_ingest(settings) as (ingest, client):
+
+        async def phone(n: int) -> int:
+            async with gate:
+                params = {"id": f"c-{n % 200}", "lat": LAT, "lon": LON, "timestamp": now_ms() + n}
+                return (await client.post("/", params=params)).status_code
+
+        started = asyncio.get_running_loop().time()
+        statuses = await asyncio.gather(*(phone(n) for n in range(requests)))
+        took = asyncio.get_running_loop().time() - started
+        assert statuses == [200] * requests
+        calls = ingest.metrics.batches._value.get()
+        assert (await client.get("/readyz")).json() == {"ready": True, "checks": {"producer": True}}
+        metrics = (await client.get("/metrics")).text
+    print(f"\n{requests} requests, {concurrency} at a time: {calls:.0f} produce calls, {requests / took:.0f} req/s")
+    assert calls <= requests / 5
+    assert f'tracker_ingest_requests_total{{protocol="osmand",status="200"}} {requests}.0' in metrics
+    assert f'tracker_ingest_pings_produced_total{{protocol="osmand"}} {requests}.0' in metrics
+    produced = await read_topic(settings, settings.location_topic, expect=requests)
+    assert len(produced) == requests
+
+
+async def test_tracker_ingest_serves_phones_on_its_port_and_stops_cleanly(settings: Settings, tmp_path) -> None:
+    port = free_port()
+    env = subprocess_env(settings.replace(ingest_auth="open", ingest_port=port))
+    log_path = tmp_path / "ingest.log"
+    child = spawn([sys.executable, "-m", "tracker", "ingest"], log_path, env)
+    base = f"http://127.0.0.1:{port}"
+    requests, concurrency = 200, 20
+    try:
+        async with httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=concurrency)) as client:
+
+            async def ready() -> bool:
+                assert child.poll() is None, log_path.read_text()
+                try:
+                    return (await client.get("/readyz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(ready, what="tracker ingest to be ready", timeout_s=60)
+            gate = asyncio.Semaphore(concurrency)
+
+            async def phone(n: int) -> int:
+                async with gate:
+                    params = {"id": f"c-{n % 100}", "lat": LAT, "lon": LON, "timestamp": now_ms() + n}
+                    return (await client.post("/", params=params)).status_code
+
+            started = time.monotonic()
+            statuses = await asyncio.gather(*(phone(n) for n in range(requests)))
+            took = time.monotonic() - started
+            metrics = (await client.get("/metrics")).text
+    finally:
+        stop_process(child, timeout_s=10)
+    assert statuses == [200] * requests
+    # uvicorn shuts down cleanly on SIGTERM, then re-raises it: exit code 0 or -SIGTERM.
+    assert child.returncode in (0, -signal.SIGTERM), log_path.read_text()
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()
+    calls = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("tracker_ingest_produce_batches_total")
+    )
+    # How much requests share produce calls here depends on how many arrive within one broker round trip
+    # (test_many_phones_at_once_share_a_few_produce_calls pins that down); the number is printed to compare.
+    print(
+        f"\n{requests} requests, {concurrency} at a time over HTTP: {calls:.0f} produce calls, {requests / took:.0f}/s"
+    )
+    assert 1 <= calls <= requests
