@@ -69,13 +69,15 @@ export function authHeaders(token) {
  * stores: token stores tried in order (the first holds the viewer token and receives new ones; later ones,
  * such as the review page's admin token, are used when it is empty). ask(reason) -> Promise<string|null>
  * shows the form (reason: null the first time, else why the previous token was refused); null = cancelled.
+ * preferred: stores tried before those but never given a new token (the review page's admin token: an
+ * operator's reads show who replayed what, which a viewer's do not).
  */
-export function createReadAccess({ stores, ask }) {
+export function createReadAccess({ stores, ask, preferred = [] }) {
   let asking = null; // one form at a time: concurrent refusals share it
   let cancelled = false;
 
   function token() {
-    for (const store of stores) {
+    for (const store of [...preferred, ...stores]) {
       const value = store.get();
       if (value) return value;
     }
@@ -103,7 +105,7 @@ export function createReadAccess({ stores, ask }) {
    */
   function refused(sent) {
     if (sent) {
-      for (const store of stores) if (store.get() === sent) store.clear();
+      for (const store of [...preferred, ...stores]) if (store.get() === sent) store.clear();
     }
     const current = token();
     if (current && current !== sent) return Promise.resolve(current); // replaced meanwhile (another tab, form)

@@ -123,3 +123,21 @@ test("a socket closed for its token is not retried until there is a new one", ()
   assert.equal(connection.status().state, "closed", "another 1008 is an ordinary close");
   connection.stop();
 });
+
+test("a preferred store (the admin token) is read first but never receives a token from the viewer form", async () => {
+  const storage = memoryStorage();
+  const admin = tokenStore(storage, "tracker.adminToken");
+  const viewer = tokenStore(storage);
+  viewer.set("viewer-token-1");
+  const { ask } = answering("viewer-token-2");
+  const access = createReadAccess({ preferred: [admin], stores: [viewer], ask });
+  assert.equal(access.token(), "viewer-token-1");
+  admin.set("admin-token-1");
+  assert.equal(access.token(), "admin-token-1", "an operator's reads carry the operator token");
+  assert.equal(await access.refused("admin-token-1"), "viewer-token-1", "refused: forgotten, the viewer token stays");
+  assert.equal(admin.get(), null);
+  viewer.clear();
+  assert.equal(await access.refused(null), "viewer-token-2");
+  assert.equal(admin.get(), null, "the viewer form's token is not an admin token");
+  assert.equal(viewer.get(), "viewer-token-2");
+});

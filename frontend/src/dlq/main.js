@@ -37,10 +37,12 @@ const AUTO_REFRESH_KEY = "tracker.dlq.autoRefresh";
 const ui = view.bindUi(document);
 const tokens = tokenStore(safeStorage("sessionStorage"));
 const askToken = createTokenPrompt(ui);
-// Reads carry the viewer token when the gateway wants one; an admin token given for writes reads too.
+// Reads carry the admin token once one was given for writes (an operator sees who replayed what), else the
+// viewer token when the gateway wants one.
 const viewerDialog = document.querySelector('[data-field="viewer-dialog"]');
 const readAccess = createReadAccess({
-  stores: [viewerTokenStore(safeStorage("sessionStorage")), tokens],
+  preferred: [tokens],
+  stores: [viewerTokenStore(safeStorage("sessionStorage"))],
   ask: createViewerPrompt({
     dialog: viewerDialog,
     input: document.querySelector('[data-field="viewer-input"]'),
