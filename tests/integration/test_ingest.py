@@ -289,7 +289,12 @@ async def test_many_phones_at_once_share_a_few_produce_calls(settings: Settings)
 
         async def phone(n: int) -> int:
             async with gate:
-                params = {"id": f"c-{n % 200}", "lat": LAT, "lon": LON, "timestamp": now_ms() + n}
+                params: dict[str, str | float] = {
+                    "id": f"c-{n % 200}",
+                    "lat": LAT,
+                    "lon": LON,
+                    "timestamp": now_ms() + n,
+                }
                 return (await client.post("/", params=params)).status_code
 
         started = asyncio.get_running_loop().time()
@@ -313,7 +318,7 @@ async def test_tracker_ingest_serves_phones_on_its_port_and_stops_cleanly(settin
     log_path = tmp_path / "ingest.log"
     child = spawn([sys.executable, "-m", "tracker", "ingest"], log_path, env)
     base = f"http://127.0.0.1:{port}"
-    requests, concurrency = 200, 20
+    requests, concurrency = 60, 20
     try:
         async with httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=concurrency)) as client:
 
@@ -329,7 +334,12 @@ async def test_tracker_ingest_serves_phones_on_its_port_and_stops_cleanly(settin
 
             async def phone(n: int) -> int:
                 async with gate:
-                    params = {"id": f"c-{n % 100}", "lat": LAT, "lon": LON, "timestamp": now_ms() + n}
+                    params: dict[str, str | float] = {
+                        "id": f"c-{n % 100}",
+                        "lat": LAT,
+                        "lon": LON,
+                        "timestamp": now_ms() + n,
+                    }
                     return (await client.post("/", params=params)).status_code
 
             started = time.monotonic()
