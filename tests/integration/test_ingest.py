@@ -20,6 +20,7 @@ import pytest
 from tests.helpers import eventually, subprocess_env
 from tests.integration.ingest_helpers import LAT, LON, basic, bearer, now_ms, running_ingest
 from tests.integration.kafka_helpers import header, read_topic, validate_until_idle
+from tracker import cli
 from tracker import constants as c
 from tracker.ingest import devices
 from tracker.local.processes import free_port, spawn, stop_process
@@ -363,3 +364,23 @@ async def test_tracker_ingest_serves_phones_on_its_port_and_stops_cleanly(settin
         f"\n{requests} requests, {concurrency} at a time over HTTP: {calls:.0f} produce calls, {requests / took:.0f}/s"
     )
     assert 1 <= calls <= requests
+
+
+def test_tracker_devices_adds_lists_and_revokes(settings: Settings, capsys) -> None:
+    where = ["--redis-url", settings.redis_url or "", "--namespace", settings.namespace]
+    assert cli.main(["devices", "ls", *where]) == 0
+    assert "No devices" in capsys.readouterr().out
+    assert cli.main(["devices", "add", "courier-7", *where]) == 0
+    added = capsys.readouterr().out
+    token = added.strip().splitlines()[-1].split()[-1]  # the last line ends with the token
+    assert len(token) == 43 and token not in added.splitlines()[0]
+    assert cli.main(["devices", "add", "courier-7", *where]) == 2
+    assert "already has a token" in capsys.readouterr().err
+    assert cli.main(["devices", "ls", "--json", *where]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["id"] == "courier-7" and row["created_ms"] <= now_ms()
+    assert cli.main(["devices", "revoke", "courier-7", *where]) == 0
+    assert "revoked" in capsys.readouterr().out
+    assert cli.main(["devices", "revoke", "courier-7", *where]) == 2
+    err = capsys.readouterr().err
+    assert err == "tracker devices: no device 'courier-7'\n"
