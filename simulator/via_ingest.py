@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -209,6 +210,9 @@ async def run_via_ingest(
     """
     config = msgspec.structs.replace(config, via_ingest=True).checked()
     stop = stop or asyncio.Event()
+    # httpx logs every request at INFO, with its URL: an OsmAnd URL carries the courier's token.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
     async with contextlib.AsyncExitStack() as owned:
         http = client if client is not None else await owned.enter_async_context(client_for(target))
         sender = IngestSender(http, target, max_pings=settings.ingest_max_pings, stop=stop)
