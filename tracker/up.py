@@ -1,16 +1,17 @@
 """``tracker up``: the whole system on one machine, as child processes, and one status line.
 
-Embedded broker and Redis unless configured, then topics, validator(s), gateway and simulator. A child that
-exits is restarted with backoff (:class:`RestartPolicy`), and the status line says which and why; only a
-crash loop (more than ``restart_limit`` exits of one child within ``restart_window_s``) stops everything, with
-exit code 1. Ctrl-C or SIGTERM stops every child (SIGTERM, then SIGKILL after a grace period) and then the
-embedded services; children also die with us if we are killed outright (PR_SET_PDEATHSIG, see
-tracker/local/processes.py).
+Embedded broker and Redis unless configured, then topics, validator(s), gateway, the ingest, the simulator
+and a few simulated phones posting through the ingest. A child that exits is restarted with backoff
+(:class:`RestartPolicy`), and the status line says which and why; only a crash loop (more than
+``restart_limit`` exits of one child within ``restart_window_s``) stops everything, with exit code 1. Ctrl-C
+or SIGTERM stops every child (SIGTERM, then SIGKILL after a grace period) and then the embedded services;
+children also die with us if we are killed outright (PR_SET_PDEATHSIG, see tracker/local/processes.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -24,6 +25,8 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+
+import msgspec
 
 from tracker import constants as c
 from tracker.kafka import ensure_topics
@@ -71,6 +74,11 @@ def _port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _reachable(host: str) -> str:
+    """The address to reach a service bound to ``host`` from this machine."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 def _wait_http(url: str, process: subprocess.Popen, timeout_s: float) -> bool:
@@ -157,7 +165,15 @@ class LocalSystem:
     dies with that thread, ``PR_SET_PDEATHSIG``), so :meth:`stop` ends the children before the thread.
     """
 
-    def __init__(self, settings: Settings, log_dir: Path, *, validators: int = 1, token: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log_dir: Path,
+        *,
+        validators: int = 1,
+        token: str | None = None,
+        ingest: bool = False,
+    ) -> None:
         # Gateways sign replays and validators verify them with one shared secret: like the admin token, one
         # is made up for this run when none is configured, or every replay from the review page is refused.
         if not settings.replay_secret:
@@ -173,8 +189,10 @@ class LocalSystem:
         self._closing = False
         self._supervisor: threading.Thread | None = None
         self._supervisor_stop = threading.Event()
-        host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
-        self.base_url = f"http://{host}:{settings.http_port}"
+        self.base_url = f"http://{_reachable(settings.http_host)}:{settings.http_port}"
+        # `tracker ingest` too (tracker up; tests that need it), where phones post.
+        self.ingest = ingest
+        self.ingest_url = f"http://{_reachable(settings.ingest_host)}:{settings.ingest_port}"
 
     @property
     def children(self) -> list[tuple[str, subprocess.Popen]]:
@@ -202,13 +220,18 @@ class LocalSystem:
         return process
 
     def start(self) -> str:
-        """Start gateway and validators; returns the gateway's base URL once it answers /readyz."""
+        """Start gateway and validators (and the ingest); returns the gateway's base URL once it (and the
+        ingest) answer /readyz."""
         gateway = self.spawn("gateway", ["gateway"])
         for index in range(self.validators):
             self.spawn(f"validator-{index + 1}", ["validate", "--validator-id", f"validator-{index + 1}"])
+        ingest = self.spawn("ingest", ["ingest"]) if self.ingest else None
         if not _wait_http(self.base_url + "/readyz", gateway, self.settings.startup_timeout_s + 30):
             self.stop()
             raise EmbeddedError(f"the gateway did not become ready; see {self.log_path('gateway')}")
+        if ingest is not None and not _wait_http(self.ingest_url + "/readyz", ingest, self.settings.startup_timeout_s):
+            self.stop()
+            raise EmbeddedError(f"the ingest did not become ready; see {self.log_path('ingest')}")
         return self.base_url
 
     def start_simulator(self, *args: str) -> subprocess.Popen:
@@ -311,13 +334,13 @@ class LocalSystem:
 def run_up(
     settings: Settings, *, couriers: int, interval_s: float, bad_rate: float, validators: int, simulator: bool
 ) -> int:
-    if not _port_free(settings.http_host, settings.http_port):
-        print(
-            f"tracker up: port {settings.http_port} on {settings.http_host} is in use; pass --port or set "
-            f"TRACKER_HTTP_PORT",
-            file=sys.stderr,
-        )
-        return 2
+    for host, port, flag, variable in (
+        (settings.http_host, settings.http_port, "--port", "TRACKER_HTTP_PORT"),
+        (settings.ingest_host, settings.ingest_port, "--ingest-port", "TRACKER_INGEST_PORT"),
+    ):
+        if not _port_free(host, port):
+            print(f"tracker up: port {port} on {host} is in use; pass {flag} or set {variable}", file=sys.stderr)
+            return 2
     stop = stop_flag((signal.SIGINT, signal.SIGTERM), second_exits=True)  # a second Ctrl-C: exit at once
 
     stack = EmbeddedStack(settings)
@@ -325,14 +348,20 @@ def run_up(
     try:
         settings = stack.start()
         asyncio.run(ensure_topics(settings))
-        system = LocalSystem(settings, stack.run_dir, validators=validators)
+        system = LocalSystem(settings, stack.run_dir, validators=validators, ingest=True)
         base_url = system.start()
+        phones = ""
         if simulator:
             system.start_simulator(
                 "--couriers", str(couriers), "--interval", str(interval_s), "--bad-rate", str(bad_rate)
             )
+            phones = _start_phones(settings, system, stack.run_dir, interval_s, bad_rate)
+        open_note = (
+            "  (TRACKER_INGEST_AUTH=open: ANY DEVICE ID IS TAKEN, NO TOKEN)" if settings.ingest_auth == "open" else ""
+        )
         print(
             f"\n  Live map        {base_url}/\n  Rejected pings  {base_url}/dlq\n"
+            f"  Ingest          {system.ingest_url}{open_note}\n{phones}"
             f"  Admin token     {system.token}\n  Kafka           {settings.kafka_bootstrap_servers}\n"
             f"  Redis           {settings.redis_url}\n  Logs            {stack.run_dir}\n\n"
             f"  A process that exits is restarted; Ctrl-C stops everything.\n",
@@ -346,6 +375,47 @@ def run_up(
         if system is not None:
             system.stop()
         stack.stop()
+
+
+# `tracker up` shows the ingest at work: a few simulated phones post through it, as OsmAnd / Traccar Client
+# does, with device tokens registered for them (their ids are their own, beside the simulator's couriers).
+DEMO_PHONES = 5
+DEMO_PHONE_PREFIX = "phone-"
+DEMO_TOKENS_FILE = "ingest-tokens.json"
+
+
+def _start_phones(settings: Settings, system: LocalSystem, run_dir: Path, interval_s: float, bad_rate: float) -> str:
+    """Register the demo phones (tokens in ``run_dir``, readable by this user only) and start a simulator that
+    posts their fixes to the ingest; returns the line that says so."""
+    from simulator.fleet import partner_id_for
+
+    args = ["--couriers", str(DEMO_PHONES), "--interval", str(interval_s), "--bad-rate", str(bad_rate)]
+    args += ["--id-prefix", DEMO_PHONE_PREFIX, "--via-ingest", system.ingest_url, "--protocol", "osmand"]
+    ids = [partner_id_for(index, DEMO_PHONE_PREFIX) for index in range(DEMO_PHONES)]
+    where = "any id (open)"
+    if settings.ingest_auth == "token":
+        path = run_dir / DEMO_TOKENS_FILE
+        tokens = asyncio.run(_register(settings, ids))
+        path.touch(mode=0o600)
+        path.write_text(msgspec.json.encode(tokens).decode(), "utf-8")
+        args += ["--tokens", str(path)]
+        where = f"tokens in {path}"
+    system.spawn("phones", ["simulate", *args])
+    return f"  Phones          {DEMO_PHONES} simulated phones post to the ingest ({ids[0]}...; {where})\n"
+
+
+async def _register(settings: Settings, ids: list[str]) -> dict[str, str]:
+    """A fresh token for each demo phone (one left from an earlier run on the same Redis is revoked)."""
+    from tracker.ingest import devices
+    from tracker.store import Store
+
+    async with Store(settings) as store:
+        tokens = {}
+        for device_id in ids:
+            with contextlib.suppress(devices.DeviceError):
+                await devices.revoke(store, device_id)
+            tokens[device_id] = await devices.add(store, device_id)
+        return tokens
 
 
 def _watch(settings: Settings, system: LocalSystem, stop: list[int]) -> int:
