@@ -173,6 +173,7 @@ class LocalSystem:
         validators: int = 1,
         token: str | None = None,
         ingest: bool = False,
+        events: bool = False,
     ) -> None:
         # Gateways sign replays and validators verify them with one shared secret: like the admin token, one
         # is made up for this run when none is configured, or every replay from the review page is refused.
@@ -192,6 +193,7 @@ class LocalSystem:
         self.base_url = f"http://{_reachable(settings.http_host)}:{settings.http_port}"
         # `tracker ingest` too (tracker up; tests that need it), where phones post.
         self.ingest = ingest
+        self.events = events  # `tracker events` too: the zone and status events behind /api/events
         self.ingest_url = f"http://{_reachable(settings.ingest_host)}:{settings.ingest_port}"
 
     @property
@@ -208,9 +210,9 @@ class LocalSystem:
         return self.log_dir / f"{name}.log"
 
     def _popen(self, name: str, argv: list[str]) -> subprocess.Popen:
-        return spawn(
-            [sys.executable, "-m", "tracker", *argv], self.log_path(name), child_env(self.settings, argv[0], self.token)
-        )
+        # `tracker events` runs as `python -m tracker.events` (the same arguments; tracker/events/__main__.py).
+        command = ["-m", "tracker.events", *argv[1:]] if argv[0] == "events" else ["-m", "tracker", *argv]
+        return spawn([sys.executable, *command], self.log_path(name), child_env(self.settings, argv[0], self.token))
 
     def spawn(self, name: str, argv: list[str], *, finite: bool = False) -> subprocess.Popen:
         """Start child ``name`` (``tracker ARGV...``); ``finite``: an exit with code 0 means it is done."""
@@ -226,6 +228,8 @@ class LocalSystem:
         for index in range(self.validators):
             self.spawn(f"validator-{index + 1}", ["validate", "--validator-id", f"validator-{index + 1}"])
         ingest = self.spawn("ingest", ["ingest"]) if self.ingest else None
+        if self.events:
+            self.spawn("events", ["events"])
         if not _wait_http(self.base_url + "/readyz", gateway, self.settings.startup_timeout_s + 30):
             self.stop()
             raise EmbeddedError(f"the gateway did not become ready; see {self.log_path('gateway')}")
@@ -348,7 +352,7 @@ def run_up(
     try:
         settings = stack.start()
         asyncio.run(ensure_topics(settings))
-        system = LocalSystem(settings, stack.run_dir, validators=validators, ingest=True)
+        system = LocalSystem(settings, stack.run_dir, validators=validators, ingest=True, events=True)
         base_url = system.start()
         phones = ""
         if simulator:
