@@ -182,8 +182,13 @@ async def test_owntracks_answers_200_empty_array_to_everything_and_a_broken_fix_
             answer = await client.post("/owntracks", headers=headers, content=body)
             assert (answer.status_code, answer.content) == (200, b"[]"), what
             assert answer.headers["content-type"] == "application/json", what
-        ignored = ingest.metrics.ignored.labels(protocol="owntracks")._value.get()
-    assert ignored == 4
+        answer = await client.post("/owntracks", headers=headers, json={"_type": "encrypted", "data": "..."})
+        assert (answer.status_code, answer.content) == (200, b"[]")
+        ignored = {
+            kind: ingest.metrics.ignored.labels(protocol="owntracks", kind=kind)._value.get()
+            for kind in ("empty", "not_json", "encrypted", "not_a_location")
+        }
+    assert ignored == {"empty": 1, "not_json": 1, "encrypted": 1, "not_a_location": 2}
     await validate_until_idle(settings, idle_s=1.0)
     produced = await read_topic(settings, settings.location_topic, idle_s=1.0)
     assert len(produced) == 1  # the fix only

@@ -231,8 +231,16 @@ async def owntracks(ingest: Ingest, request: Request) -> tuple[Protocol, Respons
     reply = Response(OWNTRACKS_REPLY, media_type="application/json")
     doc = rules.decode_json(body, ingest.settings.ingest_max_body_bytes) if body.strip() else None
     fix = None if doc is None or isinstance(doc, Verdict) else protocols.owntracks(doc)
-    if fix is None:  # an empty body, not JSON, or not a location: nothing to produce, and nothing to resend
-        ingest.metrics.ignored.labels(protocol=protocol.value).inc()
+    if fix is None:  # nothing to produce, and nothing the app should send again
+        if doc is None:
+            kind = "empty"
+        elif isinstance(doc, Verdict):
+            kind = "not_json"
+        elif isinstance(doc, dict) and doc.get("_type") == "encrypted":
+            kind = "encrypted"  # the app's payload encryption is on: its fixes cannot be read (docs/ingest.md)
+        else:
+            kind = "not_a_location"
+        ingest.metrics.ignored.labels(protocol=protocol.value, kind=kind).inc()
         return protocol, reply
     await ingest.produce(protocol, courier, [fix.ping])
     return protocol, reply

@@ -10,6 +10,8 @@ from tracker.ingest.records import Protocol
 # Why a request's credentials were refused: none at all (GPSLogger before 2024 and curl send none until
 # challenged), or a token that is unknown, revoked, or another device's.
 AUTH_FAILURES = ("missing", "invalid")
+# What an authenticated message that holds no fix was (only OwnTracks posts those).
+IGNORED = ("empty", "not_json", "encrypted", "not_a_location")
 
 
 class IngestMetrics:
@@ -29,9 +31,9 @@ class IngestMetrics:
         )
         self.ignored = Counter(
             "tracker_ingest_messages_ignored",
-            "Authenticated messages that hold no fix (OwnTracks transition, waypoint, empty body, ...): "
-            "answered 200 and not produced",
-            labelnames=["protocol"],
+            "Authenticated messages that hold no fix, answered 200 and not produced: an empty body, not JSON, "
+            "encrypted (OwnTracks' payload encryption is on: fix the app), not a location (a transition, ...)",
+            labelnames=["protocol", "kind"],
             registry=self.registry,
         )
         self.auth_failures = Counter(
@@ -61,6 +63,8 @@ class IngestMetrics:
             self.pings.labels(protocol=protocol.value)
         for reason in AUTH_FAILURES:
             self.auth_failures.labels(reason=reason)
+        for kind in IGNORED:
+            self.ignored.labels(protocol=Protocol.OWNTRACKS.value, kind=kind)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
