@@ -6,6 +6,7 @@ tests/integration/test_zone_events.py."""
 from __future__ import annotations
 
 import json
+import random
 from types import SimpleNamespace
 from typing import cast
 
@@ -18,10 +19,6 @@ from starlette.testclient import TestClient
 
 from tracker.events import http as events_http
 from tracker.events.decide import (
-    IDLE,
-    OFFLINE,
-    ONLINE,
-    STALE,
     Courier,
     Event,
     Fix,
@@ -36,9 +33,10 @@ from tracker.events.worker import read_fix, read_state, stored
 from tracker.events.zones import Zones
 from tracker.models import Record
 from tracker.settings import Settings, SettingsError
-from tracker.status import StatusThresholds
+from tracker.status import Status, StatusThresholds
 
 S = 1000  # ms
+ONLINE, IDLE, STALE, OFFLINE = (status.value for status in Status)
 MOVING, STILL = 5.0, 0.1
 W, E = ("West",), ("East",)
 NONE: tuple[str, ...] = ()
@@ -317,6 +315,23 @@ def test_a_thousand_zones_agree_with_shapely_point_by_point():
         assert inside == tuple(sorted(name for (name, _), hit in zip(grid, hits, strict=True) if hit)), (lat, lon)
 
 
+def test_irregular_overlapping_zones_agree_with_shapely_on_boundaries_and_vertices_too():
+    rng = random.Random(5)
+    shapes = [
+        shapely.Point(rng.uniform(0, 10), rng.uniform(0, 10)).buffer(rng.uniform(0.2, 2), quad_segs=3)
+        for _ in range(60)
+    ]
+    shapes += [shapely.Polygon([(0, 0), (10, 0), (5, 7)]), _box(2, 2, 4, 4), _box(4, 2, 6, 4)]
+    zones = Zones([(f"z{i}", shape) for i, shape in enumerate(shapes)])
+    points = [(rng.uniform(-1, 11), rng.uniform(-1, 11)) for _ in range(3000)]  # (lon, lat)
+    points += [xy for shape in shapes[:20] for xy in shape.exterior.coords[:4]]  # on vertices
+    points += [(4.0, 3.0), (4.0, 2.0), (2.0, 2.0), (5.0, 7.0), (10.0, 0.0), (3.0, 4.0)]  # on edges and corners
+    found = zones.containing([lat for _, lat in points], [lon for lon, _ in points])
+    for (lon, lat), inside in zip(points, found, strict=True):
+        hits = shapely.intersects_xy(shapes, lon, lat)
+        assert inside == tuple(sorted(f"z{i}" for i, hit in enumerate(hits) if hit)), (lon, lat)
+
+
 # -- the edges: bad records, stored state, settings, the API's bad input, metrics ---------------------------
 
 
@@ -349,6 +364,7 @@ def test_stored_state_round_trips_and_garbage_reads_as_none():
     text = stored(state)
     assert text.startswith("5 ") and read_state(text.encode()) == state
     assert read_state(b"5 {not json") is None and read_state(b"") is None
+    assert read_state(b'5 [5,4,1.5,2.5,null,"asleep",[],[]]') is None  # a status there is none of
 
 
 def test_settings_of_the_events():

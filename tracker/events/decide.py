@@ -46,7 +46,12 @@ class EventType(enum.Enum):
 
 
 EVENT_TYPES = tuple(kind.value for kind in EventType)
+# Statuses travel as their values (str): hashing an Enum member is a Python call, and the fold looks
+# statuses up twice per fix.
 ONLINE, IDLE, STALE, OFFLINE = (status.value for status in Status)
+STATUSES = frozenset((ONLINE, IDLE, STALE, OFFLINE))
+NO_ZONES: tuple[str, ...] = ()
+NO_CROSSINGS: tuple[Pending, ...] = ()
 
 
 class Event(msgspec.Struct, frozen=True, gc=False):
@@ -95,15 +100,30 @@ class Courier(msgspec.Struct, frozen=True, array_like=True):
     lat: float
     lon: float
     speed: float | None
-    status: str
+    status: str  # a value of tracker.status.Status (STATUSES)
     zones: tuple[str, ...] = ()  # confirmed, sorted
     pending: tuple[Pending, ...] = ()  # sorted by zone
 
 
-class Params(msgspec.Struct, frozen=True):
-    dwell_ms: int = 0
-    thresholds: StatusThresholds = StatusThresholds()
-    ttl_ms: int = 86_400_000  # a courier offline this long past its last fix is forgotten
+class Params:
+    """The fold's settings, and what follows from them: after how long without a fix each status changes,
+    and to what (None: the courier is forgotten)."""
+
+    __slots__ = ("dwell_ms", "thresholds", "ttl_ms", "due_after", "next_status")
+
+    def __init__(self, dwell_ms: int = 0, thresholds: StatusThresholds | None = None, ttl_ms: int = 86_400_000) -> None:
+        self.dwell_ms = dwell_ms
+        self.thresholds = thresholds = thresholds or StatusThresholds()
+        self.ttl_ms = ttl_ms  # a courier offline this long past its last fix is forgotten
+        stale, offline = thresholds.stale_after_ms, thresholds.offline_after_ms
+        moving_to = STALE if stale < offline else OFFLINE
+        self.due_after: dict[str, int] = {
+            ONLINE: min(stale, offline),
+            IDLE: min(stale, offline),
+            STALE: offline,
+            OFFLINE: max(ttl_ms, offline),
+        }
+        self.next_status: dict[str, str | None] = {ONLINE: moving_to, IDLE: moving_to, STALE: OFFLINE, OFFLINE: None}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Params:
@@ -145,12 +165,7 @@ def _status_event(partner_id: str, ts: int, lat: float, lon: float, from_: str, 
 def deadline(state: Courier, params: Params) -> int:
     """When the passing of time next changes ``state`` (event time, ms): it goes stale, offline, or is
     forgotten once this is strictly before the clock (the map's rule: age > threshold)."""
-    thresholds = params.thresholds
-    if state.status in (ONLINE, IDLE):
-        return state.fix_ts + min(thresholds.stale_after_ms, thresholds.offline_after_ms)
-    if state.status == STALE:
-        return state.fix_ts + thresholds.offline_after_ms
-    return state.fix_ts + max(params.ttl_ms, thresholds.offline_after_ms)
+    return state.fix_ts + params.due_after[state.status]
 
 
 def advance(partner_id: str, state: Courier, clock: int, params: Params) -> tuple[Courier | None, list[Event]]:
@@ -158,13 +173,12 @@ def advance(partner_id: str, state: Courier, clock: int, params: Params) -> tupl
     None when the courier is forgotten (offline past ``ttl_ms``)."""
     events: list[Event] = []
     while True:
-        due = deadline(state, params)
+        due = state.fix_ts + params.due_after[state.status]
         if due >= clock:
             return state, events
-        if state.status == OFFLINE:
+        to = params.next_status[state.status]
+        if to is None:
             return None, events
-        thresholds = params.thresholds
-        to = STALE if state.status != STALE and thresholds.stale_after_ms < thresholds.offline_after_ms else OFFLINE
         events.append(_status_event(partner_id, due, state.lat, state.lon, state.status, to))
         state = msgspec.structs.replace(state, clock=due, status=to)
 
@@ -177,8 +191,14 @@ def _decide_zones(
     fix: Fix,
     dwell_ms: int,
 ) -> tuple[tuple[str, ...], tuple[Pending, ...], list[Event]]:
-    if not pending and inside == confirmed:
-        return confirmed, pending, []  # the common case: nothing crossed
+    # The common cases, answered without building sets: nothing crossed; back on the confirmed side of every
+    # zone (every pending crossing is dropped); or still across just the pending zones, none of them due.
+    if inside == confirmed:
+        return confirmed, (), []
+    if pending and all(fix.ts - crossing.since < dwell_ms for crossing in pending):
+        across = set(inside).symmetric_difference(confirmed)
+        if len(across) == len(pending) and all(crossing.zone in across for crossing in pending):
+            return confirmed, pending, []
     waiting = {crossing.zone: crossing for crossing in pending}
     zones = set(confirmed)
     still: list[Pending] = []
@@ -203,20 +223,25 @@ def _decide_zones(
 def on_fix(held: Courier | None, fix: Fix, inside: tuple[str, ...], params: Params) -> tuple[Courier, list[Event]]:
     """Fold one fix into the courier's state. ``inside``: the zones the fix is in, sorted. Returns ``held``
     itself, and no events, when the fix is at or before the courier's clock."""
-    if held is not None and fix.ts <= held.clock:
-        return held, []
+    partner_id, ts = fix.partner_id, fix.ts
+    state: Courier | None = held
     events: list[Event] = []
-    partner_id = fix.partner_id
-    state = held
-    if state is not None:
-        state, events = advance(partner_id, state, fix.ts, params)
-    before, confirmed, pending = (OFFLINE, (), ()) if state is None else (state.status, state.zones, state.pending)
-    status = courier_status(fix.ts, fix.speed, fix.ts, params.thresholds).value
+    if held is not None:
+        if ts <= held.clock:
+            return held, events
+        if ts > held.fix_ts + params.due_after[held.status]:  # time passed that changed the status before it
+            state, events = advance(partner_id, held, ts, params)
+    if state is None:
+        before, confirmed, pending = OFFLINE, NO_ZONES, NO_CROSSINGS
+    else:
+        before, confirmed, pending = state.status, state.zones, state.pending
+    status: str = courier_status(ts, fix.speed, ts, params.thresholds)._value_  # the value, without .value's cost
     if status != before:
-        events.append(_status_event(partner_id, fix.ts, fix.lat, fix.lon, before, status))
-    zones, pending, crossed = _decide_zones(partner_id, confirmed, pending, inside, fix, params.dwell_ms)
-    events.extend(crossed)
-    return Courier(fix.ts, fix.ts, fix.lat, fix.lon, fix.speed, status, zones, pending), events
+        events.append(_status_event(partner_id, ts, fix.lat, fix.lon, before, status))
+    if inside != confirmed or pending:
+        confirmed, pending, crossed = _decide_zones(partner_id, confirmed, pending, inside, fix, params.dwell_ms)
+        events.extend(crossed)
+    return Courier(ts, ts, fix.lat, fix.lon, fix.speed, status, confirmed, pending), events
 
 
 class PartitionFold:
@@ -248,14 +273,27 @@ class PartitionFold:
         # else: the entry already in the heap is earlier; when it comes up, the real deadline is pushed
 
     def on_fix(self, fix: Fix, inside: tuple[str, ...]) -> list[Event]:
-        events = self.advance_to(fix.ts)
+        # Run for every position read: the calls of advance_to and _schedule are written out here.
+        ts, events = fix.ts, None
+        if ts > self.clock:
+            if self._due and self._due[0][0] < ts:
+                events = self.advance_to(ts)
+            else:
+                self.clock = ts
         partner_id = fix.partner_id
         held = self.couriers.get(partner_id)
         state, more = on_fix(held, fix, inside, self.params)
         if state is not held:
             self.couriers[partner_id] = self.changes[partner_id] = state
-            self._schedule(partner_id, state)
-        return events + more if events else more
+            due = state.fix_ts + self.params.due_after[state.status]
+            scheduled = self._scheduled.get(partner_id)
+            if scheduled is None or due < scheduled:
+                heapq.heappush(self._due, (due, partner_id))
+                self._scheduled[partner_id] = due
+        if events:
+            events.extend(more)
+            return events
+        return more
 
     def advance_to(self, clock: int) -> list[Event]:
         """Move the clock to ``clock`` (never back) and make the status changes due strictly before it."""

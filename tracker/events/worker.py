@@ -46,7 +46,7 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from tracker.events.decide import Courier, Event, Fix, Params, PartitionFold
+from tracker.events.decide import STATUSES, Courier, Event, Fix, Params, PartitionFold
 from tracker.events.index import encoded
 from tracker.events.zones import Zones
 from tracker.kafka import BrokerError, Consumer, Producer
@@ -101,9 +101,10 @@ def read_fix(record: Record) -> Fix | str:
 def read_state(value: bytes) -> Courier | None:
     """A stored ``<clock> <state JSON>`` as a state, or None when it cannot be read."""
     try:
-        return _decode_state(value.partition(b" ")[2])
+        state = _decode_state(value.partition(b" ")[2])
     except (msgspec.DecodeError, ValueError):
         return None
+    return state if state.status in STATUSES else None
 
 
 def stored(state: Courier) -> str:
@@ -183,6 +184,7 @@ class EventWorker:
         """Fold a polled batch into the owned partitions (in memory only): its events, the slices that
         record it in Redis, and the offsets to commit once both are done."""
         decided = Decided()
+        work: list[tuple[int, PartitionFold, list[Fix], int]] = []
         for (topic, partition), records in polled.items():
             fold = self.folds.get(partition)
             if topic != self.topic or fold is None or not records:
@@ -192,13 +194,18 @@ class EventWorker:
             self.totals["consumed"] += len(records)
             self.totals["skipped"] += len(records) - len(fresh)
             decided.commit[(topic, partition)] = records[-1].offset + 1
-            if not fresh:
-                continue
-            fixes = [fix for fix in map(self._fix, fresh) if fix is not None]
-            inside = self.zones.containing([fix.lat for fix in fixes], [fix.lon for fix in fixes])
-            for fix, zones in zip(fixes, inside, strict=True):
-                decided.events.extend(fold.on_fix(fix, zones))
-            decided.slices.append(self._slice(partition, fold, fresh[-1].offset))
+            if fresh:
+                work.append(
+                    (partition, fold, [fix for fix in map(self._fix, fresh) if fix is not None], fresh[-1].offset)
+                )
+        # The zones of the whole batch in one query; then each partition's fixes in offset order.
+        fixes = [fix for _, _, partition_fixes, _ in work for fix in partition_fixes]
+        inside = iter(self.zones.containing([fix.lat for fix in fixes], [fix.lon for fix in fixes]))
+        events = decided.events
+        for partition, fold, partition_fixes, last in work:
+            for fix in partition_fixes:
+                events.extend(fold.on_fix(fix, next(inside)))
+            decided.slices.append(self._slice(partition, fold, last))
         return decided
 
     async def sweep(self, now_ms: int) -> list[Event]:
