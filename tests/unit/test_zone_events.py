@@ -324,7 +324,7 @@ def test_irregular_overlapping_zones_agree_with_shapely_on_boundaries_and_vertic
     shapes += [shapely.Polygon([(0, 0), (10, 0), (5, 7)]), _box(2, 2, 4, 4), _box(4, 2, 6, 4)]
     zones = Zones([(f"z{i}", shape) for i, shape in enumerate(shapes)])
     points = [(rng.uniform(-1, 11), rng.uniform(-1, 11)) for _ in range(3000)]  # (lon, lat)
-    points += [xy for shape in shapes[:20] for xy in shape.exterior.coords[:4]]  # on vertices
+    points += [(x, y) for shape in shapes[:20] for x, y in shape.exterior.coords[:4]]  # on vertices
     points += [(4.0, 3.0), (4.0, 2.0), (2.0, 2.0), (5.0, 7.0), (10.0, 0.0), (3.0, 4.0)]  # on edges and corners
     found = zones.containing([lat for _, lat in points], [lon for lon, _ in points])
     for (lon, lat), inside in zip(points, found, strict=True):
