@@ -63,6 +63,27 @@ class Refusal(Exception):
         self.headers = headers or {}
 
 
+class _Throttled:
+    """A warning logged at most once per ``interval_s``, then with how many like it were left out: during a
+    broker outage every phone's every request fails the same way."""
+
+    def __init__(self, clock: Callable[[], float], interval_s: float = 10.0) -> None:
+        self.clock = clock
+        self.interval_s = interval_s
+        self.last = -interval_s
+        self.left_out = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        now = self.clock()
+        if now - self.last < self.interval_s:
+            self.left_out += 1
+            return
+        if self.left_out:
+            message += f" (and {self.left_out:,} more like it in the last {self.interval_s:g} s)"
+        log.warning(message, *args)
+        self.last, self.left_out = now, 0
+
+
 class Ingest:
     """The running parts behind the app: the producer and its batcher, the device registry, the buckets."""
 
@@ -77,15 +98,21 @@ class Ingest:
         self.batcher: Batcher | None = None
         self.store: Store | None = None
         self.authenticator: Authenticator | None = None
+        self.unwritten = _Throttled(clock)
+        self.unregistered = _Throttled(clock)
 
     async def start(self) -> None:
-        if not self.open:
-            self.store = Store(self.settings)
-            self.authenticator = Authenticator(self.store, self.settings.ingest_auth_cache_s)
-        self.producer = Producer(self.settings)
-        await self.producer.start()
-        self.batcher = Batcher(self.producer, self.settings.location_topic, self.metrics)
-        await self.batcher.start()
+        try:
+            if not self.open:
+                self.store = Store(self.settings)
+                self.authenticator = Authenticator(self.store, self.settings.ingest_auth_cache_s)
+            self.producer = Producer(self.settings)
+            await self.producer.start()
+            self.batcher = Batcher(self.producer, self.settings.location_topic, self.metrics)
+            await self.batcher.start()
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         if self.batcher is not None:
@@ -149,7 +176,7 @@ class Ingest:
         try:
             return await self.authenticator.device(token)
         except (StoreError, OSError) as exc:
-            log.warning("the device registry did not answer: %r", exc)
+            self.unregistered.warning("the device registry did not answer: %r", exc)
             raise Refusal(
                 503, "the device registry is unavailable; try again", {"Retry-After": self.retry_after}
             ) from None
@@ -167,7 +194,9 @@ class Ingest:
         try:
             await self.batcher.produce(records, self.settings.ingest_produce_timeout_s)
         except (ProduceTimeout, ProduceFailed) as exc:
-            log.warning("%s: %d pings of %r not acknowledged: %s", protocol.value, len(records), courier, exc)
+            self.unwritten.warning(
+                "%s: %d pings of %r not acknowledged: %s", protocol.value, len(records), courier, exc
+            )
             raise Refusal(503, f"not written: {exc}; try again", {"Retry-After": self.retry_after}) from None
         self.metrics.pings.labels(protocol=protocol.value).inc(len(records))
 
