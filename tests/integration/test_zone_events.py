@@ -1,7 +1,8 @@
 """Zone events on the real broker and Redis: a courier driven across a zone boundary makes exactly one exit
 and one enter, through the whole pipeline with every ping sent twice, when the events worker is killed with
 SIGKILL between the two pings, and when a worker dies after its events are acknowledged but before its
-state is applied (or another member applied the partition meanwhile)."""
+state is applied (or another member applied the partition meanwhile); and a courier that stops sending
+goes stale, then offline, with no fix."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import msgspec
 import pytest
 from starlette.applications import Starlette
 
-from tests.helpers import eventually, subprocess_env
+from tests.helpers import BROKER, eventually, subprocess_env
 from tests.integration.kafka_helpers import read_topic, validate_until_idle
 from tracker.events import http as events_http
 from tracker.events.index import EventFilters, EventIndex
@@ -244,3 +245,21 @@ async def test_a_worker_that_dies_after_the_acks_or_is_fenced_leaves_each_event_
     await _index_until_idle(zoned, store, idle_s=1)
     for i in range(5):
         assert await _indexed(store, f"c{i}") == _crossing(f"c{i}", first, second)
+
+
+@pytest.mark.skipif(BROKER != "kafka", reason="the quiet-time clock needs true end offsets (TRACKER_REPORT_LAG)")
+async def test_a_courier_that_stops_sending_goes_stale_then_offline_with_no_fix(zoned, store, producer):
+    # Short thresholds: stale after 1 s without a fix, offline after 2 s; a fix may be 1 s late at most.
+    quick = zoned.replace(stale_after_s=1.0, offline_after_s=2.0, max_age_s=1.0, max_skew_s=0.0)
+    sent = _now_ms()
+    await _produce(producer, quick.positions_topic, [_position("c1", IN_WEST, sent)])
+    decided, _ = await asyncio.gather(
+        run_events(quick, _zones(quick), asyncio.Event(), idle_exit_s=5.0), _index_until_idle(quick, store, 6.0)
+    )
+    assert decided["events:status_change"] == 3
+    statuses = [(e[3], e[4], e[2]) for e in await _indexed(store, "c1") if e[0] == "status_change"]
+    assert statuses == [
+        ("offline", "online", sent),
+        ("online", "stale", sent + 1000),
+        ("stale", "offline", sent + 2000),
+    ]

@@ -152,14 +152,20 @@ class EventWorker:
         for partition in partitions:
             raw = await self._redis("read states", lambda p=partition: self.store.event_states(p))
             couriers: dict[str, Courier] = {}
+            unreadable = []
             for partner_id, value in raw.items():
                 state = read_state(value)
                 if state is None:
-                    log.warning(
-                        "partition %d: the stored state of %r is unreadable; starting it afresh", partition, partner_id
-                    )
-                    continue
-                couriers[partner_id] = state
+                    unreadable.append(partner_id)
+                else:
+                    couriers[partner_id] = state
+            if unreadable:
+                log.warning(
+                    "partition %d: the stored states of %d couriers are unreadable (e.g. %r); they start afresh",
+                    partition,
+                    len(unreadable),
+                    unreadable[0],
+                )
             self.folds[partition] = PartitionFold(self.params, couriers, clocks[partition])
             self.progress[partition] = progress[partition]
 
