@@ -278,6 +278,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A request is answered 503 (Retry-After) when the broker has not acknowledged its fixes by then.
     ingest_produce_timeout_s: Annotated[float, env("TRACKER_INGEST_PRODUCE_TIMEOUT_S", low=0.1)] = 5.0
     ingest_max_body_bytes: Annotated[int, env("TRACKER_INGEST_MAX_BODY_BYTES", low=1)] = 64 * 1024
+    # A body still arriving after this long gets 408 (a client trickling bytes holds no connection forever).
+    ingest_body_timeout_s: Annotated[float, env("TRACKER_INGEST_BODY_TIMEOUT_S", low=0.1)] = 30.0
     # Pings in one request to /v1/pings.
     ingest_max_pings: Annotated[int, env("TRACKER_INGEST_MAX_PINGS", low=1)] = 100
     # Each device's token bucket, in pings: this many per second on average, bursts up to the burst (a

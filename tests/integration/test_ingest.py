@@ -275,9 +275,11 @@ async def test_bad_requests_get_a_clear_answer_never_a_500(settings: Settings) -
             "a form of 300 fields": (400, await client.post("/", content="&".join(["f=1"] * 300))),
             "an unknown path": (404, await client.get("/v2/pings")),
             "GET on OwnTracks": (405, await client.get("/owntracks")),
+            "HEAD on /": (405, await client.head("/", params={"id": "c-limits", "lat": LAT, "lon": LON})),
         }
         for what, (status, answer) in answers.items():
             assert answer.status_code == status, (what, answer.text)
+
         # The bucket holds 2 pings and refills at 0.5/s: the third is refused with when to come back.
         assert (await client.post("/v1/pings", json=[fix, fix])).status_code == 200
         over = await client.post("/v1/pings", json=fix)
@@ -320,7 +322,7 @@ async def test_many_phones_at_once_share_a_few_produce_calls(settings: Settings)
 
 async def test_tracker_ingest_serves_phones_on_its_port_and_stops_cleanly(settings: Settings, tmp_path) -> None:
     port = free_port()
-    env = subprocess_env(settings.replace(ingest_auth="open", ingest_port=port))
+    env = subprocess_env(settings.replace(ingest_auth="open", ingest_port=port, ingest_body_timeout_s=0.5))
     log_path = tmp_path / "ingest.log"
     child = spawn([sys.executable, "-m", "tracker", "ingest"], log_path, env)
     base = f"http://127.0.0.1:{port}"
@@ -352,9 +354,16 @@ async def test_tracker_ingest_serves_phones_on_its_port_and_stops_cleanly(settin
             statuses = await asyncio.gather(*(phone(n) for n in range(requests)))
             took = time.monotonic() - started
             metrics = (await client.get("/metrics")).text
+        # A client that trickles its body holds no connection forever (TRACKER_INGEST_BODY_TIMEOUT_S, 0.5 s).
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /v1/pings HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[")
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
     finally:
         stop_process(child, timeout_s=10)
     assert statuses == [200] * requests
+    assert status_line.startswith(b"HTTP/1.1 408"), status_line
     # uvicorn shuts down cleanly on SIGTERM, then re-raises it: exit code 0 or -SIGTERM.
     assert child.returncode in (0, -signal.SIGTERM), log_path.read_text()
     assert "Traceback" not in log_path.read_text(), log_path.read_text()

@@ -20,6 +20,7 @@ with its reason, where an operator can see it; refusing it here would only make 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -131,14 +132,18 @@ class Ingest:
             raise Refusal(413, f"the body is {int(declared):,} bytes; at most {limit:,} are taken")
         chunks: list[bytes] = []
         size = 0
+        deadline = self.settings.ingest_body_timeout_s
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise Refusal(413, f"the body is over {limit:,} bytes")
-                chunks.append(chunk)
+            async with asyncio.timeout(deadline):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise Refusal(413, f"the body is over {limit:,} bytes")
+                    chunks.append(chunk)
         except ClientDisconnect:
             raise Refusal(400, "the client went away mid-body") from None
+        except TimeoutError:
+            raise Refusal(408, f"the body was still arriving after {deadline:g} s") from None
         return b"".join(chunks)
 
     async def authenticate(self, found: Credentials) -> str | None:
@@ -232,6 +237,8 @@ def _is_json(request: Request, body: bytes) -> bool:
 
 async def osmand(ingest: Ingest, request: Request) -> tuple[Protocol, Response]:
     """OsmAnd / Traccar Client: the query (and form) parameters, or Traccar Client 9's JSON body."""
+    if request.method not in ("GET", "POST"):  # HEAD, which Starlette adds to GET routes: no fix from it
+        raise Refusal(405, "GET or POST")
     body = await ingest.body(request)
     params = dict(request.query_params)
     protocol = Protocol.OSMAND
