@@ -4,7 +4,10 @@
 --   {"p": partition, "prev": offset, "first": offset, "last": offset,
 --    "pos": [[partner_id, ts, lat, lon, position_json], ...],   -- newest accepted fix per courier
 --    "trail": [[partner_id, [ts, point_json, ...]], ...],       -- pairs: score (event time), member
---    "cnt": {"accepted": n, ...}}
+--    "cnt": {"accepted": n, ...},
+--    "hist": [[kind, key suffix, blob index, expire at (ms), partner_id, hour, slot low, slot high], ...]}
+-- ARGV[8], ARGV[9], ARGV[10]: history's full-tier, step-tier and fleet key prefixes; ARGV[11...]: the packed
+--   history points the "hist" entries point at (binary, beside the slice: cmsgpack reads no bin type).
 -- Returns 1 when applied; -1 ("fenced") when the recorded progress is not "prev", the progress the slice
 -- was judged on: another member wrote this partition meanwhile. prev = -2 skips that check.
 local progress_key = ARGV[1]
@@ -14,6 +17,10 @@ local trail_prefix = ARGV[4]
 local counters_key = ARGV[5]
 local trail_cap = tonumber(ARGV[6])
 local slice = cmsgpack.unpack(ARGV[7])
+local full_prefix = ARGV[8]
+local step_prefix = ARGV[9]
+local fleet_prefix = ARGV[10]
+local FIRST_BLOB = 11
 
 local done = tonumber(redis.call('HGET', progress_key, slice.p) or '-1')
 if slice.prev ~= -2 and done ~= slice.prev then
@@ -37,6 +44,41 @@ for _, trail in ipairs(slice.trail) do
   local key = trail_prefix .. trail[1]
   redis.call('ZADD', key, unpack(trail[2]))
   redis.call('ZREMRANGEBYRANK', key, 0, -trail_cap - 1)
+end
+
+-- history (tracker/history/plan.py): APPEND packed points to a key per courier and minute (kind 0) or hour
+-- (kind 1, one point per slot); a key gets its expiry when this APPEND created it. A step-tier entry with slot
+-- bounds (a replayed older fix) is appended only if no point of that key falls in its slot. A step key created
+-- puts its courier in the hour's fleet set.
+for _, h in ipairs(slice.hist or {}) do
+  local blob = ARGV[FIRST_BLOB + h[3]]
+  if h[1] == 0 then
+    local key = full_prefix .. h[2]
+    if redis.call('APPEND', key, blob) == #blob then
+      redis.call('PEXPIREAT', key, h[4])
+    end
+  else
+    local key = step_prefix .. h[2]
+    local free = true
+    if h[7] >= 0 then
+      local held = redis.call('GET', key)
+      if held then
+        for i = 1, #held - 11, 12 do
+          local offset = struct.unpack('<i', held, i)
+          if offset >= h[7] and offset < h[8] then
+            free = false
+            break
+          end
+        end
+      end
+    end
+    if free and redis.call('APPEND', key, blob) == #blob then
+      redis.call('PEXPIREAT', key, h[4])
+      local fleet = fleet_prefix .. h[6]
+      redis.call('SADD', fleet, h[5])
+      redis.call('PEXPIREAT', fleet, h[4])
+    end
+  end
 end
 
 for name, count in pairs(slice.cnt) do

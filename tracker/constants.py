@@ -65,6 +65,11 @@ KEY_PROGRESS = "progress:"  # + topic -> hash partition -> last applied offset (
 KEY_HIGH_WATER = "highwater:"
 KEY_DEATHS = "deaths:"  # + topic -> hash "partition:offset" -> owners that died judging that record
 
+# History (tracker/history/): packed fixes per courier and time bucket; every key expires by itself.
+KEY_HISTORY_FULL = "hist:full:"  # + minute start (epoch ms) + ":" + partner_id -> every fix of that minute
+KEY_HISTORY_STEP = "hist:step:"  # + hour start + ":" + partner_id -> one fix per history_step_s slot of that hour
+KEY_HISTORY_FLEET = "hist:fleet:"  # + hour start -> set of the partner ids with a hist:step: key for that hour
+
 # Review index of dead letters (tracker/dlq/index.py)
 KEY_DLQ_ENTRY = "dlq:entry:"  # + id -> hash {entry (JSON), status, status_by, status_at, reason, partner, original}
 KEY_DLQ_INDEX = "dlq:index"  # zset id -> rejected_at (ms)

@@ -36,6 +36,7 @@ from tracker.dlq import http as dlq_http
 from tracker.dlq.index import DlqIndex
 from tracker.dlq.indexer import run_indexer
 from tracker.geo import load_service_area
+from tracker.history import http as history_http
 from tracker.hub import Hub
 from tracker.kafka import BrokerError, Consumer, Producer
 from tracker.models import ID_MAX, Position, Reason, Record
@@ -424,6 +425,7 @@ def create_app(settings: Settings, hub: Hub | None = None, *, consume: bool = Tr
 
     routes = [
         Route("/api/couriers", api_couriers),
+        *history_http.routes(api_courier, _is_partner_id),  # before the next: /api/couriers/{id}/trail
         Route("/api/couriers/{partner_id:path}", api_courier),  # path: an id may hold "/" (sent as %2F)
         Route("/api/service-area", api_service_area),
         Route("/api/config", api_config),

@@ -221,6 +221,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Couriers with no accepted fix for this long expire from Redis (position, trail, GEO member) and from
     # the gateways' memory, so minting new ids cannot grow either forever.
     courier_ttl_s: Annotated[float, env("TRACKER_COURIER_TTL_S", low=0)] = 86_400.0
+    # History (tracker/history/): every accepted fix is kept this long (0: no history is written), every one
+    # for the last history_full_s and one per history_step_s slot (a divisor of an hour) before that.
+    history_s: Annotated[int, env("TRACKER_HISTORY_S", low=0)] = 86_400
+    history_full_s: Annotated[int, env("TRACKER_HISTORY_FULL_S", low=0)] = 3_600
+    history_step_s: Annotated[
+        int,
+        env(
+            "TRACKER_HISTORY_STEP_S",
+            low=1,
+            high=3600,
+            check=lambda step: [] if 3600 % step == 0 else [f"history_step_s must divide 3600, got {step}"],
+        ),
+    ] = 30
 
     # Zone and status events (`tracker events`, tracker/events/). A courier counts as inside (or outside) a
     # zone only once a fix at least this long after it crossed finds it still on that side; 0: at once.

@@ -7,6 +7,8 @@ Data model (keys under ``Settings.redis_prefix``; names in :mod:`tracker.constan
 - ``trail:<partner_id>``: capped sorted set of accepted points ``[ts, lat, lon, speed]`` scored by event time.
 - ``counters``: ``accepted``, ``duplicates``, ``rejected``, ``rejected:<reason>``.
 - ``progress:<topic>``: partition -> last offset whose effects are in Redis.
+- ``hist:full:*``, ``hist:step:*``, ``hist:fleet:*``: history, packed fixes per courier and time bucket
+  (tracker/history/), written by the validator's script with the rest of a slice; each key expires by itself.
 - ``highwater:<topic>``, ``deaths:<topic>``: crash-loop detection (validator.py).
 - ``dlq:*``: the review index of dead letters (:class:`ReviewKeys`; the rules are in tracker/dlq/index.py).
 - ``events:*``: the zone and status events' fold state and their index (:class:`EventKeys`; tracker/events/).
@@ -88,6 +90,9 @@ class Slice(msgspec.Struct, frozen=True):
     pos: list[tuple[str, int, float, float, str]]  # partner_id, ts, lat, lon, position JSON
     trail: list[tuple[str, list[int | str]]]  # partner_id, [ts, point, ts, point, ...]
     cnt: dict[str, int]
+    # History appends (tracker/history/plan.py, Writes.entries): kind, key suffix, index of the packed points
+    # (passed beside the slice), expiry (epoch ms), partner id and hour (step tier: the fleet set), slot bounds.
+    hist: list[tuple[int, str, int, int, str, str, int, int]] = msgspec.field(default_factory=list)
 
 
 class ReviewKeys(msgspec.Struct, frozen=True):
@@ -184,6 +189,9 @@ class Store:
         self.progress_prefix = prefix + c.KEY_PROGRESS
         self.high_water_prefix = prefix + c.KEY_HIGH_WATER
         self.deaths_prefix = prefix + c.KEY_DEATHS
+        self.hist_full_prefix = prefix + c.KEY_HISTORY_FULL
+        self.hist_step_prefix = prefix + c.KEY_HISTORY_STEP
+        self.hist_fleet_prefix = prefix + c.KEY_HISTORY_FLEET
         self.review = ReviewKeys.under(prefix)
         self.events = EventKeys.under(prefix)
         self.key_devices = prefix + c.KEY_DEVICES
@@ -247,8 +255,9 @@ class Store:
         if records:
             await self.redis.hdel(self.deaths_prefix + topic, *(f"{p}:{o}" for p, o in records))
 
-    async def apply(self, topic: str, slices: list[Slice]) -> list[int]:
-        """Apply slices (one Lua call each, pipelined); 1 for applied, :data:`FENCED` for refused."""
+    async def apply(self, topic: str, slices: list[Slice], blobs: list[list[bytes]] | None = None) -> list[int]:
+        """Apply slices (one Lua call each, pipelined); 1 for applied, :data:`FENCED` for refused. ``blobs[i]``
+        are the packed history points ``slices[i].hist`` points at."""
         if not slices:
             return []
         args = [
@@ -259,10 +268,12 @@ class Store:
             self.key_counters,
             self.settings.trail_max,
         ]
-        return [
-            int(result)
-            for result in await self.run_script(_APPLY_SCRIPT, [[*args, self._encoder.encode(item)] for item in slices])
+        history = [self.hist_full_prefix, self.hist_step_prefix, self.hist_fleet_prefix]
+        packed = blobs or [[] for _ in slices]
+        calls = [
+            [*args, self._encoder.encode(item), *history, *extra] for item, extra in zip(slices, packed, strict=True)
         ]
+        return [int(result) for result in await self.run_script(_APPLY_SCRIPT, calls)]
 
     async def run_script(self, source: str, calls: list[list]) -> list:
         """Run a Lua script once per argument list, pipelined (EVALSHA, loading it when the server lost it)."""
@@ -318,6 +329,31 @@ class Store:
             _EXPIRE_SCRIPT, [[self.key_geo, self.pos_prefix, self.trail_prefix, cutoff, *partner_ids]]
         )
         return int(count)
+
+    # -- history (tracker/history/ keeps the rules: the packing, the buckets, the window) ----------------------
+
+    async def history_buckets(self, full: list[str], step: list[str]) -> tuple[list[bytes | None], list[bytes | None]]:
+        """The stored points of the full-tier and step-tier keys with these suffixes (None: no key), together."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.mget([self.hist_full_prefix + name for name in full])
+        pipe.mget([self.hist_step_prefix + name for name in step])
+        full_values, step_values = await pipe.execute()
+        return full_values, step_values
+
+    async def history_fleet(self, hours: list[int]) -> list[str]:
+        """The couriers with step-tier history in any of these hours (their starts, epoch ms), sorted."""
+        members = cast("set[bytes]", await self.redis.sunion([self.hist_fleet_prefix + str(hour) for hour in hours]))
+        return sorted(member.decode() for member in members)
+
+    async def history_steps(self, suffixes: list[list[str]], chunk: int = 2000) -> list[list[bytes | None]]:
+        """The step-tier points of each courier's keys (``suffixes[i]``: courier i's), pipelined in chunks."""
+        values: list[list[bytes | None]] = []
+        for start in range(0, len(suffixes), chunk):
+            pipe = self.redis.pipeline(transaction=False)
+            for names in suffixes[start : start + chunk]:
+                pipe.mget([self.hist_step_prefix + name for name in names])
+            values.extend(await pipe.execute())
+        return values
 
     # -- review index (tracker/dlq/index.py keeps the logic: its scripts, filters, cursors, pages) -----------
 

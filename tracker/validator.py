@@ -61,6 +61,7 @@ from tracker.constants import H_REPLAY_OF as REPLAY_OF
 from tracker.constants import H_UNREADABLE
 from tracker.dlq import letter
 from tracker.geo import ServiceArea
+from tracker.history import plan as history
 from tracker.kafka import BrokerError, Consumer, Producer
 from tracker.models import LastFix, Outcome, OutRecord, Ping, Position, Reason, Record, Verdict
 from tracker.partitions import Partitions
@@ -105,6 +106,7 @@ class _PartitionWork:
         "counts",
         "accepted_records",
         "careful",
+        "history",
     )
 
     def __init__(self, partition: int, epoch: int, prev: int, first: int, last: int, careful: bool = False) -> None:
@@ -118,8 +120,11 @@ class _PartitionWork:
         self.counts: Counter[str] = Counter()
         self.accepted_records: list[Record] = []
         self.careful = careful  # one record judged after a crash (see the module docstring)
+        # Every fix kept (history.plan's input order), with the time of the courier's fix before it (None:
+        # none known; history.OLDER: a replay kept as history only).
+        self.history: list[tuple[Ping, int | None]] = []
 
-    def slice(self, trail_max: int) -> Slice:
+    def slice(self, trail_max: int, retention: history.Retention, now_ms: int) -> tuple[Slice, list[bytes]]:
         # ~1 µs per accepted ping, which is a tenth of the validator's CPU at 20,000 pings/s: coordinates
         # travel as floats (Redis writes script numbers back with 17 significant digits, so float() of
         # them is exact), and trail points are encoded by msgspec, not formatted in Python.
@@ -137,7 +142,15 @@ class _PartitionWork:
             )
             for pid, pings in self.trails.items()
         ]
-        return Slice(self.partition, self.prev, self.first, self.last, latest, trails, dict(self.counts))
+        writes = history.plan(
+            ((ping.partner_id, ping.ts_ms, ping.lat, ping.lon, prev_ts) for ping, prev_ts in self.history),
+            now_ms,
+            retention,
+        )
+        built = Slice(
+            self.partition, self.prev, self.first, self.last, latest, trails, dict(self.counts), writes.entries
+        )
+        return built, writes.blobs
 
 
 class Prepared:
@@ -195,6 +208,7 @@ class Validator:
         self.limits = rules.Limits.from_settings(settings)
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.topic = settings.location_topic
+        self.retention = history.Retention.from_settings(settings)
         self.lock = asyncio.Lock()
         # Progress, epoch, resync point, unverified and careful flags of each owned partition; changed only
         # through its named transitions (tracker/partitions.py).
@@ -397,7 +411,7 @@ class Validator:
         # The hot loop: about 95 % of pings are accepted, so that branch does as little as it can and the
         # per-courier Redis entries are built once per batch in _PartitionWork.slice.
         settings, limits, area, fixes = self.settings, self.limits, self.area, self.fixes
-        latest, trails, accepted_records = work.latest, work.trails, work.accepted_records
+        latest, trails, accepted_records, kept = work.latest, work.trails, work.accepted_records, work.history
         encode, judge, accepted = self._encode, rules.judge, rules.ACCEPTED
         duplicates = 0
         poison = self.poison
@@ -409,19 +423,21 @@ class Validator:
                     if poison is not None and poison[1] in (record.value or b""):
                         self._poisoned(poison[0])
                     partner_id = item.partner_id
+                    last = fixes.get(partner_id)
                     if (
                         record.headers
                         and _has_replay_header(record)
                         and replay_sig.verified_count(record.headers, record.value, settings.replay_secret) is not None
                     ):
-                        verdict = rules.judge_replay(item, fixes.get(partner_id), now_ms, limits, area)
+                        verdict = rules.judge_replay(item, last, now_ms, limits, area)
                         if verdict is rules.HISTORY_ONLY:
                             trails.setdefault(partner_id, []).append(item)
+                            kept.append((item, history.OLDER))
                             accepted_records.append(record)
                             work.counts[c.C_ACCEPTED_HISTORY] += 1
                             continue
                     else:
-                        verdict = judge(item, fixes.get(partner_id), now_ms, limits, area)
+                        verdict = judge(item, last, now_ms, limits, area)
                     if verdict is accepted:
                         encoded = encode(Position.from_ping(item, now_ms))
                         positions.append(
@@ -434,6 +450,7 @@ class Validator:
                         else:
                             trail.append(item)
                         accepted_records.append(record)
+                        kept.append((item, None if last is None else last.ts_ms))
                         fixes[partner_id] = LastFix(item.ts_ms, item.lat, item.lon)
                         continue
                     if verdict.outcome is Outcome.DUPLICATE:
@@ -478,9 +495,10 @@ class Validator:
         works = [work for work in prepared.works if work.epoch == self.partitions.epoch(work.partition)]
         now_ms = self.clock_ms()
         if works:
-            slices = [work.slice(self.settings.trail_max) for work in works]
+            built = [work.slice(self.settings.trail_max, self.retention, now_ms) for work in works]
+            slices, blobs = [item for item, _ in built], [packed for _, packed in built]
             try:
-                outcomes = await self._redis("apply batch", lambda: self.store.apply(self.topic, slices))
+                outcomes = await self._redis("apply batch", lambda: self.store.apply(self.topic, slices, blobs))
             except RetriesExhausted as exc:
                 outcomes = [None] * len(works)
                 await self._dead_letter_accepted(works, exc, now_ms)

@@ -20,6 +20,8 @@ from tracker.ingest.records import Protocol, encode, record
 from tracker.kafka import Producer, partition_for
 from tracker.models import OutRecord
 from tracker.rules import decode_json
+from tracker.settings import Settings
+from tracker.up import child_env
 
 
 def test_a_device_bursts_up_to_its_bucket_then_waits_at_its_rate() -> None:
@@ -162,3 +164,10 @@ async def test_one_partition_refused_fails_only_the_requests_that_wrote_to_it() 
     assert ok is None
     assert isinstance(refused, ProduceFailed) and "too large" in str(refused)
     await batcher.stop()
+
+
+def test_the_ingest_child_of_tracker_up_gets_no_operator_viewer_or_replay_secret() -> None:
+    settings = Settings(admin_token="admin-token-1", viewer_token="viewer-token-1", replay_secret="replay-secret-1")
+    env = child_env(settings, "ingest", "admin-token-1")
+    assert not {"TRACKER_ADMIN_TOKEN", "TRACKER_VIEWER_TOKEN", "TRACKER_REPLAY_SECRET"} & set(env)
+    assert env["TRACKER_INGEST_PORT"] == "5055"
