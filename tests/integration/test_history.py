@@ -43,7 +43,7 @@ async def rewind(settings) -> None:
         while not assigned and time.monotonic() < deadline:
             await consumer.poll(timeout_ms=200)
         assert assigned, "no partitions assigned"
-        await consumer.commit({tp: 0 for tp in assigned})
+        await consumer.commit(dict.fromkeys(assigned, 0))
     finally:
         await consumer.stop()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 import msgspec
@@ -59,11 +60,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     async def main() -> int:
         stop = asyncio.Event()
         install_stop_handlers(asyncio.get_running_loop(), stop)
+        decided_all = asyncio.Event()  # with --until-idle, the indexer drains what the worker made last
+
+        async def decide() -> Counter[str]:
+            try:
+                return await run_events(settings, zones, stop, idle_exit_s=args.until_idle)
+            finally:
+                decided_all.set()
+
         async with Store(settings) as store:
             tasks = [
-                asyncio.create_task(run_events(settings, zones, stop, idle_exit_s=args.until_idle), name="events"),
+                asyncio.create_task(decide(), name="events"),
                 asyncio.create_task(
-                    run_event_indexer(settings, store, stop, idle_exit_s=args.until_idle), name="event-indexer"
+                    run_event_indexer(settings, store, stop, idle_exit_s=args.until_idle, idle_after=decided_all),
+                    name="event-indexer",
                 ),
             ]
             try:

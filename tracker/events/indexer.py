@@ -53,13 +53,20 @@ def events_of(records: list[Record], totals: Counter[str]) -> list[tuple[Event, 
 
 
 async def run_event_indexer(
-    settings: Settings, store: Store, stop: asyncio.Event, *, idle_exit_s: float | None = None
+    settings: Settings,
+    store: Store,
+    stop: asyncio.Event,
+    *,
+    idle_exit_s: float | None = None,
+    idle_after: asyncio.Event | None = None,
 ) -> Counter[str]:
-    """Index ``courier-events`` until ``stop`` is set (or the topic has been quiet for ``idle_exit_s``)."""
+    """Index ``courier-events`` until ``stop`` is set, or until the topic has been quiet for ``idle_exit_s``
+    (counted from when ``idle_after`` is set, if given: the worker that produces the events is done)."""
     index = EventIndex(store)
     totals: Counter[str] = Counter()
     quiet_since = time.monotonic()
     assigned: list[bool] = []  # idleness counts from the first assignment on
+    counting = False
 
     async def on_assign(partitions: list[tuple[str, int]]) -> None:
         nonlocal quiet_since
@@ -98,8 +105,11 @@ async def run_event_indexer(
                 continue
             records = [record for batch in polled.values() for record in batch]
             if not records:
-                if idle_exit_s is not None and assigned and time.monotonic() - quiet_since >= idle_exit_s:
-                    break
+                if idle_exit_s is not None and assigned and (idle_after is None or idle_after.is_set()):
+                    if idle_after is not None and not counting:
+                        counting, quiet_since = True, time.monotonic()  # what the worker produced last, too
+                    if time.monotonic() - quiet_since >= idle_exit_s:
+                        break
                 continue
             quiet_since = time.monotonic()
             events = events_of(records, totals)
