@@ -30,11 +30,13 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from tracker import access, expiry, metrics, protocol, ws
+from tracker import access, basemap, expiry, metrics, protocol, ws
 from tracker import constants as c
 from tracker.dlq import http as dlq_http
 from tracker.dlq.index import DlqIndex
 from tracker.dlq.indexer import run_indexer
+from tracker.events import http as events_http
+from tracker.events.zones import Zones
 from tracker.geo import load_service_area
 from tracker.history import http as history_http
 from tracker.hub import Hub
@@ -44,6 +46,7 @@ from tracker.settings import Settings
 from tracker.status import StatusThresholds
 from tracker.store import Store, StoreError
 from tracker.up import RestartPolicy
+from tracker.zone_counts import count_by_zone
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,8 @@ class Gateway:
         self.metrics = metrics.GatewayMetrics(report_lag=settings.report_lag)
         self.counters: dict[str, int] = {}
         self.pings_per_s = 0.0
+        self.zones: Zones | None = None  # the service area's zones (create_app), counted for the stats frame
+        self.zone_counts: dict[str, int] = {}
         self._tasks: list[asyncio.Task] = []
         self.task_names: list[str] = []
         self.tasks_down: dict[str, str] = {}  # task name -> why it is down, while it waits for its restart
@@ -238,8 +243,12 @@ class Gateway:
         while True:
             await asyncio.sleep(1)
             self.hub.refresh_statuses()
+            if self.zones is not None:
+                couriers = self.hub.couriers.values()
+                self.zone_counts = count_by_zone(self.zones, ((one.position, one.status) for one in couriers))
             try:
                 self.counters = await self.store.counters()
+                await self.metrics.events.refresh(self.store)  # tracker_events_total{type}
             except (StoreError, OSError) as exc:
                 log.warning("reading counters from Redis failed: %r", exc)
             total = sum(self.counters.get(k, 0) for k in c.VERDICT_COUNTERS)
@@ -288,6 +297,7 @@ class Gateway:
                 "accepted_total": self.counters.get(c.C_ACCEPTED, 0),
                 "rejected_total": self.counters.get(c.C_REJECTED, 0),
                 "duplicates_total": self.counters.get(c.C_DUPLICATES, 0),
+                "zones": self.zone_counts,
             }
         ).decode()
 
@@ -371,6 +381,8 @@ async def api_config(request: Request) -> Response:
     return JSONResponse(
         {
             "tile_url": settings.tile_url,
+            # The local PMTiles archive (TRACKER_BASEMAP), relative to the page; drawn instead of tile_url.
+            "basemap_url": basemap.BASEMAP_PATH.lstrip("/") if settings.basemap else None,
             "tick_ms": settings.tick_ms,
             "reasons": [reason.value for reason in Reason],
             # The pages ask for a viewer token up front when one is needed, offer it on /ws next to the
@@ -433,7 +445,9 @@ def create_app(settings: Settings, hub: Hub | None = None, *, consume: bool = Tr
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         WebSocketRoute("/ws", ws.endpoint),
+        Route(basemap.BASEMAP_PATH, basemap.serve, methods=["GET", "HEAD"]),
         *dlq_http.routes,
+        *events_http.routes,
     ]
     if (static_dir / "index.html").is_file():
 
@@ -454,4 +468,5 @@ def create_app(settings: Settings, hub: Hub | None = None, *, consume: bool = Tr
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.gateway = gateway
     app.state.service_area = load_service_area(settings.service_area_file)
+    gateway.zones = Zones.of_area(app.state.service_area)
     return app

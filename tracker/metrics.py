@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from tracker import constants as c
+from tracker.events.metrics import EventMetrics
 from tracker.models import Reason
 
 
@@ -46,6 +47,8 @@ class GatewayMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.pipeline = _PipelineCollector()
         self.registry.register(self.pipeline)
+        self.events = EventMetrics()  # tracker_events_total{type}, refreshed from Redis once a second
+        self.registry.register(self.events)
         self.frames_sent = Counter("tracker_ws_frames_sent", "WebSocket frames sent", registry=self.registry)
         self.clients = Gauge("tracker_ws_clients", "Connected WebSocket clients", registry=self.registry)
         self.slow_disconnects = Counter(

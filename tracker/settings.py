@@ -108,6 +108,12 @@ def _existing_file(path: str) -> list[str]:
     return [f"service_area_file {path!r} does not exist"] if path and not os.path.isfile(path) else []
 
 
+def _basemap_archive(path: str) -> list[str]:
+    from tracker.basemap import archive_problems  # basemap imports nothing from here
+
+    return archive_problems(path) if path else []
+
+
 def _operator_tokens(raw: str) -> list[str]:
     from tracker.tokens import parse_operator_tokens  # tokens imports nothing from here
 
@@ -263,6 +269,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     static_dir: Annotated[str | None, env("TRACKER_STATIC_DIR")] = None
     # Raster tiles under the map, e.g. https://tile.example/{z}/{x}/{y}.png
     tile_url: Annotated[str | None, env("TILE_URL")] = None
+    # A local PMTiles v3 archive of OpenStreetMap vector tiles (Protomaps basemap schema), served by the
+    # gateway with range requests and drawn under the map instead of TILE_URL (tracker/basemap.py).
+    basemap: Annotated[str | None, env("TRACKER_BASEMAP", check=_basemap_archive)] = None
     # A client whose socket does not drain this fast is closed (1013).
     ws_send_timeout_s: Annotated[float, env("TRACKER_WS_SEND_TIMEOUT_S", low=0)] = 10.0
     max_clients: Annotated[int, env("TRACKER_MAX_CLIENTS", low=1)] = 1000

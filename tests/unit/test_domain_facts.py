@@ -44,6 +44,7 @@ def test_the_review_page_gets_the_reasons_from_api_config():
     body = json.loads(bytes(asyncio.run(api_config(cast(Request, request))).body))
     assert body == {
         "tile_url": "https://tile.example/{z}/{x}/{y}.png",
+        "basemap_url": None,
         "tick_ms": 150,
         "reasons": [reason.value for reason in Reason],
         "viewer_token_required": False,
