@@ -30,9 +30,13 @@ export function isEvent(event) {
   );
 }
 
-/** Newest first by event time; events at the same time by id, so the order never flickers between polls. */
+// At one fix a courier's status changes first, then it leaves zones, then it enters others
+// (tracker/events/decide.py): newest first, events of one time read the other way round.
+const SAME_TIME_RANK = { zone_enter: 0, zone_exit: 1, status_change: 2 };
+
+/** Newest first by event time; at one time as above, then by id, so the order never flickers between polls. */
 export function compareEvents(a, b) {
-  return b.ts - a.ts || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+  return b.ts - a.ts || SAME_TIME_RANK[a.type] - SAME_TIME_RANK[b.type] || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 }
 
 /**
@@ -157,4 +161,32 @@ export function renderEvents(list, events) {
     return item;
   });
   list.replaceChildren(...items);
+}
+
+/**
+ * The feed on the page: polls, draws into the elements index.html names (data-field events-list,
+ * events-empty, events-status), and hands a clicked event's courier id to `onPick`.
+ */
+export function wireEventsFeed(doc, { fetchJson, onPick }) {
+  const field = (name) => doc.querySelector(`[data-field="${name}"]`);
+  const list = field("events-list");
+  const empty = field("events-empty");
+  const status = field("events-status");
+  list.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-partner-id]");
+    if (button !== null) onPick(button.dataset.partnerId);
+  });
+  const feed = createEventsFeed({
+    fetchJson,
+    onEvents: (events) => {
+      renderEvents(list, events);
+      empty.hidden = events.length > 0;
+    },
+    onStatus: (text) => {
+      if (status.textContent !== text) status.textContent = text;
+    },
+    doc,
+  });
+  feed.start();
+  return feed;
 }

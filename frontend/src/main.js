@@ -24,7 +24,18 @@ import { extendTrail, mergeTrails, trailGeoJSON } from "./trail.js";
 import { createConnection, webSocketUrl, WS_1008_POLICY_VIOLATION } from "./connection.js";
 import { createReadAccess, fetchWithAccess, tokenStore, webSocketProtocols } from "./access.js";
 import { createTokenPrompt } from "./token-dialog.js";
-import { courierAt, createMap, setCouriers, setSelected, setTrail, visibleBbox } from "./map.js";
+import {
+  courierAt,
+  createMap,
+  loadBasemap,
+  setCouriers,
+  setSelected,
+  setTrail,
+  setZoneCounts,
+  visibleBbox,
+} from "./map.js";
+import { createMotion, motionPreference, saveMotionPreference } from "./motion.js";
+import { wireEventsFeed } from "./events-feed.js";
 import {
   bindUi,
   hidePanel,
@@ -41,6 +52,7 @@ const FRAME_SAMPLES_KEPT = 500;
 const VIEWPORT_DELAY_MS = 250;
 const FETCH_TIMEOUT_MS = 5000;
 const FOLLOW_MIN_ZOOM = 14.5;
+const MOTION_FRAME_MS = 33; // gliding markers are redrawn at most ~30 times a second
 
 const store = createStore();
 const ui = bindUi(document);
@@ -62,6 +74,21 @@ let lastViewportSent = undefined;
 let viewportTimer = null;
 /** The courier shown in the side panel, or null. See ui.renderPanel for the fields. */
 let selection = null;
+// Smooth motion (motion.js): markers glide to each new fix; a switch in the legend, remembered per browser.
+const motion = createMotion();
+let smoothMotion = motionPreference(localStorageOrNull());
+let animationScheduled = false;
+let lastAnimatedAt = 0;
+let lastZoneCounts = null;
+let basemap = null; // the local basemap (map.loadBasemap), when the gateway has one
+
+function localStorageOrNull() {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+}
 
 function sessionStorageOrNull() {
   try {
@@ -71,12 +98,13 @@ function sessionStorageOrNull() {
   }
 }
 
-async function fetchJson(path) {
+async function fetchJson(path, options = {}) {
   try {
     const response = await fetchWithAccess(path, {
       access,
       timeoutMs: FETCH_TIMEOUT_MS,
       headers: { accept: "application/json" },
+      ...options,
     });
     if (!response.ok) return { ok: false, status: response.status, body: null };
     return { ok: true, status: response.status, body: await response.json() };
@@ -92,11 +120,14 @@ function handleFrame(frame, receivedAtMs) {
     case "snapshot":
     case "delta":
       applyCourierFrame(store, frame);
+      if (smoothMotion) motion.retargetFrame(store.entries, frame, performance.now());
       lastLatencyMs = frameLatencyMs(frame, receivedAtMs) ?? lastLatencyMs;
       if (selection !== null) trackSelection();
       return true;
     case "stats":
       renderStats(ui, frame);
+      lastZoneCounts = frame.zones;
+      if (mapReady) setZoneCounts(map, lastZoneCounts);
       return false;
     case "error":
       console.warn("gateway error frame:", frame.message);
@@ -141,6 +172,8 @@ function flush() {
   let sample = null;
   if (store.dirty) {
     const startedAt = performance.now();
+    // Gliding markers: draw them where they are now, not at the fixes the frame just put in the store.
+    if (smoothMotion && motion.step(store.entries, performance.now())) scheduleAnimation();
     setCouriers(map, featureCollection(store));
     store.dirty = false;
     renderedCount = store.entries.size;
@@ -152,6 +185,44 @@ function flush() {
   renderFrameInfo(ui, { inView: store.entries.size, latencyMs: lastLatencyMs });
   if (selection !== null && selection.changed) renderSelection();
   return sample;
+}
+
+// --- smooth motion -----------------------------------------------------------------------------------
+
+function scheduleAnimation() {
+  if (animationScheduled) return;
+  animationScheduled = true;
+  requestAnimationFrame(animate);
+}
+
+/** One step of the glides: move the markers (and the selected courier's halo), and go on while any moves. */
+function animate(frameTime) {
+  animationScheduled = false;
+  if (!mapReady || !smoothMotion) return;
+  if (frameTime - lastAnimatedAt < MOTION_FRAME_MS) {
+    scheduleAnimation();
+    return;
+  }
+  lastAnimatedAt = frameTime;
+  const moving = motion.step(store.entries, performance.now());
+  setCouriers(map, featureCollection(store));
+  if (selection !== null && selection.courier) setSelected(map, drawnCourier(selection));
+  if (moving) scheduleAnimation();
+}
+
+function setSmoothMotion(on) {
+  smoothMotion = on;
+  saveMotionPreference(localStorageOrNull(), on);
+  if (on) return; // glides start with the next fixes
+  motion.stop(store.entries);
+  store.dirty = true;
+  scheduleFlush();
+}
+
+/** The selected courier where its marker is drawn (mid-glide, that is not yet its newest fix). */
+function drawnCourier(current) {
+  const entry = store.entries.get(current.id);
+  return entry ? { lon: entry.coordinates[0], lat: entry.coordinates[1] } : current.courier;
 }
 
 // --- selection, trail, follow ------------------------------------------------------------------------
@@ -175,7 +246,7 @@ function trackSelection() {
 function renderSelection() {
   selection.changed = false;
   selection.trailPoints = selection.trail.length;
-  setSelected(map, selection.courier);
+  setSelected(map, selection.courier ? drawnCourier(selection) : null);
   setTrail(map, trailGeoJSON(selection.trail));
   renderPanel(ui, selection, Date.now());
   if (selection.following && selection.moved && selection.courier) {
@@ -307,6 +378,15 @@ function wireMapEvents() {
   });
 }
 
+/** An event in the feed was clicked: fly to its courier (and show it in the panel). */
+function flyToCourier(partnerId) {
+  if (selection !== null && selection.id === partnerId && selection.courier) {
+    map.flyTo({ center: [selection.courier.lon, selection.courier.lat], zoom: Math.max(map.getZoom(), 15) });
+  } else {
+    select(partnerId, { flyTo: true });
+  }
+}
+
 function wireUiEvents() {
   ui.closeButton.addEventListener("click", () => deselect());
   ui.followButton.addEventListener("click", () => setFollowing(!(selection && selection.following)));
@@ -358,6 +438,22 @@ function exposeTestHooks() {
     get ready() {
       return mapReady;
     },
+    get smoothMotion() {
+      return smoothMotion;
+    },
+    /** Where a courier's marker is drawn now ([lon, lat]; mid-glide, not yet its newest fix), or null. */
+    drawnPosition(partnerId) {
+      const entry = store.entries.get(partnerId);
+      return entry ? [entry.coordinates[0], entry.coordinates[1]] : null;
+    },
+    /** The local basemap: whether its source has loaded the tiles in view, and street features drawn. */
+    basemap() {
+      if (basemap === null || !mapReady) return null;
+      return {
+        loaded: map.isSourceLoaded(basemap.source),
+        roads: map.queryRenderedFeatures({ layers: [...basemap.roadLayers] }).length,
+      };
+    },
     /** Drop the WebSocket as a network failure would (reconnect follows with backoff). */
     dropConnection: () => connection.drop(),
     select: (partnerId) => select(partnerId),
@@ -379,10 +475,20 @@ async function start() {
   const [config, serviceArea] = await Promise.all([fetchJson("api/config"), fetchJson("api/service-area")]);
   if (!serviceArea.ok) showToast(ui, "Could not load the service area; showing couriers only.");
   const tileUrl = config.ok && config.body ? config.body.tile_url : null;
+  const basemapUrl = config.ok && config.body ? config.body.basemap_url : null;
+  if (basemapUrl) {
+    try {
+      basemap = await loadBasemap(basemapUrl);
+    } catch (error) {
+      console.error(error);
+      showToast(ui, "Could not load the basemap; showing the map without streets.");
+    }
+  }
 
   const created = createMap(document.getElementById("map"), {
     serviceArea: serviceArea.ok ? serviceArea.body : null,
     tileUrl,
+    basemap,
   });
   map = created.map;
   wireMapEvents();
@@ -411,9 +517,15 @@ async function start() {
   });
   exposeTestHooks();
   wireUiEvents();
+  // A refused token is asked for by the map's own requests; the feed only says so and polls on.
+  wireEventsFeed(document, { fetchJson: (path) => fetchJson(path, { maxAsks: 0 }), onPick: flyToCourier });
+  const motionSwitch = document.querySelector('[data-field="smooth-motion"]');
+  motionSwitch.checked = smoothMotion;
+  motionSwitch.addEventListener("change", () => setSmoothMotion(motionSwitch.checked));
 
   await created.ready;
   mapReady = true;
+  setZoneCounts(map, lastZoneCounts);
   store.dirty = true;
   flush();
   if (selection !== null) renderSelection();

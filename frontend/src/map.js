@@ -1,6 +1,7 @@
-// MapLibre setup: the base layer (service area and zones from the gateway, optional raster tiles underneath),
-// the courier circles, the selected courier's halo and trail. Everything that changes per frame goes through
-// the set* functions here; main.js decides when.
+// MapLibre setup: the base layer (service area and zones from the gateway, and underneath either the local
+// basemap's streets (basemap.js, loaded only when the gateway has one) or optional raster tiles), the courier
+// circles, the selected courier's halo and trail, and the zones' names with how many couriers each holds.
+// Everything that changes per frame goes through the set* functions here; main.js decides when.
 
 import * as maplibregl from "maplibre-gl";
 import { couriersInBox } from "./protocol.js";
@@ -23,18 +24,34 @@ const FALLBACK_CENTRE = [77.5946, 12.9716]; // Bengaluru, when /api/service-area
 const EMPTY = { type: "FeatureCollection", features: [] };
 
 /**
- * Create the map in `container`. Resolves the returned `ready` promise when the style and overlay layers are
- * in place. `serviceArea` may be null (then the map centres on the fallback point).
+ * The local basemap for the archive at `path` (relative to the page, from /api/config): basemap.js and the
+ * pmtiles package are fetched now, as a chunk of their own, and the `pmtiles://` protocol registered.
  */
-export function createMap(container, { serviceArea, tileUrl }) {
+export async function loadBasemap(path) {
+  const basemap = await import("./basemap.js");
+  basemap.registerProtocol(maplibregl);
+  return {
+    style: basemap.basemapStyle(path, location.href),
+    overlayPaint: basemap.OVERLAY_PAINT,
+    source: basemap.BASEMAP_SOURCE,
+    roadLayers: basemap.ROAD_LAYERS,
+  };
+}
+
+/**
+ * Create the map in `container`. Resolves the returned `ready` promise when the style and overlay layers are
+ * in place. `serviceArea` may be null (then the map centres on the fallback point); `basemap` is what
+ * loadBasemap gave, or null (then raster tiles from `tileUrl`, if any).
+ */
+export function createMap(container, { serviceArea, tileUrl, basemap = null }) {
   const bounds = geojsonBounds(serviceArea);
   const map = new maplibregl.Map({
     container,
-    style: baseStyle(tileUrl),
+    style: basemap ? basemap.style : baseStyle(tileUrl),
     ...(bounds ? { bounds, fitBoundsOptions: { padding: 32 } } : { center: FALLBACK_CENTRE, zoom: 11 }),
     minZoom: 3,
     maxZoom: 19,
-    attributionControl: tileUrl ? { compact: true } : false,
+    attributionControl: basemap || tileUrl ? { compact: true } : false,
     dragRotate: false,
     pitchWithRotate: false,
     // The map is redrawn several times a second; keep the canvas cheap to read for screenshots/tests only.
@@ -49,6 +66,9 @@ export function createMap(container, { serviceArea, tileUrl }) {
     map.on("load", () => {
       for (const [id, source] of Object.entries(overlaySources(serviceArea))) map.addSource(id, source);
       for (const layer of overlayLayers()) map.addLayer(layer);
+      for (const [id, paint] of Object.entries(basemap ? basemap.overlayPaint : {})) {
+        for (const [property, value] of Object.entries(paint)) map.setPaintProperty(id, property, value);
+      }
       addZoneLabels(map, serviceArea);
       resolve(map);
     });
@@ -56,17 +76,50 @@ export function createMap(container, { serviceArea, tileUrl }) {
   return { map, ready };
 }
 
+/** map -> zone name -> the count elements of its labels (a zone of several polygons has several). */
+const zoneCountElements = new WeakMap();
+
 function addZoneLabels(map, serviceArea) {
+  const counts = new Map();
   for (const feature of (serviceArea && serviceArea.features) || []) {
     const kind = feature.properties && feature.properties.kind;
     if (kind !== "zone" || !feature.properties.name) continue;
     const point = labelPoint(feature);
     if (point === null) continue;
+    const name = String(feature.properties.name);
     const element = document.createElement("div");
     element.className = "zone-label";
-    element.textContent = feature.properties.name;
+    element.dataset.zone = name;
     element.setAttribute("aria-hidden", "true");
+    const label = document.createElement("span");
+    label.textContent = name;
+    const count = document.createElement("span");
+    count.className = "zone-count";
+    count.hidden = true; // until the first stats frame says
+    element.append(label, count);
+    if (!counts.has(name)) counts.set(name, []);
+    counts.get(name).push(count);
     new maplibregl.Marker({ element, anchor: "center" }).setLngLat(point).addTo(map);
+  }
+  zoneCountElements.set(map, counts);
+}
+
+/**
+ * Show beside each zone's name how many couriers it holds now: `counts` is the `zones` object of a stats
+ * frame (zone name -> couriers not offline whose latest fix is in it, counted by the gateway over every
+ * courier, tracker/zone_counts.py). A zone it does not name shows no count.
+ */
+export function setZoneCounts(map, counts) {
+  const elements = zoneCountElements.get(map);
+  if (elements === undefined) return;
+  const known = counts !== null && typeof counts === "object" ? counts : {};
+  for (const [name, countElements] of elements) {
+    const value = Object.hasOwn(known, name) ? known[name] : undefined;
+    const text = Number.isFinite(value) ? String(value) : "";
+    for (const element of countElements) {
+      if (element.textContent !== text) element.textContent = text;
+      element.hidden = text === "";
+    }
   }
 }
 

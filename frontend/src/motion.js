@@ -12,6 +12,8 @@
 //   a path), a fix whose time is not after the last one, or a jump over MAX_GLIDE_M is drawn at once.
 
 export const MAX_GLIDE_MS = 3_000;
+/** localStorage key of the switch: "off" turns smooth motion off in this browser (on by default). */
+export const MOTION_KEY = "tracker.smoothMotion";
 /** Farther than this in one fix and the marker jumps: no vehicle we track covers it in MAX_GLIDE_MS. */
 export const MAX_GLIDE_M = 500;
 const METRES_PER_DEGREE = 111_320;
@@ -61,10 +63,28 @@ export function glideTo(previous, lon, lat, fixTs, nowMs, maxGlideMs = MAX_GLIDE
   return { from, to: target, startMs: nowMs, durationMs: gapMs, fixTs };
 }
 
+/** Whether smooth motion is on in this browser (`storage`: localStorage, or null where there is none). */
+export function motionPreference(storage) {
+  try {
+    return storage ? storage.getItem(MOTION_KEY) !== "off" : true;
+  } catch {
+    return true;
+  }
+}
+
+export function saveMotionPreference(storage, on) {
+  try {
+    if (storage) storage.setItem(MOTION_KEY, on ? "on" : "off");
+  } catch {
+    // private mode or a full storage: the choice lasts for this page only
+  }
+}
+
 /**
  * The page's glides, one per courier drawn. `retarget` after a frame put a courier's newest fix in the
- * store; `step` writes each gliding marker's drawn position into its store entry's coordinates (the array
- * the map source and the click hit-test read) and says whether any is still moving.
+ * store (`retargetFrame` for every courier a frame brought); `step` writes each gliding marker's drawn
+ * position into its store entry's coordinates (the array the map source and the click hit-test read) and
+ * says whether any is still moving; `stop` forgets every glide and puts each marker back on its fix.
  */
 export function createMotion() {
   const glides = new Map();
@@ -74,6 +94,28 @@ export function createMotion() {
       const glide = glideTo(glides.get(partnerId), courier.lon, courier.lat, courier.ts, nowMs);
       glides.set(partnerId, glide);
       return glide;
+    },
+    /**
+     * After a `snapshot` or `delta` was applied to `entries` (partner id -> { courier, coordinates }): each
+     * courier it brought glides to its newest fix, and its coordinates (which the store just set to that fix)
+     * go back to where its marker is drawn, so that they always say where the marker is.
+     */
+    retargetFrame(entries, frame, nowMs) {
+      const ids = frame.type === "snapshot" ? [...entries.keys()] : (frame.couriers || []).map((c) => c && c.id);
+      for (const partnerId of ids) {
+        const entry = entries.get(partnerId);
+        if (entry === undefined) continue;
+        const [lon, lat] = positionAt(this.retarget(partnerId, entry.courier, nowMs), nowMs);
+        entry.coordinates[0] = lon;
+        entry.coordinates[1] = lat;
+      }
+    },
+    stop(entries) {
+      glides.clear();
+      for (const entry of entries.values()) {
+        entry.coordinates[0] = entry.courier.lon;
+        entry.coordinates[1] = entry.courier.lat;
+      }
     },
     /** Move every gliding marker of `entries` (partner id -> store entry) to where it is at `nowMs`. */
     step(entries, nowMs) {

@@ -35,9 +35,12 @@ test("mergeEvents returns the same array when a poll brings nothing new (no redr
   assert.equal(mergeEvents(full, [event("old", 1)]), full);
 });
 
-test("events at the same time keep one order", () => {
-  const one = mergeEvents([], [event("x1", 5_000, "zone_exit"), event("x2", 5_000)]);
-  const other = mergeEvents([], [event("x2", 5_000), event("x1", 5_000, "zone_exit")]);
+test("events of one fix read newest first: entered, then left, then the status change; ties by id never flicker", () => {
+  const fix = [event("a-status", 5_000, "status_change"), event("b-exit", 5_000, "zone_exit"), event("c-enter", 5_000)];
+  assert.deepEqual(mergeEvents([], fix).map((e) => e.id), ["c-enter", "b-exit", "a-status"]);
+  assert.deepEqual(mergeEvents([], [...fix].reverse()).map((e) => e.id), ["c-enter", "b-exit", "a-status"]);
+  const one = mergeEvents([], [event("x1", 5_000), event("x2", 5_000)]);
+  const other = mergeEvents([], [event("x2", 5_000), event("x1", 5_000)]);
   assert.deepEqual(one.map((e) => e.id), other.map((e) => e.id));
 });
 

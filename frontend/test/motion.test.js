@@ -1,6 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { MAX_GLIDE_MS, arrived, createMotion, glideTo, positionAt } from "../src/motion.js";
+import {
+  MAX_GLIDE_MS,
+  MOTION_KEY,
+  arrived,
+  createMotion,
+  glideTo,
+  motionPreference,
+  positionAt,
+  saveMotionPreference,
+} from "../src/motion.js";
 
 const A = [77.6, 12.97];
 const B = [77.601, 12.971]; // ~150 m north-east of A
@@ -85,4 +94,35 @@ test("createMotion moves the store entries' coordinates in place and forgets cou
   motion.step(entries, 1_100);
   assert.equal(motion.glides.size, 0);
   assert.equal(motion.drawnAt("c1", 1_100), null);
+});
+
+test("retargetFrame glides the couriers a frame brought; stop puts every marker back on its fix", () => {
+  const motion = createMotion();
+  const entry = (lon, lat, ts) => ({ courier: { id: "x", lon, lat, ts }, coordinates: [lon, lat] });
+  const entries = new Map([["c1", entry(...A, 1_000)], ["c2", entry(...C, 1_000)]]);
+  motion.retargetFrame(entries, { type: "snapshot", couriers: [] }, 0);
+  assert.deepEqual([...motion.glides.keys()], ["c1", "c2"]);
+  entries.set("c1", entry(...B, 2_000)); // the store took c1's newest fix
+  motion.retargetFrame(entries, { type: "delta", couriers: [{ id: "c1" }, null, { id: "gone" }] }, 0);
+  assert.deepEqual(entries.get("c1").coordinates, A); // still drawn where it was, until it glides
+  motion.step(entries, 500);
+  assert.ok(between(entries.get("c1").coordinates[1], A[1], B[1]) && entries.get("c1").coordinates[1] !== B[1]);
+  motion.stop(entries);
+  assert.deepEqual(entries.get("c1").coordinates, B);
+  assert.equal(motion.glides.size, 0);
+});
+
+test("the switch is remembered: on unless this browser said off", () => {
+  const values = new Map();
+  const storage = { getItem: (key) => values.get(key) ?? null, setItem: (key, value) => values.set(key, value) };
+  assert.equal(motionPreference(storage), true);
+  saveMotionPreference(storage, false);
+  assert.equal(values.get(MOTION_KEY), "off");
+  assert.equal(motionPreference(storage), false);
+  saveMotionPreference(storage, true);
+  assert.equal(motionPreference(storage), true);
+  const broken = { getItem: () => { throw new Error("denied"); }, setItem: () => { throw new Error("denied"); } };
+  assert.equal(motionPreference(broken), true);
+  saveMotionPreference(broken, false); // no throw
+  assert.equal(motionPreference(null), true);
 });
