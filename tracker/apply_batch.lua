@@ -5,9 +5,11 @@
 --    "pos": [[partner_id, ts, lat, lon, position_json], ...],   -- newest accepted fix per courier
 --    "trail": [[partner_id, [ts, point_json, ...]], ...],       -- pairs: score (event time), member
 --    "cnt": {"accepted": n, ...},
---    "hist": [[kind, key suffix, blob index, expire at (ms), partner_id, hour, slot low, slot high], ...]}
+--    "hist": [[key suffix, expire at (ms)], ...],                 -- history's full tier
+--    "hist_step": [[key suffix, expire at, partner_id, hour, slot start, slot end], ...]}  -- its step tier
 -- ARGV[8], ARGV[9], ARGV[10]: history's full-tier, step-tier and fleet key prefixes; ARGV[11...]: the packed
---   history points the "hist" entries point at (binary, beside the slice: cmsgpack reads no bin type).
+--   points of each "hist" entry, then of each "hist_step" entry (binary, beside the slice: cmsgpack reads no
+--   bin type).
 -- Returns 1 when applied; -1 ("fenced") when the recorded progress is not "prev", the progress the slice
 -- was judged on: another member wrote this partition meanwhile. prev = -2 skips that check.
 local progress_key = ARGV[1]
@@ -46,38 +48,41 @@ for _, trail in ipairs(slice.trail) do
   redis.call('ZREMRANGEBYRANK', key, 0, -trail_cap - 1)
 end
 
--- history (tracker/history/plan.py): APPEND packed points to a key per courier and minute (kind 0) or hour
--- (kind 1, one point per slot); a key gets its expiry when this APPEND created it. A step-tier entry with slot
--- bounds (a replayed older fix) is appended only if no point of that key falls in its slot. A step key created
--- puts its courier in the hour's fleet set.
-for _, h in ipairs(slice.hist or {}) do
-  local blob = ARGV[FIRST_BLOB + h[3]]
-  if h[1] == 0 then
-    local key = full_prefix .. h[2]
-    if redis.call('APPEND', key, blob) == #blob then
-      redis.call('PEXPIREAT', key, h[4])
-    end
-  else
-    local key = step_prefix .. h[2]
-    local free = true
-    if h[7] >= 0 then
-      local held = redis.call('GET', key)
-      if held then
-        for i = 1, #held - 11, 12 do
-          local offset = struct.unpack('<i', held, i)
-          if offset >= h[7] and offset < h[8] then
-            free = false
-            break
-          end
+-- history (tracker/history/plan.py): APPEND packed points to a key per courier and minute (full tier) or hour
+-- (step tier, one point per slot); a key gets its expiry when this APPEND created it. A step entry with a slot
+-- (a replayed older fix; slot start -1: none) is appended only if no point of that key falls in the slot. A
+-- step key created puts its courier in the hour's fleet set.
+local blob_at = FIRST_BLOB
+for _, h in ipairs(slice.hist) do
+  local blob = ARGV[blob_at]
+  blob_at = blob_at + 1
+  local key = full_prefix .. h[1]
+  if redis.call('APPEND', key, blob) == #blob then
+    redis.call('PEXPIREAT', key, h[2])
+  end
+end
+for _, h in ipairs(slice.hist_step) do
+  local blob = ARGV[blob_at]
+  blob_at = blob_at + 1
+  local key = step_prefix .. h[1]
+  local free = true
+  if h[5] >= 0 then
+    local held = redis.call('GET', key)
+    if held then
+      for i = 1, #held - 11, 12 do
+        local offset = struct.unpack('<i', held, i)
+        if offset >= h[5] and offset < h[6] then
+          free = false
+          break
         end
       end
     end
-    if free and redis.call('APPEND', key, blob) == #blob then
-      redis.call('PEXPIREAT', key, h[4])
-      local fleet = fleet_prefix .. h[6]
-      redis.call('SADD', fleet, h[5])
-      redis.call('PEXPIREAT', fleet, h[4])
-    end
+  end
+  if free and redis.call('APPEND', key, blob) == #blob then
+    redis.call('PEXPIREAT', key, h[2])
+    local fleet = fleet_prefix .. h[4]
+    redis.call('SADD', fleet, h[3])
+    redis.call('PEXPIREAT', fleet, h[2])
   end
 end
 

@@ -90,9 +90,10 @@ class Slice(msgspec.Struct, frozen=True):
     pos: list[tuple[str, int, float, float, str]]  # partner_id, ts, lat, lon, position JSON
     trail: list[tuple[str, list[int | str]]]  # partner_id, [ts, point, ts, point, ...]
     cnt: dict[str, int]
-    # History appends (tracker/history/plan.py, Writes.entries): kind, key suffix, index of the packed points
-    # (passed beside the slice), expiry (epoch ms), partner id and hour (step tier: the fleet set), slot bounds.
-    hist: list[tuple[int, str, int, int, str, str, int, int]] = msgspec.field(default_factory=list)
+    # History appends (tracker/history/plan.py, Writes): to the full tier (key suffix, expiry) and to the step
+    # tier (key suffix, expiry, partner id, hour, slot bounds); their packed points are passed beside the slice.
+    hist: list[tuple[str, int]] = msgspec.field(default_factory=list)
+    hist_step: list[tuple[str, int, str, str, int, int]] = msgspec.field(default_factory=list)
 
 
 class ReviewKeys(msgspec.Struct, frozen=True):

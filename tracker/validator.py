@@ -148,7 +148,15 @@ class _PartitionWork:
             retention,
         )
         built = Slice(
-            self.partition, self.prev, self.first, self.last, latest, trails, dict(self.counts), writes.entries
+            self.partition,
+            self.prev,
+            self.first,
+            self.last,
+            latest,
+            trails,
+            dict(self.counts),
+            writes.full,
+            writes.step,
         )
         return built, writes.blobs
 

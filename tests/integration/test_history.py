@@ -100,6 +100,14 @@ async def test_a_window_is_exactly_its_fixes_oldest_first_and_redelivery_changes
         step = settings.history_step_s * 1000
         assert all(b - a > 0 for a, b in zip(by_id["c-1"]["t"], by_id["c-1"]["t"][1:], strict=False))
         assert len(by_id["c-1"]["t"]) in range(90_000 // step, 90_000 // step + 3)  # one fix per slot
+        # The replay's slot already had c-1's fix: the script's check kept it out of the step tier.
+        hours = sorted({ts - ts % plan.STEP_BUCKET_MS for ts, _, _ in fixes})
+        _, step_values = await store.history_buckets([], [plan.suffix(hour, "c-1") for hour in hours])
+        stepped = [
+            ts for hour, blob in zip(hours, step_values, strict=True) for ts, _, _ in plan.unpack(blob or b"", hour)
+        ]
+        assert stepped == sorted(stepped) and fixes[10][0] + 1_000 not in stepped
+        assert stepped == [ts for ts, _, _ in fixes if ts == min(t for t, _, _ in fixes if t // step == ts // step)]
         response = client.get("/api/history/fleet", params={"from": "0", "to": str(now)})
         assert (response.status_code, response.json()) == (400, {"error": plan.too_long(plan.FLEET_WINDOW_MAX_MS)})
 

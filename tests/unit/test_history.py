@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracker.history import plan
-from tracker.history.plan import FULL, OLDER, STEP, Retention
+from tracker.history.plan import OLDER, Retention
 
 HOUR = 3_600_000
 MINUTE = 60_000
@@ -30,20 +30,23 @@ class Model:
         self.fleet: dict[str, set[str]] = {}
 
     def apply(self, writes: plan.Writes) -> None:
-        for kind, suffix, blob_index, expire_at, partner_id, hour, low, high in writes.entries:
-            blob = writes.blobs[blob_index]
-            tier = self.full if kind == FULL else self.step
-            if kind == STEP and low >= 0:
-                held = tier.get(suffix, b"")
-                offsets = [offset for offset, _, _ in struct.iter_unpack("<iii", held)]
-                if any(low <= offset < high for offset in offsets):
-                    continue
-            created = suffix not in tier
-            tier[suffix] = tier.get(suffix, b"") + blob
-            if created:
-                self.expiry[("f" if kind == FULL else "s") + suffix] = expire_at
-                if kind == STEP:
-                    self.fleet.setdefault(hour, set()).add(partner_id)
+        blobs = iter(writes.blobs)
+        for suffix, expire_at in writes.full:
+            self._append(self.full, "f", suffix, next(blobs), expire_at)
+        for suffix, expire_at, partner_id, hour, low, high in writes.step:
+            blob = next(blobs)
+            offsets = [offset for offset, _, _ in struct.iter_unpack("<iii", self.step.get(suffix, b""))]
+            if low >= 0 and any(low <= offset < high for offset in offsets):
+                continue
+            if self._append(self.step, "s", suffix, blob, expire_at):
+                self.fleet.setdefault(hour, set()).add(partner_id)
+
+    def _append(self, tier: dict[str, bytes], mark: str, suffix: str, blob: bytes, expire_at: int) -> bool:
+        created = suffix not in tier
+        tier[suffix] = tier.get(suffix, b"") + blob
+        if created:
+            self.expiry[mark + suffix] = expire_at
+        return created
 
     def expire(self, now_ms: int) -> None:
         for tier, mark in ((self.full, "f"), (self.step, "s")):
@@ -68,37 +71,32 @@ def in_order(partner_id: str, fixes: list[tuple[int, float, float]], before: int
 def test_every_fix_of_a_minute_goes_to_one_append_and_the_first_of_each_slot_to_the_step_tier():
     fixes = [(T0 + 1_000 * i, 12.9 + i / 1e5, 77.6) for i in range(0, 70, 5)]  # every 5 s for 70 s
     writes = plan.plan(in_order("c1", fixes), T0 + 70_000, DAY_RETENTION)
-    full = [entry for entry in writes.entries if entry[0] == FULL]
-    step = [entry for entry in writes.entries if entry[0] == STEP]
-    assert [(entry[1], entry[3]) for entry in full] == [
-        (f"{T0}:c1", T0 + MINUTE + HOUR),
-        (f"{T0 + MINUTE}:c1", T0 + 2 * MINUTE + HOUR),
-    ]
-    assert [len(writes.blobs[entry[2]]) // plan.POINT_BYTES for entry in full] == [12, 2]
-    [(_, suffix, blob, expiry, partner_id, hour, low, high)] = step
-    assert (suffix, expiry, partner_id, hour, low, high) == (f"{T0}:c1", T0 + HOUR + 86_400_000, "c1", str(T0), -1, -1)
+    assert writes.full == [(f"{T0}:c1", T0 + MINUTE + HOUR), (f"{T0 + MINUTE}:c1", T0 + 2 * MINUTE + HOUR)]
+    assert writes.step == [(f"{T0}:c1", T0 + HOUR + 86_400_000, "c1", str(T0), -1, -1)]
+    full_blobs, [step_blob] = writes.blobs[:2], writes.blobs[2:]
+    assert [len(blob) // plan.POINT_BYTES for blob in full_blobs] == [12, 2]
     # slots of 30 s: the fixes at 0, 30 and 60 s open theirs
-    assert [offset for offset, _, _ in struct.iter_unpack("<iii", writes.blobs[blob])] == [0, 30_000, 60_000]
+    assert [offset for offset, _, _ in struct.iter_unpack("<iii", step_blob)] == [0, 30_000, 60_000]
 
 
 def test_a_slot_already_opened_before_the_batch_gets_no_second_step_point():
     writes = plan.plan(in_order("c1", [(T0 + 31_000, 12.9, 77.6)], before=T0 + 30_500), T0 + 40_000, DAY_RETENTION)
-    assert [entry[0] for entry in writes.entries] == [FULL]
+    assert (len(writes.full), writes.step) == (1, [])
 
 
 def test_a_replayed_older_fix_is_sent_with_its_slot_for_the_script_to_check():
     fix = ("c1", T0 + 95_000, 12.9, 77.6, OLDER)
     writes = plan.plan([fix], T0 + 200_000, DAY_RETENTION)
-    step = [entry for entry in writes.entries if entry[0] == STEP]
-    assert [(entry[6], entry[7]) for entry in step] == [(90_000, 120_000)]
+    assert [(entry[4], entry[5]) for entry in writes.step] == [(90_000, 120_000)]
 
 
 def test_fixes_past_a_tier_s_retention_are_not_written_to_it():
     now = T0 + 3 * HOUR
     old = [("c1", T0 + 5_000, 12.9, 77.6, None)]  # full tier gone after ~1 h, step tier kept a day
-    assert [entry[0] for entry in plan.plan(old, now, DAY_RETENTION).entries] == [STEP]
-    assert plan.plan(old, T0 + 26 * HOUR, DAY_RETENTION).entries == []
-    assert plan.plan(old, T0, Retention(history_ms=0, full_ms=HOUR, step_ms=30_000)) == plan.Writes([], [])
+    writes = plan.plan(old, now, DAY_RETENTION)
+    assert (writes.full, len(writes.step)) == ([], 1)
+    assert plan.plan(old, T0 + 26 * HOUR, DAY_RETENTION) == plan.Writes([], [], [])
+    assert plan.plan(old, T0, Retention(history_ms=0, full_ms=HOUR, step_ms=30_000)) == plan.Writes([], [], [])
 
 
 def test_points_keep_micro_degrees_on_both_sides_of_zero():

@@ -37,10 +37,6 @@ FLEET_WINDOW_MAX_MS = 3_600_000
 # about its step slot, so the script looks whether that slot already holds a fix.
 OLDER = -1
 
-# Kinds of write (the first field of a Slice.hist entry; apply_batch.lua reads them).
-FULL = 0
-STEP = 1
-
 
 class Retention(msgspec.Struct, frozen=True):
     """What history keeps, from the settings, in milliseconds (``history_ms`` 0: nothing)."""
@@ -75,10 +71,13 @@ def micro(degrees: float) -> int:
 
 
 class Writes(NamedTuple):
-    """What one slice appends to history: ``entries`` for the script (msgpack, see Slice.hist) and the packed
-    points they point at by index (binary, passed beside the slice: Redis's cmsgpack reads no bin type)."""
+    """What one slice appends to history, for the script (Slice.hist, Slice.hist_step): ``full`` entries are
+    (key suffix, expiry), ``step`` entries (key suffix, expiry, partner id, hour, slot start, slot end; a slot
+    start of -1: no check), and ``blobs`` the packed points of each, the full entries' first, in order (binary,
+    passed beside the slice: Redis's cmsgpack reads no bin type)."""
 
-    entries: list[tuple[int, str, int, int, str, str, int, int]]
+    full: list[tuple[str, int]]
+    step: list[tuple[str, int, str, str, int, int]]
     blobs: list[bytes]
 
 
@@ -91,7 +90,7 @@ def plan(fixes: Iterable[tuple[str, int, float, float, int | None]], now_ms: int
     Fixes whose key would already have expired are left out. Appends to one key are joined into one.
     """
     if not retention.enabled:
-        return Writes([], [])
+        return Writes([], [], [])
     step_ms = retention.step_ms
     full: dict[tuple[str, int], bytearray] = {}
     step: dict[tuple[str, int], bytearray] = {}
@@ -109,22 +108,18 @@ def plan(fixes: Iterable[tuple[str, int, float, float, int | None]], now_ms: int
             checked.append((partner_id, hour, point, ts - ts % step_ms - hour))
         elif prev_ts is None or ts // step_ms > prev_ts // step_ms:
             step.setdefault((partner_id, hour), bytearray()).extend(point)
-    entries: list[tuple[int, str, int, int, str, str, int, int]] = []
-    blobs: list[bytes] = []
+    writes = Writes([], [], [])
     for (partner_id, minute), points in full.items():
-        entries.append((FULL, suffix(minute, partner_id), len(blobs), retention.full_expiry(minute), "", "", -1, -1))
-        blobs.append(bytes(points))
+        writes.full.append((suffix(minute, partner_id), retention.full_expiry(minute)))
+        writes.blobs.append(bytes(points))
     for (partner_id, hour), points in step.items():
-        expiry = retention.step_expiry(hour)
-        entries.append((STEP, suffix(hour, partner_id), len(blobs), expiry, partner_id, str(hour), -1, -1))
-        blobs.append(bytes(points))
+        writes.step.append((suffix(hour, partner_id), retention.step_expiry(hour), partner_id, str(hour), -1, -1))
+        writes.blobs.append(bytes(points))
     for partner_id, hour, point, slot in checked:
         expiry = retention.step_expiry(hour)
-        entries.append(
-            (STEP, suffix(hour, partner_id), len(blobs), expiry, partner_id, str(hour), slot, slot + step_ms)
-        )
-        blobs.append(point)
-    return Writes(entries, blobs)
+        writes.step.append((suffix(hour, partner_id), expiry, partner_id, str(hour), slot, slot + step_ms))
+        writes.blobs.append(point)
+    return writes
 
 
 # -- reading -------------------------------------------------------------------------------------------------
