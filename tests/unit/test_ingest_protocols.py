@@ -110,11 +110,11 @@ def test_osmand_keeps_only_the_fields_it_knows_so_a_token_never_reaches_the_topi
 
 def test_gpslogger_custom_url_as_the_readme_sets_it():
     # The README's template with GPSLogger's placeholders filled in the way it fills them (String.valueOf of
-    # Android's Location: doubles and floats; %TIMESTAMP is epoch seconds).
+    # Android's Location: doubles and floats; %TIMESTAMP is epoch seconds; %SPD is m/s, sent as speed_mps).
     fix = osmand(
         query(
             "id=courier-0001&lat=12.971598&lon=77.594562&timestamp=1795000000&accuracy=4.8&bearing=87.3"
-            "&altitude=921.0999755859375&batt=64.0"
+            "&altitude=921.0999755859375&speed_mps=6.25&batt=64.0"
         )
     )
     assert fix == Fix(
@@ -123,11 +123,36 @@ def test_gpslogger_custom_url_as_the_readme_sets_it():
             "lat": 12.971598,
             "lon": 77.594562,
             "ts": 1_795_000_000_000,
+            "speed": 6.25,
             "heading": 87.3,
             "accuracy": 4.8,
             "app": {"altitude": 921.0999755859375, "batt": 64.0},
         },
     )
+
+
+def test_osmand_online_tracking_as_the_readme_sets_it():
+    # OsmAnd fills {0} lat, {1} lon (floats), {2} the time in ms, {3} the accuracy (its "hdop" is
+    # Location.getAccuracy()), {4} altitude, {5} speed in m/s, {6} bearing (LiveMonitoringHelper.java).
+    fix = osmand(
+        query(
+            "id=courier-0002&lat=12.9716&lon=77.5946&timestamp=1795000000123&accuracy=7.5&altitude=920.0"
+            "&speed_mps=4.2&bearing=181.0"
+        )
+    )
+    assert fix.ping == {
+        "lat": 12.9716,
+        "lon": 77.5946,
+        "ts": 1_795_000_000_123,
+        "speed": 4.2,
+        "heading": 181.0,
+        "accuracy": 7.5,
+        "app": {"altitude": 920.0},
+    }
+
+
+def test_speed_in_knots_wins_over_speed_mps():
+    assert osmand(query("speed=1.943844&speed_mps=9")).ping["speed"] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(
@@ -426,7 +451,20 @@ NAMES: tuple[str, ...] = (
     "heading",
     "accuracy",
 )
-NAMES += ("altitude", "hdop", "batt", "mock", "charge", "alarm", "vehicle", "order_id", "_type", "tst", "vel")
+NAMES += (
+    "altitude",
+    "hdop",
+    "batt",
+    "mock",
+    "charge",
+    "alarm",
+    "vehicle",
+    "order_id",
+    "_type",
+    "tst",
+    "vel",
+    "speed_mps",
+)
 NAMES += ("cog", "acc", "alt", "t", "tid", "coords", "latitude", "longitude", "battery", "level", "extras")
 texts = st.text(max_size=30) | st.sampled_from(["1e999", "nan", "-0", "9" * 400, "2147483647", "+05:30", "1,2,3"])
 numbers = st.integers() | st.integers(-(10**400), 10**400) | st.floats(allow_nan=True, allow_infinity=True)

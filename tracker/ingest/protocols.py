@@ -39,6 +39,11 @@ from tracker.models import NUMBER_MAX
 from tracker.rules import parse_timestamp
 
 KNOT_MPS = 1852 / 3600  # OsmAnd's speed is in knots (traccar OsmAndProtocolDecoder.java: convertSpeed(.., "kn"))
+# Our own OsmAnd parameter for a speed in m/s, which is what the apps whose URL a user writes can send: OsmAnd's
+# online tracking fills {5} with Android's Location.getSpeed() (osmandapp/OsmAnd LiveMonitoringHelper.java) and
+# GPSLogger's %SPD is the same (mendhak/gpslogger CustomUrlManager.java); neither can send knots. ``speed``
+# wins when a request has both.
+SPEED_MPS_PARAM = "speed_mps"
 KMH_MPS = 1000 / 3600  # OwnTracks' vel is in km/h (owntracks/booklet docs/tech/json.md)
 # traccar OsmAndProtocolDecoder.java, "timestamp": an integer below Java's Integer.MAX_VALUE is epoch seconds,
 # anything from there on epoch milliseconds (10**9 s is 2001; 2**31 - 1 ms is 25 days into 1970).
@@ -189,7 +194,8 @@ def osmand(params: Mapping[str, str]) -> Fix:
     """A GET query or urlencoded POST form of the OsmAnd protocol, as a :class:`Fix`.
 
     ``id`` or ``deviceid`` names the device; ``lat`` and ``lon``, or ``location=lat,lon``; ``timestamp``
-    as epoch seconds, epoch ms or ISO-8601; ``speed`` in knots; ``bearing`` or ``heading``; ``accuracy``.
+    as epoch seconds, epoch ms or ISO-8601; ``speed`` in knots (or our ``speed_mps``); ``bearing`` or
+    ``heading``; ``accuracy``.
     Our own ``vehicle`` and ``order_id`` are taken too. Other parameters are not copied (a token among them
     must not reach the topic).
     """
@@ -208,7 +214,10 @@ def osmand(params: Mapping[str, str]) -> Fix:
     timestamp = params.get("timestamp")
     if timestamp is not None:
         ping["ts"] = _epoch_or_iso_ms(timestamp)
-    _put_measure(ping, "speed", _number_from_text(params.get("speed"), KNOT_MPS))
+    if "speed" in params or SPEED_MPS_PARAM not in params:
+        _put_measure(ping, "speed", _number_from_text(params.get("speed"), KNOT_MPS))
+    else:
+        _put_measure(ping, "speed", _number_from_text(params[SPEED_MPS_PARAM]))
     _put_measure(ping, "heading", _number_from_text(params.get("heading", params.get("bearing"))))
     _put_measure(ping, "accuracy", _number_from_text(params.get("accuracy")), zero_unknown=True)
     for name in ("vehicle", "order_id"):
