@@ -271,6 +271,21 @@ def run_gateway(args: argparse.Namespace) -> int:
 # -- ingest --------------------------------------------------------------------------------------------
 
 
+def _events_args(parser: argparse.ArgumentParser) -> None:
+    from tracker.events.cli import add_arguments
+
+    add_arguments(parser, _connection_args)
+
+
+def run_events(args: argparse.Namespace) -> int:
+    from tracker.events.cli import run
+
+    settings = _settings(args)
+    _require(settings)
+    _setup_logging(settings)
+    return run(args, settings)
+
+
 def _ingest_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", dest="ingest_host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=_int, dest="ingest_port", help="port (default 5055)")
@@ -411,6 +426,11 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "gateway": ("HTTP + WebSocket server: the live map, the API, /metrics", _gateway_args, run_gateway),
     "ingest": ("HTTP edge phones post fixes to: OsmAnd, Traccar Client, OwnTracks, JSON", _ingest_args, run_ingest),
     "devices": ("devices that may post to the ingest: add, ls, revoke", _devices_args, run_devices),
+    "events": (
+        "zone and status events: courier-positions -> courier-events, and the index behind /api/events",
+        _events_args,
+        run_events,
+    ),
     "dlq": ("review rejected pings: stats, ls, show, replay, discard", _dlq_args, run_dlq),
     "topics": ("create or describe the topics (idempotent)", _topics_args, run_topics),
 }

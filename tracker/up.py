@@ -210,9 +210,9 @@ class LocalSystem:
         return self.log_dir / f"{name}.log"
 
     def _popen(self, name: str, argv: list[str]) -> subprocess.Popen:
-        # `tracker events` runs as `python -m tracker.events` (the same arguments; tracker/events/__main__.py).
-        command = ["-m", "tracker.events", *argv[1:]] if argv[0] == "events" else ["-m", "tracker", *argv]
-        return spawn([sys.executable, *command], self.log_path(name), child_env(self.settings, argv[0], self.token))
+        return spawn(
+            [sys.executable, "-m", "tracker", *argv], self.log_path(name), child_env(self.settings, argv[0], self.token)
+        )
 
     def spawn(self, name: str, argv: list[str], *, finite: bool = False) -> subprocess.Popen:
         """Start child ``name`` (``tracker ARGV...``); ``finite``: an exit with code 0 means it is done."""

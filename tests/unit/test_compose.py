@@ -88,8 +88,8 @@ def published_host_addresses(service: dict) -> list[str]:
 
 
 def test_every_service_of_the_design_is_there():
-    assert {"kafka", "redis", "topics", "validator", "gateway", "simulator"} <= set(SERVICES)
-    assert set(TRACKER_SERVICES) == {"topics", "validator", "gateway", "simulator"}
+    assert {"kafka", "redis", "topics", "validator", "gateway", "events", "ingest", "simulator"} <= set(SERVICES)
+    assert set(TRACKER_SERVICES) == {"topics", "validator", "gateway", "events", "ingest", "simulator"}
     assert {SERVICES[name]["build"] for name in TRACKER_SERVICES} == {"."}
 
 
@@ -136,6 +136,9 @@ def test_each_service_runs_what_the_design_says():
     assert command(SERVICES["simulator"])[1:4] == ["simulate", "--couriers", "300"]
     gateway = build_parser().parse_args(command(SERVICES["gateway"])[1:])
     assert gateway.command == "gateway" and gateway.http_host == "0.0.0.0"  # reachable from outside
+    assert command(SERVICES["events"])[1] == "events"
+    ingest = build_parser().parse_args(command(SERVICES["ingest"])[1:])
+    assert ingest.command == "ingest" and ingest.ingest_host == "0.0.0.0"
 
 
 def test_dependencies_exist_and_their_conditions_can_be_met():
@@ -148,7 +151,7 @@ def test_dependencies_exist_and_their_conditions_can_be_met():
             if condition == "service_completed_successfully":  # a one-shot job, never restarted
                 assert str(SERVICES[target].get("restart", "no")) == "no", target
     assert depends_on(SERVICES["topics"]) == {"kafka": "service_healthy"}
-    for name in ("validator", "gateway"):
+    for name in ("validator", "gateway", "events", "ingest"):
         assert depends_on(SERVICES[name]) == {"topics": "service_completed_successfully", "redis": "service_healthy"}, (
             name
         )
