@@ -84,14 +84,16 @@ export function clockTime(tsMs) {
 }
 
 /**
- * Poll the events every `intervalMs` while the page is visible. `fetchJson(path)` answers
- * { ok, status, body }; `onEvents(events)` gets the feed (newest first) whenever it changed, `onStatus(text)`
- * a line for the feed's header ("" when all is well).
+ * Poll the events every `intervalMs` while the page is visible, from `start()` on. `fetchJson(path)`
+ * answers { ok, status, body }; `onEvents(events)` gets the feed (newest first) whenever it changed,
+ * `onStatus(text)` a line for the feed's header ("" when all is well). A 401 (the viewer token was refused)
+ * stops the polling until `start()` is called again, once the page has a token the gateway takes.
  */
 export function createEventsFeed({ fetchJson, onEvents, onStatus, intervalMs = POLL_MS, doc = globalThis.document }) {
   let events = [];
   let timer = null;
   let inFlight = false;
+  let running = false;
 
   async function poll() {
     if (inFlight) return;
@@ -105,8 +107,12 @@ export function createEventsFeed({ fetchJson, onEvents, onStatus, intervalMs = P
           events = merged;
           onEvents(events);
         }
+      } else if (response.status === 401) {
+        onStatus("viewer token needed");
+        running = false;
+        clearTimeout(timer);
       } else {
-        onStatus(response.status === 401 ? "viewer token needed" : "events unavailable, retrying");
+        onStatus("events unavailable, retrying");
       }
     } finally {
       inFlight = false;
@@ -116,16 +122,21 @@ export function createEventsFeed({ fetchJson, onEvents, onStatus, intervalMs = P
   function schedule() {
     clearTimeout(timer);
     timer = setTimeout(async () => {
+      if (!running) return;
       if (!doc || !doc.hidden) await poll();
-      schedule();
+      if (running) schedule();
     }, intervalMs);
   }
 
+  if (doc) doc.addEventListener("visibilitychange", () => running && !doc.hidden && poll());
+
   return {
+    /** Poll now and every `intervalMs` from now on (again after a 401 stopped it); running already: nothing. */
     start() {
+      if (running) return;
+      running = true;
       poll();
       schedule();
-      if (doc) doc.addEventListener("visibilitychange", () => !doc.hidden && poll());
     },
     poll,
     events: () => events,
@@ -164,8 +175,9 @@ export function renderEvents(list, events) {
 }
 
 /**
- * The feed on the page: polls, draws into the elements index.html names (data-field events-list,
- * events-empty, events-status), and hands a clicked event's courier id to `onPick`.
+ * The feed on the page: draws into the elements index.html names (data-field events-list, events-empty,
+ * events-status) and hands a clicked event's courier id to `onPick`. It polls from `start()` on (main.js
+ * starts it with each snapshot from /ws: one comes only with a viewer token the gateway takes).
  */
 export function wireEventsFeed(doc, { fetchJson, onPick }) {
   const field = (name) => doc.querySelector(`[data-field="${name}"]`);
@@ -187,6 +199,5 @@ export function wireEventsFeed(doc, { fetchJson, onPick }) {
     },
     doc,
   });
-  feed.start();
   return feed;
 }

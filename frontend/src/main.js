@@ -52,7 +52,10 @@ const FRAME_SAMPLES_KEPT = 500;
 const VIEWPORT_DELAY_MS = 250;
 const FETCH_TIMEOUT_MS = 5000;
 const FOLLOW_MIN_ZOOM = 14.5;
-const MOTION_FRAME_MS = 33; // gliding markers are redrawn at most ~30 times a second
+// Gliding markers are redrawn at most ~30 times a second, and less often when a redraw is costly (many
+// couriers): the glides may take at most about a sixth of the main thread.
+const MOTION_FRAME_MS = 33;
+const MOTION_SHARE = 6;
 
 const store = createStore();
 const ui = bindUi(document);
@@ -79,8 +82,10 @@ const motion = createMotion();
 let smoothMotion = motionPreference(localStorageOrNull());
 let animationScheduled = false;
 let lastAnimatedAt = 0;
+let motionFrameMs = MOTION_FRAME_MS;
 let lastZoneCounts = null;
 let basemap = null; // the local basemap (map.loadBasemap), when the gateway has one
+let eventsFeed = null; // events-feed.js: polls from the first snapshot on (the token is good by then)
 
 function localStorageOrNull() {
   try {
@@ -119,6 +124,7 @@ function handleFrame(frame, receivedAtMs) {
   switch (frame.type) {
     case "snapshot":
     case "delta":
+      if (frame.type === "snapshot" && eventsFeed !== null) eventsFeed.start();
       applyCourierFrame(store, frame);
       if (smoothMotion) motion.retargetFrame(store.entries, frame, performance.now());
       lastLatencyMs = frameLatencyMs(frame, receivedAtMs) ?? lastLatencyMs;
@@ -199,14 +205,16 @@ function scheduleAnimation() {
 function animate(frameTime) {
   animationScheduled = false;
   if (!mapReady || !smoothMotion) return;
-  if (frameTime - lastAnimatedAt < MOTION_FRAME_MS) {
+  if (frameTime - lastAnimatedAt < motionFrameMs) {
     scheduleAnimation();
     return;
   }
   lastAnimatedAt = frameTime;
-  const moving = motion.step(store.entries, performance.now());
+  const startedAt = performance.now();
+  const moving = motion.step(store.entries, startedAt);
   setCouriers(map, featureCollection(store));
   if (selection !== null && selection.courier) setSelected(map, drawnCourier(selection));
+  motionFrameMs = Math.max(MOTION_FRAME_MS, (performance.now() - startedAt) * MOTION_SHARE);
   if (moving) scheduleAnimation();
 }
 
@@ -517,8 +525,11 @@ async function start() {
   });
   exposeTestHooks();
   wireUiEvents();
-  // A refused token is asked for by the map's own requests; the feed only says so and polls on.
-  wireEventsFeed(document, { fetchJson: (path) => fetchJson(path, { maxAsks: 0 }), onPick: flyToCourier });
+  // A refused token is asked for by the map's own requests and /ws; the feed only says so.
+  eventsFeed = wireEventsFeed(document, {
+    fetchJson: (path) => fetchJson(path, { maxAsks: 0 }),
+    onPick: flyToCourier,
+  });
   const motionSwitch = document.querySelector('[data-field="smooth-motion"]');
   motionSwitch.checked = smoothMotion;
   motionSwitch.addEventListener("change", () => setSmoothMotion(motionSwitch.checked));

@@ -65,7 +65,7 @@ test("the feed polls the newest events, reports only changes, and says when the 
   const answers = [
     { ok: true, status: 200, body: [event("a", 1_000)] },
     { ok: true, status: 200, body: [event("a", 1_000)] },
-    { ok: false, status: 401, body: null },
+    { ok: false, status: 503, body: null },
     { ok: true, status: 200, body: [event("b", 2_000), event("a", 1_000)] },
   ];
   const paths = [];
@@ -83,5 +83,41 @@ test("the feed polls the newest events, reports only changes, and says when the 
   for (let i = 0; i < 4; i += 1) await feed.poll();
   assert.deepEqual(paths, Array(4).fill(EVENTS_PATH));
   assert.deepEqual(seen, [["a"], ["b", "a"]]);
-  assert.deepEqual(statuses, ["", "", "viewer token needed", ""]);
+  assert.deepEqual(statuses, ["", "", "events unavailable, retrying", ""]);
+});
+
+test("a refused token stops the polling until the feed is started again", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const statuses = [];
+  let asked = 0;
+  let answer = { ok: false, status: 401, body: null };
+  const feed = createEventsFeed({
+    fetchJson: async () => {
+      asked += 1;
+      return answer;
+    },
+    onEvents: () => {},
+    onStatus: (text) => statuses.push(text),
+    intervalMs: 1_000,
+    doc: null,
+  });
+  feed.start();
+  await Promise.resolve();
+  for (let i = 0; i < 5; i += 1) {
+    t.mock.timers.tick(1_000);
+    await Promise.resolve();
+  }
+  assert.equal(asked, 1);
+  assert.deepEqual(statuses, ["viewer token needed"]);
+  answer = { ok: true, status: 200, body: [event("a", 1)] };
+  feed.start(); // the page has a good token now
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(asked, 2);
+  feed.start(); // every snapshot says so again: running already, nothing more
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(asked, 2);
+  t.mock.timers.tick(1_000);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(asked, 3);
+  assert.equal(statuses.at(-1), "");
 });
