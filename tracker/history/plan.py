@@ -92,33 +92,50 @@ def plan(fixes: Iterable[tuple[str, int, float, float, int | None]], now_ms: int
     if not retention.enabled:
         return Writes([], [], [])
     step_ms = retention.step_ms
-    full: dict[tuple[str, int], bytearray] = {}
-    step: dict[tuple[str, int], bytearray] = {}
-    checked: list[tuple[str, int, bytes, int]] = []
+    full_keep = min(retention.full_ms, retention.history_ms) + FULL_BUCKET_MS
+    step_keep = retention.history_ms + STEP_BUCKET_MS
+    # A bucket is written only while its key would live: its start after these (cheaper than an expiry per fix).
+    full_after = now_ms - full_keep
+    step_after = now_ms - step_keep
+    pack, scale = POINT.pack, MICRO
+    # The hot part of the validator's slice (about a microsecond a fix): keys are the suffixes themselves,
+    # values (expiry, packed points), and a courier's second point in one slice is the rare case.
+    full: dict[str, tuple[int, bytes]] = {}
+    step: dict[str, tuple[int, bytes, str, int]] = {}
+    checked: list[tuple[str, int, bytes, str, int, int]] = []
     for partner_id, ts, lat, lon, prev_ts in fixes:
-        lat_e6, lon_e6 = micro(lat), micro(lon)
+        lat_e6, lon_e6 = round(lat * scale), round(lon * scale)
         minute = ts - ts % FULL_BUCKET_MS
-        if retention.full_expiry(minute) > now_ms:
-            full.setdefault((partner_id, minute), bytearray()).extend(POINT.pack(ts - minute, lat_e6, lon_e6))
+        if minute > full_after:
+            key = f"{minute}:{partner_id}"
+            held = full.get(key)
+            point = pack(ts - minute, lat_e6, lon_e6)
+            full[key] = (minute + full_keep, point) if held is None else (held[0], held[1] + point)
+        if prev_ts is not None and prev_ts != OLDER and ts // step_ms <= prev_ts // step_ms:
+            continue  # most fixes: the courier's earlier fix opened this slot
         hour = ts - ts % STEP_BUCKET_MS
-        if retention.step_expiry(hour) <= now_ms:
+        if hour <= step_after:
             continue
-        point = POINT.pack(ts - hour, lat_e6, lon_e6)
+        key = f"{hour}:{partner_id}"
+        point = pack(ts - hour, lat_e6, lon_e6)
         if prev_ts == OLDER:
-            checked.append((partner_id, hour, point, ts - ts % step_ms - hour))
-        elif prev_ts is None or ts // step_ms > prev_ts // step_ms:
-            step.setdefault((partner_id, hour), bytearray()).extend(point)
+            slot = ts - ts % step_ms - hour
+            checked.append((key, hour + step_keep, point, partner_id, hour, slot))
+        elif (stepped := step.get(key)) is None:
+            step[key] = (hour + step_keep, point, partner_id, hour)
+        else:
+            step[key] = (stepped[0], stepped[1] + point, partner_id, hour)
     writes = Writes([], [], [])
-    for (partner_id, minute), points in full.items():
-        writes.full.append((suffix(minute, partner_id), retention.full_expiry(minute)))
-        writes.blobs.append(bytes(points))
-    for (partner_id, hour), points in step.items():
-        writes.step.append((suffix(hour, partner_id), retention.step_expiry(hour), partner_id, str(hour), -1, -1))
-        writes.blobs.append(bytes(points))
-    for partner_id, hour, point, slot in checked:
-        expiry = retention.step_expiry(hour)
-        writes.step.append((suffix(hour, partner_id), expiry, partner_id, str(hour), slot, slot + step_ms))
-        writes.blobs.append(point)
+    full_entries, step_entries, blobs = writes
+    for key, (expiry, packed) in full.items():
+        full_entries.append((key, expiry))
+        blobs.append(packed)
+    for key, (expiry, packed, partner_id, hour) in step.items():
+        step_entries.append((key, expiry, partner_id, str(hour), -1, -1))
+        blobs.append(packed)
+    for key, expiry, point, partner_id, hour, slot in checked:
+        step_entries.append((key, expiry, partner_id, str(hour), slot, slot + step_ms))
+        blobs.append(point)
     return writes
 
 
