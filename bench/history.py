@@ -18,6 +18,7 @@ what writing history costs the validator.
 from __future__ import annotations
 
 import asyncio
+import base64
 import statistics
 import sys
 import tempfile
@@ -180,7 +181,7 @@ def measure_queries(settings: Settings, ids: list[str], queried: list[str], now_
         results["fleet"] = timed_gets(client, [f"/api/history/fleet?{query}"] * fleet_runs)
         fleet = client.get(f"/api/history/fleet?{query}").json()
         results["fleet_couriers"] = len(fleet["couriers"])
-        results["fleet_points"] = sum(len(track["t"]) for track in fleet["couriers"])
+        results["fleet_points"] = sum(len(base64.b64decode(track["points"])) // 12 for track in fleet["couriers"])
     client_redis = redis.Redis.from_url(running(settings.redis_url, "REDIS_URL"))
     minute = now_ms - now_ms % plan.FULL_BUCKET_MS - plan.FULL_BUCKET_MS
     key = settings.redis_prefix + c.KEY_HISTORY_FULL + plan.suffix(minute, ids[0])
