@@ -6,12 +6,12 @@ import argparse
 import shutil
 import tempfile
 
-from bench import chart, endurance, footprint, latency, page, soak, throughput
+from bench import chart, endurance, events, footprint, ingest, latency, page, soak, throughput
 from bench.common import REPORT, progress, write_section
 from tracker.local.embedded import EmbeddedStack
 from tracker.settings import Settings
 
-SECTIONS = ("throughput", "latency", "page", "soak", "footprint", "endurance")
+SECTIONS = ("throughput", "latency", "page", "soak", "footprint", "endurance", "ingest", "events")
 
 
 def describe(stack: EmbeddedStack) -> tuple[str, str, int | None]:
@@ -39,6 +39,7 @@ def main() -> int:
     parser.add_argument("--footprint-window", type=float, default=20.0, help="footprint: seconds measured per row")
     parser.add_argument("--endurance-rate", type=int, default=5000, help="endurance: pings/s")
     parser.add_argument("--endurance-duration", type=float, default=300.0, help="endurance: seconds")
+    parser.add_argument("--ingest-window", type=float, default=8.0, help="ingest: seconds measured per row")
     args = parser.parse_args()
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(wanted) - set(SECTIONS)
@@ -94,6 +95,10 @@ def main() -> int:
                         ),
                     )
                 )
+            if "ingest" in wanted:
+                sections.append(("ingest", ingest.run(settings, broker, fixed_pids, args.ingest_window)))
+            if "events" in wanted:
+                sections.append(("events", events.run(settings, broker=broker)))
             for name, section in sections:
                 write_section(name + ("" if name == "page" else suffix), section)
                 print(section)
