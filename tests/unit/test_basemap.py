@@ -1,6 +1,5 @@
 """The local basemap (tracker/basemap.py): the Range rule, the archive check, and the route as a browser's
-pmtiles client meets it (206 with Content-Range, 416 with the size, 400 with one fixed line, never a 500);
-the zone counts of the stats frame (tracker/zone_counts.py)."""
+pmtiles client meets it (206 with Content-Range, 416 with the size, 400 with one fixed line, never a 500)."""
 
 from __future__ import annotations
 
@@ -12,13 +11,8 @@ from starlette.testclient import TestClient
 
 from tracker import basemap
 from tracker.basemap import MALFORMED, NOT_SATISFIABLE, ByteRange, archive_problems, parse_range
-from tracker.events.zones import Zones
-from tracker.gateway import Gateway, create_app
-from tracker.geo import load_service_area
-from tracker.models import Position
+from tracker.gateway import create_app
 from tracker.settings import Settings, SettingsError
-from tracker.status import Status
-from tracker.zone_counts import count_by_zone
 
 SIZE = 1000
 
@@ -146,28 +140,3 @@ def test_config_names_the_basemap_only_when_there_is_one(client):
     without = TestClient(create_app(Settings(), consume=False), base_url="http://localhost")
     assert without.get("/api/config").json()["basemap_url"] is None
     assert without.get("/basemap.pmtiles").status_code == 404
-
-
-def test_zone_counts():
-    area = load_service_area(None)
-    zones = Zones.of_area(area)
-    now = 1_800_000_000_000
-
-    def at(lat: float, lon: float) -> Position:
-        return Position("c", lat, lon, now, now)
-
-    couriers = [
-        (at(12.93, 77.625), Status.ONLINE),  # Koramangala
-        (at(12.935, 77.62), Status.STALE),  # Koramangala: it was there a minute ago
-        (at(12.931, 77.621), Status.OFFLINE),  # not counted
-        (at(12.91, 77.645), Status.IDLE),  # HSR Layout
-        (at(13.06, 77.50), Status.ONLINE),  # in no zone
-    ]
-    counts = count_by_zone(zones, couriers)
-    assert set(counts) == {name for name, _ in area.zones}  # every zone, 0 included
-    assert counts["Koramangala"] == 2 and counts["HSR Layout"] == 1 and counts["Hebbal"] == 0
-    assert count_by_zone(zones, []) == dict.fromkeys(counts, 0)
-
-    gateway = Gateway(Settings(), consume=False)
-    gateway.zone_counts = counts
-    assert '"zones":{' in gateway.stats_frame() and '"Koramangala":2' in gateway.stats_frame()
