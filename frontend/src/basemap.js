@@ -45,9 +45,9 @@ export function basemapStyle(path, pageUrl) {
 
 let registered = false;
 
-/** Teach MapLibre the `pmtiles://` scheme, once per page. */
-export function registerProtocol(maplibregl) {
+/** Teach MapLibre the `pmtiles://` scheme, once per page (`addProtocol`: MapLibre's function of that name). */
+export function registerProtocol(addProtocol) {
   if (registered) return;
-  maplibregl.addProtocol(PMTILES_SCHEME, new Protocol().tilev4);
+  addProtocol(PMTILES_SCHEME, new Protocol().tilev4);
   registered = true;
 }

@@ -39,8 +39,8 @@ test("the page's own layers go on top without clashing, and the overrides name l
 
 test("the pmtiles protocol is registered once", () => {
   const added = [];
-  const maplibre = { addProtocol: (name, load) => added.push([name, typeof load]) };
-  registerProtocol(maplibre);
-  registerProtocol(maplibre);
+  const addProtocol = (name, load) => added.push([name, typeof load]);
+  registerProtocol(addProtocol);
+  registerProtocol(addProtocol);
   assert.deepEqual(added, [["pmtiles", "function"]]);
 });
