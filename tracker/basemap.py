@@ -15,7 +15,8 @@ What the route answers:
   */SIZE`` (the pmtiles client reads the archive's size from it when the archive is shorter than 16 KiB);
 - anything else in ``Range`` (another unit, several ranges, a first byte after the last): 400 with a fixed
   one-line ``error``;
-- ``If-Range`` that is not the current ETag: 200 with the whole file, as HTTP says.
+- ``If-Range`` that is neither the current ETag nor the ``Last-Modified`` date: 200 with the whole file, as
+  HTTP says.
 
 Every answer carries the archive's ETag (its size and modification time), so a client that read part of an
 archive that is then replaced notices (the pmtiles client compares ETags and starts again).
@@ -30,6 +31,7 @@ import hashlib
 import os
 import re
 from collections.abc import AsyncIterator
+from email.utils import formatdate
 from typing import NamedTuple
 
 import anyio
@@ -141,10 +143,12 @@ async def serve(request: Request) -> Response:
         stat = await anyio.to_thread.run_sync(os.stat, path)
     except OSError:
         return _error(503, BASEMAP_UNAVAILABLE)
-    tag = etag(stat)
-    headers = {"ETag": tag, "Accept-Ranges": "bytes"}
+    tag, modified = etag(stat), formatdate(stat.st_mtime, usegmt=True)
+    headers = {"ETag": tag, "Last-Modified": modified, "Accept-Ranges": "bytes"}
     if_range = request.headers.get("if-range")
-    wanted = parse_range(request.headers.get("range"), stat.st_size) if if_range in (None, tag) else None
+    # Otherwise the whole file (FileResponse compares If-Range with the same two and ignores the Range).
+    current = if_range in (None, tag, modified)
+    wanted = parse_range(request.headers.get("range"), stat.st_size) if current else None
     if wanted is None:
         return FileResponse(path, headers=headers, media_type=MEDIA_TYPE, stat_result=stat)
     if isinstance(wanted, RangeRefused):

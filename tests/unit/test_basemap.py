@@ -125,6 +125,10 @@ def test_bad_ranges_get_fixed_answers(client, tmp_path):
     # An If-Range that names another version of the archive: the whole (current) file, as HTTP says.
     stale = client.get("/basemap.pmtiles", headers={"Range": "bytes=0-9", "If-Range": '"elsewhere"'})
     assert stale.status_code == 200 and len(stale.content) == size
+    for validator in ("etag", "last-modified"):  # the current version, by either validator: the range
+        current = stale.headers[validator]
+        same = client.get("/basemap.pmtiles", headers={"Range": "bytes=0-9", "If-Range": current})
+        assert (same.status_code, len(same.content)) == (206, 10), validator
 
 
 def test_a_replaced_archive_has_another_etag(client, tmp_path):
