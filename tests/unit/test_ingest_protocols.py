@@ -3,8 +3,9 @@ app's other fields in "app"; what is not a fix is None; malformed values reach t
 them with its reason; and no input makes a parser raise.
 
 The requests are the real apps' shapes: Traccar's own decoder tests (traccar OsmAndProtocolDecoderTest.java),
-the query the old Traccar Client for Android built (ProtocolFormatter), the JSON template Traccar Client 9+
-posts (traccar-client lib/preferences.dart), OwnTracks' location message (owntracks/booklet
+the query the old Traccar Client for Android built (ProtocolFormatter), the form Traccar Client 10 posts
+(traccar-client-sdk HttpUploader.kt), the JSON template Traccar Client 9 posts (traccar-client
+lib/preferences.dart), OwnTracks' location message (owntracks/booklet
 docs/tech/json.md) and GPSLogger's custom URL with its placeholders filled in (gpslogger
 CustomUrlManager.java).
 """
@@ -68,6 +69,27 @@ def test_the_old_traccar_client_query_becomes_a_ping_in_our_units():
     ping = verdict(fix)
     assert isinstance(ping, Ping)
     assert (ping.lat, ping.lon, ping.ts_ms, ping.heading, ping.accuracy) == (12.9716, 77.5946, 1795000000000, 271.5, 12)
+
+
+def test_the_traccar_client_10_form_becomes_a_ping():
+    # traccar-client-sdk HttpUploader.kt: an urlencoded POST form; speed in knots rounded to 2 decimals,
+    # timestamp in seconds, batt an integer percent, and battery fields Traccar keeps as attributes.
+    fix = osmand(
+        query(
+            "id=courier-0003&lat=12.9716&lon=77.5946&timestamp=1795000000&accuracy=9.5&altitude=918.4&speed=11.66"
+            "&bearing=45.0&batt=85&charge=false&battery_health=good&battery_voltage=4100&battery_temp=31.5"
+        )
+    )
+    assert fix.device_id == "courier-0003"
+    assert fix.ping["speed"] == pytest.approx(6.0, abs=0.01)
+    assert {k: v for k, v in fix.ping.items() if k != "speed"} == {
+        "lat": 12.9716,
+        "lon": 77.5946,
+        "ts": 1_795_000_000_000,
+        "heading": 45.0,
+        "accuracy": 9.5,
+        "app": {"altitude": 918.4, "batt": 85.0, "charge": False},
+    }
 
 
 @pytest.mark.parametrize(
@@ -185,7 +207,7 @@ def test_only_plain_decimal_text_is_converted(text):
     assert osmand({"lat": text}).ping["lat"] == text
 
 
-# -- Traccar Client 9+: JSON ------------------------------------------------------------------------------------
+# -- Traccar Client 9: JSON -------------------------------------------------------------------------------------
 
 # The bodies of traccar's OsmAndProtocolDecoderTest.testDecodeJson (Android, Android with extras, iOS).
 ANDROID: dict[str, Any] = {

@@ -3,8 +3,11 @@
 Four shapes, one function each:
 
 * :func:`osmand` — the OsmAnd protocol (Traccar's port 5055): a GET query or an urlencoded POST form, as
-  sent by Traccar Client for Android before version 9, OsmAnd's online tracking and GPSLogger's custom URL.
-* :func:`traccar_json` — the JSON body Traccar Client 9+ posts to the same URL.
+  sent by Traccar Client for Android before version 9, Traccar Client 10+ (an urlencoded POST form:
+  traccar/traccar-client-sdk HttpUploader.kt), OsmAnd's online tracking and GPSLogger's custom URL.
+* :func:`traccar_json` — the JSON body Traccar Client 9 posts to the same URL (flutter_background_geolocation's).
+  (traccar-client-sdk can also post a JSON *array* of OsmAnd-style objects, ``uploadJson``; Traccar Client
+  does not turn it on, and it is not read here.)
 * :func:`owntracks` — OwnTracks in HTTP mode: its ``_type: location`` message (any other message is not a fix).
 * :func:`native` — our own ping objects (docs/contract.md), one or an array; passed through untouched.
 
@@ -237,11 +240,11 @@ def osmand(params: Mapping[str, str]) -> Fix:
     return Fix(device_id if isinstance(device_id, str) else None, ping)
 
 
-# -- Traccar Client 9+ (JSON) -----------------------------------------------------------------------------------
+# -- Traccar Client 9 (JSON) ------------------------------------------------------------------------------------
 
 
 def traccar_json(doc: object) -> Fix:
-    """The body Traccar Client 9+ posts: ``{"location": {...}, "device_id": "..."}``.
+    """The body Traccar Client 9 posts: ``{"location": {...}, "device_id": "..."}``.
 
     Its shape is flutter_background_geolocation's location template as Traccar Client sets it
     (traccar-client lib/preferences.dart, ``_locationTemplate``; the ``device_id`` comes from its
