@@ -36,6 +36,7 @@ import {
 } from "./map.js";
 import { createMotion, motionPreference, saveMotionPreference } from "./motion.js";
 import { wireEventsFeed } from "./events-feed.js";
+import { createPlayback } from "./playback/controller.js";
 import {
   bindUi,
   hidePanel,
@@ -86,6 +87,7 @@ let motionFrameMs = MOTION_FRAME_MS;
 let lastZoneCounts = null;
 let basemap = null; // the local basemap (map.loadBasemap), when the gateway has one
 let eventsFeed = null; // events-feed.js: polls from the first snapshot on (the token is good by then)
+let playback = null; // the History control (playback/controller.js), once the map is ready
 
 function localStorageOrNull() {
   try {
@@ -176,7 +178,8 @@ function flush() {
   flushScheduled = false;
   if (!mapReady) return null; // the map's `load` handler flushes once it can
   let sample = null;
-  if (store.dirty) {
+  // While a playback is shown the live markers are hidden: the store keeps up, the map catches up after.
+  if (store.dirty && !(playback !== null && playback.active())) {
     const startedAt = performance.now();
     // Gliding markers: draw them where they are now, not at the fixes the frame just put in the store.
     if (smoothMotion && motion.step(store.entries, performance.now())) scheduleAnimation();
@@ -204,7 +207,7 @@ function scheduleAnimation() {
 /** One step of the glides: move the markers (and the selected courier's halo), and go on while any moves. */
 function animate(frameTime) {
   animationScheduled = false;
-  if (!mapReady || !smoothMotion) return;
+  if (!mapReady || !smoothMotion || (playback !== null && playback.active())) return;
   if (frameTime - lastAnimatedAt < motionFrameMs) {
     scheduleAnimation();
     return;
@@ -369,6 +372,7 @@ function wireMapEvents() {
     if (event.originalEvent && selection !== null && selection.following) setFollowing(false);
   });
   map.on("click", (event) => {
+    if (playback !== null && playback.active()) return; // the live markers are hidden meanwhile
     const partnerId = courierAt(map, store, event.point);
     if (partnerId !== null) select(partnerId);
   });
@@ -431,6 +435,8 @@ function exposeTestHooks() {
       return connection.status().state;
     },
     frameApplyMs,
+    /** The History control's hooks (playback/controller.js), or null before the map is ready. */
+    playback: () => (playback ? playback.testHooks : null),
     /** Apply a frame object as if it had just been received and push it to the map now; returns ms taken. */
     applyFrame(frame) {
       const startedAt = performance.now();
@@ -536,6 +542,18 @@ async function start() {
 
   await created.ready;
   mapReady = true;
+  playback = createPlayback({
+    map,
+    root: document.querySelector(".playback"),
+    toggle: document.querySelector('[data-action="history"]'),
+    courierButton: document.querySelector('[data-action="history-courier"]'),
+    fetchJson,
+    selectedId: () => (selection ? selection.id : null),
+    onLive: () => {
+      store.dirty = true;
+      scheduleFlush();
+    },
+  });
   setZoneCounts(map, lastZoneCounts);
   store.dirty = true;
   flush();

@@ -195,3 +195,17 @@ test("the form: local times both ways, a courier or the whole fleet, one-line er
   assert.match(readForm({ courier: "c1", from: "2026-11-27T10:00", to: "2026-11-27T09:00" }).error, /before/);
   assert.match(readForm({ courier: "c1", from: "", to: "2026-11-27T09:00" }).error, /start and an end/);
 });
+
+test("the route kept between frames grows with the fixes passed and shrinks after a seek back", () => {
+  const cache = { fixes: [], upTo: -1 };
+  assert.equal(routeUpTo(route, positionAt(route, 1_500), cache).length, 2);
+  assert.deepEqual(routeUpTo(route, positionAt(route, 3_000), cache), [
+    [77.61, 12.91],
+    [77.62, 12.92],
+    [77.63, 12.93],
+  ]);
+  assert.equal(cache.fixes.length, 3);
+  assert.deepEqual(routeUpTo(route, positionAt(route, 1_000), cache), [[77.61, 12.91]]);
+  assert.equal(cache.fixes.length, 1);
+  assert.deepEqual(routeUpTo(route, null, cache), []);
+});

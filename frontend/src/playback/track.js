@@ -112,14 +112,23 @@ export function positionAt(track, t, { hint = -1, maxGapMs = Infinity, out = nul
   return result;
 }
 
-/** The route ridden up to `t`: `[lon, lat]` of every fix passed, then the drawn position (when not on a fix). */
-export function routeUpTo(track, position) {
-  if (position === null) return [];
-  const coordinates = [];
-  for (let index = 0; index <= position.index; index += 1) coordinates.push([track.lon[index], track.lat[index]]);
-  const last = coordinates[coordinates.length - 1];
-  if (last[0] !== position.lon || last[1] !== position.lat) coordinates.push([position.lon, position.lat]);
-  return coordinates;
+/**
+ * The route ridden up to `position`: `[lon, lat]` of every fix passed, then the drawn position (when it is not
+ * on a fix). With `cache` (`{ fixes: [], upTo: -1 }`, kept between frames) only the fixes passed since the
+ * last frame are added: a playing hour of every fix costs a copy of the array per frame, not 3,600 new pairs.
+ */
+export function routeUpTo(track, position, cache = { fixes: [], upTo: -1 }) {
+  if (position === null) {
+    cache.fixes.length = 0;
+    cache.upTo = -1;
+    return [];
+  }
+  const { fixes } = cache;
+  if (position.index < cache.upTo) fixes.length = position.index + 1; // a seek backwards
+  for (let index = fixes.length; index <= position.index; index += 1) fixes.push([track.lon[index], track.lat[index]]);
+  cache.upTo = position.index;
+  const last = fixes[fixes.length - 1];
+  return last[0] === position.lon && last[1] === position.lat ? fixes.slice() : [...fixes, [position.lon, position.lat]];
 }
 
 /** [[west, south], [east, north]] around a track's fixes, or null when it has none. */
