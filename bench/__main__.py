@@ -6,12 +6,12 @@ import argparse
 import shutil
 import tempfile
 
-from bench import chart, endurance, events, footprint, ingest, latency, page, soak, throughput
+from bench import chart, endurance, events, footprint, history, ingest, latency, page, soak, throughput
 from bench.common import REPORT, progress, write_section
 from tracker.local.embedded import EmbeddedStack
 from tracker.settings import Settings
 
-SECTIONS = ("throughput", "latency", "page", "soak", "footprint", "endurance", "ingest", "events")
+SECTIONS = ("throughput", "latency", "page", "soak", "footprint", "endurance", "ingest", "events", "history")
 
 
 def describe(stack: EmbeddedStack) -> tuple[str, str, int | None]:
@@ -99,6 +99,8 @@ def main() -> int:
                 sections.append(("ingest", ingest.run(settings, broker, fixed_pids, args.ingest_window)))
             if "events" in wanted:
                 sections.append(("events", events.run(settings, broker=broker)))
+            if "history" in wanted:
+                sections.append(("history", history.run(settings, broker)))
             for name, section in sections:
                 write_section(name + ("" if name == "page" else suffix), section)
                 print(section)
