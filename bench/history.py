@@ -163,8 +163,74 @@ def row(name: str, elapsed: list[float], note: str) -> str:
     return f"| {name} | {statistics.median(elapsed):.2f} | {percentile(elapsed, 0.99):.2f} | {len(elapsed)} | {note} |"
 
 
-def measure_queries(settings: Settings, ids: list[str], queried: list[str], now_ms: int, fleet_runs: int) -> dict:
-    """Trail, baseline and fleet requests to a gateway process over HTTP."""
+# In the map page: the fleet's hour loaded through the History control; frames a second while the map only
+# redraws itself every frame with nothing moving (the baseline: what drawing this map costs at all), then
+# played at 60x for `seconds`: frames a second, and the main-thread ms of each frame's playback work
+# (interpolation and setData: playback/controller.js's frameMs).
+MEASURE_PAGE = """async ([from, to, seconds]) => {
+  const frames = async (ms) => {
+    let count = 0;
+    const end = performance.now() + ms;
+    while (performance.now() < end) { await new Promise(requestAnimationFrame); count += 1; }
+    return count / (ms / 1000);
+  };
+  const local = (ms) => {
+    const d = new Date(ms), p = (v, w = 2) => String(v).padStart(w, '0');
+    return `${p(d.getFullYear(), 4)}-${p(d.getMonth() + 1)}-${p(d.getDate())}T` +
+      `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  };
+  document.querySelector('[data-action="history"]').click();
+  const root = document.querySelector('.playback');
+  root.querySelector('[name="courier"]').value = '';
+  root.querySelector('[name="from"]').value = local(from);
+  root.querySelector('[name="to"]').value = local(to);
+  const speed = root.querySelector('[data-field="playback-speed"]');
+  speed.value = '60';
+  speed.dispatchEvent(new Event('change'));
+  const hooks = window.__tracker.playback();
+  const asked = performance.now();
+  root.querySelector('form').requestSubmit();
+  while (!hooks.state().active) {
+    if (performance.now() - asked > 60000) throw new Error('no playback: ' + hooks.state().status);
+    await new Promise(requestAnimationFrame);
+  }
+  const loadMs = performance.now() - asked;
+  let redraw = true;
+  const redrawing = () => { if (redraw) { hooks.repaint(); requestAnimationFrame(redrawing); } };
+  requestAnimationFrame(redrawing);
+  const idle = await frames(3000);
+  redraw = false;
+  const before = hooks.frameMs.length;
+  root.querySelector('[data-action="playback-play"]').click();
+  const playing = await frames(seconds * 1000);
+  root.querySelector('[data-action="playback-play"]').click();
+  const state = hooks.state();
+  return {idle, playing, loadMs, frameMs: hooks.frameMs.slice(before), couriers: state.couriers, fixes: state.fixes};
+}"""
+
+
+async def measure_page(url: str, from_ms: int, to_ms: int, seconds: float) -> dict:
+    from playwright.async_api import async_playwright
+
+    from tests.browser.browser_helpers import CHROMIUM_ARGS, chromium_path
+
+    executable = chromium_path()
+    if executable is None:
+        raise RuntimeError("chromium not found: apt-get install chromium")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = await browser.new_page(viewport={"width": 1440, "height": 900})
+        await page.goto(url)
+        await page.wait_for_function("() => window.__tracker && window.__tracker.playback() !== null", timeout=30_000)
+        result = await page.evaluate(MEASURE_PAGE, [from_ms, to_ms, seconds])
+        await browser.close()
+    return result
+
+
+def measure_queries(
+    settings: Settings, ids: list[str], queried: list[str], now_ms: int, fleet_runs: int, page_s: float = 0
+) -> dict:
+    """Trail, baseline and fleet requests to a gateway process over HTTP (and the page, for ``page_s``)."""
     window = {"from": str(now_ms - HOUR_S * 1000), "to": str(now_ms)}
     query = f"from={window['from']}&to={window['to']}"
     results: dict = {}
@@ -182,6 +248,9 @@ def measure_queries(settings: Settings, ids: list[str], queried: list[str], now_
         fleet = client.get(f"/api/history/fleet?{query}").json()
         results["fleet_couriers"] = len(fleet["couriers"])
         results["fleet_points"] = sum(len(base64.b64decode(track["points"])) // 12 for track in fleet["couriers"])
+        if page_s:
+            progress(f"history: the page plays the fleet's hour back at 60x for {page_s:g} s")
+            results["page"] = asyncio.run(measure_page(system.base_url + "/", now_ms - HOUR_S * 1000, now_ms, page_s))
     client_redis = redis.Redis.from_url(running(settings.redis_url, "REDIS_URL"))
     minute = now_ms - now_ms % plan.FULL_BUCKET_MS - plan.FULL_BUCKET_MS
     key = settings.redis_prefix + c.KEY_HISTORY_FULL + plan.suffix(minute, ids[0])
@@ -286,6 +355,7 @@ def run(
     fleet_runs: int = 5,
     ab_pings: int = 200_000,
     ab_rounds: int = 2,
+    page_s: float = 10.0,
 ) -> str:
     big = settings.replace(namespace="history.", http_port=free_port())
     small = settings.replace(namespace="history2k.", http_port=free_port())
@@ -301,10 +371,11 @@ def run(
     progress("history: the fleet query at 2,000 couriers")
     small_facts = asyncio.run(fill(small, 2_000, 0, 20, seed=4))
     small_results = measure_queries(
-        small, small_facts["ids"], small_facts["ids"][:20], small_facts["now_ms"], fleet_runs
+        small, small_facts["ids"], small_facts["ids"][:20], small_facts["now_ms"], fleet_runs, page_s=page_s
     )
     ab = validator_ab(settings, ab_pings, ab_rounds)
 
+    page = small_results["page"]
     per_hour = facts["bytes_per_courier_hour"]
     tiers = facts["tiers"]
     step_hour = tiers["step"]  # one hour of the step tier per courier
@@ -379,6 +450,15 @@ With history the validator does **{on_rate / off_rate:.2f}×** the pings/s, and 
 |---|---|---|---|---|
 {rows}
 
-Machine: {machine()}.
+**Fleet playback in the map page** (headless Chromium, SwiftShader WebGL, no GPU; 1440×900): the
+{small_results["fleet_couriers"]:,} couriers' hour loaded through the History control in {page["loadMs"]:.0f} ms,
+then played at 60× for {page_s:g} s: {page["playing"]:.1f} frames/s, against {page["idle"]:.1f} frames/s when
+the same page only redraws the map every frame with nothing moving (the baseline: what SwiftShader's drawing of
+the map costs at all; with a GPU both are the display's rate). Main-thread work
+of playback per frame (interpolating every courier and `setData` of one MultiPoint): p50
+{statistics.median(page["frameMs"]):.2f} ms, p95 {percentile(page["frameMs"], 0.95):.2f} ms, max
+{max(page["frameMs"]):.2f} ms over {len(page["frameMs"])} frames.
+
+Machine: {machine()}, Chromium from Debian.
 Reproduce: {reproduce(broker, "--only history")}.
 """

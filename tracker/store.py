@@ -346,15 +346,20 @@ class Store:
         members = cast("set[bytes]", await self.redis.sunion([self.hist_fleet_prefix + str(hour) for hour in hours]))
         return sorted(member.decode() for member in members)
 
-    async def history_steps(self, suffixes: list[list[str]], chunk: int = 2000) -> list[list[bytes | None]]:
-        """The step-tier points of each courier's keys (``suffixes[i]``: courier i's), pipelined in chunks."""
-        values: list[list[bytes | None]] = []
-        for start in range(0, len(suffixes), chunk):
-            pipe = self.redis.pipeline(transaction=False)
-            for names in suffixes[start : start + chunk]:
-                pipe.mget([self.hist_step_prefix + name for name in names])
-            values.extend(await pipe.execute())
-        return values
+    async def history_steps(self, suffixes: list[list[str]], chunk: int = 10_000) -> list[list[bytes | None]]:
+        """The step-tier points of each courier's keys (``suffixes[i]``: courier i's): MGETs of ``chunk`` keys,
+        pipelined (one reply to parse per chunk, not one per courier)."""
+        names = [self.hist_step_prefix + name for names in suffixes for name in names]
+        pipe = self.redis.pipeline(transaction=False)
+        for start in range(0, len(names), chunk):
+            pipe.mget(names[start : start + chunk])
+        values = [value for reply in await pipe.execute() for value in reply]
+        found: list[list[bytes | None]] = []
+        at = 0
+        for courier in suffixes:
+            found.append(values[at : at + len(courier)])
+            at += len(courier)
+        return found
 
     # -- review index (tracker/dlq/index.py keeps the logic: its scripts, filters, cursors, pages) -----------
 

@@ -368,6 +368,8 @@ export function createPlayback({
       seek(loaded.clock, t);
       render();
     },
+    /** Ask the map for one more frame (the benchmark's baseline: what drawing the map costs at all). */
+    repaint: () => map.triggerRepaint(),
     /** Whether the live markers are shown (they are hidden while a playback is loaded). */
     liveVisible: () => liveShown(map),
     /** Whether the map renders the played-back marker within `radiusPx` of [lon, lat]. */
