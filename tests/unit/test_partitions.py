@@ -114,7 +114,7 @@ class FakeStore:
     async def last_fixes(self, partner_ids):
         return dict.fromkeys(partner_ids)
 
-    async def apply(self, topic, slices):
+    async def apply(self, topic, slices, blobs=None):  # blobs: the history points, not looked at here
         if self.failures:
             self.failures -= 1
             raise StoreError("OOM command not allowed")
