@@ -5,8 +5,9 @@ fixes history keeps with ``from <= ts <= to`` (epoch ms; ``to`` defaults to now,
 it, and they may be ``TRACKER_HISTORY_S`` apart at most). ``downsampled_before`` says up to when the answer
 has one fix per ``step_ms`` instead of every fix (null: every fix throughout).
 
-``GET /api/history/fleet?from=&to=`` (at most an hour) answers every courier with history in the window, as
-columns ``t``, ``lat``, ``lon`` (oldest first) at the step tier's resolution: what playback interpolates.
+``GET /api/history/fleet?from=&to=`` (at most an hour) answers every courier with history in the window at the
+step tier's resolution, each as ``{"id", "points"}``: base64 of little-endian int32 triples (ms after ``from``,
+latitude and longitude in micro-degrees), oldest first (:class:`~tracker.history.plan.Track` says why packed).
 
 Both are ``/api/`` routes, so the access middleware asks for the viewer token when one is set. Bad input gets
 400 with a fixed one-line message; Redis failing, 503.
