@@ -108,7 +108,7 @@ def plan(fixes: Iterable[tuple[str, int, float, float, int | None]], now_ms: int
         lat_e6, lon_e6 = round(lat * scale), round(lon * scale)
         minute = ts - ts % FULL_BUCKET_MS
         if minute > full_after:
-            key = f"{minute}:{partner_id}"
+            key = suffix(minute, partner_id)
             held = full.get(key)
             point = pack(ts - minute, lat_e6, lon_e6)
             full[key] = (minute + full_keep, point) if held is None else (held[0], held[1] + point)
@@ -117,7 +117,7 @@ def plan(fixes: Iterable[tuple[str, int, float, float, int | None]], now_ms: int
         hour = ts - ts % STEP_BUCKET_MS
         if hour <= step_after:
             continue
-        key = f"{hour}:{partner_id}"
+        key = suffix(hour, partner_id)
         point = pack(ts - hour, lat_e6, lon_e6)
         if prev_ts == OLDER:
             slot = ts - ts % step_ms - hour
