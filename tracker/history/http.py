@@ -30,7 +30,6 @@ from tracker.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-NO_COURIER = "no such courier"
 STORE_UNAVAILABLE = "the history store is unavailable; try again"
 NO_STORE = {"Cache-Control": "no-store"}  # positions are personal data (access.py adds it under /api/couriers)
 _encode = msgspec.json.Encoder().encode
@@ -114,7 +113,7 @@ def routes(courier: Endpoint, is_partner_id: Callable[[str], bool]) -> list[Rout
             return await courier(request)
         partner_id = request.path_params["partner_id"]
         if not is_partner_id(partner_id):
-            return _error(404, NO_COURIER)
+            return await courier(request)  # its 404, in the gateway's words for an id no courier can have
         return await courier_trail(request, partner_id)
 
     return [
