@@ -51,7 +51,7 @@ MAX_TOKEN_CHARS = 4096  # a bearer subprotocol longer than this is not a token
 
 OPEN_API = frozenset({"/api/config", "/api/service-area"})  # what the page shell needs before any token
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})  # answered whatever the Host: no courier data
-NO_STORE_PREFIXES = ("/api/couriers", "/api/dlq", "/api/events")  # positions, rejected pings, events: never cached
+NO_STORE_PREFIXES = ("/api/couriers", "/api/dlq", "/api/events", "/api/history")  # never cached
 ANY_HOST = "*"
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
