@@ -17,7 +17,7 @@ from tracker.access import encode_subprotocol_token
 from tracker.gateway import create_app
 from tracker.models import Position
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_agnostic]
 
 VIEWER = "viewer-token-1"
 ADMIN = "admin-token-1"

@@ -14,7 +14,7 @@ from tracker.events.decide import Event, event_id
 from tracker.events.index import EventIndex, encoded
 from tracker.gateway import create_app
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_agnostic]
 
 VIEWER = "viewer-token-events"
 

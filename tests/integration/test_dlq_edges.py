@@ -16,7 +16,7 @@ from tracker.dlq.entry import Entry, entry_from_record
 from tracker.gateway import create_app
 from tracker.models import Record
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_agnostic]
 
 ADMIN = "admin-token-9c1d"
 ALICE = "alice-token-5b7e"

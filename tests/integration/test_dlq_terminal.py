@@ -16,7 +16,7 @@ from tracker.dlq.index import DlqIndex
 from tracker.models import Record
 from tracker.store import Store
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_agnostic]
 
 TERMINAL_CONTROLS = ("\x1b", "\x07", "\r", "\x9b", "\u202e")
 PAYLOAD = '{"partner_id": "courier-e", "lat": 95, "note": "\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\rok \u202egpj"}'

@@ -134,6 +134,7 @@ async def restart_redis(stack: EmbeddedStack, store: Store) -> None:
     assert after is not None and after >= before
 
 
+@pytest.mark.broker_agnostic  # a Redis outage; the broker under it is incidental
 @pytest.mark.parametrize("outage", [hang_redis, restart_redis], ids=["hung", "restarted"])
 async def test_a_redis_outage_within_the_retry_budget_loses_nothing(settings, producer, outage, tmp_path):
     # This test's own redis-server beside the session's broker, and the product's retry budget (the suite's

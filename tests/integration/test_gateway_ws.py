@@ -19,7 +19,7 @@ from tracker.gateway import create_app
 from tracker.models import Position
 from tracker.store import Slice, Store
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_agnostic]
 
 BLR = (12.9716, 77.5946)
 KORAMANGALA = (77.61, 12.92, 77.64, 12.95)  # west, south, east, north

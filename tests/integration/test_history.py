@@ -22,7 +22,7 @@ from tracker.kafka import Consumer
 from tracker.models import OutRecord
 from tracker.replay_sig import replay_headers
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_agnostic]
 
 BASE = "http://localhost:8000"
 

@@ -200,6 +200,7 @@ async def test_the_index_is_capped_by_bytes_and_keeps_the_busiest_couriers_count
     assert stats["by_partner"] == [["courier-a", 3], ["courier-n", 2]]
 
 
+@pytest.mark.broker_agnostic  # a Redis outage; the broker under it is incidental
 async def test_the_indexer_waits_out_a_redis_outage_and_goes_on(settings, producer, caplog):
     quick = settings.replace(redis_timeout_s=0.3, retry_backoff_ms=50, retry_max_backoff_ms=300)
     letters = shapes()

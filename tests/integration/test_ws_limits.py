@@ -27,7 +27,7 @@ from tracker.gateway import create_app
 from tracker.hub import Hub
 from tracker.models import Position
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_agnostic]
 
 COURIERS = 300
 NORTH = [77.5, 12.95, 77.7, 13.0]  # west, south, east, north: half the couriers
