@@ -123,6 +123,7 @@ class Gateway:
             )
             await self.consumer.start()
         await self.load_from_redis()
+        self.hub.tick()  # what Redis had is encoded before the first client's snapshot
         if (consumer := self.consumer) is not None:
             self.supervise("positions-reader", lambda: self._consume(consumer))
             self.supervise("dlq-indexer", lambda: run_indexer(self.settings, self.store, asyncio.Event()))
@@ -231,11 +232,17 @@ class Gateway:
         return False
 
     async def _tick(self) -> None:
+        """A tick every ``tick_ms`` on a fixed cadence: a late wake-up (a busy loop, a busy machine) shortens
+        the next wait rather than slowing every tick after it, and ticks missed altogether are skipped."""
         interval = self.settings.tick_ms / 1000
+        due = time.monotonic()
         while True:
-            started = time.monotonic()
             self.hub.tick()
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            now = time.monotonic()
+            due += interval
+            if due < now:
+                due = now + interval - (now - due) % interval  # the next slot of the cadence
+            await asyncio.sleep(due - now)
 
     async def _every_second(self) -> None:
         previous_total: int | None = None

@@ -4,13 +4,25 @@ Every courier's latest position is kept once, with its JSON fragment encoded onc
 turns the set of couriers that changed into frames:
 
 - clients that see everything and kept up get one shared frame, encoded once per tick for all of them;
-- clients with a viewport or a followed courier get a frame joined from the same pre-encoded fragments
-  (no per-client encoding of couriers, just a join of strings).
+- clients with a viewport get a frame joined from the same pre-encoded fragments (no per-client encoding of
+  couriers, just a join of strings).
 
-Each client has a ``dirty`` set rather than a queue of frames: if it falls behind, the couriers that
-changed meanwhile pile up in the set and the next frame carries only their latest state (latest-wins
-coalescing), so memory per client is bounded by the number of couriers, not by time. A client whose
-socket does not drain within ``send_timeout_s`` is closed with 1013 by its writer (see ws.py).
+A client with a viewport looks only at the couriers near its box. The tick files what changed in bands of
+latitude (:func:`band_of`, :data:`BAND_DEG` high), each sorted by longitude: a band wholly inside the box north
+to south gives its couriers between the box's west and east edges by two bisections, and only the couriers of
+the two bands its north and south edges cross are looked at one by one. So a client costs the bands it spans,
+not every courier that changed (1,000 district clients at 20,000 changes a second would otherwise be 20 M
+checks a second). Who left the view is found the same way, by where the couriers were: a courier can have left
+only from a band it left, or from near the box's edge. The index holds each courier where its fragment has it,
+so a snapshot and the deltas after it agree on who was in view.
+
+A client that kept up is owed exactly this tick's changes, kept as they came (the shared frame, or the
+fragments of its view in a list to join). One that falls behind has a ``dirty`` set rather than a queue of
+frames: the couriers that changed meanwhile pile up in the set and the next frame carries only their latest
+state (latest-wins coalescing), so memory per client is bounded by the number of couriers, not by time. A
+client whose socket does not drain within ``send_timeout_s`` is closed with 1013 by its writer (see ws.py).
+A snapshot is the view as of the last tick: a courier that first appears between two ticks comes with the
+next one's delta.
 
 Nothing a client sends makes the hub queue a frame either: a ``viewport`` or ``follow`` message only marks
 the client as due a snapshot, built when its writer next asks for a frame, at most once per tick (the first
@@ -18,14 +30,19 @@ one, on connect, at once): a burst of view changes costs one snapshot, of the la
 client due a snapshot are not sent (the snapshot carries that state). A ``ping`` adds to a count of pongs
 owed (at most ``PONGS_OWED_MAX``) and ``stats`` replaces the client's pending stats frame, so a burst of
 pings can neither push out the snapshot nor grow memory. A client's next frame is, in this order: its
-snapshot, a pong, the latest stats, a delta.
+snapshot, a pong, the latest stats, a delta. A delta's ``server_time_ms`` is the time of the tick whose
+changes it carries (the newest, for a client that fell behind), so receive time minus it is how long the
+fan-out took to reach that client; a snapshot's is when it was built.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import time
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
@@ -38,11 +55,16 @@ def now_ms() -> int:
 
 
 class Courier(msgspec.Struct, gc=False):
-    """One courier in the gateway's world; untracked by the cyclic GC (it holds no containers)."""
+    """One courier in the gateway's world; untracked by the cyclic GC (it holds no containers).
+
+    ``position`` is the latest fix; ``shown`` the one ``fragment`` encodes (as of the last tick, or the
+    snapshot that first encoded it) and ``band`` the index band of ``shown`` (-1: not encoded yet)."""
 
     position: Position
     status: Status
-    fragment: str
+    fragment: str = ""
+    shown: Position | None = None
+    band: int = -1
 
 
 class WireCourier(msgspec.Struct, frozen=True, gc=False):
@@ -83,22 +105,158 @@ def in_box(position: Position, bbox: tuple[float, float, float, float]) -> bool:
     return west <= position.lon <= east and south <= position.lat <= north
 
 
+# -- the bands ---------------------------------------------------------------------------------------------
+
+BAND_DEG = 0.005  # the index files couriers in bands of latitude this high (560 m; a district's view spans ~8)
+_PER_DEG = 200  # bands per degree (1 / BAND_DEG)
+MAX_LISTED_BANDS = 4096  # a view spanning more bands looks up the bands that changed rather than its own
+
+
+def band_of(lat: float) -> int:
+    """The index band that holds latitude ``lat``."""
+    return int((lat + 90.0) * _PER_DEG)
+
+
+# A changed courier in the tick's index: where it is now, its id and fragment, and where it was if it stayed in
+# the same band (NaN if it came from another band or is new: it cannot have left a view from inside this one)
+Entry = tuple[float, float, str, str, float, float]
+NAN = math.nan
+
+
+class BandChanges:
+    """One band's changes in a tick, sorted by longitude: a view takes the run between its west and east edges
+    with two bisections; and the couriers that moved out of the band (``departed``: where they were, their id).
+
+    Of the couriers that stayed in the band, one can have left a view across its west or east edge only if it
+    is now within ``drift`` of that edge: the most any of them moved east or west this tick."""
+
+    __slots__ = ("departed", "drift", "fragments", "ids", "lats", "lons", "old_lats", "old_lons")
+
+    def __init__(self, entries: list[Entry], departed: list[tuple[float, float, str]]) -> None:
+        entries.sort()
+        self.lons = [entry[0] for entry in entries]
+        self.lats = [entry[1] for entry in entries]
+        self.ids = [entry[2] for entry in entries]
+        self.fragments = [entry[3] for entry in entries]
+        self.old_lons = [entry[4] for entry in entries]
+        self.old_lats = [entry[5] for entry in entries]
+        self.departed = departed
+        # with a margin for the rounding of ``edge - drift``: the drift only narrows what is checked exactly
+        moves = [abs(old - lon) for lon, old in zip(self.lons, self.old_lons, strict=True) if old == old]  # not NaN
+        self.drift = max(moves, default=0.0) * 1.000001 + 1e-12
+
+
+class Changes:
+    """What a tick changed in one filtered client's view: the fragments of the couriers in it, their ids, and
+    the couriers that left it (or seem to, for one that left from one band and is in the view in another)."""
+
+    __slots__ = ("fragments", "ids", "left")
+
+    def __init__(self) -> None:
+        self.fragments: list[str] = []
+        self.ids: list[str] = []
+        self.left: list[str] = []
+
+
+class View:
+    """A viewport's box and the index bands it spans. The bands strictly between the first and the last lie
+    wholly inside it north to south: :func:`band_of` never decreases as latitude grows, so a courier filed in a
+    band after the one ``south`` falls in is north of ``south``, and so on. The first and last bands are
+    checked courier by courier (even on a band line: rounding may file a point just outside the box in them)."""
+
+    __slots__ = ("bbox", "ends", "first", "inner", "last")
+
+    def __init__(self, bbox: tuple[float, float, float, float]) -> None:
+        self.bbox = bbox
+        self.first, self.last = band_of(bbox[1]), band_of(bbox[3])
+        self.ends = (self.first,) if self.first == self.last else (self.first, self.last)
+        # the bands in between, when there are few enough to list
+        self.inner = list(range(self.first + 1, self.last)) if self.last - self.first <= MAX_LISTED_BANDS else None
+
+    def contains(self, position: Position) -> bool:
+        return in_box(position, self.bbox)
+
+    def _inner(self, by_band: Mapping[int, object]) -> Iterable[int]:
+        """The bands in between that ``by_band`` has (or may have): the view's own, or, when ``by_band`` has
+        fewer (or the view too many to list), those of ``by_band`` in the span."""
+        if self.inner is not None and len(self.inner) <= len(by_band):
+            return self.inner
+        return [band for band in by_band if self.first < band < self.last]
+
+    def changes(self, by_band: dict[int, BandChanges]) -> Changes:
+        """This tick's changes in the box: the couriers in it now, and those that left it (it had them by
+        where they were, and has them no longer)."""
+        out = Changes()
+        fragments, ids, left = out.fragments, out.ids, out.left
+        west, south, east, north = self.bbox
+        get = by_band.get
+        for band in self._inner(by_band):
+            row = get(band)
+            if row is None:
+                continue
+            lons = row.lons
+            first, end = bisect_left(lons, west), bisect_right(lons, east)
+            if first < end:
+                fragments += row.fragments[first:end]
+                ids += row.ids[first:end]
+            drift = row.drift
+            if (first and lons[first - 1] >= west - drift) or (end < len(lons) and lons[end] <= east + drift):
+                # just outside now, having stayed in the band: were they inside?
+                low, high = bisect_left(lons, west - drift), bisect_right(lons, east + drift)
+                old = row.old_lons
+                left += [row.ids[i] for i in (*range(low, first), *range(end, high)) if west <= old[i] <= east]
+            if row.departed:
+                left += [i for lon, _, i in row.departed if west <= lon <= east]
+        for band in self.ends:  # one look at each courier near the box's longitudes
+            row = get(band)
+            if row is None:
+                continue
+            lons, lats, old_lons, old_lats = row.lons, row.lats, row.old_lons, row.old_lats
+            for i in range(bisect_left(lons, west - row.drift), bisect_right(lons, east + row.drift)):
+                if west <= lons[i] <= east and south <= lats[i] <= north:
+                    fragments.append(row.fragments[i])
+                    ids.append(row.ids[i])
+                elif west <= old_lons[i] <= east and south <= old_lats[i] <= north:
+                    left.append(row.ids[i])
+            if row.departed:
+                left += [i for lon, lat, i in row.departed if west <= lon <= east and south <= lat <= north]
+        return out
+
+    def select(self, bands: dict[int, set[str]], couriers: dict[str, Courier]) -> set[str]:
+        """The couriers in the box, of those filed in ``bands`` (by where each one's fragment has it)."""
+        west, south, east, north = self.bbox
+        inside: set[str] = set()
+        for band in (*self._inner(bands), *self.ends):
+            for courier_id in bands.get(band, ()):
+                shown = couriers[courier_id].shown
+                assert shown is not None  # filed in a band: encoded
+                if west <= shown.lon <= east and south <= shown.lat <= north:
+                    inside.add(courier_id)
+        return inside
+
+
 PONG_FRAME = '{"type":"pong"}'
 PONGS_OWED_MAX = 8  # pings answered beyond this, while the client is not reading, get no pong of their own
 
 
 class Client:
-    """One WebSocket client's view: filter, what it has, what it still needs."""
+    """One WebSocket client's view: filter, what it has, what it still needs.
+
+    What it is owed is either this tick's changes as they came (``pending_seq`` is the hub's ``seq``: the
+    hub's shared frame, or the frame pieces of its view), sent as they are when the writer asks before the next
+    tick; or, once it falls behind, the ``dirty`` set of couriers (their latest fragments go out) and
+    ``removed``."""
 
     def __init__(self, hub: Hub, address: str) -> None:
         self.hub = hub
         self.address = address  # where it connects from (tokens.client_address): the per-address cap counts it
         self.bbox: tuple[float, float, float, float] | None = None
+        self.view: View | None = None  # the bbox's bands (None: no bbox, the client sees every courier)
         self.follow: str | None = None
-        self.visible: set[str] = set()  # couriers the client currently shows (only tracked with a bbox)
         self.dirty: set[str] = set()
         self.removed: set[str] = set()
-        self.shared_seq: int | None = None  # this tick's shared frame fits this client exactly
+        self.pending_seq: int | None = None  # this tick's changes are owed as they came (``pending``)
+        self.pending: Changes | None = None  # ... as pieces of its view (None: the shared frame)
         self.snapshot_due = True  # its next frame is a snapshot of its current view (built lazily)
         self.snapshot_tick: int | None = None  # hub.ticks when its last snapshot was built
         self.pongs_owed = 0
@@ -107,19 +265,35 @@ class Client:
 
     @property
     def filtered(self) -> bool:
-        return self.bbox is not None or self.follow is not None
+        """Whether the client sees only some couriers: with no bbox it sees all, whoever it follows."""
+        return self.view is not None
 
-    def wants(self, courier_id: str, position: Position) -> bool:
-        return courier_id == self.follow or self.bbox is None or in_box(position, self.bbox)
+    def owes(self) -> bool:
+        return self.pending_seq is not None or bool(self.dirty) or bool(self.removed)
+
+    def fall_behind(self, shared_ids: set[str]) -> None:
+        """The changes owed as they came go into ``dirty`` (``shared_ids``: those of the shared frame owed)."""
+        if self.pending_seq is None:
+            return
+        if self.pending is None:
+            self.dirty |= shared_ids
+        else:
+            self.dirty.update(self.pending.ids)
+        self.pending_seq = None
+        self.pending = None
 
     def reset_view(self) -> None:
         """Viewport or follow changed: the next frame is a snapshot of the view as it is when that frame is
         built (at most one per tick), and no delta goes out before it."""
         self.snapshot_due = True
+        self._forget()
+        self.wake.set()
+
+    def _forget(self) -> None:
         self.dirty.clear()
         self.removed.clear()
-        self.shared_seq = None
-        self.wake.set()
+        self.pending_seq = None
+        self.pending = None
 
     def next_frame(self) -> str | None:
         """The frame to send now, or None when there is nothing to send (see the module doc for the order)."""
@@ -134,24 +308,26 @@ class Client:
         if self.stats is not None:
             frame, self.stats = self.stats, None
             return frame
-        if self.snapshot_due or (not self.dirty and not self.removed):
+        if self.snapshot_due or not self.owes():
             return None
-        if self.shared_seq == hub.seq and hub.shared_ids == self.dirty and not self.removed:
-            frame = hub.shared_frame()
+        pending = self.pending
+        if self.pending_seq is not None and not self.dirty and (pending is not None or not self.removed):
+            frame = hub.shared_frame() if pending is None else hub.delta_frame(pending.fragments, sorted(self.removed))
         else:
-            fragments = [hub.couriers[i].fragment for i in self.dirty if i in hub.couriers]
+            self.fall_behind(hub.shared_ids)
+            couriers = hub.couriers
+            fragments = [couriers[i].fragment for i in self.dirty if i in couriers]
             frame = hub.delta_frame(fragments, sorted(self.removed))
         self.dirty = set()
         self.removed = set()
-        self.shared_seq = None
+        self.pending_seq = None
+        self.pending = None
         return frame
 
     def _snapshot(self) -> str:
         self.snapshot_due = False
         self.snapshot_tick = self.hub.ticks
-        self.dirty.clear()
-        self.removed.clear()
-        self.shared_seq = None
+        self._forget()
         return self.hub.snapshot_frame(self)
 
 
@@ -160,13 +336,16 @@ class Hub:
         self.thresholds = thresholds or StatusThresholds()
         self.couriers: dict[str, Courier] = {}
         self.changed: set[str] = set()
+        self.bands: dict[int, set[str]] = {}  # index band -> couriers whose fragment has them there
         self.clients: set[Client] = set()
         self.seq = 0  # ticks that changed something: a delta's ``seq``
         self.ticks = 0  # every tick: a client gets at most one snapshot per tick
+        self.tick_ms = now_ms()  # when the last tick ran: the ``server_time_ms`` of the deltas it cut
         self.snapshot_waiting: set[Client] = set()  # due a snapshot, but had one this tick already
         self.per_address: collections.Counter[str] = collections.Counter()
-        self.shared_ids: set[str] = set()
+        self.shared_ids: set[str] = set()  # what the last tick changed: the shared frame's couriers
         self._shared: str | None = None
+        self._everything: str | None = None  # every fragment joined, for snapshots of everything (per tick)
         self.status_counts: collections.Counter[Status] = collections.Counter()
         self.ingested = 0
 
@@ -180,7 +359,7 @@ class Hub:
             return False
         status = courier_status(position.ts, position.speed, now or now_ms(), self.thresholds)
         if current is None:
-            self.couriers[position.id] = Courier(position, status, "")
+            self.couriers[position.id] = Courier(position, status)
             self.status_counts[status] += 1
         else:
             current.position = position
@@ -216,65 +395,147 @@ class Hub:
         if not expired:
             return expired
         gone = set(expired)
+        shown_at: dict[str, Position] = {}  # where each client's view has them: as the last tick (or snapshot) did
         for courier_id in expired:
-            self.status_counts[self.couriers.pop(courier_id).status] -= 1
+            courier = self.couriers.pop(courier_id)
+            self.status_counts[courier.status] -= 1
+            self._unfile(courier_id, courier.band)
+            if courier.shown is not None:
+                shown_at[courier_id] = courier.shown
+        for client in self.clients:
+            client.fall_behind(self.shared_ids)  # what it is owed must not name them
         self.changed -= gone
+        self._everything = None
         if not self.shared_ids.isdisjoint(gone):
-            # the shared frame of this tick must not name a courier that no longer exists
             self.shared_ids = self.shared_ids - gone
             self._shared = None
         for client in self.clients:
             if client.snapshot_due:
                 continue  # its snapshot, still to be built, will not name them
-            shown = (client.visible & gone) if client.filtered else gone
-            client.visible -= gone
+            view = client.view
+            if view is None:
+                shown = gone
+            else:
+                shown = {i for i, at in shown_at.items() if i == client.follow or view.contains(at)}
             client.dirty -= gone
             if shown:
                 client.removed |= shown
                 client.wake.set()
         return expired
 
+    # -- the index -----------------------------------------------------------------------------------
+
+    def _encode(self, courier_id: str, courier: Courier) -> None:
+        """Encode the courier's fragment and file it in the band of that position."""
+        position = courier.position
+        courier.fragment = fragment_of(position, courier.status)
+        courier.shown = position
+        band = band_of(position.lat)
+        if band != courier.band:
+            self._unfile(courier_id, courier.band)
+            ids = self.bands.get(band)
+            if ids is None:
+                self.bands[band] = {courier_id}
+            else:
+                ids.add(courier_id)
+            courier.band = band
+
+    def _unfile(self, courier_id: str, band: int) -> None:
+        ids = self.bands.get(band)
+        if ids is not None:
+            ids.discard(courier_id)
+            if not ids:
+                del self.bands[band]
+
     # -- output --------------------------------------------------------------------------------------
 
     def tick(self) -> int:
         """Hand this tick's changes to every client; returns how many couriers changed."""
         self.ticks += 1
+        self.tick_ms = now_ms()
         for client in self.snapshot_waiting:
             client.wake.set()
         self.snapshot_waiting.clear()
         changed, self.changed = self.changed, set()
         if not changed:
             return 0
-        for courier_id in changed:
-            courier = self.couriers[courier_id]
-            courier.fragment = fragment_of(courier.position, courier.status)
+        by_band = self._index(changed)
+        self._everything = None
+        previous = self.shared_ids
         self.seq += 1
         self.shared_ids = changed
         self._shared = None
         for client in self.clients:
             if client.snapshot_due:
                 continue  # its snapshot, still to be built, carries this tick's state
-            if not client.filtered:
-                if not client.dirty and not client.removed:
-                    client.shared_seq = self.seq
-                client.dirty |= changed
+            client.fall_behind(previous)  # it did not take last tick's changes yet: now they coalesce
+            view = client.view
+            if view is None:
+                if client.dirty or client.removed:
+                    client.removed -= changed  # gone, and back since: a frame never both sends and removes one
+                    client.dirty |= changed
+                else:
+                    client.pending_seq = self.seq  # the shared frame
             else:
-                self._offer_filtered(client, changed)
-            if client.dirty or client.removed:
+                self._offer(client, view, changed, by_band)
+            if client.owes():
                 client.wake.set()
         return len(changed)
 
-    def _offer_filtered(self, client: Client, changed: set[str]) -> None:
+    def _index(self, changed: set[str]) -> dict[int, BandChanges]:
+        """Encode what changed and file it: this tick's changes by band."""
+        couriers = self.couriers
+        entries: dict[int, list[Entry]] = {}
+        departed: dict[int, list[tuple[float, float, str]]] = {}
         for courier_id in changed:
-            position = self.couriers[courier_id].position
-            if client.wants(courier_id, position):
-                client.dirty.add(courier_id)
-                client.visible.add(courier_id)
-                client.removed.discard(courier_id)
-            elif courier_id in client.visible:
-                client.visible.discard(courier_id)
-                client.dirty.discard(courier_id)
-                client.removed.add(courier_id)
+            courier = couriers[courier_id]
+            was, old_band = courier.shown, courier.band
+            self._encode(courier_id, courier)
+            position = courier.position
+            if was is not None and old_band == courier.band:
+                entry = (position.lon, position.lat, courier_id, courier.fragment, was.lon, was.lat)
+            else:
+                entry = (position.lon, position.lat, courier_id, courier.fragment, NAN, NAN)
+                if was is not None:
+                    departed.setdefault(old_band, []).append((was.lon, was.lat, courier_id))
+            in_band = entries.get(courier.band)
+            if in_band is None:
+                entries[courier.band] = [entry]
+            else:
+                in_band.append(entry)
+        return {
+            band: BandChanges(entries.get(band, []), departed.get(band, []))
+            for band in entries.keys() | departed.keys()
+        }
+
+    def _offer(self, client: Client, view: View, changed: set[str], by_band: dict[int, BandChanges]) -> None:
+        """Hand a filtered client what changed in its view, and what left it."""
+        changes = view.changes(by_band)
+        follow = client.follow
+        if follow is not None:
+            if follow in changed:
+                courier = self.couriers[follow]
+                assert courier.shown is not None  # encoded this tick
+                if not view.contains(courier.shown):
+                    changes.fragments.append(courier.fragment)
+                    changes.ids.append(follow)
+            if follow in changes.left:
+                changes.left.remove(follow)  # out of the box, still followed
+        left = changes.left
+        if left:  # one that left the box from one cell may be in it from another
+            entered = set(changes.ids)
+            left = [courier_id for courier_id in left if courier_id not in entered]
+        if not changes.ids and not left:
+            return
+        if client.dirty or client.removed:  # behind: coalesce
+            client.dirty.update(changes.ids)
+            client.removed.difference_update(changes.ids)
+            client.dirty.difference_update(left)
+            client.removed.update(left)
+        else:
+            client.pending_seq = self.seq
+            client.pending = changes
+            client.removed.update(left)
 
     def shared_frame(self) -> str:
         if self._shared is None:
@@ -283,21 +544,26 @@ class Hub:
 
     def delta_frame(self, fragments: list[str], removed: list[str]) -> str:
         return (
-            f'{{"type":"delta","seq":{self.seq},"server_time_ms":{now_ms()},"couriers":[{",".join(fragments)}],'
+            f'{{"type":"delta","seq":{self.seq},"server_time_ms":{self.tick_ms},"couriers":[{",".join(fragments)}],'
             f'"removed":{_encode(removed).decode()}}}'
         )
 
     def snapshot_frame(self, client: Client) -> str:
-        fragments = []
-        visible = set()
-        for courier_id, courier in self.couriers.items():
-            if client.wants(courier_id, courier.position):
-                if not courier.fragment:
-                    courier.fragment = fragment_of(courier.position, courier.status)
-                fragments.append(courier.fragment)
-                visible.add(courier_id)
-        client.visible = visible if client.filtered else set()
-        return f'{{"type":"snapshot","server_time_ms":{now_ms()},"couriers":[{",".join(fragments)}]}}'
+        """Every courier in the client's view as of the last tick (one that first appeared since comes with the
+        next tick's delta, like every change since)."""
+        couriers = self.couriers
+        view = client.view
+        if view is None:
+            if self._everything is None:
+                self._everything = ",".join([courier.fragment for courier in couriers.values() if courier.fragment])
+            body = self._everything
+        else:
+            inside = view.select(self.bands, couriers)
+            follow = client.follow
+            if follow is not None and follow in couriers and couriers[follow].fragment:
+                inside.add(follow)
+            body = ",".join([couriers[i].fragment for i in inside])
+        return f'{{"type":"snapshot","server_time_ms":{now_ms()},"couriers":[{body}]}}'
 
     def connect(self, address: str = "local") -> Client:
         """A new client, due its first snapshot (built when its writer first asks for a frame)."""
@@ -323,6 +589,7 @@ class Hub:
 
     def set_viewport(self, client: Client, bbox: tuple[float, float, float, float] | None) -> None:
         client.bbox = bbox
+        client.view = None if bbox is None else View(bbox)
         client.reset_view()
 
     def set_follow(self, client: Client, partner_id: str | None) -> None:

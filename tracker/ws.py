@@ -97,7 +97,8 @@ async def _write(websocket: WebSocket, client: Client, gateway: Gateway) -> None
         client.wake.clear()
         while (frame := client.next_frame()) is not None:
             try:
-                await asyncio.wait_for(websocket.send_text(frame), timeout)
+                async with asyncio.timeout(timeout):  # no task per send, as wait_for makes in Python 3.11
+                    await websocket.send_text(frame)
             except TimeoutError:
                 gateway.metrics.slow_disconnects.inc()
                 await _close(websocket, ws_status.WS_1013_TRY_AGAIN_LATER, "client too slow; reconnect")

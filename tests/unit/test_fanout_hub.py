@@ -1,0 +1,195 @@
+"""The hub's index of latitude bands changes what a tick looks at, never what a client sees: after every tick,
+a client that applies its frames shows exactly the couriers in its box (edges included) plus the one it
+follows, each at its latest position; also on boxes along band lines, points on a box's edge, boxes too big to
+list their bands, and with couriers expiring, moving across bands and edges, and views changing in between.
+Without sockets."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+
+from tracker.hub import BAND_DEG, MAX_LISTED_BANDS, Client, Hub, View, band_of
+from tracker.models import Position
+
+NOW = 1_795_000_000_000
+AREA = (77.50, 12.90, 77.56, 12.96)  # 6 x 6 cells
+
+
+class Page:
+    """What a map page holds after applying the frames it got (README, WebSocket protocol)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.couriers: dict[str, dict] = {}
+
+    def read(self) -> None:
+        self.client.wake.clear()
+        while (raw := self.client.next_frame()) is not None:
+            frame = json.loads(raw)
+            if frame["type"] == "snapshot":
+                self.couriers = {c["id"]: c for c in frame["couriers"]}
+            elif frame["type"] == "delta":
+                for courier in frame["couriers"]:
+                    self.couriers[courier["id"]] = courier
+                for gone in frame["removed"]:
+                    self.couriers.pop(gone, None)  # an id it never had is allowed (a courier gone before a tick)
+
+
+def expected(hub: Hub, client: Client) -> dict[str, tuple[float, float]]:
+    out = {}
+    for courier_id, courier in hub.couriers.items():
+        p = courier.position
+        box = client.bbox
+        if box is None or courier_id == client.follow or (box[0] <= p.lon <= box[2] and box[1] <= p.lat <= box[3]):
+            out[courier_id] = (p.lat, p.lon)
+    return out
+
+
+def shown(page: Page) -> dict[str, tuple[float, float]]:
+    return {courier_id: (c["lat"], c["lon"]) for courier_id, c in page.couriers.items()}
+
+
+def on_grid(rng: random.Random, low: float, high: float) -> float:
+    """A coordinate, now and then exactly on a band line (or a round longitude)."""
+    if rng.random() < 0.3:
+        return round(rng.randint(round(low / BAND_DEG), round(high / BAND_DEG)) * BAND_DEG, 4)
+    return rng.uniform(low, high)
+
+
+def random_box(rng: random.Random) -> tuple[float, float, float, float] | None:
+    roll = rng.random()
+    if roll < 0.1:
+        return None
+    if roll < 0.15:
+        return (-180.0, -90.0, 180.0, 90.0)  # too many cells to list
+    if roll < 0.2:
+        return (77.53, 12.93, 77.53, 12.93)  # a point, on band lines
+    west, east = sorted(on_grid(rng, AREA[0] - 0.01, AREA[2] + 0.01) for _ in range(2))
+    south, north = sorted(on_grid(rng, AREA[1] - 0.01, AREA[3] + 0.01) for _ in range(2))
+    return (west, south, east, north)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_page_shows_exactly_its_view_after_every_tick(seed):
+    rng = random.Random(seed)
+    hub = Hub()
+    ids = [f"c{i}" for i in range(60)]
+    ts = NOW
+    couriers_at: dict[str, tuple[float, float]] = {}
+
+    def move(courier_id: str) -> None:
+        nonlocal ts
+        ts += 1
+        if courier_id not in couriers_at or rng.random() < 0.2:
+            lat, lon = on_grid(rng, AREA[1], AREA[3]), on_grid(rng, AREA[0], AREA[2])
+        else:  # a step, often across a band line or a box's edge
+            lat, lon = couriers_at[courier_id]
+            step = rng.choice((0.0001, 0.001, 0.004))
+            lat += rng.uniform(-step, step)
+            lon += rng.uniform(-step, step)
+        couriers_at[courier_id] = (lat, lon)
+        hub.ingest(Position(courier_id, lat, lon, ts, ts, 5.0, 0.0, None, "bike"), NOW)
+
+    for courier_id in ids[:40]:
+        move(courier_id)
+    pages = []
+    for _ in range(8):
+        page = Page(hub.connect())
+        hub.set_viewport(page.client, random_box(rng))
+        if rng.random() < 0.4:
+            hub.set_follow(page.client, rng.choice(ids))
+        pages.append(page)
+    for round_number in range(40):
+        for courier_id in rng.sample(ids, rng.randint(0, 30)):
+            move(courier_id)
+        if round_number % 7 == 3:
+            gone = rng.sample(sorted(hub.couriers), 3)
+            cutoff = min(hub.couriers[g].position.ts for g in gone)
+            hub.expire(cutoff)  # at least nothing newer than the oldest of them stays out
+            for courier_id in set(couriers_at) - set(hub.couriers):
+                del couriers_at[courier_id]
+        if round_number % 5 == 2:
+            page = rng.choice(pages)
+            hub.set_viewport(page.client, random_box(rng))
+        if round_number % 6 == 4:
+            page = rng.choice(pages)
+            hub.set_follow(page.client, rng.choice([None, *ids]))
+        hub.tick()
+        for page in pages:
+            if rng.random() < 0.15:
+                continue  # this page falls behind a tick: its next frame carries both
+            page.read()
+            assert shown(page) == expected(hub, page.client), (seed, round_number, page.client.bbox)
+
+
+def near(value: float, steps: int = 3) -> list[float]:
+    """``value`` and the floats just below and above it."""
+    out = [value]
+    below = above = value
+    for _ in range(steps):
+        below, above = math.nextafter(below, -math.inf), math.nextafter(above, math.inf)
+        out += [below, above]
+    return out
+
+
+def test_a_band_between_a_boxs_first_and_last_holds_only_latitudes_inside_it():
+    for south, north in ((12.90, 12.92), (12.8975, 12.9225), (0.0, 0.0075), (-0.0025, 0.0), (12.9, 12.9)):
+        view = View((77.5, south, 77.6, north))
+        inner = set(range(view.first + 1, view.last))
+        # latitudes on and next to the box's edges and the band lines: none outside the box is filed in a band
+        # strictly between its first and last (rounding may file one just outside a line in the band beyond it)
+        for line in (south, north, *(south + k * BAND_DEG for k in range(12))):
+            for lat in near(line):
+                if band_of(lat) in inner:
+                    assert south <= lat <= north, (south, north, lat)
+    # a point just south of a box on a band line is filed in the box's first band, yet not shown
+    hub = Hub()
+    hub.ingest(Position("edge", 12.899999999999999, 77.55, NOW, NOW, 5.0), NOW)
+    hub.ingest(Position("in", 12.9, 77.55, NOW, NOW, 5.0), NOW)
+    hub.tick()
+    assert band_of(12.899999999999999) == band_of(12.9)
+    client = hub.connect()
+    hub.set_viewport(client, (77.5, 12.9, 77.6, 12.92))
+    assert [c["id"] for c in json.loads(client.next_frame() or "")["couriers"]] == ["in"]
+    assert View((-180.0, -90.0, 180.0, 90.0)).inner is None  # far more than MAX_LISTED_BANDS
+    assert MAX_LISTED_BANDS * BAND_DEG >= 10  # a view of a whole city lists its bands
+
+
+def test_a_district_client_looks_only_at_the_bands_near_it():
+    """The point of the index: a tick costs a district client its own few bands, not every courier that moved."""
+    hub = Hub()
+
+    def everyone_moves(ts: int) -> None:  # 2,000 couriers over 0.2 x 0.2 degrees
+        for i in range(2000):
+            hub.ingest(Position(f"c{i}", 12.9 + (i % 40) * 0.005, 77.5 + (i // 40) * 0.004, ts, ts, 5.0), NOW)
+
+    everyone_moves(NOW)
+    hub.tick()
+    client = hub.connect()
+    hub.set_viewport(client, (77.51, 12.91, 77.52, 12.92))
+    client.next_frame()
+    looked_at = []
+    original = View._inner
+
+    def counting(self, by_band):
+        bands = list(original(self, by_band))
+        looked_at.append((len(bands), len(by_band)))
+        return bands
+
+    View._inner = counting  # type: ignore[method-assign]
+    try:
+        everyone_moves(NOW + 1)
+        hub.tick()
+    finally:
+        View._inner = original  # type: ignore[method-assign]
+    [(bands, changed_bands)] = looked_at
+    assert bands <= 3 and changed_bands >= 40  # and the two end bands
+    [delta] = [json.loads(frame) for frame in iter(client.next_frame, None)]
+    assert sorted(c["id"] for c in delta["couriers"]) == sorted(
+        i for i, c in hub.couriers.items() if 77.51 <= c.position.lon <= 77.52 and 12.91 <= c.position.lat <= 12.92
+    )
+    assert delta["couriers"]
