@@ -231,25 +231,41 @@ def _gateway_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", dest="http_host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=_int, dest="http_port", help="port (default 8000)")
     parser.add_argument("--tick-ms", type=_int, dest="tick_ms", help="frame interval in ms (default 200)")
+    parser.add_argument(
+        "--workers",
+        type=_int,
+        dest="gateway_workers",
+        help="gateway processes sharing the port, each reading every position (default 1; about one per core)",
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by --workers N
     _connection_args(parser)
 
 
 def run_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from tracker import workers
     from tracker.gateway import create_app
 
-    settings = _settings(args, http_host=args.http_host, http_port=args.http_port, tick_ms=args.tick_ms)
+    settings = _settings(
+        args,
+        http_host=args.http_host,
+        http_port=args.http_port,
+        tick_ms=args.tick_ms,
+        gateway_workers=args.gateway_workers,
+    )
     _require(settings)
     _setup_logging(settings)
-    app = create_app(settings)
-    _freeze_startup_objects()
-    if not settings.viewer_token and not is_loopback(settings.http_host):
+    if not settings.viewer_token and not is_loopback(settings.http_host) and not args.worker:
         print(
             f"tracker gateway: WARNING: listening on {settings.http_host} with no TRACKER_VIEWER_TOKEN: anyone who "
             "can reach it can watch every courier (README, Access)",
             file=sys.stderr,
         )
+    if settings.gateway_workers > 1 and not args.worker:
+        return workers.run(settings, settings.gateway_workers)
+    app = create_app(settings)
+    _freeze_startup_objects()
     config = uvicorn.Config(
         app,
         host=settings.http_host,
@@ -264,7 +280,11 @@ def run_gateway(args: argparse.Namespace) -> int:
         ws_max_size=64 * 1024,
         ws_per_message_deflate=settings.ws_compression,
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    if args.worker:  # one of --workers N: the port is shared
+        server.run(sockets=[workers.reuse_port_socket(settings.http_host, settings.http_port)])
+    else:
+        server.run()
     return 0
 
 

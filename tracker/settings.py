@@ -251,6 +251,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_host: Annotated[str, env("TRACKER_HTTP_HOST")] = "127.0.0.1"
     http_port: Annotated[int, env("TRACKER_HTTP_PORT", low=0, high=65535)] = 8000
     tick_ms: Annotated[int, env("TRACKER_TICK_MS", low=1)] = 200
+    # Gateway processes serving the port together (SO_REUSEPORT; tracker/workers.py): about one per core, for
+    # more map clients than one core takes (BENCHMARKS.md, fan-out). Each reads all of courier-positions.
+    gateway_workers: Annotated[int, env("TRACKER_GATEWAY_WORKERS", low=1)] = 1
     # Who may do what (tracker/tokens.py; README, "Access"). The admin token writes as operator "admin";
     # TRACKER_OPERATOR_TOKENS adds one labelled token per operator ("alice:TOKEN,bob:TOKEN"), and the label
     # is what a replay or discard records. With a viewer token set, the map's data (/ws and the read APIs)

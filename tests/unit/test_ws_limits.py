@@ -1,17 +1,23 @@
 """What one WebSocket client can cost the gateway: at most one snapshot per tick however often it changes its
-view, a pending snapshot no burst of pings or stats can push out, a message allowance, and a cap per address.
-The hub and the pure limits, without sockets (tests/integration/test_ws_limits.py has the sockets)."""
+view, a pending snapshot no burst of pings or stats can push out, a message allowance, a cap per address, and
+a client that stops reading cut off without slowing the others. The hub, the writer and the pure limits,
+without sockets (tests/integration/test_ws_limits.py and test_live_map.py have the sockets)."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+import time
 
 import pytest
 from starlette import status as ws_status
 
-from tracker import protocol
+from tracker import protocol, ws
+from tracker.gateway import Gateway
 from tracker.hub import PONG_FRAME, PONGS_OWED_MAX, Client, Hub
 from tracker.models import Position
+from tracker.settings import Settings
 
 NOW = 1_795_000_000_000
 NORTH = (77.5, 12.95, 77.7, 13.0)
@@ -199,3 +205,60 @@ def test_a_client_that_leaves_is_not_woken_for_its_snapshot(pending):
         frames(client)
     hub.disconnect(client)
     assert not hub.snapshot_waiting
+
+
+# -- a client that stops reading: cut off, without slowing the others -----------------------------------
+
+
+class FakeSocket:
+    """What ws._write needs of a Starlette WebSocket: ``send_text`` (which never returns for a client that does
+    not read: its socket buffer is full) and ``close``."""
+
+    def __init__(self, reads: bool) -> None:
+        self.reads = reads
+        self.sent: list[float] = []  # when each delta went out
+        self.closed: tuple[int, str] | None = None
+
+    async def send_text(self, text: str) -> None:
+        if not self.reads:
+            await asyncio.Event().wait()  # the transport's buffer never drains
+        if text.startswith('{"type":"delta"'):
+            self.sent.append(time.monotonic())
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+async def test_a_client_that_stops_reading_is_cut_off_and_the_others_keep_every_tick():
+    tick_s = 0.02
+    gateway = Gateway(Settings(ws_send_timeout_s=0.3), consume=False)
+    hub = gateway.hub
+    for i in range(200):
+        hub.ingest(position(f"c{i}", 12.9 + i * 1e-4), NOW)
+    hub.tick()
+    sockets = [FakeSocket(reads=i != 3) for i in range(20)]
+    clients = [hub.connect() for _ in sockets]
+    for client in clients[::2]:
+        hub.set_viewport(client, SOUTH)  # half of them filtered, half see everything
+    writers = [asyncio.create_task(ws._write(s, c, gateway)) for s, c in zip(sockets, clients, strict=True)]  # type: ignore[arg-type]
+    started = time.monotonic()
+    ticks = []
+    for step in range(40):  # 0.8 s: every courier moves every tick
+        for i in range(200):
+            hub.ingest(position(f"c{i}", 12.9 + i * 1e-4 + step * 1e-6, NOW + step + 1), NOW)
+        ticks.append(time.monotonic())
+        hub.tick()
+        await asyncio.sleep(tick_s)
+    slow = sockets[3]
+    assert writers[3].done() and slow.closed == (ws_status.WS_1013_TRY_AGAIN_LATER, "client too slow; reconnect")
+    assert "tracker_ws_slow_disconnects_total 1.0" in gateway.metrics.render({}, hub.counts()).decode()
+    for index, sock in enumerate(sockets):
+        if index == 3:
+            continue
+        assert not writers[index].done()
+        assert len(sock.sent) >= len(ticks) - 1, (index, len(sock.sent))  # a delta every tick, blocked or not
+        gaps = [b - a for a, b in itertools.pairwise([started, *sock.sent])]
+        assert max(gaps) < 5 * tick_s, (index, max(gaps))  # never held up by the one that stopped reading
+    for writer in writers:
+        writer.cancel()
+    await asyncio.gather(*writers, return_exceptions=True)
