@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
 
 from tests.helpers import eventually_sync
 from tracker.settings import Settings
-from tracker.up import LocalSystem, RestartPolicy, _watch, child_env, exit_reason
+from tracker.up import LocalSystem, RestartPolicy, _port_free, _watch, child_env, exit_reason
 
 
 def test_the_delay_doubles_with_each_recent_exit_up_to_the_cap():
@@ -122,3 +123,26 @@ def test_children_get_only_the_secrets_they_need(tmp_path, monkeypatch):
     assert [name for name in secrets if name in validator] == ["TRACKER_REPLAY_SECRET"]
     simulator = child_env(system.settings, "simulate", system.token)
     assert not [name for name in secrets if name in simulator]
+
+
+def test_a_port_left_in_time_wait_by_the_previous_run_counts_as_free():
+    # The previous gateway closed first after serving a client: its port sits in TIME_WAIT, which uvicorn's
+    # SO_REUSEADDR bind accepts, so `tracker up` must not call it "in use".
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server side closes first: TIME_WAIT is on the server's port
+    server.close()
+    client.recv(1)
+    client.close()
+    with socket.socket() as plain, pytest.raises(OSError, match="Address already in use"):
+        plain.bind(("127.0.0.1", port))  # what the check used to do
+    assert _port_free("127.0.0.1", port)
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        assert not _port_free("127.0.0.1", listening.getsockname()[1])  # a port someone listens on is not
