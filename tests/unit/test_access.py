@@ -223,7 +223,14 @@ def test_the_tile_origin_comes_from_tile_url(tile_url, source):
 
 
 def test_positions_and_rejected_pings_are_never_cached_and_every_answer_is_hardened():
-    for path in ("/api/couriers", "/api/couriers/c1", "/api/dlq", "/api/dlq/stats", "/api/events", "/api/history/fleet"):
+    for path in (
+        "/api/couriers",
+        "/api/couriers/c1",
+        "/api/dlq",
+        "/api/dlq/stats",
+        "/api/events",
+        "/api/history/fleet",
+    ):
         assert ("Cache-Control", "no-store") in response_headers(path, "localhost", None)
     page = dict(response_headers("/", "localhost", None))
     assert "Cache-Control" not in page
