@@ -6,12 +6,12 @@ import argparse
 import shutil
 import tempfile
 
-from bench import chart, endurance, events, footprint, history, ingest, latency, page, soak, throughput
+from bench import chart, endurance, events, fanout, footprint, history, ingest, latency, page, soak, throughput
 from bench.common import REPORT, progress, write_section
 from tracker.local.embedded import EmbeddedStack
 from tracker.settings import Settings
 
-SECTIONS = ("throughput", "latency", "page", "soak", "footprint", "endurance", "ingest", "events", "history")
+SECTIONS = ("throughput", "latency", "page", "soak", "footprint", "endurance", "ingest", "events", "history", "fanout")
 
 
 def describe(stack: EmbeddedStack) -> tuple[str, str, int | None]:
@@ -40,6 +40,15 @@ def main() -> int:
     parser.add_argument("--endurance-rate", type=int, default=5000, help="endurance: pings/s")
     parser.add_argument("--endurance-duration", type=float, default=300.0, help="endurance: seconds")
     parser.add_argument("--ingest-window", type=float, default=8.0, help="ingest: seconds measured per row")
+    parser.add_argument("--fanout-clients", type=int, default=1000, help="fanout: WebSocket clients")
+    parser.add_argument("--fanout-couriers", type=int, default=20_000, help="fanout: couriers, a ping a second each")
+    parser.add_argument("--fanout-window", type=float, default=20.0, help="fanout: seconds measured per row")
+    parser.add_argument("--fanout-workers", default="1,2", help="fanout: gateway processes per row, comma-separated")
+    parser.add_argument(
+        "--fanout-quick",
+        action="store_true",
+        help="fanout: a smoke check (100 clients, 2,000 couriers, 10 s, one process), printed, not written",
+    )
     args = parser.parse_args()
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(wanted) - set(SECTIONS)
@@ -101,6 +110,22 @@ def main() -> int:
                 sections.append(("events", events.run(settings, broker=broker)))
             if "history" in wanted:
                 sections.append(("history", history.run(settings, broker)))
+            if "fanout" in wanted:
+                quick = args.fanout_quick
+                report = fanout.run(
+                    settings,
+                    broker,
+                    fixed_pids,
+                    clients=100 if quick else args.fanout_clients,
+                    couriers=2000 if quick else args.fanout_couriers,
+                    window_s=10.0 if quick else args.fanout_window,
+                    workers=(1,) if quick else tuple(int(n) for n in args.fanout_workers.split(",")),
+                    quick=quick,
+                )
+                if quick:
+                    print(report)  # a smoke check: not written to BENCHMARKS.md
+                else:
+                    sections.append(("fanout", report))
             for name, section in sections:
                 write_section(name + ("" if name == "page" else suffix), section)
                 print(section)

@@ -148,14 +148,15 @@ class BandChanges:
 
 class Changes:
     """What a tick changed in one filtered client's view: the fragments of the couriers in it, their ids, and
-    the couriers that left it (or seem to, for one that left from one band and is in the view in another)."""
+    the couriers that left it."""
 
-    __slots__ = ("fragments", "ids", "left")
+    __slots__ = ("departed", "fragments", "ids", "left")
 
     def __init__(self) -> None:
         self.fragments: list[str] = []
         self.ids: list[str] = []
-        self.left: list[str] = []
+        self.left: list[str] = []  # in the view by where they were, out of it now
+        self.departed: list[str] = []  # in the view by where they were, in another band now: in or out of it
 
 
 class View:
@@ -187,7 +188,7 @@ class View:
         """This tick's changes in the box: the couriers in it now, and those that left it (it had them by
         where they were, and has them no longer)."""
         out = Changes()
-        fragments, ids, left = out.fragments, out.ids, out.left
+        fragments, ids, left, departed = out.fragments, out.ids, out.left, out.departed
         west, south, east, north = self.bbox
         get = by_band.get
         for band in self._inner(by_band):
@@ -205,8 +206,9 @@ class View:
                 low, high = bisect_left(lons, west - drift), bisect_right(lons, east + drift)
                 old = row.old_lons
                 left += [row.ids[i] for i in (*range(low, first), *range(end, high)) if west <= old[i] <= east]
-            if row.departed:
-                left += [i for lon, _, i in row.departed if west <= lon <= east]
+            for lon, _, courier_id in row.departed:  # a loop: mostly none or one
+                if west <= lon <= east:
+                    departed.append(courier_id)
         for band in self.ends:  # one look at each courier near the box's longitudes
             row = get(band)
             if row is None:
@@ -218,8 +220,9 @@ class View:
                     ids.append(row.ids[i])
                 elif west <= old_lons[i] <= east and south <= old_lats[i] <= north:
                     left.append(row.ids[i])
-            if row.departed:
-                left += [i for lon, lat, i in row.departed if west <= lon <= east and south <= lat <= north]
+            for lon, lat, courier_id in row.departed:
+                if west <= lon <= east and south <= lat <= north:
+                    departed.append(courier_id)
         return out
 
     def select(self, bands: dict[int, set[str]], couriers: dict[str, Courier]) -> set[str]:
@@ -519,12 +522,13 @@ class Hub:
                 if not view.contains(courier.shown):
                     changes.fragments.append(courier.fragment)
                     changes.ids.append(follow)
-            if follow in changes.left:
-                changes.left.remove(follow)  # out of the box, still followed
+            for gone in (changes.left, changes.departed):
+                if follow in gone:
+                    gone.remove(follow)  # out of the box, still followed
         left = changes.left
-        if left:  # one that left the box from one cell may be in it from another
-            entered = set(changes.ids)
-            left = [courier_id for courier_id in left if courier_id not in entered]
+        if changes.departed:  # it left a band the view spans: it may be in another one the view spans
+            couriers = self.couriers
+            left += [i for i in changes.departed if not view.contains(couriers[i].shown)]  # type: ignore[arg-type]
         if not changes.ids and not left:
             return
         if client.dirty or client.removed:  # behind: coalesce
