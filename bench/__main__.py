@@ -45,6 +45,9 @@ def main() -> int:
     parser.add_argument("--fanout-window", type=float, default=20.0, help="fanout: seconds measured per row")
     parser.add_argument("--fanout-workers", default="1,2", help="fanout: gateway processes per row, comma-separated")
     parser.add_argument(
+        "--fanout-sweep", default="250,500", help="fanout: client counts one gateway process is also measured with"
+    )
+    parser.add_argument(
         "--fanout-quick",
         action="store_true",
         help="fanout: a smoke check (100 clients, 2,000 couriers, 10 s, one process), printed, not written",
@@ -120,6 +123,7 @@ def main() -> int:
                     couriers=2000 if quick else args.fanout_couriers,
                     window_s=10.0 if quick else args.fanout_window,
                     workers=(1,) if quick else tuple(int(n) for n in args.fanout_workers.split(",")),
+                    sweep=() if quick else tuple(int(n) for n in args.fanout_sweep.split(",") if n.strip()),
                     quick=quick,
                 )
                 if quick:

@@ -573,6 +573,37 @@ def _summary(result: dict[str, Any], tick_ms: int) -> dict[str, dict[str, Any]]:
     return out
 
 
+def frame_sizes(clients: int, couriers: int, tick_ms: int) -> dict[str, int]:
+    """Bytes of a delta per kind of client that keeps up: the bench's views and fleet, one tick of changes
+    through a hub in this process (for the baseline, whatever the gateway under test managed)."""
+    from tracker.hub import Hub
+
+    fleet = Fleet(couriers)
+    hub = Hub()
+    start = now_ms()
+    for index in range(couriers):
+        hub.ingest(fleet.position(index, start), start)
+    hub.tick()
+    kinds = []
+    for view in views(clients):
+        client = hub.connect()
+        if view["bbox"] is not None:
+            hub.set_viewport(client, tuple(view["bbox"]))
+        if view["follow"] is not None:
+            hub.set_follow(client, view["follow"])
+        client.next_frame()  # its snapshot
+        kinds.append((view["kind"], client))
+    changed = round(couriers * tick_ms / 1000)  # a ping a second each: this many in a tick
+    for index in range(changed):
+        fleet.step(index)
+        hub.ingest(fleet.position(index, start + 1000), start)
+    hub.tick()
+    sizes: dict[str, list[int]] = {kind: [] for kind in KINDS}
+    for kind, client in kinds:
+        sizes[kind].append(len(client.next_frame() or ""))
+    return {kind: round(statistics.mean(values)) for kind, values in sizes.items() if values}
+
+
 def run(
     settings: Settings,
     broker: str,
@@ -581,51 +612,52 @@ def run(
     couriers: int = 20_000,
     window_s: float = 20.0,
     workers: tuple[int, ...] = (1, 2),
+    sweep: tuple[int, ...] = (),
     quick: bool = False,
     baseline: bool = True,
 ) -> str:
-    """Each gateway setup (1, 2, ... processes), then the baseline, one after the other on the same feed."""
+    """Each gateway setup (1, 2, ... processes) with ``clients``, the baseline, then one process with each of
+    ``sweep`` clients (the first of the same views), one after the other on the same feed."""
     port = free_port()
+    most = max((clients, *sweep))
     settings = settings.replace(
-        namespace="bench-fanout.",
-        http_port=port,
-        max_clients=clients + 10,
-        ws_max_per_address=clients + 10,
+        namespace="bench-fanout.", http_port=port, max_clients=most + 10, ws_max_per_address=most + 10
     )
     asyncio.run(ensure_topics(settings))
-    specs = views(clients)
-    rows: list[tuple[str, dict[str, Any]]] = []
+    specs = views(most)
+    rows: list[tuple[str, int, dict[str, Any]]] = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         workdir = Path(tmp)
         env = child_env(settings, "gateway")
         feeder_argv = [sys.executable, "-m", "bench.fanout", "feed", "--couriers", str(couriers)]
         with _child(feeder_argv, env, workdir / "feeder.log") as feeder:
-            for count in workers:
+            others = {"feeder": feeder.pid, **fixed_pids}
+            setups = [(count, clients) for count in workers] + [(1, n) for n in sweep]
+            for index, (count, watching) in enumerate(setups):
                 label = "`tracker gateway`" + (f" --workers {count}" if count > 1 else "")
                 argv = [sys.executable, "-m", "tracker", "gateway"] + (["--workers", str(count)] if count > 1 else [])
-                progress(f"fanout: {label}, {clients:,} clients, {couriers:,} couriers, {window_s:g} s")
+                progress(f"fanout: {label}, {watching:,} clients, {couriers:,} couriers, {window_s:g} s")
                 ready = f"http://127.0.0.1:{port}/readyz"
-                with _child(argv, env, workdir / f"gateway-{count}.log", ready) as gateway:
+                with _child(argv, env, workdir / f"gateway-{index}.log", ready) as gateway:
                     time.sleep(2.0)  # the hub fills with every courier
-                    others = {"feeder": feeder.pid, **fixed_pids}
-                    result = _measure(port, specs, gateway.pid, others, window_s, workdir)
-                rows.append((label, result))
+                    result = _measure(port, specs[:watching], gateway.pid, others, window_s, workdir)
+                rows.append((label, watching, result))
                 _progress(result, settings.tick_ms)
-            if baseline:
-                sizes = {
-                    kind: round(1000 * summary["frame_kb"])
-                    for kind, summary in _summary(rows[0][1], settings.tick_ms).items()
-                }
-                baseline_argv = [sys.executable, "-m", "bench.fanout", "serve-baseline", "--port", str(port)]
-                baseline_argv += ["--tick-ms", str(settings.tick_ms), "--sizes", json.dumps(sizes)]
-                progress("fanout: baseline, the same WebSocket stack sending pre-built frames")
-                with _child(baseline_argv, env, workdir / "baseline.log") as server:
-                    _wait_port(port)
-                    result = _measure(port, specs, server.pid, {"feeder": feeder.pid, **fixed_pids}, window_s, workdir)
-                rows.append(("baseline: pre-built frames, no hub", result))
-                _progress(result, settings.tick_ms)
+                if index == len(workers) - 1 and baseline:
+                    sizes = frame_sizes(clients, couriers, settings.tick_ms)
+                    baseline_argv = [sys.executable, "-m", "bench.fanout", "serve-baseline", "--port", str(port)]
+                    baseline_argv += ["--tick-ms", str(settings.tick_ms), "--sizes", json.dumps(sizes)]
+                    progress(f"fanout: baseline, the same WebSocket stack sending pre-built frames of {sizes} bytes")
+                    with _child(baseline_argv, env, workdir / "baseline.log") as server:
+                        _wait_port(port)
+                        result = _measure(port, specs[:clients], server.pid, others, window_s, workdir)
+                    rows.append((BASELINE, clients, result))
+                    _progress(result, settings.tick_ms)
     return _report(rows, settings.tick_ms, clients, couriers, window_s, broker, load_before, quick)
+
+
+BASELINE = "baseline: pre-built frames, no hub"
 
 
 def _wait_port(port: int) -> None:
@@ -651,8 +683,14 @@ def _progress(result: dict[str, Any], tick_ms: int) -> None:
     )
 
 
+def _per_frame_us(result: dict[str, Any]) -> float:
+    """Server CPU per delta frame delivered (µs): what a client costs the gateway per frame."""
+    frames = sum(client["deltas"] for client in result["clients"]) / result["window_s"]
+    return 1e6 * result["cpu"]["server"] / max(frames, 1e-9)
+
+
 def _report(
-    rows: list[tuple[str, dict[str, Any]]],
+    rows: list[tuple[str, int, dict[str, Any]]],
     tick_ms: int,
     clients: int,
     couriers: int,
@@ -662,37 +700,49 @@ def _report(
     quick: bool,
 ) -> str:
     rate = 1000 / tick_ms
-    lines = []
-    for label, result in rows:
+
+    def met(summary: dict[str, Any]) -> str:
+        return "✅" if summary["held"] == 1.0 and summary["frame_p99"] <= tick_ms + AGE_SLACK_MS else "❌"
+
+    main, sizing = [], []
+    for label, watching, result in rows:
         summary = _summary(result, tick_ms)
+        every = summary["all"]
+        server = f"{100 * result['cpu']['server']:.0f} % ({result['processes']} proc.), {result['rss_mib']:.0f} MiB"
+        fix = "—" if label == BASELINE else f"{every['fix_p50']:.0f} / {every['fix_p99']:.0f}"
+        if label != BASELINE:
+            sizing.append(
+                f"| {watching:,} | {result['processes']} | {every['fps_min']:.2f} / {every['fps_median']:.2f} | "
+                f"{100 * every['held']:.0f} % | {every['frame_p50']:.0f} / {every['frame_p99']:.0f} | {fix} | "
+                f"{100 * result['cpu']['server']:.0f} % | {_per_frame_us(result):.0f} | {met(every)} |"
+            )
+        if watching != clients:
+            continue
         others = " / ".join(f"{100 * v:.0f} %" for k, v in result["cpu"].items() if k != "server")
+        load = " + ".join(f"{100 * c:.0f}" for c in result["client_cpu"]) + f" % · {others}"
         for kind in (*KINDS, "all"):
             if kind not in summary:
                 continue
-            s = summary[kind]
-            met = s["held"] == 1.0 and s["frame_p99"] <= tick_ms + AGE_SLACK_MS
-            fix = "—" if label.startswith("baseline") else f"{s['fix_p50']:.0f} / {s['fix_p99']:.0f}"
-            closed = ", ".join(f"{n} × {code}" for code, n in s["closed"].items()) or "—"
-            server = (
-                f"{100 * result['cpu']['server']:.0f} % ({result['processes']} proc.), {result['rss_mib']:.0f} MiB"
-                if kind == "all"
-                else ""
+            one = summary[kind]
+            fix = "—" if label == BASELINE else f"{one['fix_p50']:.0f} / {one['fix_p99']:.0f}"
+            closed = ", ".join(f"{n} × {code}" for code, n in one["closed"].items()) or "—"
+            main.append(
+                f"| {label if kind == KINDS[0] else ''} | {kind} ({one['clients']:,}) | {one['fps_min']:.2f} / "
+                f"{one['fps_p5']:.2f} / {one['fps_median']:.2f} | {100 * one['held']:.0f} % | "
+                f"{one['frame_p50']:.0f} / {one['frame_p99']:.0f} | {fix} | "
+                f"{one['kb_s']:,.0f} ({one['frame_kb']:.1f}) | "
+                f"{one['mb_s_total']:,.1f} | {server if kind == 'all' else ''} | {load if kind == 'all' else ''} | "
+                f"{closed} | {met(one)} |"
             )
-            load = (
-                " + ".join(f"{100 * c:.0f}" for c in result["client_cpu"]) + f" % · {others}" if kind == "all" else ""
-            )
-            lines.append(
-                f"| {label if kind == KINDS[0] else ''} | {kind} ({s['clients']:,}) | {s['fps_min']:.2f} / "
-                f"{s['fps_p5']:.2f} / {s['fps_median']:.2f} | {100 * s['held']:.0f} % | "
-                f"{s['frame_p50']:.0f} / {s['frame_p99']:.0f} | {fix} | {s['kb_s']:,.0f} ({s['frame_kb']:.1f}) | "
-                f"{s['mb_s_total']:,.1f} | {server} | {load} | {closed} | {'✅' if met else '❌'} |"
-            )
-    other_names = " / ".join(k for k in rows[0][1]["cpu"] if k != "server")
+    other_names = " / ".join(k for k in rows[0][2]["cpu"] if k != "server")
     columns = ["server", "clients", "frames/s min / p5 / median", "≥ 90 %", "frame age p50 / p99 (ms)"]
     columns += ["fix age p50 / p99 (ms)", "kB/s per client (kB/frame)", "MB/s all", "server CPU, RSS"]
     columns += [f"load clients CPU · {other_names} CPU", "closed", "target met"]
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
-    table = "\n".join(lines)
+    sizing_columns = ["clients", "processes", "frames/s min / median", "≥ 90 %", "frame age p50 / p99 (ms)"]
+    sizing_columns += ["fix age p50 / p99 (ms)", "server CPU", "server CPU per frame (µs, all included)", "target met"]
+    sizing_head = "| " + " | ".join(sizing_columns) + " |\n|" + "---|" * len(sizing_columns)
+    table, sizing_table = "\n".join(main), "\n".join(sizing)
     load_after = os.getloadavg()
     title = "Fan-out: 1,000 dispatchers" if not quick else "Fan-out (quick)"
     return f"""## {title}
@@ -702,22 +752,28 @@ everything, 4 % a district and a courier elsewhere they follow) on a gateway wit
 once a second (a feeder process producing straight to `courier-positions`: the gateway's real input, without
 the validator), tick {tick_ms} ms, so {rate:g} frames/s per client is the most there is. {window_s:g} s measured
 once every client has its view. Per client: delta frames/s (min / p5 / median over the clients), the share of
-clients at ≥ 90 % of {rate:g}/s; frame age = receive time − the frame's `server_time_ms`; fix age = receive
-time − each courier's `ts` (the feeder's clock when it produced it: Kafka, the wait for the tick and the
-fan-out), one delta in {FIX_SAMPLE} per client; kB/s per client (kB per delta). CPU in % of one core over
-the window, from `/proc`. Target (issue 15): every client ≥ 90 % of the frame rate, frame age p99 ≤ tick +
-{AGE_SLACK_MS} ms.
-Baseline, in the same run: the same uvicorn + Starlette WebSocket stack sending each client, every tick, a
-pre-built delta of the size that kind of client got from the one-process gateway (`bench/fanout.py`,
-`serve_baseline`): the cost of the bytes and sockets alone.
+clients at ≥ 90 % of {rate:g}/s; frame age = receive time − the frame's `server_time_ms` (the time of the tick
+that cut it); fix age = receive time − each courier's `ts` (the feeder's clock when it produced it: Kafka, the
+wait for the tick and the fan-out), one delta in {FIX_SAMPLE} per client; kB/s per client (kB per delta). CPU
+in % of one core over the window, from `/proc`. Target (issue 15): every client ≥ 90 % of the frame rate,
+frame age p99 ≤ tick + {AGE_SLACK_MS} ms.
+Baseline, in the same run: the same uvicorn + Starlette WebSocket stack (`tracker.cli.gateway_server_config`)
+sending each client, every tick, a pre-built delta of the size that kind of client gets when it keeps up
+(`bench/fanout.py`, `serve_baseline`, `frame_sizes`): the cost of the bytes and sockets alone.
 Load: {CLIENT_PROCESSES} processes of `websockets` asyncio clients (uvloop) reading each frame's head.
 
 {head}
 {table}
 
+How many clients one gateway process holds at {couriers:,} couriers (the first of the same views), and its CPU
+per frame delivered:
+
+{sizing_head}
+{sizing_table}
+
 Machine: {machine()}; load average before / after: {load_before[0]:.2f} / {load_after[0]:.2f} (1 min; other
 work on this machine shares the cores). Broker: {broker}; feeder, gateway, baseline and load clients are
-child processes.
+child processes, all on these cores.
 Reproduce: {reproduce(broker, "--only fanout" + (" --fanout-quick" if quick else ""))}.
 """
 
