@@ -31,8 +31,8 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 # The integration tests again on the other embedded broker, Tansu: those whose subject is the broker's part
-# (not the ones marked broker_agnostic: HTTP edges, Redis faults, history; nor the browser tests: what a page
-# does does not depend on the broker under the gateway, and each one starts a whole system).
+# (not the ones marked broker_agnostic: HTTP edges, the ingest, the review, Redis faults, history; nor the
+# browser tests: what a page does does not depend on the broker under the gateway, and each starts a system).
 test-tansu: $(STAMP) $(FRONTEND_STAMP)
 	TRACKER_EMBEDDED_BROKER=tansu $(BIN)/python -m pytest tests/integration -m "not broker_agnostic" $(PYTEST_ARGS)
 

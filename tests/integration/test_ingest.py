@@ -27,7 +27,7 @@ from tracker.local.processes import free_port, spawn, stop_process
 from tracker.settings import Settings
 from tracker.store import Store
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_agnostic]
 
 
 def iso(ms: int) -> str:

@@ -89,6 +89,10 @@ async def test_slow_client_is_cut_off_and_others_keep_going(system, settings, pr
     sock.connect(("127.0.0.1", int(system.base_url.rsplit(":", 1)[1])))
     slow = await websockets.connect(url, sock=sock, max_queue=1, max_size=None)
     healthy = await websockets.connect(url, max_size=None)
+    # The healthy client watches a district (the first ten couriers), as a dispatcher does: it must keep
+    # getting its frames while the gateway's writes to the slow one block. (Watching all 3,000 at a 25 ms
+    # tick, 12 MB/s, a loaded CI machine could make the test's own reader the slow one.)
+    await healthy.send(msgspec.json.encode({"type": "viewport", "bbox": [77.59, 12.9499, 77.61, 12.95009]}).decode())
     received = 0
     stop = asyncio.Event()
 
@@ -126,7 +130,9 @@ async def test_slow_client_is_cut_off_and_others_keep_going(system, settings, pr
             cut_off_after_another_round, timeout_s=60, interval_s=0.05, what="the slow client to be cut off"
         )
         before = received
+        await cut_off_after_another_round()  # the couriers go on moving
         await asyncio.sleep(1.0)  # the second under test: the healthy client keeps receiving frames throughout it
+        assert not reader.done(), f"the healthy client was cut off too: {reader.exception()!r}"
         assert received > before, "the healthy client stopped receiving"
     finally:
         stop.set()

@@ -22,7 +22,7 @@ from tracker.local.processes import free_port
 from tracker.models import OutRecord
 from tracker.up import LocalSystem
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_agnostic]
 
 TOKEN = "test-token-3f9a"
 BLR = (12.9716, 77.5946)

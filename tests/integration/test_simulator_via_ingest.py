@@ -16,7 +16,7 @@ from tracker.ingest import devices
 from tracker.settings import Settings
 from tracker.store import Store
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_agnostic]
 
 COURIERS = 20
 
