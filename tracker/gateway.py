@@ -56,6 +56,9 @@ MAX_SAFE_INTEGER = 2**53 - 1  # the page reads numbers as JavaScript doubles: la
 # A task that fails is restarted after 0.5 s, doubling with each failure in the last minute up to 10 s; a
 # gateway never gives up on one (the alternative is a gateway that serves a frozen map).
 TASK_RESTARTS = RestartPolicy(limit=None, window_s=60.0)
+# Positions applied between two looks at the event loop (~10 ms of work): a reader that took everything fetched
+# at once would hold up the tick and the clients' writers for as long (BENCHMARKS.md, fan-out).
+POSITIONS_PER_POLL = 1000
 
 
 def read_position(value: bytes | None) -> Position | str:
@@ -197,7 +200,7 @@ class Gateway:
     async def _consume(self, consumer: Consumer) -> None:
         while True:
             try:
-                polled = await consumer.poll(timeout_ms=500)
+                polled = await consumer.poll(timeout_ms=500, max_records=POSITIONS_PER_POLL)
             except BrokerError as exc:
                 log.warning("positions reader: %r; retrying", exc)
                 await asyncio.sleep(1)
@@ -206,6 +209,7 @@ class Gateway:
                 now = time.time_ns() // 1_000_000
                 for record in records:
                     self.apply_position(record, now)
+            await asyncio.sleep(0)  # a poll that finds records buffered returns without letting anything else run
 
     def apply_position(self, record: Record, now: int) -> bool:
         """Ingest one ``courier-positions`` record; never raises: a bad one is counted, logged and skipped."""
