@@ -243,6 +243,7 @@ class Gateway:
         while True:
             self.hub.tick()
             now = time.monotonic()
+            ws.cut_off_stalled(self.hub.clients, self.settings.ws_send_timeout_s, now)  # the send timeout
             due += interval
             if due < now:
                 due = now + interval - (now - due) % interval  # the next slot of the cadence

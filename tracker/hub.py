@@ -265,6 +265,10 @@ class Client:
         self.pongs_owed = 0
         self.stats: str | None = None  # the latest stats frame not yet sent
         self.wake = asyncio.Event()
+        # its socket writer (ws.py): when the send in progress began, the task, and whether it was cut off
+        self.sending_since: float | None = None
+        self.writer: asyncio.Task | None = None
+        self.cut_off = False
 
     @property
     def filtered(self) -> bool:

@@ -240,14 +240,18 @@ async def test_a_client_that_stops_reading_is_cut_off_and_the_others_keep_every_
     clients = [hub.connect() for _ in sockets]
     for client in clients[::2]:
         hub.set_viewport(client, SOUTH)  # half of them filtered, half see everything
-    writers = [asyncio.create_task(ws._write(s, c, gateway)) for s, c in zip(sockets, clients, strict=True)]  # type: ignore[arg-type]
+    writers = []
+    for sock, client in zip(sockets, clients, strict=True):  # as ws.endpoint starts each client's writer
+        client.writer = asyncio.create_task(ws._write(sock, client, gateway))  # type: ignore[arg-type]
+        writers.append(client.writer)
     started = time.monotonic()
     ticks = []
     for step in range(40):  # 0.8 s: every courier moves every tick
         for i in range(200):
             hub.ingest(position(f"c{i}", 12.9 + i * 1e-4 + step * 1e-6, NOW + step + 1), NOW)
         ticks.append(time.monotonic())
-        hub.tick()
+        hub.tick()  # and the send timeout, as Gateway._tick does
+        ws.cut_off_stalled(hub.clients, gateway.settings.ws_send_timeout_s, time.monotonic())
         await asyncio.sleep(tick_s)
     slow = sockets[3]
     assert writers[3].done() and slow.closed == (ws_status.WS_1013_TRY_AGAIN_LATER, "client too slow; reconnect")
