@@ -431,6 +431,16 @@ def _cpu(pids: list[int]) -> float:
     return total
 
 
+def _waited(pids: list[int]) -> float:
+    """Seconds ``pids`` have spent runnable but waiting for a core (/proc/PID/schedstat): how much other work on
+    the machine held them back."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/schedstat") as stat:
+            total += int(stat.read().split()[1]) / 1e9
+    return total
+
+
 def _wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
@@ -497,9 +507,12 @@ def _window(
     time.sleep(max(0.0, start_at - time.time()))
     pids = _pids(server_pid)
     before = {"server": _cpu(pids), **{name: _cpu([pid]) for name, pid in others.items()}}
+    waited = _waited(pids)
     time.sleep(max(0.0, end_at - time.time()))
     cpu = {"server": _cpu(pids), **{name: _cpu([pid]) for name, pid in others.items()}}
     cpu = {name: (cpu[name] - before[name]) / window_s for name in cpu}
+    waited = (_waited(pids) - waited) / window_s
+    load_average = os.getloadavg()[0]
     rss = sum(rss_bytes(pid) or 0 for pid in pids)
     results = []
     for index, load in enumerate(loads):
@@ -521,7 +534,9 @@ def _window(
         "client_cpu": [result["cpu_s"] / window_s for result in results],
         "failed": [failure for result in results for failure in result["failed"]],
         "rss_mib": rss / 2**20,
-        "processes": len(pids),
+        "processes": len(pids) - (len(pids) > 1),  # workers, not their supervisor
+        "waited": waited,
+        "load": load_average,
         "connect_s": connect_s,
         "window_s": window_s,
     }
@@ -708,13 +723,17 @@ def _report(
     for label, watching, result in rows:
         summary = _summary(result, tick_ms)
         every = summary["all"]
-        server = f"{100 * result['cpu']['server']:.0f} % ({result['processes']} proc.), {result['rss_mib']:.0f} MiB"
+        server = (
+            f"{100 * result['cpu']['server']:.0f} % ({result['processes']} proc.; waiting for a core "
+            f"{100 * result['waited']:.0f} %), {result['rss_mib']:.0f} MiB"
+        )
         fix = "—" if label == BASELINE else f"{every['fix_p50']:.0f} / {every['fix_p99']:.0f}"
         if label != BASELINE:
             sizing.append(
                 f"| {watching:,} | {result['processes']} | {every['fps_min']:.2f} / {every['fps_median']:.2f} | "
                 f"{100 * every['held']:.0f} % | {every['frame_p50']:.0f} / {every['frame_p99']:.0f} | {fix} | "
-                f"{100 * result['cpu']['server']:.0f} % | {_per_frame_us(result):.0f} | {met(every)} |"
+                f"{100 * result['cpu']['server']:.0f} % | {100 * result['waited']:.0f} % | {result['load']:.1f} | "
+                f"{_per_frame_us(result):.0f} | {met(every)} |"
             )
         if watching != clients:
             continue
@@ -740,7 +759,8 @@ def _report(
     columns += [f"load clients CPU · {other_names} CPU", "closed", "target met"]
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
     sizing_columns = ["clients", "processes", "frames/s min / median", "≥ 90 %", "frame age p50 / p99 (ms)"]
-    sizing_columns += ["fix age p50 / p99 (ms)", "server CPU", "server CPU per frame (µs, all included)", "target met"]
+    sizing_columns += ["fix age p50 / p99 (ms)", "server CPU", "server waiting for a core", "load average"]
+    sizing_columns += ["server CPU per frame (µs, all included)", "target met"]
     sizing_head = "| " + " | ".join(sizing_columns) + " |\n|" + "---|" * len(sizing_columns)
     table, sizing_table = "\n".join(main), "\n".join(sizing)
     load_after = os.getloadavg()
@@ -755,8 +775,9 @@ once every client has its view. Per client: delta frames/s (min / p5 / median ov
 clients at ≥ 90 % of {rate:g}/s; frame age = receive time − the frame's `server_time_ms` (the time of the tick
 that cut it); fix age = receive time − each courier's `ts` (the feeder's clock when it produced it: Kafka, the
 wait for the tick and the fan-out), one delta in {FIX_SAMPLE} per client; kB/s per client (kB per delta). CPU
-in % of one core over the window, from `/proc`. Target (issue 15): every client ≥ 90 % of the frame rate,
-frame age p99 ≤ tick + {AGE_SLACK_MS} ms.
+in % of one core over the window, from `/proc`; "waiting for a core": the time the server was ready to run but
+other work had the cores (`/proc/PID/schedstat`), in % of the window. Target (issue 15): every client ≥ 90 %
+of the frame rate, frame age p99 ≤ tick + {AGE_SLACK_MS} ms.
 Baseline, in the same run: the same uvicorn + Starlette WebSocket stack (`tracker.cli.gateway_server_config`)
 sending each client, every tick, a pre-built delta of the size that kind of client gets when it keeps up
 (`bench/fanout.py`, `serve_baseline`, `frame_sizes`): the cost of the bytes and sockets alone.
