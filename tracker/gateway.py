@@ -56,9 +56,13 @@ MAX_SAFE_INTEGER = 2**53 - 1  # the page reads numbers as JavaScript doubles: la
 # A task that fails is restarted after 0.5 s, doubling with each failure in the last minute up to 10 s; a
 # gateway never gives up on one (the alternative is a gateway that serves a frozen map).
 TASK_RESTARTS = RestartPolicy(limit=None, window_s=60.0)
-# Positions applied between two looks at the event loop (~10 ms of work): a reader that took everything fetched
-# at once would hold up the tick and the clients' writers for as long (BENCHMARKS.md, fan-out).
+# The positions reader applies what is buffered in polls of this many (~10 ms of work), for up to as long as
+# everything else ran since its last turn (at least POSITIONS_MIN_TURN_S), then lets the rest run: it keeps up
+# with the broker while the tick and the clients' writers still get their turns, and a gateway short of CPU
+# sends fewer frames rather than older fixes. (Taking all that was fetched at once held up the tick for up to a
+# second; a turn of one poll each let the reader fall behind: BENCHMARKS.md, fan-out.)
 POSITIONS_PER_POLL = 1000
+POSITIONS_MIN_TURN_S = 0.01
 
 
 def read_position(value: bytes | None) -> Position | str:
@@ -198,17 +202,25 @@ class Gateway:
         return loaded
 
     async def _consume(self, consumer: Consumer) -> None:
+        loop = asyncio.get_running_loop()
+        turn_ended = loop.time()
         while True:
-            try:
-                polled = await consumer.poll(timeout_ms=500, max_records=POSITIONS_PER_POLL)
-            except BrokerError as exc:
-                log.warning("positions reader: %r; retrying", exc)
-                await asyncio.sleep(1)
-                continue
-            for records in polled.values():
-                now = time.time_ns() // 1_000_000
-                for record in records:
-                    self.apply_position(record, now)
+            started = loop.time()
+            deadline = started + max(POSITIONS_MIN_TURN_S, started - turn_ended)  # a fair share (see above)
+            while True:
+                try:
+                    polled = await consumer.poll(timeout_ms=500, max_records=POSITIONS_PER_POLL)
+                except BrokerError as exc:
+                    log.warning("positions reader: %r; retrying", exc)
+                    await asyncio.sleep(1)
+                    break
+                for records in polled.values():
+                    now = time.time_ns() // 1_000_000
+                    for record in records:
+                        self.apply_position(record, now)
+                if not polled or loop.time() >= deadline:
+                    break
+            turn_ended = loop.time()
             await asyncio.sleep(0)  # a poll that finds records buffered returns without letting anything else run
 
     def apply_position(self, record: Record, now: int) -> bool:

@@ -354,6 +354,8 @@ class Hub:
         self._shared: str | None = None
         self._everything: str | None = None  # every fragment joined, for snapshots of everything (per tick)
         self.status_counts: collections.Counter[Status] = collections.Counter()
+        self._by_second: dict[int, set[str]] = {}  # second of a courier's latest fix -> couriers
+        self._aged_at: int | None = None  # the clock of the last refresh_statuses
         self.ingested = 0
 
     # -- input ---------------------------------------------------------------------------------------
@@ -368,7 +370,9 @@ class Hub:
         if current is None:
             self.couriers[position.id] = Courier(position, status)
             self.status_counts[status] += 1
+            self._file_second(position.id, position.ts, None)
         else:
+            self._file_second(position.id, position.ts, current.position.ts)
             current.position = position
             if current.status is not status:
                 self.status_counts[current.status] -= 1
@@ -379,11 +383,28 @@ class Hub:
         return True
 
     def refresh_statuses(self, now: int | None = None) -> int:
-        """Re-derive every status from the clock (couriers age without pings); returns how many changed."""
+        """Re-derive the statuses from the clock (couriers age without pings); returns how many changed.
+
+        A status changes with time only when a fix's age passes the stale or the offline threshold, so after
+        the first call only the couriers whose latest fix is of the seconds that passed a threshold since the
+        last call are looked at (``_by_second``), not all of them (20,000 statuses a second held up the
+        gateway's loop for tens of milliseconds). A clock that went back, or a gap longer than the offline
+        threshold, re-derives every status."""
         now = now or now_ms()
+        last, self._aged_at = self._aged_at, now
+        thresholds = self.thresholds
+        if last is None or now < last or now - last > thresholds.offline_after_ms:
+            candidates: Iterable[str] = list(self.couriers)
+        else:
+            seconds: set[int] = set()
+            for threshold in (thresholds.stale_after_ms, thresholds.offline_after_ms):
+                # its fix's age passed ``threshold`` since the last call: last - threshold <= ts < now - threshold
+                seconds.update(range((last - threshold) // 1000, (now - threshold) // 1000 + 1))
+            candidates = [i for second in seconds for i in self._by_second.get(second, ())]
         flipped = 0
-        for courier_id, courier in self.couriers.items():
-            status = courier_status(courier.position.ts, courier.position.speed, now, self.thresholds)
+        for courier_id in candidates:
+            courier = self.couriers[courier_id]
+            status = courier_status(courier.position.ts, courier.position.speed, now, thresholds)
             if status is not courier.status:
                 self.status_counts[courier.status] -= 1
                 self.status_counts[status] += 1
@@ -391,6 +412,26 @@ class Hub:
                 self.changed.add(courier_id)
                 flipped += 1
         return flipped
+
+    def _file_second(self, courier_id: str, ts: int, was: int | None) -> None:
+        """File the courier under the second of its latest fix (``was``: that of the fix it replaces)."""
+        second = ts // 1000
+        if was is not None:
+            if was // 1000 == second:
+                return
+            self._unfile_second(courier_id, was)
+        ids = self._by_second.get(second)
+        if ids is None:
+            self._by_second[second] = {courier_id}
+        else:
+            ids.add(courier_id)
+
+    def _unfile_second(self, courier_id: str, ts: int) -> None:
+        ids = self._by_second.get(ts // 1000)
+        if ids is not None:
+            ids.discard(courier_id)
+            if not ids:
+                del self._by_second[ts // 1000]
 
     def expire(self, cutoff_ms: int) -> list[str]:
         """Forget the couriers whose latest fix is older than ``cutoff_ms`` (event time); returns their ids.
@@ -407,6 +448,7 @@ class Hub:
             courier = self.couriers.pop(courier_id)
             self.status_counts[courier.status] -= 1
             self._unfile(courier_id, courier.band)
+            self._unfile_second(courier_id, courier.position.ts)
             if courier.shown is not None:
                 shown_at[courier_id] = courier.shown
         for client in self.clients:
@@ -457,15 +499,16 @@ class Hub:
     # -- output --------------------------------------------------------------------------------------
 
     def tick(self) -> int:
-        """Hand this tick's changes to every client; returns how many couriers changed."""
+        """Hand this tick's changes to every client; returns how many couriers changed (0 also when the tick is
+        left to the next one: :meth:`behind`)."""
         self.ticks += 1
-        self.tick_ms = now_ms()
         for client in self.snapshot_waiting:
             client.wake.set()
         self.snapshot_waiting.clear()
-        changed, self.changed = self.changed, set()
-        if not changed:
+        if not self.changed or self.behind():
             return 0
+        self.tick_ms = now_ms()
+        changed, self.changed = self.changed, set()
         by_band = self._index(changed)
         self._everything = None
         previous = self.shared_ids
@@ -488,6 +531,18 @@ class Hub:
             if client.owes():
                 client.wake.set()
         return len(changed)
+
+    def behind(self) -> bool:
+        """Whether the writers have not yet reached most clients with the couriers of an earlier tick: the gateway
+        is short of CPU. The tick then leaves its changes to the next one, which hands them out together (latest
+        wins): an overloaded gateway sends fewer frames of fresh fixes, rather than spending what it lacks on
+        frames nobody can take yet. A client whose writer is stuck in a send (its socket is not draining) does not
+        count: slow clients never hold up the others' ticks."""
+        waiting = 0
+        for client in self.clients:
+            if client.sending_since is None and (client.pending_seq is not None or client.dirty):
+                waiting += 1
+        return 2 * waiting > len(self.clients)
 
     def _index(self, changed: set[str]) -> dict[int, BandChanges]:
         """Encode what changed and file it: this tick's changes by band."""
