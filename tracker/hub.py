@@ -238,6 +238,8 @@ class View:
         return inside
 
 
+AGE_SPAN_MS = 10_000  # refresh_statuses files couriers by the span of time of their latest fix: spans this long
+
 PONG_FRAME = '{"type":"pong"}'
 PONGS_OWED_MAX = 8  # pings answered beyond this, while the client is not reading, get no pong of their own
 
@@ -354,7 +356,7 @@ class Hub:
         self._shared: str | None = None
         self._everything: str | None = None  # every fragment joined, for snapshots of everything (per tick)
         self.status_counts: collections.Counter[Status] = collections.Counter()
-        self._by_second: dict[int, set[str]] = {}  # second of a courier's latest fix -> couriers
+        self._by_age: dict[int, set[str]] = {}  # span (AGE_SPAN_MS) of a courier's latest fix -> couriers
         self._aged_at: int | None = None  # the clock of the last refresh_statuses
         self.ingested = 0
 
@@ -370,9 +372,9 @@ class Hub:
         if current is None:
             self.couriers[position.id] = Courier(position, status)
             self.status_counts[status] += 1
-            self._file_second(position.id, position.ts, None)
+            self._file_age(position.id, position.ts, None)
         else:
-            self._file_second(position.id, position.ts, current.position.ts)
+            self._file_age(position.id, position.ts, current.position.ts)
             current.position = position
             if current.status is not status:
                 self.status_counts[current.status] -= 1
@@ -385,22 +387,22 @@ class Hub:
     def refresh_statuses(self, now: int | None = None) -> int:
         """Re-derive the statuses from the clock (couriers age without pings); returns how many changed.
 
-        A status changes with time only when a fix's age passes the stale or the offline threshold, so after
-        the first call only the couriers whose latest fix is of the seconds that passed a threshold since the
-        last call are looked at (``_by_second``), not all of them (20,000 statuses a second held up the
-        gateway's loop for tens of milliseconds). A clock that went back, or a gap longer than the offline
-        threshold, re-derives every status."""
+        A status changes with time only when a fix's age passes the stale or the offline threshold, so after the
+        first call only the couriers whose latest fix falls in a span of time (``_by_age``) that passed a
+        threshold since the last call are looked at, not all of them (20,000 statuses a second held up the
+        gateway's loop for tens of milliseconds); a courier that pings is in the latest span, not in those. A
+        clock that went back, or a gap longer than the offline threshold, re-derives every status."""
         now = now or now_ms()
         last, self._aged_at = self._aged_at, now
         thresholds = self.thresholds
         if last is None or now < last or now - last > thresholds.offline_after_ms:
             candidates: Iterable[str] = list(self.couriers)
         else:
-            seconds: set[int] = set()
+            spans: set[int] = set()
             for threshold in (thresholds.stale_after_ms, thresholds.offline_after_ms):
                 # its fix's age passed ``threshold`` since the last call: last - threshold <= ts < now - threshold
-                seconds.update(range((last - threshold) // 1000, (now - threshold) // 1000 + 1))
-            candidates = [i for second in seconds for i in self._by_second.get(second, ())]
+                spans.update(range((last - threshold) // AGE_SPAN_MS, (now - threshold) // AGE_SPAN_MS + 1))
+            candidates = [i for span in spans for i in self._by_age.get(span, ())]
         flipped = 0
         for courier_id in candidates:
             courier = self.couriers[courier_id]
@@ -413,25 +415,26 @@ class Hub:
                 flipped += 1
         return flipped
 
-    def _file_second(self, courier_id: str, ts: int, was: int | None) -> None:
-        """File the courier under the second of its latest fix (``was``: that of the fix it replaces)."""
-        second = ts // 1000
+    def _file_age(self, courier_id: str, ts: int, was: int | None) -> None:
+        """File the courier under the span of :data:`AGE_SPAN_MS` its latest fix falls in (``was``: the fix it
+        replaces; a courier pinging once a second moves once every ten pings)."""
+        span = ts // AGE_SPAN_MS
         if was is not None:
-            if was // 1000 == second:
+            if was // AGE_SPAN_MS == span:
                 return
-            self._unfile_second(courier_id, was)
-        ids = self._by_second.get(second)
+            self._unfile_age(courier_id, was)
+        ids = self._by_age.get(span)
         if ids is None:
-            self._by_second[second] = {courier_id}
+            self._by_age[span] = {courier_id}
         else:
             ids.add(courier_id)
 
-    def _unfile_second(self, courier_id: str, ts: int) -> None:
-        ids = self._by_second.get(ts // 1000)
+    def _unfile_age(self, courier_id: str, ts: int) -> None:
+        ids = self._by_age.get(ts // AGE_SPAN_MS)
         if ids is not None:
             ids.discard(courier_id)
             if not ids:
-                del self._by_second[ts // 1000]
+                del self._by_age[ts // AGE_SPAN_MS]
 
     def expire(self, cutoff_ms: int) -> list[str]:
         """Forget the couriers whose latest fix is older than ``cutoff_ms`` (event time); returns their ids.
@@ -448,7 +451,7 @@ class Hub:
             courier = self.couriers.pop(courier_id)
             self.status_counts[courier.status] -= 1
             self._unfile(courier_id, courier.band)
-            self._unfile_second(courier_id, courier.position.ts)
+            self._unfile_age(courier_id, courier.position.ts)
             if courier.shown is not None:
                 shown_at[courier_id] = courier.shown
         for client in self.clients:
