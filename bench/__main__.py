@@ -45,7 +45,7 @@ def main() -> int:
     parser.add_argument("--fanout-window", type=float, default=20.0, help="fanout: seconds measured per row")
     parser.add_argument("--fanout-workers", default="1,2", help="fanout: gateway processes per row, comma-separated")
     parser.add_argument(
-        "--fanout-sweep", default="500", help="fanout: client counts one gateway process is also measured with"
+        "--fanout-sweep", default="10,250,500", help="fanout: client counts one gateway process is also measured with"
     )
     parser.add_argument(
         "--fanout-quick",
