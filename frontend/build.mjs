@@ -15,10 +15,14 @@ const dist = path.join(root, "dist");
 const assets = path.join(dist, "assets");
 const dev = process.argv.includes("--dev");
 
-/** One entry per page: the HTML template and the module it boots. Add the DLQ page here. */
+/**
+ * One entry per page: the HTML template and the module it boots. `base`: where dist/ is from the URL the page
+ * is served at ("./" by default; the tracking page is served at /track/<token>, one level down).
+ */
 export const PAGES = [
   { name: "index", html: "index.html", script: "src/main.js" },
   { name: "dlq", html: "dlq.html", script: "src/dlq/main.js" },
+  { name: "track", html: "track.html", script: "src/track/main.js", base: "../" },
 ];
 
 async function main() {
@@ -56,7 +60,8 @@ async function main() {
     const script = outputs.find(([file]) => file.endsWith(".js"));
     if (!script) throw new Error(`esbuild produced no script for page ${page.name}`);
     const css = script[1].cssBundle;
-    const relative = (file) => "./" + path.relative(dist, path.join(root, file)).split(path.sep).join("/");
+    const relative = (file) =>
+      (page.base ?? "./") + path.relative(dist, path.join(root, file)).split(path.sep).join("/");
     let html = await readFile(path.join(root, page.html), "utf8");
     const replace = (marker, tag) => {
       if (!html.includes(marker)) throw new Error(`${page.html} lacks the marker ${marker}`);
