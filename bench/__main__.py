@@ -6,12 +6,39 @@ import argparse
 import shutil
 import tempfile
 
-from bench import chart, endurance, events, fanout, footprint, history, ingest, latency, page, soak, throughput
+from bench import (
+    chart,
+    cost,
+    endurance,
+    events,
+    fanout,
+    footprint,
+    history,
+    ingest,
+    latency,
+    page,
+    scaling,
+    soak,
+    throughput,
+)
 from bench.common import REPORT, progress, write_section
 from tracker.local.embedded import EmbeddedStack
 from tracker.settings import Settings
 
-SECTIONS = ("throughput", "latency", "page", "soak", "footprint", "endurance", "ingest", "events", "history", "fanout")
+SECTIONS = (
+    "throughput",
+    "latency",
+    "page",
+    "soak",
+    "footprint",
+    "endurance",
+    "ingest",
+    "events",
+    "history",
+    "fanout",
+    "scaling",
+    "cost",
+)
 
 
 def describe(stack: EmbeddedStack) -> tuple[str, str, int | None]:
@@ -52,6 +79,32 @@ def main() -> int:
         action="store_true",
         help="fanout: a smoke check (100 clients, 2,000 couriers, 10 s, one process), printed, not written",
     )
+    parser.add_argument("--scaling-pings", type=int, default=200_000, help="scaling: pre-filled pings per contender")
+    parser.add_argument("--scaling-rounds", type=int, default=2, help="scaling: rounds of 1 vs 2 validators")
+    parser.add_argument(
+        "--scaling-rates",
+        default="2000,4000,6000,8000,10000,12000,14000,16000",
+        help="scaling: the step load's pings/s, comma-separated, increasing",
+    )
+    parser.add_argument(
+        "--scaling-validators", default="1,2", help="scaling: validators per step load, comma-separated"
+    )
+    parser.add_argument("--scaling-duration", type=float, default=15.0, help="scaling: seconds per step")
+    parser.add_argument(
+        "--scaling-quick",
+        action="store_true",
+        help="scaling: a smoke check (40,000 pings, 1 round, steps of 2,000 and 5,000 pings/s, 6 s), printed only",
+    )
+    parser.add_argument("--cost-loads", default="2000,10000", help="cost: pings/s straight to Kafka, comma-separated")
+    parser.add_argument(
+        "--cost-ingest-loads", default="500,1000", help="cost: pings/s through the ingest, comma-separated"
+    )
+    parser.add_argument("--cost-window", type=float, default=15.0, help="cost: seconds measured per row")
+    parser.add_argument(
+        "--cost-quick",
+        action="store_true",
+        help="cost: a smoke check (1,000 pings/s each way, 5 s), printed, not written (docs/sizing.md untouched)",
+    )
     args = parser.parse_args()
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(wanted) - set(SECTIONS)
@@ -64,7 +117,7 @@ def main() -> int:
             broker, suffix, broker_pid = describe(stack)
             progress(f"{broker} at {settings.kafka_bootstrap_servers}, Redis {settings.redis_url}")
             redis_pid = next((process.pid for name, process in stack.processes if name == "redis"), None)
-            for name in {"soak", "footprint", "endurance"} & set(wanted):
+            for name in {"soak", "footprint", "endurance", "scaling", "cost"} & set(wanted):
                 if broker_pid is None or (redis_pid is None and name != "soak"):
                     parser.error(
                         f"{name} measures the processes on this machine, so it needs the embedded broker"
@@ -130,6 +183,40 @@ def main() -> int:
                     print(report)  # a smoke check: not written to BENCHMARKS.md
                 else:
                     sections.append(("fanout", report))
+            if "scaling" in wanted:
+                assert broker_pid is not None and redis_pid is not None  # checked above
+                quick = args.scaling_quick
+                report = scaling.run(
+                    settings,
+                    broker,
+                    fixed_pids,
+                    pings=40_000 if quick else args.scaling_pings,
+                    rounds=1 if quick else args.scaling_rounds,
+                    rates=[2000, 5000] if quick else [int(r) for r in args.scaling_rates.split(",")],
+                    step_validators=[1] if quick else [int(n) for n in args.scaling_validators.split(",")],
+                    duration_s=6.0 if quick else args.scaling_duration,
+                    bench_args="--only scaling",
+                )
+                if quick:
+                    print(report)  # a smoke check: not written to BENCHMARKS.md
+                else:
+                    sections.append(("scaling", report))
+            if "cost" in wanted:
+                assert broker_pid is not None and redis_pid is not None  # checked above
+                quick = args.cost_quick
+                report = cost.run(
+                    settings,
+                    broker,
+                    fixed_pids,
+                    loads=[1000] if quick else [int(r) for r in args.cost_loads.split(",")],
+                    ingest_loads=[1000] if quick else [int(r) for r in args.cost_ingest_loads.split(",")],
+                    window_s=5.0 if quick else args.cost_window,
+                    write_guide=not quick,
+                )
+                if quick:
+                    print(report)  # a smoke check: not written to BENCHMARKS.md
+                else:
+                    sections.append(("cost", report))
             for name, section in sections:
                 write_section(name + ("" if name == "page" else suffix), section)
                 print(section)

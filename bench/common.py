@@ -112,12 +112,13 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None, timeout_s: 
     return json.loads(stdout.strip().splitlines()[-1]), usage.ru_maxrss
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the ``<!-- bench:name -->`` section of BENCHMARKS.md."""
+def write_section(name: str, body: str, report: Path = REPORT) -> None:
+    """Replace (or append) the ``<!-- bench:name -->`` section of BENCHMARKS.md (or of ``report``: a generated
+    block in another document, such as docs/sizing.md's table)."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     text = (
-        REPORT.read_text()
-        if REPORT.exists()
+        report.read_text()
+        if report.exists()
         else (
             "# Benchmarks\n\nWritten by `make bench`; every figure comes with the baseline measured in the same run.\n"
         )
@@ -127,4 +128,19 @@ def write_section(name: str, body: str) -> None:
         text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    REPORT.write_text(text)
+    report.write_text(text)
+
+
+def load_average() -> float:
+    """The 1-minute load average: how much other work shared these cores while a row ran."""
+    return os.getloadavg()[0]
+
+
+def waited_seconds(pids: list[int]) -> float:
+    """Seconds ``pids`` have spent runnable but waiting for a core (/proc/PID/schedstat, second field): how much
+    other work on the machine held them back. A process that is gone counts 0."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/schedstat") as stat:
+            total += int(stat.read().split()[1]) / 1e9
+    return total

@@ -1,0 +1,313 @@
+"""What a fleet takes, multiplied out from measured costs per ping. Pure: no I/O, so it is tested.
+
+``bench/cost.py`` measures each process's CPU microseconds per ping and the bytes a ping leaves on the broker,
+and the fan-out section of BENCHMARKS.md what a frame to a dispatcher costs; :func:`plan` turns those into
+processes, shards, partitions and brokers for a target fleet, and :func:`render` into the table of
+docs/sizing.md, each line with its arithmetic. Nothing here is a guess except the stated assumptions of
+:class:`Target` (how busy a core may be, a broker machine's cores, the partition headroom).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Measured costs (µs of CPU per ping, idle subtracted, unless said otherwise)."""
+
+    validator_us: float
+    redis_us: float  # the validator's writes and the gateway's and events worker's reads
+    broker_us: float  # one replica
+    gateway_input_us: float  # one gateway process following every position (with one client)
+    events_us: float
+    ingest_us: float  # one fix per HTTP request
+    broker_bytes: float  # log bytes per ping over every topic, one replica
+    redis_bytes_per_courier: float
+    frame_us: float | None  # a gateway's CPU per frame delivered to a dispatcher (fan-out section)
+    fanout_couriers: int | None  # the couriers the fan-out section's frames were cut from
+    measured_at: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    couriers: int = 200_000
+    interval_s: float = 4.0
+    dispatchers: int = 2_000
+    tick_ms: int = 200  # the gateway's default tick: 5 frames a second per dispatcher
+    utilisation: float = 0.6  # how busy a core (a Python process, a Redis) may be at the target rate
+    replication: int = 3
+    broker_cores: int = 4  # cores of one broker machine
+    partition_headroom: int = 4  # partitions for this many times the processes needed now
+
+    @property
+    def rate(self) -> float:
+        return self.couriers / self.interval_s
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.dispatchers * 1000 / self.tick_ms
+
+
+@dataclass(frozen=True)
+class Line:
+    what: str
+    arithmetic: str
+    result: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    target: Target
+    lines: list[Line]
+    validators: int
+    events_workers: int
+    ingests: int
+    redis_shards: int
+    partitions: int
+    brokers: int
+    gateways: int | None  # None: a gateway process cannot follow the fleet's positions at all
+    fan_out_processes: int | None  # with the input read once for several fan-out processes
+    total_cores: float
+    bottleneck: str
+
+
+@dataclass(frozen=True)
+class FrameCost:
+    frame_us: float  # marginal CPU per frame delivered
+    input_us: float  # the process's cost per position followed, with no client
+    couriers: int
+
+
+_SWEEP_ROW = re.compile(
+    r"^\| ([\d,]+) \| 1 \| [\d.]+ / ([\d.]+) \| \d+ % \| [^|]+\| [^|]+\| (\d+) % \| .*\| (✅|❌) \|$", re.MULTILINE
+)
+_COURIERS = re.compile(r"with ([\d,]+) couriers pinging")
+
+
+def fanout_frame_cost(benchmarks: str) -> FrameCost | None:
+    """From BENCHMARKS.md's fan-out section: the slope of one gateway process's CPU against frames delivered
+    between the fewest and the most clients of its sweep that met the target (both keep up, so the difference
+    is frames), and the intercept, per position followed. None without such a section."""
+    start, end = benchmarks.find("<!-- bench:fanout -->"), benchmarks.find("<!-- /bench:fanout -->")
+    if start < 0 or end < 0:
+        return None
+    section = benchmarks[start:end]
+    couriers = _COURIERS.search(section)
+    rows = [
+        (int(clients.replace(",", "")), float(median), float(cpu) / 100)
+        for clients, median, cpu, met in _SWEEP_ROW.findall(section)
+        if met == "✅"
+    ]
+    if couriers is None or len({clients for clients, _, _ in rows}) < 2:
+        return None
+    low, high = min(rows), max(rows)
+    frames = (high[0] * high[1]) - (low[0] * low[1])
+    if frames <= 0:
+        return None
+    slope = (high[2] - low[2]) / frames  # cores per frame/s
+    count = int(couriers.group(1).replace(",", ""))
+    intercept = low[2] - low[0] * low[1] * slope
+    return FrameCost(frame_us=slope * 1e6, input_us=intercept / count * 1e6, couriers=count)
+
+
+def processes(cores: float, utilisation: float) -> int:
+    """Single-threaded processes (or Redis shards) for ``cores`` of work, none busier than ``utilisation``."""
+    return max(1, math.ceil(cores / utilisation - 1e-9))
+
+
+def partitions_for(consumers: int, shards: int, headroom: int) -> int:
+    """Partitions of ``location-updates`` (and ``courier-positions``): at least ``headroom`` times the most
+    consumers of a group (validators, events workers), so the group can grow that much without repartitioning
+    (which would move couriers between partitions, and so between Redis shards), never fewer than the default 12,
+    and a multiple of the Redis shards, so that each shard holds the keys of as many partitions."""
+    floor = max(headroom * consumers, 12)
+    return shards * math.ceil(floor / shards)
+
+
+def _n(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def plan(costs: Costs, target: Target) -> Plan:
+    rate, util = target.rate, target.utilisation
+    lines = [Line("pings/s", f"{target.couriers:,} couriers / {target.interval_s:g} s", f"**{_n(rate)}**")]
+
+    def cores(us: float) -> float:
+        return us * rate / 1e6
+
+    validator_cores = cores(costs.validator_us)
+    validators = processes(validator_cores, util)
+    lines.append(
+        Line(
+            "validators",
+            f"{costs.validator_us:.1f} µs × {_n(rate)}/s = {validator_cores:.2f} cores; / {util:.0%} per process",
+            f"**{validators}**",
+        )
+    )
+    events_cores = cores(costs.events_us)
+    events_workers = processes(events_cores, util)
+    lines.append(
+        Line(
+            "events workers",
+            f"{costs.events_us:.1f} µs × {_n(rate)}/s = {events_cores:.2f} cores; / {util:.0%}",
+            f"**{events_workers}**",
+        )
+    )
+    ingest_cores = cores(costs.ingest_us)
+    ingests = processes(ingest_cores, util)
+    lines.append(
+        Line(
+            "ingest processes (one fix per request)",
+            f"{costs.ingest_us:.1f} µs × {_n(rate)}/s = {ingest_cores:.2f} cores; / {util:.0%}",
+            f"**{ingests}**",
+        )
+    )
+    redis_cores = cores(costs.redis_us)
+    shards = processes(redis_cores, util)
+    memory_gb = target.couriers * costs.redis_bytes_per_courier / 1e9
+    lines.append(
+        Line(
+            "Redis shards (Cluster masters)",
+            f"{costs.redis_us:.1f} µs × {_n(rate)}/s = {redis_cores:.2f} cores of one thread; / {util:.0%} per shard",
+            f"**{shards}** ({memory_gb:.1f} GB in all at the measured "
+            f"{costs.redis_bytes_per_courier / 1024:.1f} KiB per courier)",
+        )
+    )
+    consumers = max(validators, events_workers)
+    partitions = partitions_for(consumers, shards, target.partition_headroom)
+    lines.append(
+        Line(
+            "partitions (location-updates, courier-positions)",
+            f"a multiple of {shards} shard(s) ≥ max({target.partition_headroom} × {consumers} consumers, 12)",
+            f"**{partitions}**",
+        )
+    )
+    broker_cores = cores(costs.broker_us) * target.replication
+    disk_mb_s = costs.broker_bytes * rate * target.replication / 1e6
+    brokers = max(target.replication, processes(broker_cores, util * target.broker_cores))
+    lines.append(
+        Line(
+            "brokers",
+            f"{costs.broker_us:.1f} µs × {_n(rate)}/s × RF {target.replication} = {broker_cores:.2f} cores; "
+            f"{costs.broker_bytes:.0f} B × {_n(rate)}/s × {target.replication} = {disk_mb_s:.1f} MB/s written; "
+            f"≥ RF, / ({target.broker_cores} cores × {util:.0%})",
+            f"**{brokers}** ({broker_cores / brokers:.2f} cores and {disk_mb_s / brokers:.1f} MB/s each, "
+            f"{disk_mb_s * 86400 / 1e6 / brokers:.2f} TB/day each before retention)",
+        )
+    )
+    input_cores = cores(costs.gateway_input_us)
+    lines.append(
+        Line(
+            "gateway: following every position",
+            f"{costs.gateway_input_us:.1f} µs × {_n(rate)}/s",
+            f"{input_cores:.2f} cores per gateway process",
+        )
+    )
+    gateways: int | None = None
+    fan_out: int | None = None
+    frame_cores = 0.0
+    if costs.frame_us is not None:
+        frame_cores = target.frames_per_s * costs.frame_us / 1e6
+        lines.append(
+            Line(
+                "gateway: frames",
+                f"{target.dispatchers:,} dispatchers × {1000 / target.tick_ms:g} frames/s × {costs.frame_us:.0f} µs",
+                f"{frame_cores:.2f} cores",
+            )
+        )
+        if input_cores < util:
+            per_process = (util - input_cores) / (costs.frame_us / 1e6)
+            gateways = math.ceil(target.frames_per_s / per_process - 1e-9)
+            lines.append(
+                Line(
+                    "gateway processes",
+                    f"({util:.0%} − {input_cores:.2f}) / {costs.frame_us:.0f} µs = {_n(per_process)} frames/s each",
+                    f"**{gateways}** ({input_cores * gateways + frame_cores:.2f} cores)",
+                )
+            )
+        fan_out = processes(frame_cores, util)
+        lines.append(
+            Line(
+                "fan-out processes, positions read once for them",
+                f"{frame_cores:.2f} cores / {util:.0%}, plus {processes(input_cores, util)} reader process(es)",
+                f"{fan_out} + {processes(input_cores, util)}",
+            )
+        )
+    gateway_cores = (
+        input_cores * gateways + frame_cores
+        if gateways is not None
+        else frame_cores + processes(input_cores, util) * util
+    )
+    total = validator_cores + events_cores + ingest_cores + redis_cores + broker_cores + gateway_cores
+    lines.append(
+        Line(
+            "cores busy at the target rate",
+            "validators + events + ingest + Redis + brokers (× RF) + gateways",
+            f"**{total:.1f}**",
+        )
+    )
+    return Plan(
+        target,
+        lines,
+        validators,
+        events_workers,
+        ingests,
+        shards,
+        partitions,
+        brokers,
+        gateways,
+        fan_out,
+        total,
+        bottleneck(costs, target, input_cores, validator_cores, redis_cores, partitions),
+    )
+
+
+def bottleneck(
+    costs: Costs, target: Target, input_cores: float, validator_cores: float, redis_cores: float, partitions: int
+) -> str:
+    """What stops growth first: of the limits no added process lifts, the one the fleet reaches soonest."""
+    limits = {
+        "a gateway process follows every position on one core": 1.0 / input_cores if input_cores else math.inf,
+        f"validators ≤ partitions ({partitions})": partitions * 1.0 / validator_cores if validator_cores else math.inf,
+        f"Redis shards ≤ partitions ({partitions}; keys are hash-tagged per partition)": (
+            partitions * 1.0 / redis_cores if redis_cores else math.inf
+        ),
+    }
+    what, growth = min(limits.items(), key=lambda item: item[1])
+    fleet = target.couriers * growth
+    if growth < 1:
+        return (
+            f"**{what}**: at {target.rate:,.0f} pings/s that is {input_cores:.2f} cores, so no gateway process can "
+            f"keep up with the target fleet as built (each reads all of `courier-positions`); it holds about "
+            f"{fleet:,.0f} couriers at a {target.interval_s:g} s interval."
+        )
+    return (
+        f"**{what}**: reached at {growth:.1f}× the target rate (about {fleet:,.0f} couriers every "
+        f"{target.interval_s:g} s), with every core at 100 %."
+    )
+
+
+def render(plan: Plan, costs: Costs) -> str:
+    target = plan.target
+    rows = "\n".join(f"| {line.what} | {line.arithmetic} | {line.result} |" for line in plan.lines)
+    frame = (
+        f"{costs.frame_us:.0f} µs per frame (the fan-out section's one-process sweep, at {costs.fanout_couriers:,} "
+        "couriers)"
+        if costs.frame_us is not None
+        else "no frame cost: BENCHMARKS.md has no fan-out sweep with two rows that met the target"
+    )
+    return f"""Generated by `make bench BENCH_ARGS="--only cost"` (bench/cost.py, bench/sizing.py) from the
+"Cost per ping" section of BENCHMARKS.md ({costs.measured_at}) and {frame}. Target:
+{target.couriers:,} couriers pinging every {target.interval_s:g} s, {target.dispatchers:,} dispatchers at a
+{target.tick_ms} ms tick; no process busier than {target.utilisation:.0%} of a core; replication factor
+{target.replication}; broker machines of {target.broker_cores} cores.
+
+| what | arithmetic | result |
+|---|---|---|
+{rows}
+
+Next bottleneck: {plan.bottleneck}
+"""
