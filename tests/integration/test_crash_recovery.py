@@ -36,7 +36,7 @@ async def test_sigkill_mid_run_keeps_the_identity(settings, store, producer):
     stats = await run_simulation(
         settings, SimConfig(couriers=400, count=40_000, interval_s=0.25, bad_rate=0.1, seed=99, burst=True), producer
     )
-    env = subprocess_env(settings) | {"TRACKER_MAX_BATCH": str(BATCH), "KAFKA_SESSION_TIMEOUT_MS": "6000"}
+    env = subprocess_env(settings) | {"TRACKER_MAX_BATCH": str(BATCH), "KAFKA_SESSION_TIMEOUT_MS": "3000"}
     command = [sys.executable, "-m", "tracker", "validate"]
     # Popen only forks and execs (ASYNC220 takes it for blocking); the test then watches the child from the loop.
     victim = subprocess.Popen(  # noqa: ASYNC220
@@ -79,7 +79,7 @@ async def test_sigterm_finishes_commits_and_leaves_the_group(settings, store, pr
     )
     # A long session timeout makes a missing LeaveGroup visible as a long wait (checked on Apache Kafka); on
     # Tansu keep it short, or the wait would age the burst's pings past the staleness limit.
-    session_ms = "30000" if BROKER == "kafka" else "6000"
+    session_ms = "30000" if BROKER == "kafka" else "3000"
     env = subprocess_env(settings) | {"TRACKER_MAX_BATCH": str(BATCH), "KAFKA_SESSION_TIMEOUT_MS": session_ms}
     command = [sys.executable, "-m", "tracker", "validate"]
     first = subprocess.Popen(  # noqa: ASYNC220

@@ -35,7 +35,7 @@ def ping(partner_id: str) -> OutRecord:
 @pytest.fixture
 async def system(settings, tmp_path):
     # A short session timeout: the killed validator's partitions move to its successor sooner.
-    system_settings = settings.replace(http_port=free_port(), tick_ms=50, kafka_session_timeout_ms=6000)
+    system_settings = settings.replace(http_port=free_port(), tick_ms=50, kafka_session_timeout_ms=3000)
     running = LocalSystem(system_settings, tmp_path, validators=1)
     running.start()
     running.start_supervisor()
