@@ -50,8 +50,11 @@ WS_TOKEN_REFUSED = "viewer token required"  # the reason of the 1008 close for a
 MAX_TOKEN_CHARS = 4096  # a bearer subprotocol longer than this is not a token
 
 OPEN_API = frozenset({"/api/config", "/api/service-area"})  # what the page shell needs before any token
+# A customer's tracking link (tracker/orders/): the signed token in the path is the credential, so these need
+# no viewer token; the Host check, the socket's Origin check and the headers apply as everywhere.
+TRACKING_PREFIXES = ("/track/", "/api/track/", "/ws/track/")
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})  # answered whatever the Host: no courier data
-NO_STORE_PREFIXES = ("/api/couriers", "/api/dlq", "/api/events", "/api/history")  # never cached
+NO_STORE_PREFIXES = ("/api/couriers", "/api/dlq", "/api/events", "/api/history", "/api/orders", *TRACKING_PREFIXES)
 ANY_HOST = "*"
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -151,7 +154,10 @@ def origin_allowed(origin: str | None, host_header: str | None, allowed: frozens
 
 
 def needs_read_access(kind: str, path: str) -> bool:
-    """Whether a request reads courier data: ``/ws`` and the API, except what the page shell needs."""
+    """Whether a request reads courier data: ``/ws`` and the API, except what the page shell needs and the
+    tracking links (their token is checked by tracker/orders/)."""
+    if path.startswith(TRACKING_PREFIXES):
+        return False
     return kind == "websocket" or (path.startswith("/api/") and path not in OPEN_API)
 
 

@@ -99,3 +99,13 @@ KEY_DEVICE_TOKENS = "devices:tokens"  # hash token digest (hex) -> device id: wh
 
 # Header the ingest puts on every ping it produces: which app protocol it came in by (docs/ingest.md).
 H_INGEST_PROTOCOL = "ingest.protocol"
+
+# Orders and their tracking links (tracker/orders/). Every order key sits under one Redis Cluster hash tag,
+# "{<prefix>orders}", so each of the orders' scripts (which touch several of them) runs on one cluster slot;
+# Store builds the full names (Store.orders_keys). The values each holds: docs/contract.md, "Tracking links".
+KEY_ORDERS_TAG = "orders"  # the hash tag's name: keys are "{" + prefix + KEY_ORDERS_TAG + "}" + one of these
+KEY_ORDERS_DATA = ":data"  # hash order_id -> JSON {order_id, partner_id, pickup, dropoff, created_ms, expires_ms}
+KEY_ORDERS_STATE = ":state"  # hash order_id -> "<state> <event time ms of the change>" (forward only)
+KEY_ORDERS_OPEN = ":open"  # hash partner_id -> JSON list of its orders not yet delivered or revoked
+KEY_ORDERS_REVOKED = ":revoked"  # zset order_id -> expires_ms: links refused before they expire
+KEY_ORDERS_EXPIRY = ":expiry"  # zset order_id -> expires_ms: what to forget once it expired

@@ -42,6 +42,7 @@ from tracker.history import http as history_http
 from tracker.hub import Hub
 from tracker.kafka import BrokerError, Consumer, Producer
 from tracker.models import ID_MAX, Position, Reason, Record
+from tracker.orders import http as orders_http
 from tracker.settings import Settings
 from tracker.status import StatusThresholds
 from tracker.store import Store, StoreError
@@ -97,6 +98,7 @@ class Gateway:
                 idle_below_mps=settings.idle_below_mps,
             )
         )
+        self.hub.tracking.coarsen_m = settings.tracking_coarsen_m
         self.consume = consume
         self._store: Store | None = None
         self.dlq_index: DlqIndex | None = None
@@ -137,6 +139,7 @@ class Gateway:
             self.supervise("courier-expiry", self._expire)
         self.supervise("tick", self._tick)
         self.supervise("stats", self._every_second)
+        self.supervise("tracking-states", lambda: orders_http.refresh_states(self))
 
     def supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         """Run ``run()`` as background task ``name`` for as long as the gateway runs (see the module doc)."""
@@ -256,6 +259,7 @@ class Gateway:
             self.hub.tick()
             now = time.monotonic()
             ws.cut_off_stalled(self.hub.clients, self.settings.ws_send_timeout_s, now)  # the send timeout
+            ws.cut_off_stalled(self.hub.tracking.watchers, self.settings.ws_send_timeout_s, now)
             due += interval
             if due < now:
                 due = now + interval - (now - due) % interval  # the next slot of the cadence
@@ -469,6 +473,8 @@ def create_app(settings: Settings, hub: Hub | None = None, *, consume: bool = Tr
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         WebSocketRoute("/ws", ws.endpoint),
+        WebSocketRoute("/ws/track/{token}", ws.track_endpoint),
+        *orders_http.routes(static_dir),
         Route(basemap.BASEMAP_PATH, basemap.serve, methods=["GET", "HEAD"]),
         *dlq_http.routes,
         *events_http.routes,

@@ -47,6 +47,9 @@ from collections.abc import Iterable, Mapping
 import msgspec
 
 from tracker.models import Position, newer_wins
+from tracker.orders.link import Link
+from tracker.orders.state import Fix, OrderState
+from tracker.orders.watch import Tracking, Watcher
 from tracker.status import Status, StatusThresholds, courier_status
 
 
@@ -359,6 +362,7 @@ class Hub:
         self._by_age: dict[int, set[str]] = {}  # span (AGE_SPAN_MS) of a courier's latest fix -> couriers
         self._aged_at: int | None = None  # the clock of the last refresh_statuses
         self.ingested = 0
+        self.tracking = Tracking()  # the customers' tracking sockets, by courier (tracker/orders/watch.py)
 
     # -- input ---------------------------------------------------------------------------------------
 
@@ -505,6 +509,8 @@ class Hub:
         """Hand this tick's changes to every client; returns how many couriers changed (0 also when the tick is
         left to the next one: :meth:`behind`)."""
         self.ticks += 1
+        if self.tracking.by_partner:  # first, and never put off: a customer's frame is one courier's fix
+            self.tracking.tick(self.couriers, now_ms())
         for client in self.snapshot_waiting:
             client.wake.set()
         self.snapshot_waiting.clear()
@@ -647,6 +653,21 @@ class Hub:
         self.per_address[client.address] -= 1
         if self.per_address[client.address] <= 0:
             del self.per_address[client.address]
+
+    def track(self, link: Link, state: OrderState, address: str, recent: list[Fix], now: int) -> Watcher:
+        """A customer's tracking socket on ``link``'s order (tracker/orders/watch.py), owed its first frames
+        now; it counts towards its address's cap like a dispatcher's."""
+        watcher = self.tracking.watch(link, state, address, self.couriers.get(link.partner_id), recent, now)
+        self.per_address[address] += 1
+        return watcher
+
+    def untrack(self, watcher: Watcher) -> None:
+        if watcher not in self.tracking.watchers:
+            return
+        self.tracking.unwatch(watcher)
+        self.per_address[watcher.address] -= 1
+        if self.per_address[watcher.address] <= 0:
+            del self.per_address[watcher.address]
 
     def connections_from(self, address: str) -> int:
         return self.per_address[address]

@@ -1,4 +1,5 @@
-"""The ``/ws`` WebSocket: one reader and one writer task per client, over the hub's view of that client.
+"""The ``/ws`` WebSocket: one reader and one writer task per client, over the hub's view of that client; and
+the customers' ``/ws/track/<token>`` (:func:`track_endpoint`), the same plumbing over one courier.
 
 The reader turns client frames (tracker/protocol.py, total) into hub calls, closing the client with 1008
 when it sends faster than ``ws_messages_per_s`` (bursts of ``ws_messages_burst``); the writer sends whatever
@@ -25,6 +26,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tracker import access, metrics, protocol, tokens
 from tracker.hub import Client
+from tracker.orders import http as orders_http
+from tracker.orders.link import LinkError
+from tracker.orders.watch import REFUSED_CODE, Watcher
+from tracker.store import StoreError
 
 if TYPE_CHECKING:
     from tracker.gateway import Gateway
@@ -115,7 +120,7 @@ async def _write(websocket: WebSocket, client: Client, gateway: Gateway) -> None
             gateway.metrics.frames_sent.inc()
 
 
-def cut_off_stalled(clients: Iterable[Client], timeout_s: float, now: float) -> int:
+def cut_off_stalled(clients: Iterable[Client] | Iterable[Watcher], timeout_s: float, now: float) -> int:
     """Cancel the send of every client that has waited more than ``timeout_s`` for its socket to drain (its
     writer then closes it with 1013); returns how many. Called on every tick."""
     stalled = 0
@@ -126,3 +131,86 @@ def cut_off_stalled(clients: Iterable[Client], timeout_s: float, now: float) -> 
             client.writer.cancel()
             stalled += 1
     return stalled
+
+
+# -- /ws/track/<token>: a customer's socket on one order's courier (tracker/orders/watch.py) -------------------
+
+
+async def track_endpoint(websocket: WebSocket) -> None:
+    """Accept, then check the link (a refusal closes with 1008 and its text, as the contract says), then
+    serve the order's frames until delivered (1000), refused while open (1008), or gone. Whatever the client
+    sends is read only to be counted (the rate limit of ``/ws``): nothing it says changes what it gets."""
+    gateway: Gateway = websocket.app.state.gateway
+    hub = gateway.hub
+    settings = gateway.settings
+    await websocket.accept(subprotocol=access.accepted_subprotocol(websocket.scope))
+    if not settings.tracking_secret:
+        await _close(websocket, ws_status.WS_1011_INTERNAL_ERROR, "tracking links are not configured")
+        return
+    address = tokens.client_address(
+        websocket.client.host if websocket.client else None,
+        websocket.headers.getlist("x-forwarded-for"),
+        tokens.parse_networks(settings.trusted_proxies),
+    )
+    if len(hub.tracking.watchers) >= settings.tracking_max_sockets:
+        await _refuse(websocket, gateway, protocol.TOO_MANY_CLIENTS, metrics.LIMIT_CLIENTS)
+        return
+    if hub.connections_from(address) >= settings.ws_max_per_address:
+        await _refuse(websocket, gateway, protocol.TOO_MANY_FROM_ADDRESS, metrics.LIMIT_PER_ADDRESS)
+        return
+    try:
+        checked = await orders_http.check(gateway, websocket.path_params["token"])
+        if isinstance(checked, LinkError):
+            await _close(websocket, REFUSED_CODE, checked.value)
+            return
+        link, state = checked
+        recent = await orders_http.recent_fixes(gateway, link.partner_id)
+    except (StoreError, OSError):
+        await _close(websocket, ws_status.WS_1013_TRY_AGAIN_LATER, "the order store is unavailable; reconnect")
+        return
+    watcher = hub.track(link, state, address, recent, time.time_ns() // 1_000_000)
+    reader = asyncio.create_task(_read_ignoring(websocket, gateway))
+    writer = asyncio.create_task(_write_tracking(websocket, watcher, gateway))
+    watcher.writer = writer
+    try:
+        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (reader, writer):
+            task.cancel()
+        for task in (reader, writer):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await task
+        hub.untrack(watcher)
+
+
+async def _read_ignoring(websocket: WebSocket, gateway: Gateway) -> None:
+    settings = gateway.settings
+    allowance = protocol.TokenBucket(settings.ws_messages_per_s, settings.ws_messages_burst, time.monotonic())
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if not allowance.take(time.monotonic()):
+            refusal = protocol.too_many_messages(settings.ws_messages_per_s, settings.ws_messages_burst)
+            await _refuse(websocket, gateway, refusal, metrics.LIMIT_MESSAGES)
+            return
+
+
+async def _write_tracking(websocket: WebSocket, watcher: Watcher, gateway: Gateway) -> None:
+    while True:
+        await watcher.wake.wait()
+        watcher.wake.clear()
+        while (frame := watcher.next_frame()) is not None:
+            watcher.sending_since = time.monotonic()
+            try:
+                await websocket.send_text(frame)
+            except asyncio.CancelledError:
+                if not watcher.cut_off:
+                    raise
+                gateway.metrics.slow_disconnects.inc()
+                await _close(websocket, ws_status.WS_1013_TRY_AGAIN_LATER, "client too slow; reconnect")
+                return
+            watcher.sending_since = None
+        if watcher.closing is not None:
+            await _close(websocket, *watcher.closing)
+            return
