@@ -271,15 +271,17 @@ def per_ping(row: Row, idle: Row) -> dict[str, float]:
     return {name: (row.cores.get(name, 0.0) - idle.cores.get(name, 0.0)) / rate * 1e6 for name in PROCESSES}
 
 
-def costs_from(rows: list[Row], fanout_text: str) -> sizing.Costs:
+def costs_from(rows: list[Row], benchmarks: str) -> sizing.Costs:
     """The figures the sizing guide multiplies: each process's µs per ping at the highest load of each way in
     (the one nearest the target rate: fixed costs per batch weigh less there), bytes per ping on the broker
-    from the same row, and the gateway's cost per frame from the fan-out section."""
+    from the same row, the gateway's cost per frame from the fan-out section (and the ingest's per ping in
+    batches from the ingest section) of ``benchmarks``, BENCHMARKS.md's text."""
     idle = rows[0]
     kafka = max((row for row in rows if row.way == "kafka"), key=lambda row: row.rate)
     through_ingest = max((row for row in rows if row.way == "ingest"), key=lambda row: row.rate)
     us = per_ping(kafka, idle)
-    frame = sizing.fanout_frame_cost(fanout_text)
+    frame = sizing.fanout_frame_cost(benchmarks)
+    batches = sizing.ingest_batch_cost(benchmarks)
     return sizing.Costs(
         validator_us=us["validator-1"],
         redis_us=us["redis"],
@@ -292,6 +294,8 @@ def costs_from(rows: list[Row], fanout_text: str) -> sizing.Costs:
         frame_us=frame.frame_us if frame else None,
         fanout_couriers=frame.couriers if frame else None,
         measured_at=f"{kafka.rate:,} pings/s straight to Kafka; ingest at {through_ingest.rate:,} pings/s",
+        ingest_batch_pings=batches[0] if batches else None,
+        ingest_batch_us=batches[1] if batches else None,
     )
 
 

@@ -52,7 +52,7 @@ SAMPLE_S = 0.05
 TICK_MS = 25
 P99_TARGET_MS = 150.0  # the issue's: p99 <= 150 ms at a 25 ms tick
 SPAN = 2  # samples either side over which a validator's CPU is read to call it working
-BUSY = 0.25  # of a core: a validator using less is not working (joining, rebalancing, done)
+BUSY = 0.10  # of a core: a validator using less is not working (joining, rebalancing, done)
 
 
 @dataclass
@@ -63,6 +63,7 @@ class Contest:
     pings: int
     samples: list[tuple[float, int, dict[str, float]]] = field(default_factory=list)
     summaries: list[dict] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)  # the validators' time waiting for a core, per sample
     bench_cpu_s: float = 0.0
     load: float = 0.0
 
@@ -102,6 +103,16 @@ class Contest:
         """Pings consumed by each validator: how the group shared the topic."""
         return " + ".join(f"{summary.get('consumed', 0):,}" for summary in self.summaries)
 
+    def us_per_ping(self) -> float:
+        """The validators' CPU over the window per ping: what a ping costs the group, however many cores it got."""
+        cpu = self.cpu()
+        return sum(cpu[f"validator-{i + 1}"] for i in range(self.validators)) / self.rate() * 1e6
+
+    def waited(self) -> float:
+        """Cores' worth of time the validators spent ready to run while other work had the cores."""
+        start, end = self.window()
+        return (self.waits[end] - self.waits[start]) / self.seconds()
+
     def seconds(self) -> float:
         start, end = self.window()
         return self.samples[end][0] - self.samples[start][0]
@@ -138,6 +149,7 @@ async def _contend(
                     last[name] = cpu_seconds(pid)  # an exited validator keeps its last reading
                 cpu[name] = last.get(name, 0.0)
             contest.samples.append((time.monotonic(), out, cpu))
+            contest.waits.append(waited_seconds(list(names.values())))
             await asyncio.sleep(SAMPLE_S)
         contest.bench_cpu_s = time.process_time() - bench_before
         contest.load = load_average()
@@ -279,12 +291,14 @@ def report(
         rows.append(
             f"| {validators} | {median(validators, Contest.rate):,.0f} | "
             f"{', '.join(f'{c.rate():,.0f}' for c in runs)} | {median(validators, Contest.steady_rate):,.0f} | "
-            f"{each_validator} | {_pct(med_cpu('broker'))} | {_pct(med_cpu('redis'))} | "
+            f"{each_validator} | {median(validators, Contest.us_per_ping):.1f} | "
+            f"{_pct(median(validators, Contest.waited))} | {_pct(med_cpu('broker'))} | {_pct(med_cpu('redis'))} | "
             f"{_pct(statistics.median(c.bench_cpu_s / c.seconds() for c in runs))} | "
             f"{'; '.join(c.split() for c in runs)} | "
             f"{', '.join(f'{c.load:.1f}' for c in runs)} |"
         )
     ratio = median(2, Contest.rate) / median(1, Contest.rate)
+    cost_ratio = median(2, Contest.us_per_ping) / median(1, Contest.us_per_ping)
     steady_ratio = median(2, Contest.steady_rate) / median(1, Contest.steady_rate)
     total_cpu = {
         validators: statistics.median(sum(c.cpu().values()) for c in contests[validators]) for validators in (1, 2)
@@ -323,20 +337,25 @@ measured from outside, alike for both: the end offsets of the contender's `couri
 joins is in that window: it is what a group pays). *While all work*: pings/s over the samples in which
 every validator of the group was working (each used ≥ {BUSY:.0%} of a core over the
 {(2 * SPAN + 1) * SAMPLE_S * 1000:.0f} ms around), which leaves out the join, a rebalance and the tail, when
-some of them wait. CPU in % of one core over the window, from `/proc`; "bench": this process, polling (the
-pre-fill is done before the window).
+some of them wait. CPU in % of one core over the window, from `/proc`; "validator µs per ping": all the
+validators' CPU over the window per ping, what a ping costs the group however many cores it got; "waiting for a
+core": the validators' time ready to run while other work had the cores (`/proc/PID/schedstat`), in % of one
+core; "bench": this process, polling (the pre-fill is done before the window); load average: 1 minute, at
+the end.
 
-| validators | median pings/s | each round | pings/s while all work | validator CPU | broker | redis | bench | \
-pings consumed by each validator, each round | load average |
-|---|---|---|---|---|---|---|---|---|---|
+| validators | median pings/s | each round | pings/s while all work | validator CPU | validator µs per ping | \
+validators waiting for a core | broker | redis | bench | pings consumed by each validator, each round | load average |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 **Ratio** 2 / 1 validators: **{ratio:.2f}** over the whole window, **{steady_ratio:.2f}** while all work.
 This machine has **{cores} cores**, and one validator with the broker and Redis it drives keeps
 {total_cpu[1]:.1f} of them busy ({total_cpu[2]:.1f} with two), beside other engineers' work: a second
 validator can only take what the first leaves idle, so this ratio says what a second process gains *here*, a
-floor set by the cores, not what it gains on cores of its own. The sizing guide (docs/sizing.md) therefore
-counts validators from CPU per ping ("Cost per ping"), not from this ratio.
+floor set by the cores, not what it gains on cores of its own. What does not depend on the cores is the CPU a
+ping costs: with two validators it is **{cost_ratio:.2f}×** what it is with one, so two validators on cores of
+their own would do about {2 / cost_ratio:.2f}× one's rate, if the broker and Redis keep up. The sizing guide
+(docs/sizing.md) counts validators from CPU per ping ("Cost per ping") for that reason.
 
 **Step load.** The whole pipeline as in "End-to-end latency" (paced producer → validator(s) → gateway with a
 {TICK_MS} ms tick → one WebSocket client that sees every courier), {duration_s:g} s per step with a fresh

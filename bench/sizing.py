@@ -29,6 +29,8 @@ class Costs:
     frame_us: float | None  # a gateway's CPU per frame delivered to a dispatcher (fan-out section)
     fanout_couriers: int | None  # the couriers the fan-out section's frames were cut from
     measured_at: str = ""
+    ingest_batch_us: float | None = None  # per ping, phones posting batches (the ingest section)
+    ingest_batch_pings: int | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,18 @@ def fanout_frame_cost(benchmarks: str) -> FrameCost | None:
     return FrameCost(frame_us=slope * 1e6, input_us=intercept / count * 1e6, couriers=count)
 
 
+_INGEST_BATCH_ROW = re.compile(
+    r"^\| native batches of (\d+) \| `tracker ingest` \| [\d,]+ \| [\d,]+ \| [^|]+\| \d+ % \| ([\d.]+) \|", re.MULTILINE
+)
+
+
+def ingest_batch_cost(benchmarks: str) -> tuple[int, float] | None:
+    """(pings per request, the ingest's CPU µs per ping) for native batches, from BENCHMARKS.md's ingest
+    section; None without it."""
+    found = _INGEST_BATCH_ROW.search(benchmarks)
+    return (int(found.group(1)), float(found.group(2))) if found else None
+
+
 def processes(cores: float, utilisation: float) -> int:
     """Single-threaded processes (or Redis shards) for ``cores`` of work, none busier than ``utilisation``."""
     return max(1, math.ceil(cores / utilisation - 1e-9))
@@ -165,6 +179,16 @@ def plan(costs: Costs, target: Target) -> Plan:
             f"**{ingests}**",
         )
     )
+    if costs.ingest_batch_us is not None:
+        batch_cores = cores(costs.ingest_batch_us)
+        lines.append(
+            Line(
+                f"or ingest processes, phones posting batches of {costs.ingest_batch_pings}",
+                f"{costs.ingest_batch_us:.1f} µs (the ingest section) × {_n(rate)}/s = {batch_cores:.2f} cores; "
+                f"/ {util:.0%}",
+                f"{processes(batch_cores, util)}",
+            )
+        )
     redis_cores = cores(costs.redis_us)
     shards = processes(redis_cores, util)
     memory_gb = target.couriers * costs.redis_bytes_per_courier / 1e9
@@ -229,18 +253,16 @@ def plan(costs: Costs, target: Target) -> Plan:
                 )
             )
         fan_out = processes(frame_cores, util)
+        readers = processes(input_cores, util)
         lines.append(
             Line(
-                "fan-out processes, positions read once for them",
-                f"{frame_cores:.2f} cores / {util:.0%}, plus {processes(input_cores, util)} reader process(es)",
-                f"{fan_out} + {processes(input_cores, util)}",
+                "or, positions read once for several fan-out processes (a design change: not built)",
+                f"frames {frame_cores:.2f} cores / {util:.0%}; input {input_cores:.2f} cores / {util:.0%}, "
+                "split by partition over readers",
+                f"{fan_out} fan-out + {readers} reader process(es)",
             )
         )
-    gateway_cores = (
-        input_cores * gateways + frame_cores
-        if gateways is not None
-        else frame_cores + processes(input_cores, util) * util
-    )
+    gateway_cores = input_cores * gateways + frame_cores if gateways is not None else input_cores + frame_cores
     total = validator_cores + events_cores + ingest_cores + redis_cores + broker_cores + gateway_cores
     lines.append(
         Line(

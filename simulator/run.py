@@ -22,7 +22,7 @@ import msgspec
 
 from simulator.config import SimConfig
 from simulator.faults import DUPLICATE
-from simulator.stream import SimPing, iter_pings
+from simulator.stream import Fleet, SimPing
 from tracker.kafka import BrokerError, Producer, partition_for
 from tracker.models import OutRecord
 from tracker.settings import Settings
@@ -157,11 +157,12 @@ async def drive(
         config = msgspec.structs.replace(config, seed=seed)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    fleet = Fleet(config, settings)  # before the clock starts: the first pings are not late by the set-up
     started = loop.time()
     start_ms = time.time_ns() // 1_000_000
     batch_max = BATCH_MAX if config.rate is None else max(1, min(BATCH_MAX, int(config.rate / PACED_BATCHES_PER_S)))
     tally = _Tally(seed)
-    pings = iter_pings(config, start_ms, settings=settings)
+    pings = fleet.pings(start_ms)
     upcoming = next(pings, None)
 
     while upcoming is not None and not stop.is_set():

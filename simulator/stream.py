@@ -28,9 +28,9 @@ import msgspec
 
 from simulator.config import SimConfig, burst_rounds, fault_shares
 from simulator.faults import DUPLICATE, FaultContext, FaultKind, LastGood, inject
-from simulator.fleet import advance, build_grid, new_courier, wire_ping
+from simulator.fleet import Courier, StreetGrid, advance, build_grid, new_courier, wire_ping
 from tracker.constants import H_SIM_EXPECT
-from tracker.geo import load_service_area
+from tracker.geo import ServiceArea, load_service_area
 from tracker.rules import Limits
 from tracker.settings import Settings
 
@@ -75,13 +75,42 @@ def iter_pings(config: SimConfig, now_ms: int, *, settings: Settings | None = No
     ``settings`` gives the service area and the validator thresholds the faults must cross (defaults when
     None). ``config.seed`` None means an unseeded run.
     """
-    config = config.checked()
-    settings = settings or Settings()
-    rng = random.Random(config.seed)
-    area = load_service_area(settings.service_area_file)
+    return Fleet(config, settings).pings(now_ms)
+
+
+class Fleet:
+    """A run's set-up (service area, street grid, couriers), made before its clock starts.
+
+    Building the grid takes 70-250 ms of CPU; made lazily, on the first ping, a real-time run would send its
+    first pings that late. The set-up and the pings draw from one random stream, in that order, so a seed
+    gives the same bytes either way.
+    """
+
+    def __init__(self, config: SimConfig, settings: Settings | None = None) -> None:
+        self.config = config.checked()
+        self.settings = settings or Settings()
+        self.rng = random.Random(self.config.seed)
+        self.area = load_service_area(self.settings.service_area_file)
+        self.grid = build_grid(self.area, self.rng)
+        self.couriers = [
+            new_courier(index, self.grid, self.rng, self.config.id_prefix) for index in range(self.config.couriers)
+        ]
+
+    def pings(self, now_ms: int) -> Iterator[SimPing]:
+        """The run's pings, its clock starting at ``now_ms``; once per fleet (it moves the couriers)."""
+        return _pings(self.config, self.settings, self.rng, self.area, self.grid, self.couriers, now_ms)
+
+
+def _pings(
+    config: SimConfig,
+    settings: Settings,
+    rng: random.Random,
+    area: ServiceArea,
+    grid: StreetGrid,
+    couriers: list[Courier],
+    now_ms: int,
+) -> Iterator[SimPing]:
     limits = Limits.from_settings(settings)
-    grid = build_grid(area, rng)
-    couriers = [new_courier(index, grid, rng, config.id_prefix) for index in range(config.couriers)]
     keys = [courier.partner_id.encode() for courier in couriers]
     last_good: list[LastGood | None] = [None] * config.couriers
     draw = _Draw.for_config(config)

@@ -254,6 +254,7 @@ class LoopLag:
 
     async def __aenter__(self) -> LoopLag:
         self._task = asyncio.create_task(self._probe())
+        await asyncio.sleep(0)  # the probe's first sleep starts now, not at the block's first await
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -98,3 +98,18 @@ def test_frame_cost_is_the_slope_between_the_sweep_rows_that_met_the_target():
 
 def test_no_frame_cost_without_the_section():
     assert sizing.fanout_frame_cost("# Benchmarks\n") is None
+
+
+def test_ingest_batch_cost_from_the_ingest_section():
+    row = "| native batches of 100 | `tracker ingest` | 527 | 52,700 | 221.7 / 378.9 | 88 % | 16.6 | 4 % | 10 % |"
+    assert sizing.ingest_batch_cost("| native batches of 100 | baseline | 1 | 1 | x | 1 % | 9.0 |\n" + row) == (
+        100,
+        16.6,
+    )
+    assert sizing.ingest_batch_cost("") is None
+
+
+def test_a_plan_offers_batched_ingest_when_measured():
+    costs = sizing.Costs(**{**COSTS.__dict__, "ingest_batch_us": 16.6, "ingest_batch_pings": 100})
+    text = sizing.render(sizing.plan(costs, sizing.Target()), costs)
+    assert "16.6 µs (the ingest section) × 50,000/s = 0.83 cores" in text
