@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FRONTEND_STAMP := frontend/dist/.built
 
-.PHONY: run test lint test-unit test-tansu kafka kafka3 bench fuzz setup frontend clean
+.PHONY: run test lint test-unit test-tansu test-cluster kafka kafka3 bench fuzz setup frontend clean
 
 run: $(STAMP) $(FRONTEND_STAMP)
 	$(BIN)/tracker up
@@ -35,6 +35,16 @@ test-unit: $(STAMP)
 # browser tests: what a page does does not depend on the broker under the gateway, and each starts a system).
 test-tansu: $(STAMP) $(FRONTEND_STAMP)
 	TRACKER_EMBEDDED_BROKER=tansu $(BIN)/python -m pytest tests/integration -m "not broker_agnostic" $(PYTEST_ARGS)
+
+# The suites whose subject is what Redis holds again on an embedded 3-master Redis Cluster (same redis-server
+# binary; tracker/local/redis_cluster.py): the accounting identity through a validator's SIGKILL and SIGTERM,
+# two validators sharing partitions, newer-wins in the apply script, history's reads, the expiry walk, and the
+# key layout's unit tests (every script's keys in one slot).
+CLUSTER_TESTS := tests/unit/test_cluster_keys.py tests/integration/test_crash_recovery.py \
+	tests/integration/test_pipeline.py tests/integration/test_newer_wins_redis.py tests/integration/test_history.py \
+	tests/integration/test_supervision.py::test_the_sweep_expires_couriers_silent_past_the_ttl_from_redis
+test-cluster: $(STAMP)
+	TRACKER_EMBEDDED_REDIS=cluster $(BIN)/python -m pytest $(CLUSTER_TESTS) $(PYTEST_ARGS)
 
 # A real Apache Kafka on loopback for manual use (prints its bootstrap servers; Ctrl-C stops it).
 kafka: $(STAMP)

@@ -41,7 +41,6 @@ from tracker.settings import Settings
 from tracker.store import Slice, Store
 from tracker.up import LocalSystem, child_env
 
-PARTITIONS = 12
 TRAIL_POINTS = 200
 HOUR_S = 3600
 
@@ -69,12 +68,15 @@ async def fill_as_validator(store: Store, ids: list[str], start_ms: int, retenti
     lat, lon = walk(np.random.default_rng(1), len(ids), HOUR_S)
     previous: dict[str, int] = {}
     now_ms = start_ms  # what plan() compares expiries with: nothing of this hour is dropped
+    by_partition: dict[int, list[int]] = {}  # each courier's fixes go to its partition's slice (its keys' slot)
+    for index, partner_id in enumerate(ids):
+        by_partition.setdefault(store.partition_of(partner_id), []).append(index)
     for second in range(HOUR_S):
         ts = start_ms + second * 1000
         slices, blobs = [], []
-        for partition in range(PARTITIONS):
+        for partition, indexes in by_partition.items():
             fixes = []
-            for index in range(partition, len(ids), PARTITIONS):
+            for index in indexes:
                 partner_id = ids[index]
                 fixes.append(
                     (partner_id, ts, lat[index, second] / 1e6, lon[index, second] / 1e6, previous.get(partner_id))
@@ -115,15 +117,27 @@ async def fill_in_bulk(store: Store, ids: list[str], start_ms: int, retention: p
             for index, partner_id in enumerate(chunk_ids):
                 step.append((plan.suffix(hour, partner_id), retention.step_expiry(hour), partner_id, str(hour), -1, -1))
                 blobs.append(block[index].tobytes())
-        # One script call per 2,000 keys (the full entries' blobs first, then the step entries', as it reads them).
+        # One script call per 2,000 keys of one partition (the slot of its couriers' keys), the full entries'
+        # blobs first, then the step entries', as it reads them.
         full_blobs, step_blobs = blobs[: len(full)], blobs[len(full) :]
-        calls = [
-            (Slice(0, -2, 0, 0, [], [], {}, full[start : start + 2000]), full_blobs[start : start + 2000])
-            for start in range(0, len(full), 2000)
-        ] + [
-            (Slice(0, -2, 0, 0, [], [], {}, [], step[start : start + 2000]), step_blobs[start : start + 2000])
-            for start in range(0, len(step), 2000)
-        ]
+        parts: dict[int, tuple[list, list, list, list]] = {}
+        for entry, blob in zip(full, full_blobs, strict=True):
+            part = parts.setdefault(store.partition_of(entry[0].split(":", 1)[1]), ([], [], [], []))
+            part[0].append(entry)
+            part[1].append(blob)
+        for stepped, blob in zip(step, step_blobs, strict=True):
+            part = parts.setdefault(store.partition_of(stepped[2]), ([], [], [], []))
+            part[2].append(stepped)
+            part[3].append(blob)
+        calls = []
+        for p, (pf, pfb, ps, psb) in parts.items():
+            calls += [
+                (Slice(p, -2, 0, 0, [], [], {}, pf[start : start + 2000]), pfb[start : start + 2000])
+                for start in range(0, len(pf), 2000)
+            ] + [
+                (Slice(p, -2, 0, 0, [], [], {}, [], ps[start : start + 2000]), psb[start : start + 2000])
+                for start in range(0, len(ps), 2000)
+            ]
         for start in range(0, len(calls), 8):
             batch = calls[start : start + 8]
             await store.apply("bench-history", [s for s, _ in batch], [b for _, b in batch])
@@ -133,17 +147,19 @@ async def positions_and_trails(store: Store, ids: list[str], trailed: list[str],
     """A latest position for every courier, and a full trail for ``trailed`` (the baseline route's data)."""
     encode = msgspec.json.Encoder().encode
     for start in range(0, len(ids), 1000):
-        pos = []
+        pos: dict[int, list] = {}
         for partner_id in ids[start : start + 1000]:
             position = {"id": partner_id, "lat": 12.97, "lon": 77.59, "ts": now_ms, "accepted_at_ms": now_ms}
-            pos.append((partner_id, now_ms, 12.97, 77.59, encode(position).decode()))
-        await store.apply("bench-history", [Slice(0, -2, 0, 0, pos, [], {})])
+            fix = (partner_id, now_ms, 12.97, 77.59, encode(position).decode())
+            pos.setdefault(store.partition_of(partner_id), []).append(fix)
+        await store.apply("bench-history", [Slice(p, -2, 0, 0, fixes, [], {}) for p, fixes in pos.items()])
     for partner_id in trailed:
         points: list[int | str] = []
         for index in range(TRAIL_POINTS):
             ts = now_ms - index * 1000
             points += [ts, encode((ts, 12.97 + index / 1e5, 77.59, 9.5)).decode()]
-        await store.apply("bench-history", [Slice(0, -2, 0, 0, [], [(partner_id, points)], {})])
+        partition = store.partition_of(partner_id)
+        await store.apply("bench-history", [Slice(partition, -2, 0, 0, [], [(partner_id, points)], {})])
 
 
 def timed_gets(client: httpx.Client, paths: list[str]) -> tuple[list[float], int]:
@@ -298,12 +314,11 @@ async def _tier_bytes(store: Store, ids: list[str], start_ms: int, now_ms: int) 
     """MEMORY USAGE of each tier's keys, per courier (the key's value, name and Redis's own overhead)."""
     minutes, hours = plan.window_buckets(start_ms, now_ms)
     totals = {}
-    for tier, prefix, buckets in (
-        ("full", store.hist_full_prefix, minutes),
-        ("step", store.hist_step_prefix, hours),
-    ):
+    for tier, buckets in (("full", minutes), ("step", hours)):
         pipe = store.redis.pipeline(transaction=False)
         for partner_id in ids:
+            keys = store.courier_keys(partner_id)
+            prefix = keys.hist_full if tier == "full" else keys.hist_step
             for bucket in buckets:
                 pipe.memory_usage(prefix + plan.suffix(bucket, partner_id))
         totals[tier] = sum(value or 0 for value in await pipe.execute()) / len(ids)

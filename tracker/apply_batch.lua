@@ -1,28 +1,29 @@
 -- Apply one partition's slice of a validator batch atomically (see store.py for the why).
--- ARGV[1] progress hash key, ARGV[2] position key prefix, ARGV[3] GEO key, ARGV[4] trail key prefix,
--- ARGV[5] counters hash key, ARGV[6] trail cap, ARGV[7] MessagePack slice:
+-- KEYS (all under the partition's hash tag, so in one Redis Cluster slot): KEYS[1] progress hash key,
+-- KEYS[2] position key prefix, KEYS[3] GEO key, KEYS[4] trail key prefix, KEYS[5] counters hash key,
+-- KEYS[6], KEYS[7], KEYS[8]: history's full-tier, step-tier and fleet key prefixes.
+-- ARGV[1] trail cap, ARGV[2] MessagePack slice:
 --   {"p": partition, "prev": offset, "first": offset, "last": offset,
 --    "pos": [[partner_id, ts, lat, lon, position_json], ...],   -- newest accepted fix per courier
 --    "trail": [[partner_id, [ts, point_json, ...]], ...],       -- pairs: score (event time), member
 --    "cnt": {"accepted": n, ...},
 --    "hist": [[key suffix, expire at (ms)], ...],                 -- history's full tier
 --    "hist_step": [[key suffix, expire at, partner_id, hour, slot start, slot end], ...]}  -- its step tier
--- ARGV[8], ARGV[9], ARGV[10]: history's full-tier, step-tier and fleet key prefixes; ARGV[11...]: the packed
---   points of each "hist" entry, then of each "hist_step" entry (binary, beside the slice: cmsgpack reads no
---   bin type).
+-- ARGV[3...]: the packed points of each "hist" entry, then of each "hist_step" entry (binary, beside the
+--   slice: cmsgpack reads no bin type).
 -- Returns 1 when applied; -1 ("fenced") when the recorded progress is not "prev", the progress the slice
 -- was judged on: another member wrote this partition meanwhile. prev = -2 skips that check.
-local progress_key = ARGV[1]
-local pos_prefix = ARGV[2]
-local geo_key = ARGV[3]
-local trail_prefix = ARGV[4]
-local counters_key = ARGV[5]
-local trail_cap = tonumber(ARGV[6])
-local slice = cmsgpack.unpack(ARGV[7])
-local full_prefix = ARGV[8]
-local step_prefix = ARGV[9]
-local fleet_prefix = ARGV[10]
-local FIRST_BLOB = 11
+local progress_key = KEYS[1]
+local pos_prefix = KEYS[2]
+local geo_key = KEYS[3]
+local trail_prefix = KEYS[4]
+local counters_key = KEYS[5]
+local full_prefix = KEYS[6]
+local step_prefix = KEYS[7]
+local fleet_prefix = KEYS[8]
+local trail_cap = tonumber(ARGV[1])
+local slice = cmsgpack.unpack(ARGV[2])
+local FIRST_BLOB = 3
 
 local done = tonumber(redis.call('HGET', progress_key, slice.p) or '-1')
 if slice.prev ~= -2 and done ~= slice.prev then

@@ -2,7 +2,8 @@
 
 The gateway sweeps every :data:`SWEEP_INTERVAL_S` (a supervised task, see gateway.py): its own hub first
 (:meth:`tracker.hub.Hub.expire`), then Redis, here. The GEO set lists every courier with a position; it is
-walked with ZSCAN in chunks of about :data:`CHUNK` members (:meth:`Store.scan_couriers`), and each chunk goes to
+walked, partition by partition (each has its own: tracker/store.py), with ZSCAN in chunks of about
+:data:`CHUNK` members (:meth:`Store.scan_couriers`), and each chunk goes to
 expire_couriers.lua (:meth:`Store.expire_couriers`), which deletes ``pos:<id>`` and ``trail:<id>`` and the GEO
 member of each courier whose latest fix is older than the cut-off, atomically (see the script). Several
 gateways may sweep at once: expiring twice changes nothing.
@@ -27,10 +28,12 @@ def cutoff_ms(ttl_s: float, now_ms: int | None = None) -> int:
 async def sweep_redis(store: Store, cutoff: int, chunk: int = CHUNK) -> int:
     """Expire from Redis every courier whose latest fix is older than ``cutoff`` (epoch ms); returns how many."""
     expired = 0
-    cursor = 0
-    while True:
-        # ZSCAN returns every member present for the whole walk at least once, even while members are removed.
-        cursor, partner_ids = await store.scan_couriers(cursor, chunk)
-        expired += await store.expire_couriers(cutoff, partner_ids)
-        if cursor == 0:
-            return expired
+    for partition in store.partitions:
+        cursor = 0
+        while True:
+            # ZSCAN returns every member present for the whole walk at least once, even while some are removed.
+            cursor, partner_ids = await store.scan_couriers(partition, cursor, chunk)
+            expired += await store.expire_couriers(partition, cutoff, partner_ids)
+            if cursor == 0:
+                break
+    return expired

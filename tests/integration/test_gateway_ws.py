@@ -85,9 +85,8 @@ async def test_snapshot_comes_from_redis_for_a_fresh_gateway(app_settings):
         }
     )
     async with Store(app_settings) as store:
-        await store.apply(
-            "t", [Slice(0, -1, 0, 0, [(seeded.id, seeded.ts, seeded.lat, seeded.lon, encoded)], [], {"accepted": 1})]
-        )
+        fix = (seeded.id, seeded.ts, seeded.lat, seeded.lon, encoded)
+        await store.apply("t", [Slice(store.partition_of(seeded.id), -1, 0, 0, [fix], [], {"accepted": 1})])
     app = create_app(app_settings, consume=False)
     with TestClient(app) as test_client, test_client.websocket_connect("/ws") as ws:
         snapshot = json.loads(ws.receive_text())

@@ -102,7 +102,7 @@ async def test_a_window_is_exactly_its_fixes_oldest_first_and_redelivery_changes
         step = settings.history_step_s * 1000
         # The replay's slot already had c-1's fix: the script's check kept it out of the step tier.
         hours = sorted({ts - ts % plan.STEP_BUCKET_MS for ts, _, _ in fixes})
-        _, step_values = await store.history_buckets([], [plan.suffix(hour, "c-1") for hour in hours])
+        _, step_values = await store.history_buckets("c-1", [], [plan.suffix(hour, "c-1") for hour in hours])
         stepped = [
             ts for hour, blob in zip(hours, step_values, strict=True) for ts, _, _ in plan.unpack(blob or b"", hour)
         ]

@@ -28,13 +28,18 @@ async def test_the_redis_script_follows_the_rule(store):
         fix(partner_id, case["held"], HELD_LAT) for partner_id, case in couriers.items() if case["held"] is not None
     ]
     incoming = [fix(partner_id, case["incoming"], INCOMING_LAT) for partner_id, case in couriers.items()]
-    # Two slices of one partition, one after the other: the held fixes, then the incoming ones.
-    assert await store.apply("newer-wins", [Slice(0, -2, 0, 0, held, [], {})]) == [1]
-    assert await store.apply("newer-wins", [Slice(0, -2, 1, 1, incoming, [], {})]) == [1]
+    # Two slices per partition (each courier in its own, as the validator writes it), one after the other: the
+    # held fixes, then the incoming ones.
+    for fixes in (held, incoming):
+        parts: dict[int, list] = {}
+        for item in fixes:
+            parts.setdefault(store.partition_of(item[0]), []).append(item)
+        slices = [Slice(p, -2, 0, 0, items, [], {}) for p, items in parts.items()]
+        assert await store.apply("newer-wins", slices) == [1] * len(slices)
 
     fixes = await store.last_fixes(list(couriers))
     positions = await store.positions_json(list(couriers))
-    geo = await store.redis.geopos(store.key_geo, *couriers)
+    geo = [(await store.redis.geopos(store.courier_keys(c).geo, c))[0] for c in couriers]
     for (partner_id, case), last, position, (_, geo_lat) in zip(
         couriers.items(), fixes.values(), positions, geo, strict=True
     ):

@@ -126,15 +126,16 @@ async def test_the_sweep_expires_couriers_silent_past_the_ttl_from_redis(setting
     # 300 couriers (more than Redis keeps in one compact listpack, so ZSCAN walks it in several chunks).
     ages_s = {f"c{i:03d}": (120 if i % 2 else 10) for i in range(300)}
     slices = []
-    for index, (partner_id, age_s) in enumerate(ages_s.items()):
+    for partner_id, age_s in ages_s.items():
         ts = now - age_s * 1000
         encoded = json.dumps({"id": partner_id, "lat": BLR[0], "lon": BLR[1], "ts": ts, "accepted_at_ms": ts})
         point = json.dumps([ts, BLR[0], BLR[1], None])
-        slices.append(
-            Slice(index, -2, 0, 0, [(partner_id, ts, BLR[0], BLR[1], encoded)], [(partner_id, [ts, point])], {})
-        )
+        position = (partner_id, ts, BLR[0], BLR[1], encoded)
+        trail: tuple[str, list[int | str]] = (partner_id, [ts, point])
+        slices.append(Slice(store.partition_of(partner_id), -2, 0, 0, [position], [trail], {}))
     await store.apply("expiry-test", slices)
-    await store.redis.geoadd(store.key_geo, (BLR[1], BLR[0], "no-position"))  # a GEO member without its hash
+    # a GEO member without its hash
+    await store.redis.geoadd(store.keys(0).geo, (BLR[1], BLR[0], "no-position"))
 
     expired = await expiry.sweep_redis(store, expiry.cutoff_ms(ttl_s), chunk=50)
 

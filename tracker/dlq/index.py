@@ -99,7 +99,7 @@ class DlqIndex:
                     MINUTE_TTL_S,
                 ]
             )
-        return sum(int(result) for result in await self.store.run_script(_INDEX_SCRIPT, calls))
+        return sum(int(result) for result in await self.store.run_script(_INDEX_SCRIPT, calls, keys=8))
 
     async def get(self, entry_id: str) -> Row:
         [fields] = await self.store.review_fields([entry_id], *_ROW_FIELDS)
@@ -152,7 +152,9 @@ class DlqIndex:
         at_ms = at_ms if at_ms is not None else time.time_ns() // 1_000_000
         keys = self.store.review
         [result] = await self.store.run_script(
-            _STATUS_SCRIPT, [[keys.entry + entry_id, keys.statuses, from_status.value, to_status.value, by, at_ms]]
+            _STATUS_SCRIPT,
+            [[keys.entry + entry_id, keys.statuses, from_status.value, to_status.value, by, at_ms]],
+            keys=2,
         )
         result = result.decode() if isinstance(result, bytes) else result
         if result == "missing":

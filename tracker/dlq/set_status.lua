@@ -1,15 +1,15 @@
--- Move one review entry from status ARGV[3] to ARGV[4] (compare-and-set), recording who and when.
--- ARGV: 1 entry key, 2 counts-by-status hash, 3 from, 4 to, 5 by, 6 at (ms) (key names from index.py).
--- Returns "ok", "missing" or the current status.
-local entry_key, statuses_key = ARGV[1], ARGV[2]
+-- Move one review entry from status ARGV[1] to ARGV[2] (compare-and-set), recording who and when.
+-- KEYS: 1 entry key, 2 counts-by-status hash (key names from index.py, under the review index's hash tag).
+-- ARGV: 1 from, 2 to, 3 by, 4 at (ms). Returns "ok", "missing" or the current status.
+local entry_key, statuses_key = KEYS[1], KEYS[2]
 local current = redis.call('HGET', entry_key, 'status')
 if not current then
   return 'missing'
 end
-if current ~= ARGV[3] then
+if current ~= ARGV[1] then
   return current
 end
-redis.call('HSET', entry_key, 'status', ARGV[4], 'status_by', ARGV[5], 'status_at', ARGV[6])
-redis.call('HINCRBY', statuses_key, ARGV[3], -1)
-redis.call('HINCRBY', statuses_key, ARGV[4], 1)
+redis.call('HSET', entry_key, 'status', ARGV[2], 'status_by', ARGV[3], 'status_at', ARGV[4])
+redis.call('HINCRBY', statuses_key, ARGV[1], -1)
+redis.call('HINCRBY', statuses_key, ARGV[2], 1)
 return 'ok'

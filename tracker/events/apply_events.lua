@@ -1,23 +1,23 @@
 -- Apply one partition's share of a batch of event decisions atomically (tracker/events/worker.py says why).
--- ARGV[1] progress hash key (partition -> last applied offset), ARGV[2] state hash key prefix (+ partition),
--- ARGV[3] clock hash key (partition -> event-time clock), ARGV[4] MessagePack slice:
+-- KEYS (the partition's, under its hash tag: one Redis Cluster slot): KEYS[1] progress hash key (partition ->
+-- last applied offset), KEYS[2] the partition's state hash key, KEYS[3] clock hash key (partition ->
+-- event-time clock). ARGV[1] MessagePack slice:
 --   {"p": partition, "prev": offset, "last": offset, "clock": ms,
 --    "put": [[partner_id, clock, "<clock> <state JSON>"], ...], "drop": [[partner_id, clock], ...]}
 -- Returns 1 when applied; -1 ("fenced") when the recorded progress is not "prev", the progress the slice was
 -- decided on: another member applied this partition meanwhile. Each courier's state is compare-and-set by
 -- event time: it is written only over an older one (its clock, the number before the space, is smaller),
 -- and dropped only if nothing newer was written since.
-local progress_key = ARGV[1]
-local state_prefix = ARGV[2]
-local clock_key = ARGV[3]
-local slice = cmsgpack.unpack(ARGV[4])
+local progress_key = KEYS[1]
+local state_key = KEYS[2]
+local clock_key = KEYS[3]
+local slice = cmsgpack.unpack(ARGV[1])
 
 local done = tonumber(redis.call('HGET', progress_key, slice.p) or '-1')
 if done ~= slice.prev then
   return -1
 end
 
-local state_key = state_prefix .. slice.p
 local function held_clock(partner_id)
   local held = redis.call('HGET', state_key, partner_id)
   if not held then

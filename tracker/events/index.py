@@ -60,7 +60,7 @@ class EventIndex:
         calls = [
             [*fixed, event.id, raw, event.ts, event.partner_id, event.zone or "", event.type] for event, raw in events
         ]
-        return sum(int(result) for result in await self.store.run_script(_INDEX_SCRIPT, calls))
+        return sum(int(result) for result in await self.store.run_script(_INDEX_SCRIPT, calls, keys=5))
 
     async def list(self, filters: EventFilters, limit: int) -> list[dict]:
         """Events matching ``filters``, newest first (ties by id), at most ``limit``, as JSON objects.

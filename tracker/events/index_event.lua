@@ -1,13 +1,14 @@
 -- Index one event for /api/events, once (tracker/events/index.py).
--- ARGV[1] data hash key (id -> JSON), ARGV[2] index zset key (id -> event time), ARGV[3] per-courier zset key
--- prefix (+ partner_id), ARGV[4] per-zone zset key prefix (+ zone), ARGV[5] counts hash key (type -> events
--- ever indexed), ARGV[6] cap (events kept), ARGV[7] id, ARGV[8] JSON, ARGV[9] event time (ms),
--- ARGV[10] partner_id, ARGV[11] zone ('' for none), ARGV[12] type.
+-- KEYS (under the events' index's hash tag: one Redis Cluster slot): KEYS[1] data hash key (id -> JSON),
+-- KEYS[2] index zset key (id -> event time), KEYS[3] per-courier zset key prefix (+ partner_id), KEYS[4]
+-- per-zone zset key prefix (+ zone), KEYS[5] counts hash key (type -> events ever indexed).
+-- ARGV[1] cap (events kept), ARGV[2] id, ARGV[3] JSON, ARGV[4] event time (ms), ARGV[5] partner_id,
+-- ARGV[6] zone ('' for none), ARGV[7] type.
 -- An id already indexed changes nothing (a crash can re-produce an event; its id is the same): returns 0.
 -- Otherwise adds it, counts it, evicts the oldest events beyond the cap (from every index) and returns 1.
-local data_key, index_key, partner_prefix, zone_prefix, counts_key = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local cap = tonumber(ARGV[6])
-local id, json, ts, partner_id, zone, kind = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local data_key, index_key, partner_prefix, zone_prefix, counts_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local cap = tonumber(ARGV[1])
+local id, json, ts, partner_id, zone, kind = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 
 if redis.call('HSETNX', data_key, id, json) == 0 then
   return 0

