@@ -371,6 +371,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # without a valid replay.sig is an ordinary ping. Unset: replays are refused.
     replay_secret: Annotated[str | None, env("TRACKER_REPLAY_SECRET")] = None
 
+    # Customers' tracking links (tracker/orders/; docs/contract.md, "Tracking links"). Links are signed with
+    # this secret (HMAC-SHA256): unset, the gateway neither makes nor serves links (503); `tracker up` makes
+    # one per run. Every gateway (and `tracker orders`) must share it.
+    tracking_secret: Annotated[str | None, env("TRACKER_TRACKING_SECRET")] = None
+    # A link's default lifetime (POST /api/orders may ask for another, up to tracking_ttl_max_s).
+    tracking_ttl_s: Annotated[int, env("TRACKER_TRACKING_TTL_S", low=60, high=7 * 86_400)] = 4 * 3600
+    tracking_ttl_max_s: Annotated[int, env("TRACKER_TRACKING_TTL_MAX_S", low=60, high=30 * 86_400)] = 7 * 86_400
+    # Before pickup the customer sees the courier snapped to a grid of this many metres (0: exact).
+    tracking_coarsen_m: Annotated[float, env("TRACKER_TRACKING_COARSEN_M", low=0, high=10_000)] = 200.0
+    # Tracking sockets one gateway holds (beside max_clients dispatchers); each address is capped by
+    # ws_max_per_address across both kinds.
+    tracking_max_sockets: Annotated[int, env("TRACKER_TRACKING_MAX_SOCKETS", low=1)] = 20_000
+    # The order's state rule (tracker/orders/state.py): picked up within pickup_m of the pickup point,
+    # arriving within arriving_m of the drop-off, delivered within delivered_m of it.
+    pickup_m: Annotated[float, env("TRACKER_PICKUP_M", low=1, high=5_000)] = 50.0
+    arriving_m: Annotated[float, env("TRACKER_ARRIVING_M", low=1, high=50_000)] = 500.0
+    delivered_m: Annotated[float, env("TRACKER_DELIVERED_M", low=1, high=5_000)] = 50.0
+
     # `tracker up`: a child that exits is restarted with backoff; this many exits within the window
     # (seconds) stop everything.
     restart_limit: Annotated[int, env("TRACKER_RESTART_LIMIT", low=1)] = 5

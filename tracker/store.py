@@ -617,3 +617,127 @@ class Store:
         if not found or found[1] is None:
             return None
         return found[0].decode(), _decode_device(found[1])
+
+
+# -- orders and their tracking links (tracker/orders/ keeps the rules: links, states, the fold) -------------
+# A block of its own: every key here is under the one hash tag "{<prefix>orders}" and every script gets its
+# keys in KEYS, so the orders' commands and scripts also run on Redis Cluster (one slot).
+
+_ORDERS_SCRIPT = lua("orders.lua", "tracker.orders")
+ORDERS_PRUNE_MAX = 100  # expired orders forgotten per create, at most
+
+
+class OrderKeys(msgspec.Struct, frozen=True):
+    """The orders' key names (what each holds: tracker/constants.py), in the order orders.lua takes them."""
+
+    data: str
+    state: str
+    open: str
+    revoked: str
+    expiry: str
+
+    @classmethod
+    def under(cls, prefix: str) -> OrderKeys:
+        tag = "{" + prefix + c.KEY_ORDERS_TAG + "}"
+        return cls(
+            data=tag + c.KEY_ORDERS_DATA,
+            state=tag + c.KEY_ORDERS_STATE,
+            open=tag + c.KEY_ORDERS_OPEN,
+            revoked=tag + c.KEY_ORDERS_REVOKED,
+            expiry=tag + c.KEY_ORDERS_EXPIRY,
+        )
+
+    @property
+    def all(self) -> list[str]:
+        return [self.data, self.state, self.open, self.revoked, self.expiry]
+
+
+class OrderStore:
+    """The orders' Redis reads and writes (``Store.orders``); values are passed and returned as stored."""
+
+    def __init__(self, store: Store) -> None:
+        self.redis = store.redis
+        self.keys = OrderKeys.under(store.settings.redis_prefix)
+        self._sha: str | None = None
+
+    async def _script(self, *args: str | int | bytes) -> object:
+        keys = self.keys.all
+        for _ in range(2):
+            if self._sha is None:
+                self._sha = await self.redis.script_load(_ORDERS_SCRIPT)
+            try:
+                return await self.redis.evalsha(self._sha, len(keys), *keys, *args)
+            except NoScriptError:
+                self._sha = None  # the server restarted and lost its script cache; nothing ran
+        raise StoreError("the orders' script could not be loaded")
+
+    async def create(
+        self, order_id: str, partner_id: str, record: bytes, state: str, expires_ms: int, now_ms: int
+    ) -> bool:
+        """Store a new order (``state``: ``"<state> <since ms>"``); False, and nothing changed, if the id is
+        taken. Forgets a few orders that expired before ``now_ms`` on the way."""
+        created = await self._script(
+            "create", order_id, partner_id, record, state, expires_ms, now_ms, ORDERS_PRUNE_MAX
+        )
+        return bool(created)
+
+    async def advance(self, states: list[str], delivered: str, moves: list[tuple[str, str, int]]) -> list[bool]:
+        """Move each order (order_id, state, since ms) forward to ``state``, if it is not there or past it
+        already (``states``: every state in the order they happen); True for each one moved."""
+        if not moves:
+            return []
+        args = [part for move in moves for part in move]
+        moved = cast("list[int]", await self._script("advance", ",".join(states), delivered, *args))
+        return [bool(one) for one in moved]
+
+    async def revoke(self, order_id: str) -> bool:
+        """Refuse the order's links from now on; False for an unknown order."""
+        return bool(await self._script("revoke", order_id))
+
+    async def status(self, order_ids: list[str]) -> list[tuple[bytes | None, bool]]:
+        """Each order's stored state (None: no such order, or forgotten) and whether it is revoked, in one
+        round trip."""
+        if not order_ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(self.keys.state, order_ids)
+        pipe.zmscore(self.keys.revoked, order_ids)
+        states, revoked = await pipe.execute()
+        return [(held, score is not None) for held, score in zip(states, revoked, strict=True)]
+
+    async def open_for(self, partner_ids: list[str]) -> list[tuple[str, bytes, bytes]]:
+        """The open orders (not delivered, not revoked) of these couriers: (order_id, record, state) each;
+        one round trip when none has any (the usual case), two otherwise."""
+        if not partner_ids:
+            return []
+        lists = cast("list[bytes | None]", await self.redis.hmget(self.keys.open, partner_ids))
+        order_ids = [order_id for raw in lists if raw is not None for order_id in msgspec.json.decode(raw)]
+        if not order_ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(self.keys.data, order_ids)
+        pipe.hmget(self.keys.state, order_ids)
+        records, states = await pipe.execute()
+        return [
+            (order_id, record, state)
+            for order_id, record, state in zip(order_ids, records, states, strict=True)
+            if record is not None and state is not None
+        ]
+
+    async def records(self, order_ids: list[str]) -> list[bytes | None]:
+        if not order_ids:
+            return []
+        return cast("list[bytes | None]", await self.redis.hmget(self.keys.data, order_ids))
+
+    async def listed(self, limit: int) -> list[tuple[str, bytes, bytes | None, bool]]:
+        """Up to ``limit`` orders, latest expiry first: (order_id, record, state, revoked)."""
+        ids = [i.decode() for i in cast("list[bytes]", await self.redis.zrevrange(self.keys.expiry, 0, limit - 1))]
+        if not ids:
+            return []
+        records = await self.records(ids)
+        statuses = await self.status(ids)
+        return [
+            (order_id, record, held, revoked)
+            for order_id, record, (held, revoked) in zip(ids, records, statuses, strict=True)
+            if record is not None
+        ]
