@@ -59,7 +59,7 @@ test("the card: to the restaurant before pickup, to you after, nothing of the co
   assert.equal(card.eta, "about 5 min");
   assert.equal(card.etaTarget, "to the restaurant");
   assert.equal(card.distance, "1.5 km to the restaurant");
-  assert.equal(card.age, "Location updated just now");
+  assert.equal(card.age, "updated just now");
   assert.equal(card.coarse, true);
 
   applySnapshot(track, { order: { ...order, state: "arriving" }, courier: { ...courier, ts: 2000, coarse: false, eta_s: 40, distance_m: 300 } }, 60_000);
@@ -67,7 +67,7 @@ test("the card: to the restaurant before pickup, to you after, nothing of the co
   assert.equal(card.headline, "Arriving");
   assert.equal(card.eta, "less than a minute");
   assert.equal(card.distance, "300 m to you");
-  assert.equal(card.age, "Location updated 12 s ago");
+  assert.equal(card.age, "updated 12 s ago");
   assert.equal(card.coarse, false);
 
   applySnapshot(track, { order: { ...order, state: "delivered" }, courier: null }, 70_000);

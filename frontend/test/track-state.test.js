@@ -109,3 +109,15 @@ test("courier fields the page does not need to trust: null ETA, coarse flag", ()
   assert.equal(parseCourier(courier(1, { coarse: true })).coarse, true);
   assert.equal(parseCourier(courier(1, { speed: null })).speed, null);
 });
+
+test("after pickup, the distance and ETA to the pickup point are not shown as the drop-off's", () => {
+  const track = createTrack();
+  applySnapshot(track, { order: order("to_pickup"), courier: courier(1000, { coarse: true }) }, 1);
+  assert.deepEqual(applyFrame(track, { type: "order", ...order("picked_up") }, 2), { order: true, courier: false });
+  assert.equal(track.courier.distanceM, null);
+  assert.equal(track.courier.etaS, null);
+  assert.equal(track.courier.lat, 12.96); // the marker stays until the next fix
+  applyFrame(track, { type: "courier", ...courier(2000) }, 3);
+  assert.equal(track.courier.distanceM, 1200);
+  assert.equal(track.courier.coarse, false);
+});

@@ -75,7 +75,7 @@ export function cardModel(track, nowMs) {
     eta: done || !courier ? null : etaText(courier.etaS),
     etaTarget: target,
     distance: done || distance === null ? null : `${distance} ${target}`,
-    age: done || age === null ? null : `Location updated ${age}`,
+    age: done || age === null ? null : `updated ${age}`,
     coarse: !done && Boolean(courier && courier.coarse),
   };
 }

@@ -9,7 +9,8 @@
 // - newer wins by fix time: a late courier frame never moves the marker backwards;
 // - once delivered, there is no courier: it is dropped, and every later courier frame is ignored, so the
 //   page cannot show a position after delivery even if one were sent;
-// - a frame that is not what the contract says is ignored whole, never half-applied.
+// - a frame that is not what the contract says is ignored whole, never half-applied;
+// - past pickup, a distance and ETA measured to the pickup point are no longer shown (until the next fix).
 
 /** The order's states, in the only order they may come in. */
 export const ORDER_STATES = Object.freeze(["to_pickup", "picked_up", "arriving", "delivered"]);
@@ -104,7 +105,11 @@ export function applyOrder(track, raw) {
   if (track.order === null) {
     track.order = order;
   } else if (stateAdvances(track.order.state, order.state)) {
+    const wasToPickup = track.order.state === "to_pickup";
     track.order = { ...track.order, state: order.state, pickup: order.pickup ?? track.order.pickup };
+    // The held courier's distance and ETA were to the pickup point: not to be shown as the drop-off's
+    // until the next courier frame brings them.
+    if (wasToPickup && track.courier !== null) track.courier = { ...track.courier, distanceM: null, etaS: null };
   } else {
     return false;
   }
