@@ -387,6 +387,23 @@ def run_dlq(args: argparse.Namespace) -> int:
     return run(args, settings)
 
 
+# -- orders --------------------------------------------------------------------------------------------
+
+
+def _orders_args(parser: argparse.ArgumentParser) -> None:
+    from tracker.orders.cli import add_arguments
+
+    add_arguments(parser, _connection_args)
+
+
+def run_orders(args: argparse.Namespace) -> int:
+    from tracker.orders.cli import run
+
+    settings = _settings(args)
+    _require(settings, kafka=args.orders_command == "deliver")
+    return run(args, settings)
+
+
 # -- topics --------------------------------------------------------------------------------------------
 
 
@@ -460,6 +477,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
         run_events,
     ),
     "dlq": ("review rejected pings: stats, ls, show, replay, discard", _dlq_args, run_dlq),
+    "orders": ("orders and their customers' tracking links: create, ls, revoke, deliver", _orders_args, run_orders),
     "topics": ("create or describe the topics (idempotent)", _topics_args, run_topics),
 }
 

@@ -48,6 +48,7 @@ import msgspec
 
 from tracker.events.decide import STATUSES, Courier, Event, Fix, Params, PartitionFold
 from tracker.events.index import encoded
+from tracker.events.orders import OrderFolder
 from tracker.events.zones import Zones
 from tracker.kafka import BrokerError, Consumer, Producer
 from tracker.models import OutRecord, Record
@@ -69,9 +70,10 @@ _pack = msgspec.msgpack.Encoder().encode
 class Decided:
     """A batch folded in memory: what to produce, what to apply, what to commit after both."""
 
-    __slots__ = ("events", "slices", "commit")
+    __slots__ = ("events", "slices", "commit", "fixes")
 
     def __init__(self) -> None:
+        self.fixes: list[Fix] = []  # the batch's new fixes, in offset order per partition (order events)
         self.events: list[Event] = []
         self.slices: list[EventSlice] = []
         self.commit: dict[TopicPartition, int] = {}
@@ -127,6 +129,7 @@ class EventWorker:
         # Set by run_events: the consumer's commit and seek.
         self.commit: Callable[[dict[TopicPartition, int]], Awaitable[None]] = _no_commit
         self.seek: Callable[[int, int], None] = lambda partition, offset: None
+        self.orders = OrderFolder(settings, store, producer, self._redis, self._broker)  # tracker/events/orders.py
 
     # -- rebalance ---------------------------------------------------------------------------------------
 
@@ -176,6 +179,7 @@ class EventWorker:
         async with self.lock:
             decided = self.decide(polled)
             await self.produce(decided.events)
+            await self.orders.run(decided.fixes)  # order events: produced, then states moved, before progress
             fenced = await self.apply(decided.slices)
             commit = {tp: offset for tp, offset in decided.commit.items() if tp[1] not in fenced}
             if commit:
@@ -209,6 +213,7 @@ class EventWorker:
         inside = iter(self.zones.containing([fix.lat for fix in fixes], [fix.lon for fix in fixes]))
         events = decided.events
         for partition, fold, partition_fixes, last in work:
+            decided.fixes += partition_fixes
             for fix in partition_fixes:
                 events.extend(fold.on_fix(fix, next(inside)))
             decided.slices.append(self._slice(partition, fold, last))
