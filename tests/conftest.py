@@ -1,8 +1,8 @@
 """Fixtures shared by every tier (fixtures only: shared helpers and constants are in tests/helpers.py).
 
 Integration tests talk to a real Kafka-protocol broker and a real Redis. By default the session starts the
-embedded ones (Apache Kafka, or Tansu with ``TRACKER_EMBEDDED_BROKER=tansu``, and redis-server) on free
-loopback ports; with
+embedded ones (Apache Kafka, or Tansu with ``TRACKER_EMBEDDED_BROKER=tansu``, and redis-server, or a 3-master
+Redis Cluster of it with ``TRACKER_EMBEDDED_REDIS=cluster``: make test-cluster) on free loopback ports; with
 ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` set, the suite runs against those instead. Each test gets its own
 namespace (topic, group and Redis key prefix), so tests never see each other's records.
 """
