@@ -22,7 +22,8 @@ from tracker.models import OutRecord
 from tracker.store import Slice
 from tracker.up import LocalSystem, RestartPolicy
 
-pytestmark = pytest.mark.integration
+# Its subject is the supervision of processes and tasks, not the broker: not run again on Tansu.
+pytestmark = [pytest.mark.integration, pytest.mark.broker_agnostic]
 
 BLR = (12.9716, 77.5946)
 
