@@ -83,7 +83,7 @@ def main() -> int:
     parser.add_argument("--scaling-rounds", type=int, default=2, help="scaling: rounds of 1 vs 2 validators")
     parser.add_argument(
         "--scaling-rates",
-        default="2000,4000,6000,8000,10000,12000,14000,16000",
+        default="1000,2000,4000,6000,8000,10000,12000,14000",
         help="scaling: the step load's pings/s, comma-separated, increasing",
     )
     parser.add_argument(

@@ -144,3 +144,14 @@ def waited_seconds(pids: list[int]) -> float:
         with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/schedstat") as stat:
             total += int(stat.read().split()[1]) / 1e9
     return total
+
+
+def wait_for_quiet(below: float | None = None, max_wait_s: float = 90.0) -> float:
+    """Wait (up to ``max_wait_s``) until the 1-minute load average is under ``below`` (default: the core count
+    plus one) before a row that other work on a shared machine would spoil; returns the load average then. A
+    benchmark still runs after the wait, and says what the load was."""
+    limit = below if below is not None else (os.cpu_count() or 1) + 1.0
+    deadline = time.monotonic() + max_wait_s
+    while load_average() >= limit and time.monotonic() < deadline:
+        time.sleep(5.0)
+    return load_average()

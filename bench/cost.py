@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from bench.common import (
     quiet_gc,
     reproduce,
     running,
+    wait_for_quiet,
     waited_seconds,
     write_section,
 )
@@ -51,6 +53,7 @@ from tracker.settings import Settings
 from tracker.up import LocalSystem
 
 WARMUP_S = 5.0
+ATTEMPTS = 3  # a row spoiled by other work on the machine is run again, up to this many times in all
 INGEST_CONNECTIONS = 128  # enough that a request's wait for its answer does not slow the pacing
 INGEST_INTERVAL_S = 4.0  # each courier posts a fix every 4 s through the ingest, as in the sizing question
 GUIDE = ROOT / "docs" / "sizing.md"
@@ -77,6 +80,7 @@ class Row:
     sent_total: int = 0
     redis_bytes: int = 0  # used_memory growth over the row
     couriers: int = 0
+    attempts: int = 1  # the run this row is (earlier ones were spoiled by other work on the machine)
 
     @property
     def measured_rate(self) -> float:
@@ -265,6 +269,14 @@ def measure(
 # -- the report -------------------------------------------------------------------------------------------------
 
 
+def spoiled(row: Row) -> bool:
+    """A row other work on the machine spoiled: the load average over twice the cores, or a load that did not
+    get through (the load generator short of its rate, or pings still missing at the end)."""
+    if row.load > 2 * (os.cpu_count() or 1):
+        return True
+    return row.way != "idle" and (row.measured_rate < 0.9 * row.rate or row.missing > 0)
+
+
 def per_ping(row: Row, idle: Row) -> dict[str, float]:
     """CPU µs per ping of each process in ``row``, idle subtracted."""
     rate = max(row.measured_rate, 1e-9)
@@ -314,7 +326,8 @@ def report(rows: list[Row], broker: str, window_s: float, bench_args: str) -> st
             f"| {row.label} | {rate} | "
             + " | ".join(_pct(row.cores.get(name, 0.0)) for name in PROCESSES)
             + f" | {_pct(sum(row.cores.values()))} | {_pct(row.load_generator)} | {latency} | "
-            f"{row.missing:,} | {100 * row.waited:.0f} % | {row.load:.1f} |"
+            f"{row.missing:,} | {100 * row.waited:.0f} % | {row.load:.1f} | "
+            f"{row.attempts}{' ⚠️' if spoiled(row) else ''} |"
         )
     us_lines = []
     for row in rows[1:]:
@@ -356,8 +369,9 @@ WebSocket client) shares the cores and is shown, not charged.
 
 CPU in % of one core:
 
-| row | pings/s | {header} | all | load generator | p50 / p99 (ms) | missing | waiting for a core | load average |
-|---|---|{"---|" * len(PROCESSES)}---|---|---|---|---|---|
+| row | pings/s | {header} | all | load generator | p50 / p99 (ms) | missing | waiting for a core | \
+load average | run |
+|---|---|{"---|" * len(PROCESSES)}---|---|---|---|---|---|---|
 {chr(10).join(cpu_lines)}
 
 **CPU µs per ping**, idle subtracted ("all": the pipeline's processes; the ingest counted only where the
@@ -381,7 +395,11 @@ see "The pipeline over time" for its size then).
 (per {INGEST_INTERVAL_S:g} s through the ingest): whether the pipeline kept up with the row's load (a row that
 did not is saturated, and its CPU per ping is what it cost while it fell behind). "Waiting for a core": the time
 the system's own processes (not the broker or Redis) were ready to run while other work had the cores
-(`/proc/PID/schedstat`); load average: 1 minute, at the window's end. Other engineers' work shares these cores.
+(`/proc/PID/schedstat`); load average: 1 minute, at the window's end. Other engineers' work shares these cores:
+each row waits (up to 90 s) for the load average to fall under the core count + 1 before it starts, and a row
+the machine spoiled (load average over twice the cores, the load generator under 90 % of its rate, or pings
+still missing at the end) is run again, up to {ATTEMPTS} times; "run" says which run the row is, and ⚠️ marks a
+row whose every run was spoiled (the least loaded is shown).
 
 Machine: {machine()}.
 Reproduce: {reproduce(broker, bench_args)}.
@@ -402,15 +420,25 @@ def run(
     rows = [Row("idle (baseline)", "idle", 0)]
     rows += [Row(f"{rate:,} pings/s to Kafka", "kafka", rate) for rate in loads]
     rows += [Row(f"{rate:,} pings/s through the ingest", "ingest", rate) for rate in ingest_loads]
-    for index, row in enumerate(rows):
-        progress(f"cost: {row.label}")
-        measure(settings, fixed_pids, row, window_s, index, data_dir)
-        progress(
-            f"  {row.measured_rate:,.0f} pings/s, load {row.load:.1f}, "
-            + ", ".join(f"{name} {_pct(cores)}" for name, cores in row.cores.items())
-            + f", load generator {_pct(row.load_generator)}"
-            + (f", p99 {row.p99:.0f} ms, missing {row.missing}" if row.p99 is not None else "")
-        )
+    for index, planned in enumerate(list(rows)):
+        best: Row | None = None
+        for attempt in range(1, ATTEMPTS + 1):
+            progress(f"cost: {planned.label}, attempt {attempt} (load average {wait_for_quiet():.1f})")
+            row = Row(planned.label, planned.way, planned.rate, attempts=attempt)
+            measure(settings, fixed_pids, row, window_s, index * 10 + attempt, data_dir)
+            progress(
+                f"  {row.measured_rate:,.0f} pings/s, load {row.load:.1f}, "
+                + ", ".join(f"{name} {_pct(cores)}" for name, cores in row.cores.items())
+                + f", load generator {_pct(row.load_generator)}"
+                + (f", p99 {row.p99:.0f} ms, missing {row.missing}" if row.p99 is not None else "")
+            )
+            if not spoiled(row):
+                best = row
+                break
+            if best is None or row.load < best.load:
+                best = row  # every attempt spoiled: the least loaded one, flagged in the table
+        assert best is not None
+        rows[index] = best
     bench_args = "--only cost"
     section = report(rows, broker, window_s, bench_args)
     if write_guide:

@@ -39,9 +39,10 @@ from bench.common import (
     quiet_gc,
     reproduce,
     running,
+    wait_for_quiet,
     waited_seconds,
 )
-from bench.latency import pipeline_run
+from bench.latency import bare_hop, pipeline_run
 from bench.throughput import prefill
 from tracker.kafka import ensure_topics, security_args
 from tracker.local.processes import free_port
@@ -177,7 +178,10 @@ def contention(settings: Settings, pings: int, rounds: int, fixed_pids: dict[str
             ns_settings = settings.replace(namespace=namespace)
             asyncio.run(ensure_topics(ns_settings))
             asyncio.run(prefill(ns_settings, pings, seed=42))
-            progress(f"scaling round {round_number}/{rounds}: {validators} validator(s) on {pings:,} pings")
+            progress(
+                f"scaling round {round_number}/{rounds}: {validators} validator(s) on {pings:,} pings "
+                f"(load average {wait_for_quiet():.1f})"
+            )
             contest = asyncio.run(_contend(ns_settings, _spawn_validators(ns_settings, validators), pings, fixed_pids))
             results[validators].append(contest)
             cpu = contest.cpu()
@@ -199,6 +203,8 @@ class Step:
     cpu: dict[str, float]  # cores per process over the step, "load generator" included
     load: float
     waited: float  # share of the step the pipeline's own processes spent waiting for a core
+    bare_p50: float = 0.0  # the baseline: a bare produce -> consume hop at the same rate, right after
+    bare_p99: float = 0.0
 
     @property
     def met(self) -> bool:
@@ -224,7 +230,12 @@ def one_step(
         cpu = {name: (cpu_seconds(pid) - before[name]) / elapsed for name, pid in pids.items()}
         cpu["load generator"] = (time.process_time() - bench_before) / elapsed
         waited = (waited_seconds(own) - waited_before) / elapsed
-    return Step(rate, validators, result["p50"], result["p99"], result["missing"], cpu, load_average(), waited)
+        load = load_average()
+    with quiet_gc():
+        bare = asyncio.run(bare_hop(run_settings, rate, duration_s))
+    return Step(
+        rate, validators, result["p50"], result["p99"], result["missing"], cpu, load, waited, bare["p50"], bare["p99"]
+    )
 
 
 def step_load(
@@ -237,7 +248,10 @@ def step_load(
         attempt = 0
         while True:
             attempt += 1
-            progress(f"step load: {rate:,} pings/s, {validators} validator(s), attempt {attempt}")
+            progress(
+                f"step load: {rate:,} pings/s, {validators} validator(s), attempt {attempt} "
+                f"(load average {wait_for_quiet():.1f})"
+            )
             step = one_step(settings, rate, validators, duration_s, fixed_pids, f"{attempt}")
             steps.append(step)
             progress(
@@ -315,6 +329,7 @@ def report(
                 f"{_pct(step.cpu.get('gateway', 0.0))} | {_pct(step.cpu.get('broker', 0.0))} | "
                 f"{_pct(step.cpu.get('redis', 0.0))} | {_pct(step.cpu['load generator'])} | "
                 f"{_pct(sum(step.cpu.values()))} | {100 * step.waited:.0f} % | {step.load:.1f} | "
+                f"{step.bare_p50:.0f} / {step.bare_p99:.0f} | "
                 f"{'✅' if step.met else '❌'} |"
             )
         held = highest_held(rows_of)
@@ -323,8 +338,8 @@ def report(
 {P99_TARGET_MS:.0f} ms: **{f"{held:,} pings/s" if held else "none of the steps"}**.
 
 | pings/s | p50 (ms) | p99 (ms) | missing | validator CPU | gateway | broker | redis | load generator | \
-all | pipeline waiting for a core | load average | p99 ≤ {P99_TARGET_MS:.0f} |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|
+all | pipeline waiting for a core | load average | bare hop p50 / p99 (ms) | p99 ≤ {P99_TARGET_MS:.0f} |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(lines)}"""
         )
     return f"""## Validators in parallel, and the highest rate held
@@ -349,8 +364,8 @@ validators waiting for a core | broker | redis | bench | pings consumed by each 
 {chr(10).join(rows)}
 
 **Ratio** 2 / 1 validators: **{ratio:.2f}** over the whole window, **{steady_ratio:.2f}** while all work.
-This machine has **{cores} cores**, and one validator with the broker and Redis it drives keeps
-{total_cpu[1]:.1f} of them busy ({total_cpu[2]:.1f} with two), beside other engineers' work: a second
+This machine has **{cores} cores**, shared with other engineers' work: one validator with the broker and Redis
+it drives got {total_cpu[1]:.1f} of them ({total_cpu[2]:.1f} with two), and waited for more: a second
 validator can only take what the first leaves idle, so this ratio says what a second process gains *here*, a
 floor set by the cores, not what it gains on cores of its own. What does not depend on the cores is the CPU a
 ping costs: with two validators it is **{cost_ratio:.2f}×** what it is with one, so two validators on cores of
@@ -365,9 +380,13 @@ time ends the stepping. CPU in % of one core over the step; "load generator":
 the bench process that produces the pings and is the WebSocket client (it must not be what runs out); "waiting
 for a core": the time the validators and the gateway were ready to run while other work had the cores
 (`/proc/PID/schedstat`), in % of the step; load average: 1 minute, at the step's end (other engineers' work
-shares these cores).
+shares these cores). Baseline, in the same step: a bare aiokafka produce → consume hop at the same rate on
+the same broker, right after the pipeline (bench/latency.py's `bare_hop`; the pipeline makes two hops plus
+validation and up to one tick): when the bare hop alone is slow, the machine, not the pipeline, set the step.
+Each run (and each contender above) first waits up to 90 s for the load average to fall under the core count
++ 1.
 
-{chr(10).join(step_tables)}
+{(chr(10) * 2).join(step_tables)}
 
 Machine: {machine()}. {broker[0].upper() + broker[1:]} and embedded Redis, all processes on these cores.
 Reproduce: {reproduce(broker, bench_args)}.
