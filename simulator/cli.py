@@ -17,6 +17,7 @@ import msgspec
 from simulator.config import SimConfig
 from simulator.faults import FaultKind
 from simulator.fleet import DEFAULT_ID_PREFIX, partner_id_for
+from simulator.orders import DemoOrders
 from simulator.phones import PhoneProtocol
 from simulator.run import SimStats, run_simulation
 from simulator.via_ingest import DEFAULT_CONCURRENCY, IngestRefused, IngestTarget, missing_tokens, run_via_ingest
@@ -155,6 +156,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"courier ids are PREFIX and a number (default {DEFAULT_ID_PREFIX!r}: {partner_id_for(0)}, ...); "
         "another prefix makes a second simulator's couriers its own",
     )
+    parser.add_argument(
+        "--track-orders",
+        type=_number(int, 0, high=100),
+        default=0,
+        metavar="N",
+        help="keep N demo orders with tracking links registered for couriers near their drop-off "
+        "(needs REDIS_URL and TRACKER_TRACKING_SECRET; simulator/orders.py)",
+    )
+    parser.add_argument("--tracking-links", metavar="FILE", help="append each demo order's /track/<token> path here")
     door = parser.add_argument_group("through the ingest (instead of straight to Kafka)")
     door.add_argument(
         "--via-ingest",
@@ -305,10 +315,22 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             return 1
     else:
         await ensure_topics(settings)
-        async with Producer(settings) as producer:
-            stats = await run_simulation(
-                settings, config, producer, progress=progress, stop=stop, waiting=progress.waiting
-            )
+        demo = DemoOrders(settings, args.track_orders, Path(args.tracking_links) if args.tracking_links else None)
+        registering = asyncio.create_task(demo.run(stop)) if args.track_orders else None
+        try:
+            async with Producer(settings) as producer:
+                stats = await run_simulation(
+                    settings,
+                    config,
+                    producer,
+                    progress=progress,
+                    stop=stop,
+                    waiting=progress.waiting,
+                    on_fleet=lambda fleet: demo.attach(fleet.couriers, fleet.grid),
+                )
+        finally:
+            if registering is not None:
+                registering.cancel()
     progress.finish(stats)
     print(msgspec.json.encode(stats).decode(), flush=True)
     return 0

@@ -120,6 +120,7 @@ async def run_simulation(
     progress: Callable[[SimStats], None] | None = None,
     stop: asyncio.Event | None = None,
     waiting: Callable[[float], None] | None = None,
+    on_fleet: Callable[[Fleet], None] | None = None,
 ) -> SimStats:
     """Produce the simulation to the location topic until ``count``, ``duration`` or ``stop`` (see :func:`drive`)."""
     topic = settings.location_topic
@@ -128,7 +129,7 @@ async def run_simulation(
     async def send(batch: list[SimPing]) -> list[tuple[list[SimPing], BaseException | None]]:
         return await _send(producer, topic, batch, partition_of)
 
-    return await drive(settings, config, send, progress, stop, waiting, finish=producer.flush)
+    return await drive(settings, config, send, progress, stop, waiting, finish=producer.flush, on_fleet=on_fleet)
 
 
 async def drive(
@@ -140,6 +141,7 @@ async def drive(
     waiting: Callable[[float], None] | None = None,
     finish: Callable[[], Awaitable[None]] | None = None,
     retries: Callable[[], int] = lambda: 0,
+    on_fleet: Callable[[Fleet], None] | None = None,
 ) -> SimStats:
     """Send the simulation, batch by batch, until ``count``, ``duration`` or ``stop``; ``finish`` before the
     final count (the producer's flush); ``retries`` says how many requests the sender has sent again so far.
@@ -158,6 +160,8 @@ async def drive(
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     fleet = Fleet(config, settings)  # before the clock starts: the first pings are not late by the set-up
+    if on_fleet is not None:
+        on_fleet(fleet)  # e.g. the demo orders (simulator/orders.py) watch its couriers
     started = loop.time()
     start_ms = time.time_ns() // 1_000_000
     batch_max = BATCH_MAX if config.rate is None else max(1, min(BATCH_MAX, int(config.rate / PACED_BATCHES_PER_S)))

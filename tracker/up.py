@@ -45,6 +45,8 @@ _SECRETS: dict[str, frozenset[str]] = {
     "TRACKER_OPERATOR_TOKENS": frozenset({"gateway"}),
     "TRACKER_VIEWER_TOKEN": frozenset({"gateway"}),
     "TRACKER_REPLAY_SECRET": frozenset({"gateway", "validate"}),  # gateways sign replays, validators verify
+    # gateways verify tracking links; the simulator signs its demo orders' (`--track-orders`)
+    "TRACKER_TRACKING_SECRET": frozenset({"gateway", "simulate"}),
 }
 
 
@@ -179,6 +181,10 @@ class LocalSystem:
         # is made up for this run when none is configured, or every replay from the review page is refused.
         if not settings.replay_secret:
             settings = settings.replace(replay_secret=secrets.token_urlsafe(32))
+        # Tracking links likewise: signed by the gateway (and the simulator's demo orders), one secret per run
+        # unless configured (links of an earlier run are then refused as invalid).
+        if not settings.tracking_secret:
+            settings = settings.replace(tracking_secret=secrets.token_urlsafe(32))
         self.settings = settings
         self.log_dir = log_dir
         self.validators = validators
@@ -355,10 +361,12 @@ def run_up(
         system = LocalSystem(settings, stack.run_dir, validators=validators, ingest=True, events=True)
         base_url = system.start()
         phones = ""
+        links = LinkTail(stack.run_dir / DEMO_LINKS_FILE, base_url)
         if simulator:
             system.start_simulator(
-                "--couriers", str(couriers), "--interval", str(interval_s), "--bad-rate", str(bad_rate)
-            )
+                "--couriers", str(couriers), "--interval", str(interval_s), "--bad-rate", str(bad_rate),
+                "--track-orders", str(DEMO_ORDERS), "--tracking-links", str(links.path),
+            )  # fmt: skip
             phones = _start_phones(settings, system, stack.run_dir, interval_s, bad_rate)
         open_note = (
             "  (TRACKER_INGEST_AUTH=open: ANY DEVICE ID IS TAKEN, NO TOKEN)" if settings.ingest_auth == "open" else ""
@@ -367,11 +375,12 @@ def run_up(
             f"\n  Live map        {base_url}/\n  Rejected pings  {base_url}/dlq\n"
             f"  Ingest          {system.ingest_url}{open_note}\n{phones}"
             f"  Admin token     {system.token}\n  Kafka           {settings.kafka_bootstrap_servers}\n"
-            f"  Redis           {settings.redis_url}\n  Logs            {stack.run_dir}\n\n"
-            f"  A process that exits is restarted; Ctrl-C stops everything.\n",
+            f"  Redis           {settings.redis_url}\n  Logs            {stack.run_dir}\n"
+            + (f"{links.banner()}" if simulator else "")
+            + "\n  A process that exits is restarted; Ctrl-C stops everything.\n",
             flush=True,
         )
-        return _watch(settings, system, stop)
+        return _watch(settings, system, stop, links if simulator else None)
     except EmbeddedError as exc:
         print(f"tracker up: {exc}", file=sys.stderr)
         return 1
@@ -422,9 +431,40 @@ async def _register(settings: Settings, ids: list[str]) -> dict[str, str]:
         return tokens
 
 
-def _watch(settings: Settings, system: LocalSystem, stop: list[int]) -> int:
-    """Supervise the children every tenth of a second and print a status line every two seconds, until a
-    signal (0) or a crash loop (1)."""
+# Customers' tracking links for `tracker up`: the simulator keeps a few demo orders registered for couriers
+# a minute or two from their drop-off (simulator/orders.py) and appends each one's link to a file; `tracker
+# up` prints each new one (a link serves its order until it is delivered, then closes).
+DEMO_ORDERS = 3
+DEMO_LINKS_FILE = "tracking-links.txt"
+
+
+class LinkTail:
+    """The demo orders' links file, read as it grows: each new line is a new link to print."""
+
+    def __init__(self, path: Path, base_url: str) -> None:
+        self.path = path
+        self.base_url = base_url
+        self.offset = 0
+        path.unlink(missing_ok=True)  # (a file of an earlier run in the same directory)
+
+    def new(self) -> list[str]:
+        try:
+            with self.path.open("rb") as file:
+                file.seek(self.offset)
+                data = file.read()
+        except FileNotFoundError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        return [self.base_url + line for line in complete.decode("utf-8", "replace").splitlines() if line]
+
+    def banner(self) -> str:
+        return f"  Tracking        {DEMO_ORDERS} customers' links, printed below as simulated couriers get orders\n"
+
+
+def _watch(settings: Settings, system: LocalSystem, stop: list[int], links: LinkTail | None = None) -> int:
+    """Supervise the children every tenth of a second and print a status line every two seconds (and each new
+    demo tracking link), until a signal (0) or a crash loop (1)."""
     previous: tuple[float, int] | None = None
     interactive = sys.stdout.isatty()
     # An event gets a line of its own; on a terminal it first wipes the status line it lands on.
@@ -437,6 +477,8 @@ def _watch(settings: Settings, system: LocalSystem, stop: list[int]) -> int:
             print(f"{wipe}tracker up: {system.failed}; stopping", file=sys.stderr, flush=True)
             return 1
         if time.monotonic() >= next_status:
+            for link in links.new() if links is not None else ():
+                print(f"{wipe}  Tracking        {link}", flush=True)
             previous = _print_status(settings, system, previous, wipe, interactive)
             next_status = time.monotonic() + 2
         time.sleep(0.1)

@@ -16,7 +16,7 @@ from tracker.dlq.index import DlqIndex
 from tracker.kafka import partition_for
 from tracker.local import redis_cluster
 from tracker.settings import Settings, SettingsError, cluster_nodes
-from tracker.store import ReviewKeys, Slice, Store, StoreError
+from tracker.store import ReviewKeys, Slice, Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -182,14 +182,3 @@ def test_redis_cluster_urls():
         Settings.from_env({"REDIS_URL": "redis-cluster://host"})
     assert "\n" not in str(caught.value) and str(caught.value).endswith("got 'host'")
     assert Settings.from_env({"TRACKER_EMBEDDED_REDIS": "cluster"}).embedded_redis == "cluster"
-
-
-async def test_a_cluster_no_node_of_which_answers_is_a_store_error():
-    """What the callers handle as an outage (retry, 503), as for a single Redis: redis-py's own exception for
-    this is not a RedisError."""
-    [port] = redis_cluster.node_ports(1)  # free: nothing listens there
-    async with Store(Settings(redis_url=f"redis-cluster://127.0.0.1:{port}", redis_timeout_s=0.5)) as held:
-        with pytest.raises(StoreError, match="cannot be connected"):
-            await held.ping()
-        with pytest.raises(StoreError):
-            await held.counters()  # a pipeline

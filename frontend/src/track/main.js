@@ -7,6 +7,7 @@
 // and `courier` frames, applied by the pure rules of state.js; the marker glides to each fix (motion.js).
 // A refusal (HTTP 403/410, close 1008) or delivery (close 1000 "delivered") ends it: see outcome.js.
 
+import "maplibre-gl/dist/maplibre-gl.css";
 import "./track.css";
 import { backoffDelayMs } from "../protocol.js";
 import { arrived, glideTo, positionAt } from "../motion.js";
@@ -113,18 +114,6 @@ function drawnCourier() {
   return glide === undefined ? null : positionAt(glide, performance.now());
 }
 
-/** Where the courier is headed, [lon, lat]: the pickup point until picked up, then the drop-off. */
-function target() {
-  const order = track.order;
-  const point = order.state === "to_pickup" && order.pickup !== null ? order.pickup : order.dropoff;
-  return [point.lon, point.lat];
-}
-
-/** Draw the courier marker where its glide is at `nowMs`. */
-function drawCourier(nowMs) {
-  view.setCourier(positionAt(glide, nowMs), track.courier.coarse);
-}
-
 function renderMap({ courierChanged }) {
   if (view === null) return;
   const order = track.order;
@@ -134,16 +123,10 @@ function renderMap({ courierChanged }) {
   if (courier === null) {
     glide = undefined;
     view.setCourier(null);
-    view.setLine(null, null);
-  } else {
-    if (courierChanged || glide === undefined) {
-      glide = glideTo(reducedMotion ? undefined : glide, courier.lon, courier.lat, courier.ts, performance.now());
-      scheduleAnimation();
-    }
-    drawCourier(performance.now());
-    // The straight line the distance and the ETA are measured on: from the newest fix (where the marker is
-    // gliding to) to the target, so it never trails behind the marker.
-    view.setLine([courier.lon, courier.lat], target());
+  } else if (courierChanged || glide === undefined) {
+    glide = glideTo(reducedMotion ? undefined : glide, courier.lon, courier.lat, courier.ts, performance.now());
+    view.setCourier(positionAt(glide, performance.now()), courier.coarse);
+    scheduleAnimation();
   }
   if (mapReady) fitIfNeeded();
 }
@@ -167,14 +150,13 @@ function animate() {
   animationScheduled = false;
   if (view === null || glide === undefined || track.courier === null) return;
   const now = performance.now();
-  drawCourier(now);
+  view.setCourier(positionAt(glide, now), track.courier.coarse);
   if (!arrived(glide, now)) scheduleAnimation();
 }
 
 async function startMap(basemapUrl) {
-  const { createTrackMap, loadBasemap, loadStylesheet } = await import("./map.js");
+  const { createTrackMap, loadBasemap } = await import("./map.js");
   if (ended === "refused") return;
-  await loadStylesheet().catch((error) => console.error(error));
   let basemap = null;
   if (basemapUrl) {
     try {
