@@ -8,8 +8,25 @@ import * as maplibregl from "maplibre-gl";
 
 // As on the live map: MapLibre 6 runs its worker from a file the build copies next to the bundle.
 maplibregl.setWorkerUrl(new URL(`./maplibre-gl-worker.js?v=${maplibregl.getVersion()}`, import.meta.url).href);
+// MapLibre's style sheet (72 KB) is a file the build copies there too, linked when the map is made rather than
+// bundled into the page's CSS, which the card's first paint waits for.
+const STYLESHEET_URL = new URL(`./maplibre-gl.css?v=${maplibregl.getVersion()}`, import.meta.url).href;
+
+/** Link MapLibre's style sheet (a `<link>` to the gateway's own file: the CSP's style-src 'self'). */
+export function loadStylesheet() {
+  return new Promise((resolve, reject) => {
+    const link = document.createElement("link");
+    link.rel = "stylesheet";
+    link.href = STYLESHEET_URL;
+    link.onload = resolve;
+    link.onerror = () => reject(new Error("MapLibre's style sheet did not load"));
+    document.head.append(link);
+  });
+}
 
 const BACKGROUND = "#0b1220";
+const LINE_SOURCE = "to-target";
+const EMPTY = { type: "FeatureCollection", features: [] };
 const FIT_MAX_ZOOM = 16;
 
 /** The basemap for the archive at `path` (resolved against `rootUrl`), as map.js of the live map loads it. */
@@ -46,7 +63,23 @@ export function createTrackMap(container, { center, basemap }) {
     pitchWithRotate: false,
   });
   map.touchZoomRotate.disableRotation();
-  const ready = new Promise((resolve) => map.once("load", resolve));
+  // The straight line from the courier to where it is headed: the distance the ETA is measured on.
+  let line = EMPTY;
+  let loaded = false;
+  const ready = new Promise((resolve) => {
+    map.once("load", () => {
+      map.addSource(LINE_SOURCE, { type: "geojson", data: line });
+      map.addLayer({
+        id: LINE_SOURCE,
+        type: "line",
+        source: LINE_SOURCE,
+        layout: { "line-cap": "round" },
+        paint: { "line-color": "#38bdf8", "line-width": 2.5, "line-opacity": 0.7, "line-dasharray": [0.5, 2] },
+      });
+      loaded = true;
+      resolve();
+    });
+  });
 
   const markers = new Map(); // "courier" | "pickup" | "dropoff" -> Marker
   function place(kind, lngLat, className, label) {
@@ -79,12 +112,20 @@ export function createTrackMap(container, { center, basemap }) {
         marker.getElement().setAttribute("aria-label", coarse ? "Courier (approximate location)" : "Courier");
       }
     },
+    /** The dashed straight line from `from` to `to` ([lon, lat] each), or none (null). */
+    setLine(from, to) {
+      line =
+        from === null || to === null
+          ? EMPTY
+          : { type: "Feature", properties: {}, geometry: { type: "LineString", coordinates: [from, to] } };
+      if (loaded) map.getSource(LINE_SOURCE).setData(line);
+    },
     /** Frame `bounds` ([[w, s], [e, n]]) with room for the card over the bottom `bottomPx` of the map. */
     fit(bounds, bottomPx, animate) {
       const height = container.clientHeight;
       const bottom = Math.min(bottomPx + 32, Math.max(32, height - 120));
       map.fitBounds(bounds, {
-        padding: { top: 48, left: 40, right: 40, bottom },
+        padding: { top: 64, left: 40, right: 40, bottom },
         maxZoom: FIT_MAX_ZOOM,
         duration: animate ? 600 : 0,
       });
