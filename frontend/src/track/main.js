@@ -1,13 +1,13 @@
 // Wiring of the customer's tracking page (/track/<token>): one order, its courier, nothing else.
 //
 // Start-up, cheapest first: this small module asks GET /api/track/<token> at once and fills the card (state,
-// ETA, distance) from the answer; MapLibre, most of the page's bytes, is imported after that (map.js), so a
-// phone shows where the order is before the map has arrived, and a refused link never downloads the map.
+// ETA, distance) from the answer; MapLibre, most of the page's bytes, is a chunk of its own (map.js) fetched
+// at the same time and used once the order is known, so a phone shows where the order is before the map has
+// arrived. (A link refused when the page is asked for gets the gateway's own short refusal page instead.)
 // Then the WebSocket /ws/track/<token> (connection.js, the live map's reconnecting socket) brings `order`
 // and `courier` frames, applied by the pure rules of state.js; the marker glides to each fix (motion.js).
 // A refusal (HTTP 403/410, close 1008) or delivery (close 1000 "delivered") ends it: see outcome.js.
 
-import "maplibre-gl/dist/maplibre-gl.css";
 import "./track.css";
 import { backoffDelayMs } from "../protocol.js";
 import { arrived, glideTo, positionAt } from "../motion.js";
@@ -65,6 +65,7 @@ function setText(element, text) {
 // --- the card -----------------------------------------------------------------------------------------
 
 function renderCard() {
+  if (ended === "refused") return; // the refusal is all the page shows now
   const model = cardModel(track, Date.now());
   document.body.dataset.state = model.state ?? "loading";
   setText(ui.headline, model.headline);
@@ -114,6 +115,18 @@ function drawnCourier() {
   return glide === undefined ? null : positionAt(glide, performance.now());
 }
 
+/** Where the courier is headed, [lon, lat]: the pickup point until picked up, then the drop-off. */
+function target() {
+  const order = track.order;
+  const point = order.state === "to_pickup" && order.pickup !== null ? order.pickup : order.dropoff;
+  return [point.lon, point.lat];
+}
+
+/** Draw the courier marker where its glide is at `nowMs`. */
+function drawCourier(nowMs) {
+  view.setCourier(positionAt(glide, nowMs), track.courier.coarse);
+}
+
 function renderMap({ courierChanged }) {
   if (view === null) return;
   const order = track.order;
@@ -123,10 +136,16 @@ function renderMap({ courierChanged }) {
   if (courier === null) {
     glide = undefined;
     view.setCourier(null);
-  } else if (courierChanged || glide === undefined) {
-    glide = glideTo(reducedMotion ? undefined : glide, courier.lon, courier.lat, courier.ts, performance.now());
-    view.setCourier(positionAt(glide, performance.now()), courier.coarse);
-    scheduleAnimation();
+    view.setLine(null, null);
+  } else {
+    if (courierChanged || glide === undefined) {
+      glide = glideTo(reducedMotion ? undefined : glide, courier.lon, courier.lat, courier.ts, performance.now());
+      scheduleAnimation();
+    }
+    drawCourier(performance.now());
+    // The straight line the distance and the ETA are measured on: from the newest fix (where the marker is
+    // gliding to) to the target, so it never trails behind the marker.
+    view.setLine([courier.lon, courier.lat], target());
   }
   if (mapReady) fitIfNeeded();
 }
@@ -150,13 +169,14 @@ function animate() {
   animationScheduled = false;
   if (view === null || glide === undefined || track.courier === null) return;
   const now = performance.now();
-  view.setCourier(positionAt(glide, now), track.courier.coarse);
+  drawCourier(now);
   if (!arrived(glide, now)) scheduleAnimation();
 }
 
-async function startMap(basemapUrl) {
-  const { createTrackMap, loadBasemap } = await import("./map.js");
+async function startMap(mapModule, basemapUrl) {
+  const { createTrackMap, loadBasemap, loadStylesheet } = await mapModule;
   if (ended === "refused") return;
+  await loadStylesheet().catch((error) => console.error(error));
   let basemap = null;
   if (basemapUrl) {
     try {
@@ -306,6 +326,8 @@ async function start() {
     showRefusal("invalid tracking link");
     return;
   }
+  const mapModule = import("./map.js");
+  mapModule.catch(() => {}); // a failure is reported where it is awaited
   const body = await firstAnswer();
   if (body === null) return;
   onChange(applySnapshot(track, body, Date.now()));
@@ -316,7 +338,7 @@ async function start() {
   renderCard();
   if (!delivered(track)) connect();
   setInterval(renderCard, 1000); // the fix's age and the reconnect countdown
-  await startMap(typeof body.basemap_url === "string" ? body.basemap_url : null);
+  await startMap(mapModule, typeof body.basemap_url === "string" ? body.basemap_url : null);
 }
 
 start().catch((error) => {
