@@ -38,11 +38,16 @@ test-tansu: $(STAMP) $(FRONTEND_STAMP)
 
 # The suites whose subject is what Redis holds again on an embedded 3-master Redis Cluster (same redis-server
 # binary; tracker/local/redis_cluster.py): the accounting identity through a validator's SIGKILL and SIGTERM,
-# two validators sharing partitions, newer-wins in the apply script, history's reads, the expiry walk, and the
-# key layout's unit tests (every script's keys in one slot).
+# two validators sharing partitions, newer-wins in the apply script, history's reads, the expiry walk, each
+# other script (the review index, the events' fold with a fenced worker, the device registry), and the key
+# layout's unit tests (every script's keys in one slot). Not in CI: ~3 minutes here, over its budget.
 CLUSTER_TESTS := tests/unit/test_cluster_keys.py tests/integration/test_crash_recovery.py \
 	tests/integration/test_pipeline.py tests/integration/test_newer_wins_redis.py tests/integration/test_history.py \
-	tests/integration/test_supervision.py::test_the_sweep_expires_couriers_silent_past_the_ttl_from_redis
+	tests/integration/test_supervision.py::test_the_sweep_expires_couriers_silent_past_the_ttl_from_redis \
+	tests/integration/test_review.py \
+	tests/integration/test_zone_events.py::test_a_worker_that_dies_after_the_acks_or_is_fenced_leaves_each_event_once \
+	tests/integration/test_ingest.py::test_tracker_devices_adds_lists_and_revokes \
+	tests/integration/test_ingest.py::test_only_a_device_token_posts_and_only_as_its_own_courier
 test-cluster: $(STAMP)
 	TRACKER_EMBEDDED_REDIS=cluster $(BIN)/python -m pytest $(CLUSTER_TESTS) $(PYTEST_ARGS)
 
