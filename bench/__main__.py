@@ -20,6 +20,7 @@ from bench import (
     scaling,
     soak,
     throughput,
+    tracking,
 )
 from bench.common import REPORT, progress, write_section
 from tracker.local.embedded import EmbeddedStack
@@ -38,6 +39,7 @@ SECTIONS = (
     "fanout",
     "scaling",
     "cost",
+    "tracking",
 )
 
 
@@ -97,13 +99,21 @@ def main() -> int:
     )
     parser.add_argument("--cost-loads", default="2000,10000", help="cost: pings/s straight to Kafka, comma-separated")
     parser.add_argument(
-        "--cost-ingest-loads", default="500,1000", help="cost: pings/s through the ingest, comma-separated"
+        "--cost-ingest-loads", default="300,600", help="cost: pings/s through the ingest, comma-separated"
     )
     parser.add_argument("--cost-window", type=float, default=15.0, help="cost: seconds measured per row")
     parser.add_argument(
         "--cost-quick",
         action="store_true",
         help="cost: a smoke check (1,000 pings/s each way, 5 s), printed, not written (docs/sizing.md untouched)",
+    )
+    parser.add_argument("--tracking-sockets", type=int, default=10_000, help="tracking: customers' sockets")
+    parser.add_argument("--tracking-couriers", type=int, default=2_000, help="tracking: couriers, a ping a second")
+    parser.add_argument("--tracking-window", type=float, default=20.0, help="tracking: seconds measured per row")
+    parser.add_argument(
+        "--tracking-quick",
+        action="store_true",
+        help="tracking: a smoke check (1,000 sockets, 200 couriers, 20 dispatchers, 8 s), printed, not written",
     )
     args = parser.parse_args()
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -217,6 +227,21 @@ def main() -> int:
                     print(report)  # a smoke check: not written to BENCHMARKS.md
                 else:
                     sections.append(("cost", report))
+            if "tracking" in wanted:
+                quick = args.tracking_quick
+                report = tracking.run(
+                    settings,
+                    broker,
+                    sockets=1000 if quick else args.tracking_sockets,
+                    couriers=200 if quick else args.tracking_couriers,
+                    dispatchers=20 if quick else 100,
+                    window_s=8.0 if quick else args.tracking_window,
+                    quick=quick,
+                )
+                if quick:
+                    print(report)  # a smoke check: not written to BENCHMARKS.md
+                else:
+                    sections.append(("tracking", report))
             for name, section in sections:
                 write_section(name + ("" if name == "page" else suffix), section)
                 print(section)

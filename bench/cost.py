@@ -8,10 +8,11 @@ same run: every process up, the client connected, no pings. A loaded row's CPU p
 idle row's, over the pings sent in the window, so what a process costs just by being up is not charged to the
 pings (both are shown).
 
-Two ways in: pings produced straight to ``location-updates`` (what the ingest hands on; bench/latency.py's paced
-producer), and pings posted to the ingest one fix per request, as a phone pinging every few seconds posts them
-(a native ``/v1/pings`` POST with the courier's token, paced, keep-alive connections), so the ingest's cost is
-measured where a load goes through it. The load generator runs in this process; its CPU is shown per row.
+Two ways in: pings produced straight to ``location-updates`` (what the ingest hands on; bench/latency.py's
+paced producer, catching up after a slow step), and pings posted to the ingest one fix per request, as a phone
+pinging every few seconds posts them (a native ``/v1/pings`` POST with the courier's token, paced, keep-alive
+connections), so the ingest's cost is measured where a load goes through it. The load generator runs in this
+process; its CPU is shown per row.
 
 Also: bytes per ping on the broker (the namespace's log segments at the end of the row) and Redis memory per
 courier. ``bench/sizing.py`` multiplies the table out (docs/sizing.md).
@@ -46,15 +47,16 @@ from bench.common import (
     waited_seconds,
     write_section,
 )
-from bench.latency import courier_position, listen, now_ms, produce_paced, summarize
-from tracker.kafka import ensure_topics
+from bench.latency import STEP_S, BenchPing, courier_position, listen, now_ms, summarize
+from tracker.kafka import Producer, ensure_topics
 from tracker.local.processes import free_port
+from tracker.models import OutRecord
 from tracker.settings import Settings
 from tracker.up import LocalSystem
 
 WARMUP_S = 5.0
-ATTEMPTS = 3  # a row spoiled by other work on the machine is run again, up to this many times in all
-INGEST_CONNECTIONS = 128  # enough that a request's wait for its answer does not slow the pacing
+ATTEMPTS = 2  # a row spoiled by other work on the machine is run again, up to this many times in all
+INGEST_CONNECTIONS = 256  # enough that a request's wait for its answer does not slow the pacing
 INGEST_INTERVAL_S = 4.0  # each courier posts a fix every 4 s through the ingest, as in the sizing question
 GUIDE = ROOT / "docs" / "sizing.md"
 PROCESSES = ("broker", "validator-1", "redis", "gateway", "events", "ingest")
@@ -87,7 +89,38 @@ class Row:
         return self.pings / self.window_s if self.window_s else 0.0
 
 
-# -- the ingest's load ------------------------------------------------------------------------------------------
+# -- the loads --------------------------------------------------------------------------------------------------
+
+
+async def produce_due(settings: Settings, topic: str, rate: int, duration_s: float) -> dict[tuple[str, int], int]:
+    """bench/latency.py's paced producer, except that each step sends every ping due by then: a step that had to
+    wait (aiokafka queues one batch per partition until the one before it is sent, so a slow broker ack holds
+    up the next step) is followed by a bigger one, and the rate asked for is the rate sent, as phones would keep
+    sending. Returns (courier, ts) -> send time (ms); one ping per courier per second."""
+    sent: dict[tuple[str, int], int] = {}
+    ids = [f"bench-{index:05d}" for index in range(rate)]
+    keys = [partner_id.encode() for partner_id in ids]
+    encode = msgspec.json.Encoder().encode
+    async with Producer(settings, linger_ms=1) as producer:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        cursor = 0
+        step = 0
+        while (elapsed := loop.time() - started) < duration_s:
+            batch = []
+            ts = now_ms()
+            for _ in range(round(rate * elapsed) - cursor):
+                index, lap = cursor % rate, cursor // rate
+                lat, lon = courier_position(index, lap)
+                batch.append(OutRecord(value=encode(BenchPing(ids[index], lat, lon, ts + lap)), key=keys[index]))
+                sent[(ids[index], ts + lap)] = ts
+                cursor += 1
+            if batch:
+                await producer.send_many(topic, batch)
+            step += 1
+            await asyncio.sleep(max(0.0, started + step * STEP_S - loop.time()))
+        await producer.flush()
+    return sent
 
 
 class _Answer(msgspec.Struct):
@@ -204,7 +237,7 @@ async def _drive(
     duration_s = WARMUP_S + window_s + 1.0
     load: asyncio.Task[Any]
     if row.way == "kafka":
-        load = asyncio.create_task(produce_paced(settings, settings.location_topic, row.rate, duration_s))
+        load = asyncio.create_task(produce_due(settings, settings.location_topic, row.rate, duration_s))
     elif row.way == "ingest":
         load = asyncio.create_task(post_paced(settings.ingest_port, couriers, row.rate, duration_s, sent, answers))
     else:
@@ -396,7 +429,7 @@ see "The pipeline over time" for its size then).
 did not is saturated, and its CPU per ping is what it cost while it fell behind). "Waiting for a core": the time
 the system's own processes (not the broker or Redis) were ready to run while other work had the cores
 (`/proc/PID/schedstat`); load average: 1 minute, at the window's end. Other engineers' work shares these cores:
-each row waits (up to 90 s) for the load average to fall under the core count + 1 before it starts, and a row
+each row waits (up to 60 s) for the load average to fall under the core count + 1 before it starts, and a row
 the machine spoiled (load average over twice the cores, the load generator under 90 % of its rate, or pings
 still missing at the end) is run again, up to {ATTEMPTS} times; "run" says which run the row is, and ⚠️ marks a
 row whose every run was spoiled (the least loaded is shown).
