@@ -54,4 +54,8 @@ test("refit only when never fitted, the state moved on, or a point left the view
   assert.ok(needsFit("to_pickup", t, points, view));
   assert.ok(needsFit("picked_up", t, [[2.3, 1.0]], view));
   assert.ok(!inside(view, [2.099, 1.0])); // in the edge margin counts as leaving
+  // A customer who moved the map lately is left alone, unless the order moved on.
+  assert.ok(!needsFit("picked_up", t, [[2.3, 1.0]], view, 5_000));
+  assert.ok(needsFit("picked_up", t, [[2.3, 1.0]], view, 25_000));
+  assert.ok(needsFit("to_pickup", t, points, view, 5_000));
 });

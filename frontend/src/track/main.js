@@ -33,6 +33,7 @@ let ended = null; // null | "delivered" | "refused"
 let glide; // motion.js glide of the courier marker (undefined: none drawn)
 let animationScheduled = false;
 let fittedState = null;
+let userMovedAt = -Infinity; // performance.now() when the customer last moved the map
 
 function bind(root) {
   const field = (name) => root.querySelector(`[data-field="${name}"]`);
@@ -153,7 +154,7 @@ function renderMap({ courierChanged }) {
 function fitIfNeeded() {
   const points = pointsToFit(track, track.courier ? [track.courier.lon, track.courier.lat] : null);
   const visible = fittedState === null ? null : view.visibleBounds(cardHeight());
-  if (!needsFit(fittedState, track, points, visible)) return;
+  if (!needsFit(fittedState, track, points, visible, performance.now() - userMovedAt)) return;
   const animate = fittedState !== null && !reducedMotion;
   fittedState = track.order.state;
   view.fit(boundsOf(points), cardHeight(), animate);
@@ -188,6 +189,9 @@ async function startMap(mapModule, basemapUrl) {
   if (ended === "refused") return;
   const { dropoff } = track.order;
   view = createTrackMap(ui.mapElement, { center: [dropoff.lon, dropoff.lat], basemap });
+  view.onUserMove(() => {
+    userMovedAt = performance.now();
+  });
   renderMap({ courierChanged: true });
   await view.ready;
   mapReady = true;

@@ -120,6 +120,12 @@ export function createTrackMap(container, { center, basemap }) {
           : { type: "Feature", properties: {}, geometry: { type: "LineString", coordinates: [from, to] } };
       if (loaded) map.getSource(LINE_SOURCE).setData(line);
     },
+    /** Call `callback` when the customer starts moving the map (a drag, a pinch, a wheel; not our fits). */
+    onUserMove(callback) {
+      map.on("movestart", (event) => {
+        if (event.originalEvent) callback();
+      });
+    },
     /** Frame `bounds` ([[w, s], [e, n]]) with room for the card over the bottom `bottomPx` of the map. */
     fit(bounds, bottomPx, animate) {
       const height = container.clientHeight;

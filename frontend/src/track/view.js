@@ -2,8 +2,10 @@
 // drop-off), plus the drop-off always, since that is where the customer is. Pure.
 //
 // The map is fitted once when the first data arrives and again only when the framing no longer holds: the
-// courier left the view or the order moved on (pickup done). A customer who panned or zoomed is left alone
-// until then: refitting on every fix would fight their fingers.
+// courier left the view or the order moved on (pickup done). A customer who panned or zoomed in the last
+// USER_HOLD_MS is left alone unless the order moved on: refitting on the next fix would fight their fingers.
+
+export const USER_HOLD_MS = 20_000;
 
 /** The [lon, lat] points to keep in view for a track (state.js), drawn courier position `drawn` or null. */
 export function pointsToFit(track, drawn) {
@@ -44,11 +46,13 @@ export function inside(bounds, [lon, lat], insetFraction = 0.05) {
 
 /**
  * Whether to fit the map again: never fitted, the state changed since the last fit (a new target), or a point
- * to keep in view is outside what is shown (`visible`: the map's bounds now, or null before it has any).
+ * to keep in view is outside what is shown (`visible`: the map's bounds now, or null before it has any) and
+ * the customer has not moved the map in the last USER_HOLD_MS (`sinceUserMoveMs`: Infinity when never).
  */
-export function needsFit(fittedState, track, points, visible) {
+export function needsFit(fittedState, track, points, visible, sinceUserMoveMs = Infinity) {
   if (track.order === null || points.length === 0) return false;
   if (fittedState !== track.order.state) return true;
+  if (sinceUserMoveMs < USER_HOLD_MS) return false;
   if (visible === null) return true;
   return points.some((point) => !inside(visible, point));
 }
