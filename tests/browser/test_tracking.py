@@ -224,6 +224,7 @@ async def test_tracking_pages(browser, settings, tmp_path, producer):
         lap("driven")
 
         # The ETA fell as the courier came closer, never rose; the marker came closer too.
+        print("ETA shown:", " -> ".join(etas))
         minutes = [eta_minutes(text) for text in etas]
         assert minutes == sorted(minutes, reverse=True) and minutes[-1] < minutes[0], etas
         assert len(set(minutes)) >= 3, etas
