@@ -52,6 +52,9 @@ async function main() {
     path.join(root, "node_modules/maplibre-gl/dist/maplibre-gl-worker.mjs"),
     path.join(assets, "maplibre-gl-worker.js"),
   );
+  // The tracking page links MapLibre's style sheet only once it loads the map (src/track/map.js), so the first
+  // paint of its card waits for none of it.
+  await copyFile(path.join(root, "node_modules/maplibre-gl/dist/maplibre-gl.css"), path.join(assets, "maplibre-gl.css"));
 
   for (const page of PAGES) {
     const outputs = Object.entries(result.metafile.outputs).filter(
