@@ -28,7 +28,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
 
 from tracker import access, basemap, expiry, metrics, protocol, ws
 from tracker import constants as c
@@ -44,6 +43,7 @@ from tracker.kafka import BrokerError, Consumer, Producer
 from tracker.models import ID_MAX, Position, Reason, Record
 from tracker.orders import http as orders_http
 from tracker.settings import Settings
+from tracker.static import PageFiles
 from tracker.status import StatusThresholds
 from tracker.store import Store, StoreError
 from tracker.up import RestartPolicy
@@ -485,7 +485,7 @@ def create_app(settings: Settings, hub: Hub | None = None, *, consume: bool = Tr
             return FileResponse(static_dir / "dlq.html")
 
         routes.append(Route("/dlq", review_page))
-        routes.append(Mount("/", StaticFiles(directory=static_dir, html=True), name="static"))
+        routes.append(Mount("/", PageFiles(directory=static_dir, html=True), name="static"))
     else:
         log.warning("the map page is not built (%s has no index.html): run `make frontend`", static_dir)
 
