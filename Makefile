@@ -74,7 +74,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[embedded,test]'
 	touch $@
 
-$(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/dlq.html frontend/build.mjs
+$(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json $(shell find frontend/src -type f 2>/dev/null) $(wildcard frontend/*.html) frontend/build.mjs
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build
 	touch $@
 
