@@ -160,17 +160,17 @@ test("non-courier frames are left to the caller", () => {
   assert.equal(store.dirty, false);
 });
 
-test("10,000-courier delta applies and regroups in well under a frame in node", () => {
+// How long this takes is measured by `make bench` (the page section), not here: a timed test fails on a
+// loaded machine and says nothing about the code.
+test("10,000-courier delta applies and regroups consistently", () => {
   const store = createStore();
   const ids = Array.from({ length: 10_000 }, (_, i) => `courier-${String(i).padStart(5, "0")}`);
   applyCourierFrame(store, { type: "snapshot", couriers: ids.map((id) => courier(id)) });
   const delta = { type: "delta", couriers: ids.map((id, i) => courier(id, { ts: 2_000, lat: 12.9 + i * 1e-5 })), removed: [] };
-  const startedAt = performance.now();
   applyCourierFrame(store, delta);
-  featureCollection(store);
-  const elapsed = performance.now() - startedAt;
+  const drawn = featureCollection(store).features.flatMap((feature) => feature.geometry.coordinates);
+  assert.equal(drawn.length, 10_000); // every courier drawn once, in the groups the map draws
   assertConsistent(store);
-  assert.ok(elapsed < 50, `took ${elapsed.toFixed(1)} ms`);
 });
 
 test("latency is receive time minus server time, null without one", () => {
