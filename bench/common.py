@@ -146,7 +146,7 @@ def waited_seconds(pids: list[int]) -> float:
     return total
 
 
-def wait_for_quiet(below: float | None = None, max_wait_s: float = 60.0) -> float:
+def wait_for_quiet(below: float | None = None, max_wait_s: float = 30.0) -> float:
     """Wait (up to ``max_wait_s``) until the 1-minute load average is under ``below`` (default: the core count
     plus one) before a row that other work on a shared machine would spoil; returns the load average then. A
     benchmark still runs after the wait, and says what the load was."""
