@@ -16,7 +16,7 @@ from tracker.dlq.index import DlqIndex
 from tracker.kafka import partition_for
 from tracker.local import redis_cluster
 from tracker.settings import Settings, SettingsError, cluster_nodes
-from tracker.store import ReviewKeys, Slice, Store
+from tracker.store import ReviewKeys, Slice, Store, StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,7 +147,7 @@ async def test_the_device_scripts_and_the_events_index_touch_one_slot_each():
 def test_no_lua_script_spells_a_key_or_reads_a_key_from_argv():
     """Keys come in KEYS (the client routes by them); a script that read key names from ARGV would run on
     whichever node the client picked."""
-    scripts = [*ROOT.glob("tracker/*.lua"), *ROOT.glob("tracker/dlq/*.lua"), *ROOT.glob("tracker/events/*.lua")]
+    scripts = sorted(ROOT.glob("tracker/**/*.lua"))
     assert len(scripts) >= 6
     for script in scripts:
         code = "\n".join(line.split("--", 1)[0] for line in script.read_text().splitlines())
@@ -182,3 +182,14 @@ def test_redis_cluster_urls():
         Settings.from_env({"REDIS_URL": "redis-cluster://host"})
     assert "\n" not in str(caught.value) and str(caught.value).endswith("got 'host'")
     assert Settings.from_env({"TRACKER_EMBEDDED_REDIS": "cluster"}).embedded_redis == "cluster"
+
+
+async def test_a_cluster_no_node_of_which_answers_is_a_store_error():
+    """What the callers handle as an outage (retry, 503), as for a single Redis: redis-py's own exception for
+    this is not a RedisError."""
+    [port] = redis_cluster.node_ports(1)  # free: nothing listens there
+    async with Store(Settings(redis_url=f"redis-cluster://127.0.0.1:{port}", redis_timeout_s=0.5)) as held:
+        with pytest.raises(StoreError, match="cannot be connected"):
+            await held.ping()
+        with pytest.raises(StoreError):
+            await held.counters()  # a pipeline
