@@ -64,7 +64,7 @@ from typing import Any, cast
 import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import ClusterError, NoScriptError, RedisClusterException, RedisError
 
 from tracker import constants as c
 from tracker.kafka import partition_for
@@ -160,6 +160,25 @@ class PartitionKeys(msgspec.Struct, frozen=True):
         )
 
 
+class _Cluster(RedisCluster):
+    """The cluster client, whose failures are all StoreErrors: redis-py raises RedisClusterException, which is no
+    RedisError, when no node can be reached (a cluster down at start, or all of it gone), so callers that
+    handle a single Redis's outage (retry, 503) would let it through as a crash."""
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> _Cluster:  # pipelines start here too
+        try:
+            await super().initialize(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise ClusterError(str(exc)) from exc
+        return self
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise ClusterError(str(exc)) from exc
+
+
 def connect(settings: Settings) -> aioredis.Redis | RedisCluster:
     """The client for ``REDIS_URL``: a Redis Cluster client for ``redis-cluster://host:port,...``, else a
     single Redis's."""
@@ -169,7 +188,7 @@ def connect(settings: Settings) -> aioredis.Redis | RedisCluster:
     cluster = cluster_nodes(settings.redis_url)
     if cluster is None:
         return aioredis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    return RedisCluster(
+    return _Cluster(
         startup_nodes=[ClusterNode(host, port) for host, port in cluster.nodes],
         username=cluster.username,
         password=cluster.password,
