@@ -270,5 +270,4 @@ async def refresh_states(gateway: Gateway) -> None:
                 break
             now_s = time.time()
             for order_id, (raw, revoked) in zip(chunk, statuses, strict=True):
-                held = service.read_state(raw)
-                tracking.update(order_id, held[0] if held is not None else None, revoked, now_s)
+                tracking.refresh(order_id, raw, revoked, now_s)

@@ -21,7 +21,7 @@ from tracker.events.orders import OrderEvent, StoredRecord, order_event
 from tracker.kafka import Producer
 from tracker.models import OutRecord
 from tracker.orders.link import Id, Lat, Link, Lon, is_id, sign
-from tracker.orders.state import STATES, OrderState, Point, initial_state
+from tracker.orders.state import STATES, OrderState, Point, initial_state, read_stored
 from tracker.store import OrderStore
 
 log = logging.getLogger(__name__)
@@ -42,15 +42,7 @@ def read_record(raw: bytes) -> Record | None:
         return None
 
 
-def read_state(raw: bytes | None) -> tuple[OrderState, int] | None:
-    """A stored ``"<state> <since>"``, or None for none (or one that cannot be read)."""
-    if raw is None:
-        return None
-    name, _, since = raw.decode("utf-8", "replace").partition(" ")
-    try:
-        return OrderState(name), int(since)
-    except ValueError:
-        return None
+read_state = read_stored  # (tracker/orders/state.py)
 
 
 def stored_state(state: OrderState, since_ms: int) -> str:

@@ -93,6 +93,18 @@ def advance(
     return steps
 
 
+def read_stored(raw: bytes | None) -> tuple[OrderState, int] | None:
+    """A stored state, ``b"<state> <since ms>"`` (tracker/orders/service.py), or None for none (or one that
+    cannot be read)."""
+    if raw is None:
+        return None
+    name, _, since = raw.decode("utf-8", "replace").partition(" ")
+    try:
+        return OrderState(name), int(since)
+    except ValueError:
+        return None
+
+
 def moved_forward(held: OrderState, to: OrderState) -> bool:
     return to.rank > held.rank
 

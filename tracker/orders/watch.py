@@ -37,6 +37,7 @@ from tracker.orders.state import (
     OrderState,
     coarsen,
     eta_s,
+    read_stored,
     recent_speed,
     target,
 )
@@ -61,10 +62,6 @@ class CourierObject(msgspec.Struct, frozen=True):
     distance_m: int
     eta_s: int | None
     server_ts: int
-
-
-class CourierFrame(CourierObject, frozen=True, tag_field="type", tag="courier"):
-    pass
 
 
 _encode = msgspec.json.Encoder().encode
@@ -93,7 +90,8 @@ def courier_object(
 
 
 def courier_frame(obj: CourierObject) -> str:
-    return _encode(CourierFrame(*msgspec.structs.astuple(obj))).decode()
+    """The socket frame of a courier object: ``{"type":"courier",...}``."""
+    return '{"type":"courier",' + _encode(obj).decode()[1:]
 
 
 def order_frame(order: dict) -> str:
@@ -134,11 +132,12 @@ class Watcher:
 class Watch:
     """One order being watched: its link, its state as last read, its sockets."""
 
-    __slots__ = ("followed", "link", "state", "watchers")
+    __slots__ = ("followed", "link", "raw", "state", "watchers")
 
     def __init__(self, link: Link, state: OrderState, followed: Followed) -> None:
         self.link = link
         self.state = state
+        self.raw: bytes | None = None  # the stored state last read (Tracking.refresh)
         self.followed = followed
         self.watchers: set[Watcher] = set()
 
@@ -250,6 +249,18 @@ class Tracking:
                         watcher.wake.set()
         self.frames_made += made
         return made
+
+    def refresh(self, order_id: str, raw: bytes | None, revoked: bool, now_s: float) -> None:
+        """:meth:`update` from the stored state as read (``raw``): one that did not change since the last read,
+        of a link neither revoked nor expired, is passed over unparsed (most orders, most seconds)."""
+        watch = self.by_order.get(order_id)
+        if watch is None:
+            return
+        if raw is not None and raw == watch.raw and not revoked and watch.link.expires_s > now_s:
+            return
+        watch.raw = raw
+        held = read_stored(raw)
+        self.update(order_id, held[0] if held is not None else None, revoked, now_s)
 
     def update(self, order_id: str, state: OrderState | None, revoked: bool, now_s: float) -> None:
         """What Redis says of a watched order now (``state`` None: it is gone): a state change goes to its
