@@ -33,6 +33,11 @@ pings can neither push out the snapshot nor grow memory. A client's next frame i
 snapshot, a pong, the latest stats, a delta. A delta's ``server_time_ms`` is the time of the tick whose
 changes it carries (the newest, for a client that fell behind), so receive time minus it is how long the
 fan-out took to reach that client; a snapshot's is when it was built.
+
+The customers' tracking sockets (``/ws/track/<token>``) are not clients of this kind: each watches one order's
+courier, so the hub keeps them apart, indexed by courier (:attr:`Hub.tracking`, tracker/orders/watch.py), and
+each tick first hands the watched couriers' newer fixes to them, one frame per order, before (and never held up
+by) the dispatchers' deltas.
 """
 
 from __future__ import annotations
