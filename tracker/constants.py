@@ -109,3 +109,4 @@ KEY_ORDERS_STATE = ":state"  # hash order_id -> "<state> <event time ms of the c
 KEY_ORDERS_OPEN = ":open"  # hash partner_id -> JSON list of its orders not yet delivered or revoked
 KEY_ORDERS_REVOKED = ":revoked"  # zset order_id -> expires_ms: links refused before they expire
 KEY_ORDERS_EXPIRY = ":expiry"  # zset order_id -> expires_ms: what to forget once it expired
+KEY_ORDERS_CHANGES = ":changes"  # stream of {o: order_id}, capped: orders whose state moved or were revoked

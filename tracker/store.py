@@ -644,6 +644,7 @@ class Store:
 
 _ORDERS_SCRIPT = lua("orders.lua", "tracker.orders")
 ORDERS_PRUNE_MAX = 100  # expired orders forgotten per create, at most
+ORDERS_CHANGES_MAX = 10_000  # the changes stream keeps about this many entries (a reader further behind reads all)
 
 
 class OrderKeys(msgspec.Struct, frozen=True):
@@ -654,6 +655,7 @@ class OrderKeys(msgspec.Struct, frozen=True):
     open: str
     revoked: str
     expiry: str
+    changes: str
 
     @classmethod
     def under(cls, prefix: str) -> OrderKeys:
@@ -664,11 +666,12 @@ class OrderKeys(msgspec.Struct, frozen=True):
             open=tag + c.KEY_ORDERS_OPEN,
             revoked=tag + c.KEY_ORDERS_REVOKED,
             expiry=tag + c.KEY_ORDERS_EXPIRY,
+            changes=tag + c.KEY_ORDERS_CHANGES,
         )
 
     @property
     def all(self) -> list[str]:
-        return [self.data, self.state, self.open, self.revoked, self.expiry]
+        return [self.data, self.state, self.open, self.revoked, self.expiry, self.changes]
 
 
 class OrderStore:
@@ -679,13 +682,13 @@ class OrderStore:
         self.keys = OrderKeys.under(store.settings.redis_prefix)
         self._sha: str | None = None
 
-    async def _script(self, *args: str | int | bytes) -> object:
+    async def _script(self, op: str, *args: str | int | bytes) -> object:
         keys = self.keys.all
         for _ in range(2):
             if self._sha is None:
                 self._sha = await self.redis.script_load(_ORDERS_SCRIPT)
             try:
-                return await self.redis.evalsha(self._sha, len(keys), *keys, *args)
+                return await self.redis.evalsha(self._sha, len(keys), *keys, op, ORDERS_CHANGES_MAX, *args)
             except NoScriptError:
                 self._sha = None  # the server restarted and lost its script cache; nothing ran
         raise StoreError("the orders' script could not be loaded")
@@ -742,6 +745,23 @@ class OrderStore:
             for order_id, record, state in zip(order_ids, records, states, strict=True)
             if record is not None and state is not None
         ]
+
+    async def last_change(self) -> str:
+        """The id of the newest entry of the changes stream ("0-0": none): where a new reader starts."""
+        newest = cast("list", await self.redis.xrevrange(self.keys.changes, count=1))
+        return newest[0][0].decode() if newest else "0-0"
+
+    async def changes(self, after: str, count: int = ORDERS_CHANGES_MAX) -> tuple[str, list[str] | None]:
+        """The orders whose state moved, or which were revoked, after the changes stream's entry ``after``: the
+        newest entry's id and their ids; None instead of the ids when more than ``count`` (or trimmed ones)
+        may be missing: the reader must read every order it cares about."""
+        entries = cast("list", await self.redis.xrange(self.keys.changes, min="(" + after, count=count + 1))
+        if not entries:
+            return after, []
+        last = entries[-1][0].decode()
+        if len(entries) > count:
+            return last, None
+        return last, [fields[b"o"].decode() for _, fields in entries]
 
     async def records(self, order_ids: list[str]) -> list[bytes | None]:
         if not order_ids:

@@ -72,9 +72,13 @@ def closed_with(ws) -> tuple[int, str]:
 
 def _move_and_read(client, ws, base: int, frames: list) -> None:
     """The courier goes on moving (its fixes must not reach the socket after delivered) while frames are read."""
-    for step in range(1, 400):
-        move(client, "courier-a", 12.90 + step / 10000, 77.60, base + step * 1000)
+    deadline = time.monotonic() + 5.0  # the states are read about once a second
+    step = 0
+    while time.monotonic() < deadline:
+        step += 1
+        move(client, "courier-a", 12.90 + step / 100000, 77.60, base + step * 1000)
         frames.append(json.loads(ws.receive_text()))
+        time.sleep(0.01)
 
 
 def test_refused_links_close_1008_with_the_reason(client):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tracker.hub import Hub
 from tracker.models import Position
 from tracker.orders.link import Link
@@ -87,3 +89,26 @@ def test_coarse_before_pickup_and_expired_links_close():
     assert courier["coarse"] is True and courier["heading"] is None and courier["lat"] != 12.95
     hub.tracking.refresh("o1", b"to_pickup 1", False, NOW / 1000 + 3600)
     assert watcher.closing == (1008, "tracking link expired")
+
+
+def test_the_running_speed_is_the_recent_speed_of_the_same_fixes():
+    import random
+
+    from tracker.orders.state import recent_speed
+    from tracker.orders.watch import Followed
+
+    rng = random.Random(16)
+    fixes = []
+    ts, lat, lon = NOW, 12.95, 77.60
+    for _ in range(300):
+        ts += rng.choice((300, 1000, 1000, 2000, 9000, 40_000))  # now and then a gap past the minute's window
+        lat, lon = lat + rng.uniform(-1e-4, 1e-4), lon + rng.uniform(-1e-4, 1e-4)
+        fixes.append((ts, lat, lon))
+    followed = Followed("a", fixes[:3])
+    for n in range(3, len(fixes)):
+        followed.take(Position("a", fixes[n][1], fixes[n][2], fixes[n][0], 0))
+        expected = recent_speed(fixes[: n + 1])
+        got = followed.speed()
+        assert (got is None) == (expected is None)
+        if expected is not None:
+            assert got == pytest.approx(expected, rel=1e-6)

@@ -227,11 +227,12 @@ async def api_track(request: Request) -> Response:
         held = gateway.hub.couriers.get(link.partner_id)
         if held is not None and state is not OrderState.DELIVERED:
             followed = gateway.hub.tracking.by_partner.get(link.partner_id)
-            recent = list(followed.recent) if followed else await recent_fixes(gateway, link.partner_id)
+            if followed is not None:
+                speed = followed.speed()
+            else:
+                speed = recent_speed(sorted(await recent_fixes(gateway, link.partner_id)))
             now = time.time_ns() // 1_000_000
-            obj = courier_object(
-                link, state, held.position, recent_speed(sorted(recent)), settings.tracking_coarsen_m, now
-            )
+            obj = courier_object(link, state, held.position, speed, settings.tracking_coarsen_m, now)
             courier = msgspec.to_builtins(obj)
     except (StoreError, OSError) as exc:
         log.warning("checking a tracking link failed: %r", exc)
@@ -247,27 +248,39 @@ async def api_track(request: Request) -> Response:
     )
 
 
-REFRESH_S = 1.0  # how often the watched orders' states and revocations are read from Redis
+REFRESH_S = 1.0  # how often the watched orders' changes are read from Redis
+FULL_REFRESH_S = 30.0  # and how often every watched order's state is read, whatever the changes say
 REFRESH_CHUNK = 5000  # orders per read
 
 
 async def refresh_states(gateway: Gateway) -> None:
-    """The gateway's task ``tracking-states``: every :data:`REFRESH_S`, the stored state and revocation of
-    every order a socket watches, read in one round trip per :data:`REFRESH_CHUNK`, handed to the sockets
-    (tracker/orders/watch.py, Tracking.update): so an order frame follows the events worker's decision within
-    about a second, and a revoked or expired link is closed within about a second."""
+    """The gateway's task ``tracking-states``: every :data:`REFRESH_S`, the orders whose state moved or which
+    were revoked since the last read (the orders' changes stream, orders.lua), and of those the ones a socket
+    here watches, are read from Redis and handed to their sockets (tracker/orders/watch.py, Tracking.refresh);
+    every :data:`FULL_REFRESH_S`, or when the changes since the last read are more than the stream keeps, every
+    watched order is read. So an order frame follows the events worker's decision, and a revoked link is
+    closed, within about a second, and a gateway watching 10,000 orders reads a handful of them a second, not
+    10,000 (which cost it a quarter of a core: BENCHMARKS.md, tracking). Expiry needs no Redis: the links
+    carry it, and it is checked every time."""
     orders = OrderStore(gateway.store)
+    last = await orders.last_change()
+    full_due = time.monotonic() + FULL_REFRESH_S
     while True:
         await asyncio.sleep(REFRESH_S)
         tracking = gateway.hub.tracking
-        order_ids = list(tracking.by_order)
-        for start in range(0, len(order_ids), REFRESH_CHUNK):
-            chunk = order_ids[start : start + REFRESH_CHUNK]
-            try:
+        try:
+            last, changed = await orders.changes(last)
+            if changed is None or time.monotonic() >= full_due:
+                full_due = time.monotonic() + FULL_REFRESH_S
+                wanted = list(tracking.by_order)
+            else:
+                wanted = [order_id for order_id in dict.fromkeys(changed) if order_id in tracking.by_order]
+            for start in range(0, len(wanted), REFRESH_CHUNK):
+                chunk = wanted[start : start + REFRESH_CHUNK]
                 statuses = await orders.status(chunk)
-            except (StoreError, OSError) as exc:
-                log.warning("reading the watched orders' states failed (next try in %g s): %r", REFRESH_S, exc)
-                break
-            now_s = time.time()
-            for order_id, (raw, revoked) in zip(chunk, statuses, strict=True):
-                tracking.refresh(order_id, raw, revoked, now_s)
+                now_s = time.time()
+                for order_id, (raw, revoked) in zip(chunk, statuses, strict=True):
+                    tracking.refresh(order_id, raw, revoked, now_s)
+        except (StoreError, OSError) as exc:
+            log.warning("reading the watched orders' states failed (next try in %g s): %r", REFRESH_S, exc)
+        tracking.expire(time.time())

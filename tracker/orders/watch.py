@@ -32,13 +32,15 @@ from tracker.geo import haversine_m
 from tracker.models import Position
 from tracker.orders.link import Link, LinkError
 from tracker.orders.state import (
+    MIN_SPAN_MS,
+    MIN_SPEED_MPS,
     RECENT_FIXES,
+    RECENT_S,
     Fix,
     OrderState,
     coarsen,
     eta_s,
     read_stored,
-    recent_speed,
     target,
 )
 
@@ -143,23 +145,51 @@ class Watch:
 
 
 class Followed:
-    """One courier someone watches: its recent fixes (for the ETA) and its watched orders."""
+    """One courier someone watches: its recent fixes, with the distance along them kept as they come (so its
+    recent speed, state.recent_speed's, costs one haversine a fix, not one per fix it spans), and its watched
+    orders."""
 
-    __slots__ = ("partner_id", "recent", "seen_ts", "watches")
+    __slots__ = ("partner_id", "recent", "seen_ts", "segments", "total_m", "watches")
 
     def __init__(self, partner_id: str, recent: Iterable[Fix]) -> None:
         self.partner_id = partner_id
-        self.recent: collections.deque[Fix] = collections.deque(sorted(recent), maxlen=RECENT_FIXES)
-        self.seen_ts = self.recent[-1][0] if self.recent else -1  # the newest fix taken
+        self.recent: collections.deque[Fix] = collections.deque()
+        self.segments: collections.deque[float] = collections.deque()  # metres from the fix before (0: first)
+        self.total_m = 0.0
+        self.seen_ts = -1  # the newest fix taken
+        for ts, lat, lon in sorted(recent):
+            if ts > self.seen_ts:
+                self._add(ts, lat, lon)
         self.watches: dict[str, Watch] = {}
+
+    def _add(self, ts: int, lat: float, lon: float) -> None:
+        recent, segments = self.recent, self.segments
+        metres = haversine_m(recent[-1][1], recent[-1][2], lat, lon) if recent else 0.0
+        recent.append((ts, lat, lon))
+        segments.append(metres)
+        self.total_m += metres
+        self.seen_ts = ts
+        while len(recent) > RECENT_FIXES or ts - recent[0][0] > RECENT_S * 1000:
+            recent.popleft()
+            segments.popleft()
+            self.total_m -= segments[0]  # the way from the fix dropped to the new first one
+            segments[0] = 0.0
 
     def take(self, position: Position) -> bool:
         """Note the courier's latest fix; False when it is not newer than the last one taken."""
         if position.ts <= self.seen_ts:
             return False
-        self.seen_ts = position.ts
-        self.recent.append((position.ts, position.lat, position.lon))
+        self._add(position.ts, position.lat, position.lon)
         return True
+
+    def speed(self) -> float | None:
+        """state.recent_speed of :attr:`recent`, from the running distance."""
+        if len(self.recent) < 2:
+            return None
+        span_ms = self.recent[-1][0] - self.recent[0][0]
+        if span_ms < MIN_SPAN_MS:
+            return None
+        return max(MIN_SPEED_MPS, max(0.0, self.total_m) / (span_ms / 1000))
 
 
 class Tracking:
@@ -203,7 +233,7 @@ class Tracking:
             watcher.closing = DELIVERED_CLOSE
         elif courier is not None:
             followed.take(courier.position)
-            speed = recent_speed(followed.recent)
+            speed = followed.speed()
             obj = courier_object(link, watch.state, courier.position, speed, self.coarsen_m, now_ms)
             watcher.frame = courier_frame(obj)
         watcher.wake.set()
@@ -237,7 +267,7 @@ class Tracking:
             if courier is None or not followed.take(courier.position):
                 continue
             position = courier.position
-            speed = recent_speed(followed.recent)
+            speed = followed.speed()
             for watch in followed.watches.values():
                 if watch.state is OrderState.DELIVERED:
                     continue
@@ -261,6 +291,12 @@ class Tracking:
         watch.raw = raw
         held = read_stored(raw)
         self.update(order_id, held[0] if held is not None else None, revoked, now_s)
+
+    def expire(self, now_s: float) -> None:
+        """Close the sockets of every link that expired by ``now_s`` (epoch s) with the refusal."""
+        for order_id in [o for o, watch in self.by_order.items() if watch.link.expires_s <= now_s]:
+            watch = self.by_order[order_id]
+            self.update(order_id, watch.state, False, now_s)
 
     def update(self, order_id: str, state: OrderState | None, revoked: bool, now_s: float) -> None:
         """What Redis says of a watched order now (``state`` None: it is gone): a state change goes to its
