@@ -339,7 +339,7 @@ def costs_from(rows: list[Row], benchmarks: str) -> sizing.Costs:
         redis_bytes_per_courier=kafka.redis_bytes / max(kafka.couriers, 1),
         frame_us=frame.frame_us if frame else None,
         fanout_couriers=frame.couriers if frame else None,
-        measured_at=f"{kafka.rate:,} pings/s straight to Kafka; ingest at {through_ingest.rate:,} pings/s",
+        measured_at=f"{kafka.label}; {through_ingest.label}",
         ingest_batch_pings=batches[0] if batches else None,
         ingest_batch_us=batches[1] if batches else None,
     )

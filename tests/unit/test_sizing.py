@@ -113,3 +113,41 @@ def test_a_plan_offers_batched_ingest_when_measured():
     costs = sizing.Costs(**{**COSTS.__dict__, "ingest_batch_us": 16.6, "ingest_batch_pings": 100})
     text = sizing.render(sizing.plan(costs, sizing.Target()), costs)
     assert "16.6 µs (the ingest section) × 50,000/s = 0.83 cores" in text
+
+
+COST_SECTION = """<!-- bench:cost -->
+| row | pings/s | broker | validator | redis | gateway | events | ingest | all | load generator |
+|---|---|---|---|---|---|---|---|---|---|
+| idle (baseline) | — | 6 % | 1 % | 0 % | 1 % | 1 % | 0 % | 9 % | 0 % |
+
+| row | pings/s | broker | validator | redis | gateway | events | ingest | all |
+|---|---|---|---|---|---|---|---|---|
+| 2,000 pings/s to Kafka | 1,999 | 164.7 | 106.4 | 51.7 | 40.0 | 75.0 | -0.3 | 437.8 |
+| 10,000 pings/s to Kafka | 10,000 | 22.7 | 38.8 | 40.9 | 23.1 | 26.5 | -0.1 | 152.1 |
+| 600 pings/s through the ingest | 638 | 228.9 | 197.5 | 96.2 | 65.8 | 155.7 | 688.8 | 1432.9 |
+
+| row | pings sent | location-updates | courier-positions | events | dead letters | all (bytes/ping) | couriers | \
+Redis KiB per courier |
+|---|---|---|---|---|---|---|---|---|
+| 2,000 pings/s to Kafka | 41,989 | 159 | 165 | 10 | 0 | 333 | 2,000 | 3.5 |
+| 10,000 pings/s to Kafka | 209,902 | 142 | 158 | 9 | 0 | 310 | 10,000 | 3.4 |
+<!-- /bench:cost -->
+"""
+
+
+def test_costs_parsed_back_from_the_cost_section():
+    costs = sizing.parse_costs(SECTION + COST_SECTION)
+    assert costs is not None
+    assert (costs.validator_us, costs.redis_us, costs.broker_us) == (38.8, 40.9, 22.7)
+    assert (costs.gateway_input_us, costs.events_us, costs.ingest_us) == (23.1, 26.5, 688.8)
+    assert costs.broker_bytes == 310
+    assert costs.redis_bytes_per_courier == pytest.approx(3.4 * 1024)
+    assert costs.frame_us is not None
+    assert sizing.parse_costs(SECTION) is None
+
+
+def test_the_headline_says_what_the_plan_says():
+    plan = sizing.plan(COSTS, sizing.Target())
+    text = sizing.headline(plan)
+    assert "50,000 pings/s take 2 validators" in text
+    assert "15 gateway processes for 2,000 dispatchers" in text
