@@ -88,7 +88,8 @@ class Contest:
         final = self.samples[-1][1]
         names = [f"validator-{i + 1}" for i in range(self.validators)]
         out = seconds = 0.0
-        for i in range(SPAN, len(self.samples) - SPAN):
+        start, end = self.window()
+        for i in range(max(SPAN, start), min(len(self.samples) - SPAN, end)):
             (t0, _, c0), (t1, _, c1) = self.samples[i - SPAN], self.samples[i + SPAN]
             if all((c1[name] - c0[name]) / (t1 - t0) >= BUSY for name in names):
                 (a, out_a, _), (b, out_b, _) = self.samples[i], self.samples[i + 1]
@@ -383,14 +384,13 @@ all | pipeline waiting for a core | load average | bare hop p50 / p99 (ms) | p99
 copy of the topic in its own consumer group on the same broker ({broker}), the two alternating. The rate is
 measured from outside, alike for both: the end offsets of the contender's `courier-positions`, polled every
 {SAMPLE_S * 1000:.0f} ms, from the first accepted position to the last (a rebalance when the second validator
-joins is in that window: it is what a group pays). *While all work*: pings/s over the samples in which
-every validator of the group was working (each used ≥ {BUSY:.0%} of a core over the
-{(2 * SPAN + 1) * SAMPLE_S * 1000:.0f} ms around), which leaves out the join, a rebalance and the tail, when
-some of them wait. CPU in % of one core over the window, from `/proc`; "validator µs per ping": all the
-validators' CPU over the window per ping, what a ping costs the group however many cores it got; "waiting for a
-core": the validators' time ready to run while other work had the cores (`/proc/PID/schedstat`), in % of one
-core; "bench": this process, polling (the pre-fill is done before the window); load average: 1 minute, at
-the end.
+joins is in that window: it is what a group pays). *While all work*: pings/s within that window over the
+samples in which every validator of the group was working (each used ≥ {BUSY:.0%} of a core over the
+{(2 * SPAN + 1) * SAMPLE_S * 1000:.0f} ms around), which leaves out a rebalance and the tail, when some of them
+wait. CPU in % of one core over the window, from `/proc`; "validator µs per ping": all the validators' CPU
+over the window per ping, what a ping costs the group however many cores it got; "waiting for a core": the
+validators' time ready to run while other work had the cores (`/proc/PID/schedstat`), in % of one core;
+"bench": this process, polling (the pre-fill is done before the window); load average: 1 minute, at the end.
 
 | validators | median pings/s | each round | pings/s while all work | validator CPU | validator µs per ping | \
 validators waiting for a core | broker | redis | bench | pings consumed by each validator, each round | load average |
