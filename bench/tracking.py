@@ -328,7 +328,8 @@ def _report(
         counts = result["counts"]
         closed = sum(1 for c in counts if c < 0)
         rates = sorted(abs(c) / result["window_s"] for c in counts)
-        held = sum(r >= TARGET * ping_rate for r in rates) / len(rates) if rates else 0.0
+        below = sum(r < TARGET * ping_rate for r in rates)
+        held = 1 - below / len(rates) if rates else 0.0
         per_socket_kib = 1024 * result["rss_added_mib"] / sockets
         per_socket_cpu_us = 1e6 * result["cpu"] / sockets  # µs of gateway CPU per socket per second
         cpu_us = 1e6 * result["cpu"] / max(1e-9, sum(abs(c) for c in counts) / result["window_s"])
@@ -350,7 +351,8 @@ def _report(
             )
         lines.append(
             f"| {label} | {sockets:,} ({result['failed']} failed, {closed} closed) | {frames} | "
-            f"{'—' if idle else f'{100 * held:.0f} %'} | {ages} | {fixes} | {100 * result['cpu']:.0f} % | "
+            f"{'—' if idle else f'{100 * held:.1f} % ({below:,} below)'} | {ages} | {fixes} | "
+            f"{100 * result['cpu']:.0f} % | "
             f"{per_socket_cpu_us:.1f} | {'—' if idle else f'{cpu_us:.0f}'} | "
             f"{result['rss_mib']:.0f} MiB (+{per_socket_kib:.1f} KiB/socket) | "
             f"{' + '.join(f'{100 * c:.0f}' for c in result['client_cpu'])} % | {result['connect_s']:.0f} s | "
