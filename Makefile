@@ -37,17 +37,19 @@ test-tansu: $(STAMP) $(FRONTEND_STAMP)
 	TRACKER_EMBEDDED_BROKER=tansu $(BIN)/python -m pytest tests/integration -m "not broker_agnostic" $(PYTEST_ARGS)
 
 # The suites whose subject is what Redis holds again on an embedded 3-master Redis Cluster (same redis-server
-# binary; tracker/local/redis_cluster.py): the accounting identity through a validator's SIGKILL and SIGTERM,
-# two validators sharing partitions, newer-wins in the apply script, history's reads, the expiry walk, each
-# other script (the review index, the events' fold with a fenced worker, the device registry), and the key
-# layout's unit tests (every script's keys in one slot). Not in CI: ~3 minutes here, over its budget.
-CLUSTER_TESTS := tests/unit/test_cluster_keys.py tests/integration/test_crash_recovery.py \
+# binary; tracker/local/redis_cluster.py): the accounting identity through a validator's SIGKILL, two
+# validators sharing partitions, newer-wins in the apply script, history's reads, the expiry walk, each other
+# script (the review index, the events' fold with a fenced worker, the device registry, the orders' states),
+# and the key layout's unit tests (every script's keys in one slot). (SIGTERM's subject is the group's
+# LeaveGroup, the broker's part: not repeated here.) CI runs it after the Tansu tier.
+CLUSTER_TESTS := tests/unit/test_cluster_keys.py tests/integration/test_crash_recovery.py::test_sigkill_mid_run_keeps_the_identity \
 	tests/integration/test_pipeline.py tests/integration/test_newer_wins_redis.py tests/integration/test_history.py \
 	tests/integration/test_supervision.py::test_the_sweep_expires_couriers_silent_past_the_ttl_from_redis \
 	tests/integration/test_review.py \
 	tests/integration/test_zone_events.py::test_a_worker_that_dies_after_the_acks_or_is_fenced_leaves_each_event_once \
 	tests/integration/test_ingest.py::test_tracker_devices_adds_lists_and_revokes \
-	tests/integration/test_ingest.py::test_only_a_device_token_posts_and_only_as_its_own_courier
+	tests/integration/test_ingest.py::test_only_a_device_token_posts_and_only_as_its_own_courier \
+	tests/integration/test_orders_events.py
 test-cluster: $(STAMP)
 	TRACKER_EMBEDDED_REDIS=cluster $(BIN)/python -m pytest $(CLUSTER_TESTS) $(PYTEST_ARGS)
 
