@@ -15,6 +15,8 @@ import pytest
 from tests.helpers import value_of
 from tests.integration.kafka_helpers import read_topic
 from tracker.events.decide import Fix
+from tracker.events.index import EventFilters, EventIndex
+from tracker.events.indexer import run_event_indexer
 from tracker.events.orders import OrderFolder
 from tracker.events.worker import run_events
 from tracker.events.zones import Zones
@@ -106,6 +108,11 @@ async def test_order_events_once_each_in_order_through_replays_and_reruns(settin
         (OrderState.DELIVERED, base + 5000),
         (OrderState.TO_PICKUP, base + 4500),
     ]
+    # The dispatchers' event feed and /api/events show them too, with their order.
+    await run_event_indexer(settings, store, asyncio.Event(), idle_exit_s=1.0)
+    delivered = await EventIndex(store).list(EventFilters(type="order_delivered"), limit=10)
+    assert sorted((event["order_id"], event["partner_id"]) for event in delivered) == [("o-1", "c1"), ("o-2", "c2")]
+    assert (await EventIndex(store).stats())["by_type"]["order_arriving"] == 2
 
 
 async def test_a_fold_repeated_after_a_crash_before_its_states_were_stored_gives_the_same_events(

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from tracker.events import http as events_http
 from tracker.events.decide import (
+    EVENT_TYPES,
     Courier,
     Event,
     Fix,
@@ -277,6 +278,7 @@ def test_the_event_json_has_every_field():
         "lon": 77.6,
         "from": None,
         "to": None,
+        "order_id": None,
     }
 
 
@@ -376,7 +378,7 @@ def test_settings_of_the_events():
 
 
 BAD_QUERIES = {
-    "type=zone_enterr": "type must be one of zone_enter, zone_exit, status_change",
+    "type=zone_enterr": "type must be one of zone_enter, zone_exit, status_change, order_picked_up",
     "since=yesterday": "since must be a whole number",
     "until=" + "9" * 5000: "until must be a whole number",
     "until=" + "9" * 400: "until is out of range",
@@ -400,7 +402,7 @@ def test_bad_api_parameters_are_a_400_with_the_reason(query, message):
 
 def test_filters_name_every_problem():
     assert EventFilters(type="nope", since_ms=2, until_ms=1).problems() == [
-        "type must be one of zone_enter, zone_exit, status_change, got 'nope'",
+        f"type must be one of {', '.join(EVENT_TYPES)}, got 'nope'",
         "since is after until",
     ]
 
@@ -414,4 +416,4 @@ def test_the_events_counter_by_type_is_exported_for_every_type():
     [family] = list(text_string_to_metric_families(text))
     assert family.name == "tracker_events" and family.type == "counter"
     values = {sample.labels["type"]: sample.value for sample in family.samples if sample.name.endswith("_total")}
-    assert values == {"zone_enter": 3, "zone_exit": 0, "status_change": 0}
+    assert values == {"zone_enter": 3} | {kind: 0 for kind in EVENT_TYPES if kind != "zone_enter"}

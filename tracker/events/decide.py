@@ -43,6 +43,10 @@ class EventType(enum.Enum):
     ZONE_ENTER = "zone_enter"
     ZONE_EXIT = "zone_exit"
     STATUS_CHANGE = "status_change"
+    # An order's steps (tracker/events/orders.py decides them; the order's id is in ``order_id``).
+    ORDER_PICKED_UP = "order_picked_up"
+    ORDER_ARRIVING = "order_arriving"
+    ORDER_DELIVERED = "order_delivered"
 
 
 EVENT_TYPES = tuple(kind.value for kind in EventType)
@@ -59,7 +63,8 @@ class Event(msgspec.Struct, frozen=True, gc=False):
 
     ``ts`` is the event time: the crossing fix's time for zone events, the fix's time for a status a fix
     brings, and fix time + threshold for ``stale`` / ``offline``. ``lat``/``lon`` are where the courier was:
-    the crossing fix, or its last fix. ``zone`` is set for zone events, ``from``/``to`` for status changes.
+    the crossing fix, or its last fix. ``zone`` is set for zone events, ``from``/``to`` for status changes and
+    order events (the order's states), ``order_id`` for order events (tracker/events/orders.py).
     """
 
     id: str
@@ -71,6 +76,7 @@ class Event(msgspec.Struct, frozen=True, gc=False):
     lon: float
     from_: str | None = msgspec.field(default=None, name="from")
     to: str | None = None
+    order_id: str | None = None
 
 
 class Fix(msgspec.Struct, frozen=True, gc=False):

@@ -1,10 +1,11 @@
 """HTTP API of the events: ``GET /api/events`` and ``GET /api/events/stats`` (wired into the gateway's routes).
 
 ``/api/events?partner=&zone=&type=&since=&until=&limit=`` answers a JSON list of events, newest first by
-event time: objects with ``id``, ``type`` (``zone_enter``, ``zone_exit``, ``status_change``),
-``partner_id``, ``zone`` (null for a status change), ``ts`` (event time, epoch ms), ``lat``, ``lon``, and
-``from`` / ``to`` (the statuses; null for zone events). ``since`` and ``until`` are epoch ms, inclusive;
-``limit`` is 1-1000 (default 100). Bad parameters get 400 with ``error``; Redis down gets 503.
+event time: objects with ``id``, ``type`` (``zone_enter``, ``zone_exit``, ``status_change``,
+``order_picked_up``, ``order_arriving``, ``order_delivered``), ``partner_id``, ``zone`` (null but for zone
+events), ``ts`` (event time, epoch ms), ``lat``, ``lon``, ``from`` / ``to`` (the statuses, or the order's
+states; null for zone events) and ``order_id`` (null but for order events). ``since`` and ``until`` are
+epoch ms, inclusive; ``limit`` is 1-1000 (default 100). Bad parameters get 400 with ``error``; Redis down gets 503.
 """
 
 from __future__ import annotations

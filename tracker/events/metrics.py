@@ -20,7 +20,7 @@ class EventMetrics:
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         events = CounterMetricFamily(
-            "tracker_events", "Zone and status events indexed, by type (each event once)", labels=["type"]
+            "tracker_events", "Zone, status and order events indexed, by type (each event once)", labels=["type"]
         )
         for kind in EVENT_TYPES:
             events.add_metric([kind], self.by_type.get(kind, 0))

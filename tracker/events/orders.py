@@ -30,7 +30,7 @@ import logging
 
 import msgspec
 
-from tracker.events.decide import Fix
+from tracker.events.decide import EventType, Fix
 from tracker.kafka import Producer
 from tracker.models import OutRecord
 from tracker.orders.state import OrderState, Point, Radii, advance
@@ -39,9 +39,9 @@ from tracker.store import OrderStore, Store
 log = logging.getLogger(__name__)
 
 ORDER_EVENT_TYPES = {
-    OrderState.PICKED_UP: "order_picked_up",
-    OrderState.ARRIVING: "order_arriving",
-    OrderState.DELIVERED: "order_delivered",
+    OrderState.PICKED_UP: EventType.ORDER_PICKED_UP.value,
+    OrderState.ARRIVING: EventType.ORDER_ARRIVING.value,
+    OrderState.DELIVERED: EventType.ORDER_DELIVERED.value,
 }
 
 
