@@ -1,4 +1,5 @@
-// The live event feed: zone entries and exits and status changes (GET /api/events, tracker/events/http.py),
+// The live event feed: zone entries and exits, status changes and orders' steps (GET /api/events,
+// tracker/events/http.py),
 // newest first; a click flies to the courier. The rules (which events, in what order, how they read) are
 // pure functions; `createEventsFeed` polls and `renderEvents` writes the list.
 //
@@ -14,7 +15,9 @@ export const POLL_MS = 3_000;
 export const EVENTS_PATH = `api/events?limit=${FEED_SIZE}`;
 const TEXT_MAX = 80; // ids and zone names are shown this long at most
 
-const EVENT_TYPES = new Set(["zone_enter", "zone_exit", "status_change"]);
+// How each order step reads (an order event names its order in `order_id`).
+const ORDER_STEPS = { order_picked_up: "Picked up", order_arriving: "Arriving", order_delivered: "Delivered" };
+const EVENT_TYPES = new Set(["zone_enter", "zone_exit", "status_change", ...Object.keys(ORDER_STEPS)]);
 
 /** Whether `event` is one the feed can show (anything else from the server is skipped). */
 export function isEvent(event) {
@@ -32,7 +35,16 @@ export function isEvent(event) {
 
 // At one fix a courier's status changes first, then it leaves zones, then it enters others
 // (tracker/events/decide.py): newest first, events of one time read the other way round.
-const SAME_TIME_RANK = { zone_enter: 0, zone_exit: 1, status_change: 2 };
+// An order moves on the same fix after the courier's own events (a different worker's fold; any fixed order
+// will do, as long as it never flickers).
+const SAME_TIME_RANK = {
+  zone_enter: 0,
+  zone_exit: 1,
+  status_change: 2,
+  order_delivered: 3,
+  order_arriving: 4,
+  order_picked_up: 5,
+};
 
 /** Newest first by event time; at one time as above, then by id, so the order never flickers between polls. */
 export function compareEvents(a, b) {
@@ -64,13 +76,20 @@ function short(text) {
   return value.length > TEXT_MAX ? `${value.slice(0, TEXT_MAX - 1)}…` : value;
 }
 
-/** How an event reads in the feed: { kind, what } (e.g. "Entered", "Koramangala"; "Status", "online → stale"). */
+/**
+ * How an event reads in the feed: { kind, what } (e.g. "Entered", "Koramangala"; "Status", "online → stale";
+ * "Delivered", "order o-17").
+ */
 export function describeEvent(event) {
   switch (event.type) {
     case "zone_enter":
       return { kind: "Entered", what: short(event.zone) };
     case "zone_exit":
       return { kind: "Left", what: short(event.zone) };
+    case "order_picked_up":
+    case "order_arriving":
+    case "order_delivered":
+      return { kind: ORDER_STEPS[event.type], what: `order ${short(event.order_id ?? "—")}` };
     default:
       return { kind: "Status", what: `${short(event.from ?? "—")} → ${short(event.to ?? "—")}` };
   }

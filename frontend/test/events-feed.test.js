@@ -61,6 +61,16 @@ test("describeEvent", () => {
   assert.ok(describeEvent(event("a", 1, "zone_enter", { zone: "z".repeat(500) })).what.length <= 80);
 });
 
+test("an order's steps are shown, naming the order", () => {
+  const step = (id, type) => event(id, 7_000, type, { zone: null, from: "arriving", to: "delivered", order_id: "o-17" });
+  assert.deepEqual(describeEvent(step("d", "order_delivered")), { kind: "Delivered", what: "order o-17" });
+  assert.deepEqual(describeEvent(step("p", "order_picked_up")), { kind: "Picked up", what: "order o-17" });
+  assert.deepEqual(describeEvent(step("a", "order_arriving")), { kind: "Arriving", what: "order o-17" });
+  // In the feed, after the courier's own events of the same fix, and in a fixed order between polls.
+  const fix = [step("d", "order_delivered"), event("s", 7_000, "status_change"), event("e", 7_000)];
+  assert.deepEqual(mergeEvents([], fix).map((e) => e.id), ["e", "s", "d"]);
+});
+
 test("the feed polls the newest events, reports only changes, and says when the server refuses", async () => {
   const answers = [
     { ok: true, status: 200, body: [event("a", 1_000)] },
