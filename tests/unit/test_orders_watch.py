@@ -63,7 +63,11 @@ def test_state_changes_then_delivered_closes_and_revoked_closes_without_data():
     revoked = hub.track(link("o2", "a"), OrderState.PICKED_UP, "x", [], NOW)
     drain(watcher), drain(revoked)
     hub.tracking.refresh("o1", b"arriving 5", False, NOW / 1000)
-    assert [f["state"] for f in drain(watcher)] == ["arriving"]
+    # The new state, then the courier as it shows: no need to wait for its next fix.
+    assert [(f["type"], f.get("state"), f.get("lat")) for f in drain(watcher)] == [
+        ("order", "arriving", None),
+        ("courier", None, 12.95),
+    ]
     hub.tracking.refresh("o1", b"arriving 5", False, NOW / 1000)  # the same: nothing
     assert watcher.next_frame() is None
     hub.ingest(fix("a", NOW + 1000, 12.951), NOW)
@@ -112,3 +116,17 @@ def test_the_running_speed_is_the_recent_speed_of_the_same_fixes():
         assert (got is None) == (expected is None)
         if expected is not None:
             assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_picked_up_sends_the_exact_position_at_once_not_at_the_next_fix():
+    hub = Hub()
+    hub.tracking.coarsen_m = 200
+    hub.ingest(fix("a", NOW, 12.95012), NOW)
+    watcher = hub.track(link("o1", "a", pickup=(12.95, 77.60)), OrderState.TO_PICKUP, "x", [], NOW)
+    [order, coarse] = drain(watcher)
+    assert order["state"] == "to_pickup" and coarse["coarse"] is True and coarse["lat"] != 12.95012
+    hub.tracking.refresh("o1", b"picked_up 5", False, NOW / 1000)
+    [order, exact] = drain(watcher)
+    assert order["state"] == "picked_up"
+    assert (exact["coarse"], exact["lat"], exact["heading"]) == (False, 12.95012, 90.0)
+    assert exact["distance_m"] > 2_000  # measured to the drop-off now, not to the pickup next door

@@ -149,7 +149,7 @@ class Followed:
     recent speed, state.recent_speed's, costs one haversine a fix, not one per fix it spans), and its watched
     orders."""
 
-    __slots__ = ("partner_id", "recent", "seen_ts", "segments", "total_m", "watches")
+    __slots__ = ("last", "partner_id", "recent", "seen_ts", "segments", "total_m", "watches")
 
     def __init__(self, partner_id: str, recent: Iterable[Fix]) -> None:
         self.partner_id = partner_id
@@ -157,6 +157,7 @@ class Followed:
         self.segments: collections.deque[float] = collections.deque()  # metres from the fix before (0: first)
         self.total_m = 0.0
         self.seen_ts = -1  # the newest fix taken
+        self.last: Position | None = None  # and the whole of it, for a frame made between fixes
         for ts, lat, lon in sorted(recent):
             if ts > self.seen_ts:
                 self._add(ts, lat, lon)
@@ -180,6 +181,7 @@ class Followed:
         if position.ts <= self.seen_ts:
             return False
         self._add(position.ts, position.lat, position.lon)
+        self.last = position
         return True
 
     def speed(self) -> float | None:
@@ -320,10 +322,20 @@ class Tracking:
             return
         watch.state = state
         frame = order_frame(order_object(watch))
+        # The courier again as the new state shows it (exact once picked up, its distance and ETA to the
+        # drop-off), not at its next fix: the page would otherwise hold a coarse position measured to the pickup.
+        followed, courier = watch.followed, None
+        if state is not OrderState.DELIVERED and followed.last is not None:
+            obj = courier_object(
+                watch.link, state, followed.last, followed.speed(), self.coarsen_m, round(now_s * 1000)
+            )
+            courier = courier_frame(obj)
         for watcher in watch.watchers:
             watcher.order_frames.append(frame)
             if state is OrderState.DELIVERED:
                 watcher.close(*DELIVERED_CLOSE, keep_frames=True)
+            elif courier is not None and watcher.closing is None:
+                watcher.frame = courier
             watcher.wake.set()
         if state is OrderState.DELIVERED:
             self._forget(watch)
