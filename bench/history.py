@@ -32,13 +32,12 @@ import redis
 
 from bench.common import machine, progress, redis_cpu_s, reproduce, run_measured, running
 from simulator import SimConfig, iter_pings
-from tracker import constants as c
 from tracker.history import plan
-from tracker.kafka import Producer, ensure_topics
+from tracker.kafka import Producer, ensure_topics, partition_for
 from tracker.local.processes import free_port
 from tracker.models import OutRecord
 from tracker.settings import Settings
-from tracker.store import Slice, Store
+from tracker.store import PartitionKeys, Slice, Store
 from tracker.up import LocalSystem, child_env
 
 TRAIL_POINTS = 200
@@ -269,7 +268,8 @@ def measure_queries(
             results["page"] = asyncio.run(measure_page(system.base_url + "/", now_ms - HOUR_S * 1000, now_ms, page_s))
     client_redis = redis.Redis.from_url(running(settings.redis_url, "REDIS_URL"))
     minute = now_ms - now_ms % plan.FULL_BUCKET_MS - plan.FULL_BUCKET_MS
-    key = settings.redis_prefix + c.KEY_HISTORY_FULL + plan.suffix(minute, ids[0])
+    partition = partition_for(ids[0].encode(), settings.location_partitions)  # the courier's keys' hash tag
+    key = PartitionKeys.of(settings.redis_prefix, partition).hist_full + plan.suffix(minute, ids[0])
     gets = []
     for _ in range(len(queried)):
         started = time.perf_counter()

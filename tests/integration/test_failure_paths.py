@@ -17,7 +17,7 @@ from tracker import constants as c
 from tracker.geo import load_service_area
 from tracker.kafka import Producer, ensure_topics
 from tracker.models import OutRecord
-from tracker.store import Store
+from tracker.store import PartitionKeys, Store
 from tracker.validator import run_validator
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,7 @@ async def test_fenced_slices_are_dropped_and_read_again_from_redis_progress(one_
                 settings.location_topic, pings("courier-f", 100, int(time.time() * 1000) - 100_000)
             )
         )
-    progress_key = settings.redis_prefix + c.KEY_PROGRESS + settings.location_topic
+    progress_key = PartitionKeys.of(settings.redis_prefix, 0).progress + settings.location_topic
     client = redis_sync.Redis.from_url(settings.redis_url)
 
     def another_member_applied_up_to_29(partitions: set[int]) -> None:
