@@ -93,6 +93,7 @@ async def _watch(
     gate: asyncio.Semaphore,
     done: asyncio.Event,
     opened: list[int],
+    close_codes: Counter[int],
 ) -> None:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
@@ -112,8 +113,9 @@ async def _watch(
                 counts[index] += 1
                 ages[at - head.server_ts] += 1
                 fix_ages[at - head.ts] += 1
-    except ConnectionClosed:
+    except ConnectionClosed as closed:
         counts[index] = -abs(counts[index]) - 1  # closed: marked (negative)
+        close_codes[closed.rcvd.code if closed.rcvd is not None else 1006] += 1
     finally:
         with contextlib.suppress(Exception):
             ws.transport.abort()
@@ -127,8 +129,11 @@ async def _load(base: str, tokens: list[str]) -> dict[str, Any]:
     fix_ages: Counter[int] = Counter()
     gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
     opened = [0]
+    close_codes: Counter[int] = Counter()
     tasks = [
-        asyncio.create_task(_watch(f"{base}/ws/track/{token}", counts, i, ages, fix_ages, window, gate, done, opened))
+        asyncio.create_task(
+            _watch(f"{base}/ws/track/{token}", counts, i, ages, fix_ages, window, gate, done, opened, close_codes)
+        )
         for i, token in enumerate(tokens)
     ]
     while True:
@@ -164,6 +169,7 @@ async def _load(base: str, tokens: list[str]) -> dict[str, Any]:
         "fix_ages": dict(fix_ages),
         "cpu_s": cpu[1] - cpu[0],
         "failed": failed,
+        "close_codes": dict(close_codes),
     }
 
 
@@ -233,7 +239,11 @@ def _measure(
         ages.update({int(k): v for k, v in result["ages"].items()})
         fix_ages.update({int(k): v for k, v in result["fix_ages"].items()})
     counts = [c for result in results for c in result["counts"]]
+    close_codes: Counter[str] = Counter()
+    for result in results:
+        close_codes.update({str(k): v for k, v in result["close_codes"].items()})
     return {
+        "close_codes": close_codes,
         "counts": counts,
         "ages": ages,
         "fix_ages": fix_ages,
@@ -327,6 +337,8 @@ def _report(
     for label, result, dispatch in rows:
         counts = result["counts"]
         closed = sum(1 for c in counts if c < 0)
+        codes = ", ".join(f"{n} × {code}" for code, n in sorted(result["close_codes"].items()))
+        closed_text = f"{closed} closed: {codes}" if closed else "0 closed"
         rates = sorted(abs(c) / result["window_s"] for c in counts)
         below = sum(r < TARGET * ping_rate for r in rates)
         held = 1 - below / len(rates) if rates else 0.0
@@ -350,7 +362,7 @@ def _report(
                 f"frame age p99 {every['frame_p99']:.0f} ms"
             )
         lines.append(
-            f"| {label} | {sockets:,} ({result['failed']} failed, {closed} closed) | {frames} | "
+            f"| {label} | {sockets:,} ({result['failed']} failed, {closed_text}) | {frames} | "
             f"{'—' if idle else f'{100 * held:.1f} % ({below:,} below)'} | {ages} | {fixes} | "
             f"{100 * result['cpu']:.0f} % | "
             f"{per_socket_cpu_us:.1f} | {'—' if idle else f'{cpu_us:.0f}'} | "
