@@ -53,17 +53,11 @@ async def endpoint(websocket: WebSocket) -> None:
         return
     client = hub.connect(address)
     gateway.metrics.clients.inc()
-    reader = asyncio.create_task(_read(websocket, client, gateway))
     writer = asyncio.create_task(_write(websocket, client, gateway))
     client.writer = writer
     try:
-        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        await _until_either_ends(asyncio.create_task(_read(websocket, client, gateway)), writer)
     finally:
-        for task in (reader, writer):
-            task.cancel()
-        for task in (reader, writer):
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-                await task
         hub.disconnect(client)
         gateway.metrics.clients.dec()
 
@@ -169,9 +163,16 @@ async def track_endpoint(websocket: WebSocket) -> None:
         await _close(websocket, ws_status.WS_1013_TRY_AGAIN_LATER, "the order store is unavailable; reconnect")
         return
     watcher = hub.track(link, state, address, recent, time.time_ns() // 1_000_000)
-    reader = asyncio.create_task(_read_ignoring(websocket, gateway))
     writer = asyncio.create_task(_write_tracking(websocket, watcher, gateway))
     watcher.writer = writer
+    try:
+        await _until_either_ends(asyncio.create_task(_read_ignoring(websocket, gateway)), writer)
+    finally:
+        hub.untrack(watcher)
+
+
+async def _until_either_ends(reader: asyncio.Task, writer: asyncio.Task) -> None:
+    """Run a socket's reader and writer until one of them ends, then stop the other (both sockets' kinds)."""
     try:
         await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -180,7 +181,6 @@ async def track_endpoint(websocket: WebSocket) -> None:
         for task in (reader, writer):
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
                 await task
-        hub.untrack(watcher)
 
 
 async def _read_ignoring(websocket: WebSocket, gateway: Gateway) -> None:
