@@ -78,6 +78,14 @@ def test_create_without_operators_configured_is_forbidden(app_settings):
         (b'{"order_id": "o", "partner_id": "c", "dropoff": {"lat": 1, "lon": 2}, "extra": 1}', 422),
         (b'{"order_id": ', 400),  # truncated
         (b" " * 5000, 413),
+        (b"x" * (1 << 20), 413),  # 1 MiB
+        (b"null", 422),
+        (b"[" * 2000 + b"]" * 2000, 422),  # nesting 2,000 deep, inside the size limit
+        (b'{"order_id": "o", "partner_id": "c", "dropoff": {"lat": ' + b"9" * 400 + b', "lon": 2}}', 422),
+        (b'{"order_id": "o", "partner_id": "c", "dropoff": {"lat": 1, "lon": 2}, "ttl_s": ' + b"9" * 400 + b"}", 422),
+        (b'{"order_id": "o\ud800", "partner_id": "c", "dropoff": {"lat": 1, "lon": 2}}', 400),  # lone surrogate
+        (b'{"order_id": "o\u001b[2J", "partner_id": "c", "dropoff": {"lat": 1, "lon": 2}}', 422),  # control chars
+        (b'{"order_id": "o", "partner_id": null, "dropoff": {"lat": 1, "lon": 2}}', 422),
     ],
 )
 def test_create_refuses_a_bad_body_in_one_line(client, body, status):
@@ -133,6 +141,10 @@ def test_refusals(client, route):
         forged: (403, "invalid tracking link"),
         payload[:-2] + "xy." + signature: (403, "invalid tracking link"),
         "not-a-token": (403, "invalid tracking link"),
+        "%ED%A0%80." + signature: (403, "invalid tracking link"),  # a lone surrogate's bytes
+        "%00%1b." + signature: (403, "invalid tracking link"),  # control characters
+        "9" * 400 + "." + signature: (403, "invalid tracking link"),
+        ("a" * 4000) + "." + signature: (403, "invalid tracking link"),
         expired: (410, "tracking link expired"),
     }
     for bad, (status, text) in cases.items():

@@ -129,6 +129,11 @@ def test_a_socket_sees_only_its_courier_whatever_it_sends(client):
             ws.send_text(json.dumps(message))
         ws.send_bytes(b"\x00\x01")
         ws.send_text("not json")
+        ws.send_text("[" * 2000 + "]" * 2000)  # nesting 2,000 deep
+        ws.send_text('{"type": "follow", "partner_id": ' + "9" * 400 + "}")  # a 400-digit number
+        ws.send_text('{"type": "follow", "partner_id": "\\ud800"}')  # a lone surrogate
+        ws.send_text('{"type": "follow", "partner_id": "\x1b[2J\x00"}')  # control characters
+        ws.send_text("null")
         seen = []
         for step in range(1, 6):
             move(client, "courier-b", 12.91 + step / 1000, 77.61, base + step * 1000)
