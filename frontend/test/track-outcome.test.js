@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { REFUSALS, closeOutcome, httpOutcome, refusalMessage } from "../src/track/outcome.js";
 import { openTrackSocket } from "../src/track/socket.js";
+import { harness } from "./fake-socket.js";
 
 test("HTTP answers of /api/track: data, a refusal with the gateway's reason, or try again", () => {
   assert.deepEqual(httpOutcome(200, {}), { kind: "ok" });
@@ -31,57 +32,6 @@ test("closes of /ws/track: delivered and 1008 end it, everything else is retried
   }
 });
 
-/** A scripted WebSocket and manual timers (as connection.test.js). */
-function harness() {
-  const sockets = [];
-  class FakeSocket {
-    constructor(url, protocols) {
-      Object.assign(this, { url, protocols, readyState: 0, sent: [] });
-      sockets.push(this);
-    }
-    send(text) {
-      this.sent.push(JSON.parse(text));
-    }
-    close() {
-      this.readyState = 3;
-    }
-    serverOpen() {
-      this.readyState = 1;
-      this.onopen && this.onopen();
-    }
-    serverSend(frame) {
-      this.onmessage && this.onmessage({ data: JSON.stringify(frame) });
-    }
-    serverClose(code, reason = "") {
-      this.readyState = 3;
-      this.onclose && this.onclose({ code, reason });
-    }
-  }
-  let clock = 0;
-  let nextId = 1;
-  const pending = new Map();
-  const timers = {
-    setTimeout: (fn, ms) => (pending.set(nextId, { fn, at: clock + ms }), nextId++),
-    clearTimeout: (id) => pending.delete(id),
-    setInterval: (fn, ms) => (pending.set(nextId, { fn, at: clock + ms, every: ms }), nextId++),
-    clearInterval: (id) => pending.delete(id),
-  };
-  function advance(ms) {
-    const until = clock + ms;
-    for (;;) {
-      const due = [...pending.entries()].filter(([, t]) => t.at <= until).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      const [id, timer] = due;
-      clock = timer.at;
-      if (timer.every) timer.at += timer.every;
-      else pending.delete(id);
-      timer.fn();
-    }
-    clock = until;
-  }
-  const inject = { WebSocketImpl: FakeSocket, timers, now: () => clock, random: () => 1 };
-  return { sockets, advance, inject, pending };
-}
 
 function open(h) {
   const ends = [];
