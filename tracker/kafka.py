@@ -37,6 +37,10 @@ BrokerError = KafkaError
 FETCH_MAX_WAIT_MS = 500  # Kafka's default; see Settings.kafka_fetch_max_wait_ms
 
 
+class _Reassigned(Exception):
+    """A partition was assigned afresh while :meth:`Consumer._isolate` searched it."""
+
+
 def unreadable(topic: str, partition: int, offset: int, error: BaseException) -> Record:
     """Stands in for a record the client could not parse: no key or value, and the reason in the
     :data:`~tracker.constants.H_UNREADABLE` header. The original stays in the topic at ``offset``."""
@@ -332,7 +336,7 @@ class Consumer:
         found: dict[tuple[str, int], list[Record]] = {}
         try:
             await self._isolate(positions, timeout_ms, found)
-        except (IllegalStateError, AssertionError) as exc:  # aiokafka asserts in highwater() for this
+        except (IllegalStateError, AssertionError, _Reassigned) as exc:  # aiokafka asserts in highwater()
             # A rebalance took partitions away mid-search: hand on what was read; the new owner of the rest
             # starts from the committed offsets and meets the bad record itself.
             log.info("partitions moved while a bad record was isolated (%s); going on", exc)
@@ -376,8 +380,11 @@ class Consumer:
                         except KafkaError:
                             raise
                         except Exception as exc:  # this record is the one the client could not parse
-                            if position is None:
-                                raise
+                            if position is None or tp not in consumer.assignment():
+                                # A rebalance assigned the partition afresh while it was searched (its fetch
+                                # state starts over from the committed offset, so the bad record's offset is
+                                # unknown here): stop; the next poll searches again from known positions.
+                                raise _Reassigned(f"{tp.topic}/{tp.partition} was assigned afresh") from exc
                             found.setdefault((tp.topic, tp.partition), []).append(
                                 unreadable(tp.topic, tp.partition, position, exc)
                             )

@@ -83,8 +83,8 @@ def test_create_without_operators_configured_is_forbidden(app_settings):
         (b"[" * 2000 + b"]" * 2000, 422),  # nesting 2,000 deep, inside the size limit
         (b'{"order_id": "o", "partner_id": "c", "dropoff": {"lat": ' + b"9" * 400 + b', "lon": 2}}', 422),
         (b'{"order_id": "o", "partner_id": "c", "dropoff": {"lat": 1, "lon": 2}, "ttl_s": ' + b"9" * 400 + b"}", 422),
-        (b'{"order_id": "o\ud800", "partner_id": "c", "dropoff": {"lat": 1, "lon": 2}}', 400),  # lone surrogate
-        (b'{"order_id": "o\u001b[2J", "partner_id": "c", "dropoff": {"lat": 1, "lon": 2}}', 422),  # control chars
+        (rb'{"order_id": "o\ud800", "partner_id": "c", "dropoff": {"lat": 1, "lon": 2}}', 400),  # lone surrogate
+        (rb'{"order_id": "o\u001b[2J", "partner_id": "c", "dropoff": {"lat": 1, "lon": 2}}', 422),  # control chars
         (b'{"order_id": "o", "partner_id": null, "dropoff": {"lat": 1, "lon": 2}}', 422),
     ],
 )

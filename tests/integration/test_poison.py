@@ -12,14 +12,15 @@ import uuid
 
 import httpx
 import pytest
+from aiokafka.protocol.offset import OffsetResetStrategy
 
 from tests.helpers import REPLAY_SECRET, eventually, subprocess_env
 from tests.integration.kafka_helpers import header, produce_with_raw_header_key, read_topic, validate_until_idle
 from tracker import constants as c
 from tracker import replay_sig
-from tracker.kafka import Producer, ensure_topics
+from tracker.kafka import Consumer, Producer, ensure_topics
 from tracker.local.processes import free_port
-from tracker.models import OutRecord
+from tracker.models import OutRecord, Record
 from tracker.store import Store
 from tracker.up import LocalSystem
 
@@ -237,3 +238,45 @@ async def test_forged_replay_headers_do_not_skip_the_age_check(one_partition):
     letters = await read_topic(settings, settings.dlq_topic, expect=3)
     assert [header(letter, c.H_REASON) for letter in letters] == ["stale_timestamp"] * 3
     assert totals["accepted"] == 1  # the genuine replay, an hour old, is judged as a replay
+
+
+async def test_a_partition_assigned_afresh_while_a_bad_record_is_searched_does_not_stop_the_consumer(one_partition):
+    # Seen live in the fuzz test: a rebalance landed while the consumer was searching for a record the Kafka
+    # client could not parse; the partition came back with no position and the search raised the parse
+    # error out of poll, which stopped the validator. Here the rebalance's effect (the partition's fetch
+    # state starting over) is made to land exactly as the search resumes the partition.
+    settings = one_partition
+    ts = now_ms()
+    await produce_with_raw_header_key(
+        settings,
+        settings.location_topic,
+        0,
+        [OutRecord(raw(good("p", ts)), b"bad-header-name", headers=(("QQ", b"v"),))],
+        {"QQ": b"\xff\xfe"},
+    )
+    async with Producer(settings) as producer:
+        await asyncio.gather(
+            *await producer.send_many(settings.location_topic, [OutRecord(raw(good("after", ts)), b"after")])
+        )
+    consumer = Consumer(settings, [settings.location_topic], group_id=f"{settings.namespace}afresh")
+    client = consumer._consumer
+    real_resume = client.resume
+    reset: list[object] = []
+
+    def resume_assigned_afresh(*partitions):
+        real_resume(*partitions)
+        if not reset:
+            for tp in partitions:
+                client._subscription.subscription.assignment.state_value(tp).await_reset(OffsetResetStrategy.EARLIEST)
+            reset.extend(partitions)
+
+    client.resume = resume_assigned_afresh
+    got: list[Record] = []
+    async with consumer:
+        deadline = time.monotonic() + 30
+        while len(got) < 2 and time.monotonic() < deadline:
+            for records in (await consumer.poll(timeout_ms=500)).values():
+                got.extend(records)
+    assert reset, "the search never resumed a partition: the bad record was not met"
+    assert [record.key for record in got] == [None, b"after"]
+    assert got[0].offset == 0 and c.H_UNREADABLE in dict(got[0].headers)
