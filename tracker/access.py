@@ -335,21 +335,40 @@ class AccessMiddleware:
         hosts = headers.get("host", [])
         extra = response_headers(path, hosts[0] if len(hosts) == 1 else None, self.policy.tiles)
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 response = MutableHeaders(scope=message)
                 for name, value in extra:
                     response[name] = value
             await send(message)
 
         if refusal is None:
-            await self.app(scope, receive, send_with_headers)
+            try:
+                await self.app(scope, receive, send_with_headers)
+            except Exception:
+                # A bug behind the edge: answer a fixed one-line 500 with the same headers as every answer
+                # (Starlette's own error page, sent from outside this middleware, would go without them), then
+                # let the error reach the server's log.
+                if not started:
+                    await _answer(send_with_headers, send, SERVER_ERROR)
+                raise
             return
-        start_headers = [(b"content-type", refusal.media_type.encode()), (b"content-length", b"%d" % len(refusal.body))]
-        if refusal is REFUSE_TOKEN:
-            start_headers.append((b"www-authenticate", b"Bearer"))
-        await send_with_headers({"type": "http.response.start", "status": refusal.status, "headers": start_headers})
-        await send({"type": "http.response.body", "body": refusal.body})
+        await _answer(send_with_headers, send, refusal)
+
+
+SERVER_ERROR = Refusal(500, b"internal error (see the gateway log)\n", "text/plain; charset=utf-8")
+
+
+async def _answer(send_with_headers: Send, send: Send, refusal: Refusal) -> None:
+    start_headers = [(b"content-type", refusal.media_type.encode()), (b"content-length", b"%d" % len(refusal.body))]
+    if refusal is REFUSE_TOKEN:
+        start_headers.append((b"www-authenticate", b"Bearer"))
+    await send_with_headers({"type": "http.response.start", "status": refusal.status, "headers": start_headers})
+    await send({"type": "http.response.body", "body": refusal.body})
 
 
 async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:

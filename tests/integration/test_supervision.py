@@ -109,7 +109,7 @@ def test_a_gateway_task_that_fails_is_logged_restarted_and_reported_while_down(i
         down = client.get("/readyz")
         assert down.status_code == 503
         assert down.json()["checks"]["flaky"] is False
-        assert down.json()["tasks_down"] == {"flaky": "RuntimeError: first run fails"}
+        assert down.json()["tasks_down"] == {"flaky": "RuntimeError"}  # the error's text is in the log only
         assert 'tracker_gateway_task_restarts_total{task="flaky"} 0.0' in client.get("/metrics").text
 
         eventually_sync(lambda: len(runs) >= 2, timeout_s=10, what="the flaky task's second run")

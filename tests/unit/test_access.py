@@ -237,3 +237,25 @@ def test_positions_and_rejected_pings_are_never_cached_and_every_answer_is_harde
     assert page["X-Content-Type-Options"] == "nosniff"
     assert page["Referrer-Policy"] == "no-referrer"
     assert "frame-ancestors 'none'" in page["Content-Security-Policy"]
+
+
+def test_a_bug_behind_the_edge_answers_a_fixed_500_with_every_hardening_header():
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    async def broken(request):
+        raise RuntimeError("secret detail from redis://:hunter2@cache")
+
+    app = Starlette(
+        routes=[Route("/api/broken", broken)],
+        middleware=[Middleware(access.AccessMiddleware, policy=access.Policy.from_settings(Settings()))],
+    )
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+        answer = client.get("/api/broken")
+    assert answer.status_code == 500
+    assert answer.text == "internal error (see the gateway log)\n"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert "default-src" in answer.headers["content-security-policy"]
