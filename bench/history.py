@@ -227,7 +227,7 @@ MEASURE_PAGE = """async ([from, to, seconds]) => {
 async def measure_page(url: str, from_ms: int, to_ms: int, seconds: float) -> dict:
     from playwright.async_api import async_playwright
 
-    from tests.browser.browser_helpers import CHROMIUM_ARGS, chromium_path
+    from bench.browser import CHROMIUM_ARGS, chromium_path
 
     executable = chromium_path()
     if executable is None:

@@ -14,8 +14,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.browser import CHROMIUM_ARGS, chromium_path
 from bench.common import machine, progress
-from tests.browser.browser_helpers import CHROMIUM_ARGS, chromium_path
 from tracker.kafka import ensure_topics
 from tracker.local.processes import free_port
 from tracker.settings import Settings

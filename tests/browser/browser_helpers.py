@@ -1,29 +1,12 @@
-"""Helpers for the browser tests: where Chromium is, how it is started, and where screenshots go."""
+"""Helpers for the browser tests: where screenshots go (where Chromium is and how it starts: bench/browser.py)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from tests.helpers import ROOT
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-]
 SCREENSHOTS = ROOT / "var" / "screenshots"
-
-
-def chromium_path() -> str | None:
-    """Debian's Chromium (or the one ``CHROMIUM`` names); None when there is none."""
-    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def screenshot_path(name: str) -> Path:

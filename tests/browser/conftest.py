@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.browser.browser_helpers import CHROMIUM_ARGS, chromium_path
+from bench.browser import CHROMIUM_ARGS, chromium_path
 from tracker.kafka import ensure_topics
 from tracker.local.processes import free_port
 from tracker.up import LocalSystem
