@@ -174,18 +174,34 @@ class Gateway:
             self.metrics.task_restarts.labels(task=name).inc()
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        """Cancel the tasks, then close the Kafka clients and Redis; each step is given
+        ``shutdown_timeout_s``, and one that takes longer is logged by name and left behind."""
+        timeout = self.settings.shutdown_timeout_s
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=timeout)
+            for task in stuck:
+                log.error(
+                    "gateway task %s did not stop within %g s of its cancellation; left behind",
+                    task.get_name(),
+                    timeout,
+                )
+        closing: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if self.consumer is not None:
-            await self.consumer.stop()
+            closing.append(("the positions consumer", self.consumer.stop))
         if self.producer is not None:
-            await self.producer.stop()
+            closing.append(("the Kafka producer", self.producer.stop))
         if self._store is not None:
-            await self._store.close()
+            closing.append(("the Redis client", self._store.close))
+        for what, close in closing:
+            try:
+                await asyncio.wait_for(close(), timeout)
+            except TimeoutError:
+                log.error("closing %s took over %g s; left behind", what, timeout)
+            except Exception as exc:  # noqa: BLE001 - stopping goes on whatever one client says
+                log.warning("closing %s failed: %r", what, exc)
 
     async def _on_assign(self, partitions) -> None:
         self.assigned = bool(partitions)

@@ -316,6 +316,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A local PMTiles v3 archive of OpenStreetMap vector tiles (Protomaps basemap schema), served by the
     # gateway with range requests and drawn under the map instead of TILE_URL (tracker/basemap.py).
     basemap: Annotated[str | None, env("TRACKER_BASEMAP", check=_basemap_archive)] = None
+    # Stopping the gateway: each step (its tasks, the Kafka clients, Redis) gets this long; one that takes
+    # longer is logged by name and left behind, so a stuck close never keeps the process from exiting.
+    shutdown_timeout_s: Annotated[float, env("TRACKER_SHUTDOWN_TIMEOUT_S", low=0.1)] = 5.0
     # A client whose socket does not drain this fast is closed (1013).
     ws_send_timeout_s: Annotated[float, env("TRACKER_WS_SEND_TIMEOUT_S", low=0)] = 10.0
     max_clients: Annotated[int, env("TRACKER_MAX_CLIENTS", low=1)] = 1000

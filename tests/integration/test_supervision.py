@@ -5,6 +5,7 @@ silent past the TTL expire from Redis."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -148,3 +149,24 @@ async def test_the_sweep_expires_couriers_silent_past_the_ttl_from_redis(setting
         assert (await store.position_json(partner_id) is not None) == kept
         assert (await store.trail(partner_id) != []) == kept
     assert await expiry.sweep_redis(store, expiry.cutoff_ms(ttl_s)) == 0
+
+
+def test_a_task_that_will_not_stop_does_not_keep_the_gateway_from_stopping(infra, caplog):
+    app = create_app(infra.replace(namespace=f"sup{time.monotonic_ns()}.", shutdown_timeout_s=1.0), consume=False)
+
+    async def stubborn() -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # swallows the gateway's cancellation, as a bug might
+            await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # the event loop's own shutdown cancels it again, and then it ends
+
+    async def add_task() -> None:
+        app.state.gateway.supervise("stubborn", stubborn)
+
+    with TestClient(app) as client:
+        assert client.portal is not None  # inside `with TestClient(...)`
+        client.portal.call(add_task)
+        assert client.get("/readyz").status_code == 200
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 10  # the lifespan's shutdown finished: one timeout, then on
+    [logged] = [r for r in caplog.records if r.levelname == "ERROR" and "stubborn" in r.getMessage()]
+    assert "did not stop within 1 s" in logged.getMessage()
