@@ -93,7 +93,7 @@ async def _watch(
     gate: asyncio.Semaphore,
     done: asyncio.Event,
     opened: list[int],
-    close_codes: Counter[int],
+    close_codes: Counter[str],
 ) -> None:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
@@ -115,7 +115,8 @@ async def _watch(
                 fix_ages[at - head.ts] += 1
     except ConnectionClosed as closed:
         counts[index] = -abs(counts[index]) - 1  # closed: marked (negative)
-        close_codes[closed.rcvd.code if closed.rcvd is not None else 1006] += 1
+        # the code and the gateway's reason: a 1013 is a cut-off slow socket or a refusal to try again later
+        close_codes[f"{closed.rcvd.code} ({closed.rcvd.reason})" if closed.rcvd is not None else "1006"] += 1
     finally:
         with contextlib.suppress(Exception):
             ws.transport.abort()
@@ -129,7 +130,7 @@ async def _load(base: str, tokens: list[str]) -> dict[str, Any]:
     fix_ages: Counter[int] = Counter()
     gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
     opened = [0]
-    close_codes: Counter[int] = Counter()
+    close_codes: Counter[str] = Counter()
     tasks = [
         asyncio.create_task(
             _watch(f"{base}/ws/track/{token}", counts, i, ages, fix_ages, window, gate, done, opened, close_codes)
