@@ -49,7 +49,7 @@ CLUSTER_TESTS := tests/unit/test_cluster_keys.py tests/integration/test_crash_re
 	tests/integration/test_zone_events.py::test_a_worker_that_dies_after_the_acks_or_is_fenced_leaves_each_event_once \
 	tests/integration/test_ingest.py::test_tracker_devices_adds_lists_and_revokes \
 	tests/integration/test_ingest.py::test_only_a_device_token_posts_and_only_as_its_own_courier \
-	tests/integration/test_orders_events.py
+	tests/integration/test_orders_events.py tests/integration/test_store_connections.py
 test-cluster: $(STAMP)
 	TRACKER_EMBEDDED_REDIS=cluster $(BIN)/python -m pytest $(CLUSTER_TESTS) $(PYTEST_ARGS)
 

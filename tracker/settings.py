@@ -264,6 +264,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # on any record whose value contains TEXT. Never set it in production.
     test_poison: Annotated[str | None, env("TRACKER_TEST_POISON", check=_poison_rule)] = None
     redis_timeout_s: Annotated[float, env("TRACKER_REDIS_TIMEOUT_S", low=0)] = 2.0
+    # Connections a process opens to Redis (to each node of a cluster) at most; a command beyond them waits
+    # for a free one (up to redis_timeout_s) rather than failing at once, as redis-py's own pool would.
+    redis_max_connections: Annotated[int, env("TRACKER_REDIS_MAX_CONNECTIONS", low=1, high=10_000)] = 100
     trail_max: Annotated[int, env("TRACKER_TRAIL_MAX", low=1)] = 200
     # Couriers with no accepted fix for this long expire from Redis (position, trail, GEO member) and from
     # the gateways' memory, so minting new ids cannot grow either forever.

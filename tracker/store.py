@@ -56,6 +56,7 @@ wrote the partition meanwhile, and the slice's judgement rests on a history that
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from importlib import resources
@@ -63,7 +64,7 @@ from typing import Any, cast
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.exceptions import ClusterError, NoScriptError, RedisClusterException, RedisError
 
 from tracker import constants as c
@@ -172,11 +173,30 @@ class _Cluster(RedisCluster):
             raise ClusterError(str(exc)) from exc
         return self
 
+    def __init__(self, *, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(max_connections=max_connections, **kwargs)
+        # redis-py's cluster pools raise MaxConnectionsError at once beyond max_connections per node: commands
+        # beyond that many in flight wait here instead (bounded by the whole client, so by every node's too).
+        self._in_flight = asyncio.Semaphore(max_connections)
+
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await super().execute_command(*args, **kwargs)
+            async with self._in_flight:
+                return await super().execute_command(*args, **kwargs)
         except RedisClusterException as exc:
             raise ClusterError(str(exc)) from exc
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        return _ClusterPipeline(self, transaction)  # type: ignore[abstract]  # as redis-py makes its own
+
+
+class _ClusterPipeline(ClusterPipeline):
+    """A cluster pipeline that takes its turn with the client's commands (one connection per node at most)."""
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        client = cast("_Cluster", self.cluster_client)
+        async with client._in_flight:
+            return await super().execute(raise_on_error, allow_redirections)
 
 
 def connect(settings: Settings) -> aioredis.Redis | RedisCluster:
@@ -187,8 +207,18 @@ def connect(settings: Settings) -> aioredis.Redis | RedisCluster:
     timeout = settings.redis_timeout_s
     cluster = cluster_nodes(settings.redis_url)
     if cluster is None:
-        return aioredis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        # A blocking pool: beyond redis_max_connections in flight (a storm of sockets connecting at once, each
+        # checking its link), a command waits for a connection instead of failing with MaxConnectionsError.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+        return aioredis.Redis.from_pool(pool)
     return _Cluster(
+        max_connections=settings.redis_max_connections,
         startup_nodes=[ClusterNode(host, port) for host, port in cluster.nodes],
         username=cluster.username,
         password=cluster.password,
