@@ -72,6 +72,22 @@ def _require(settings: Settings, *, kafka: bool = True, redis: bool = True) -> N
         raise UsageError("REDIS_URL is not set (or pass --redis-url); `tracker up` starts an embedded Redis")
 
 
+def _check_partitions(settings: Settings) -> None:
+    """Refuse to start when ``location-updates`` has another partition count than TRACKER_LOCATION_PARTITIONS
+    (:func:`tracker.kafka.partition_mismatch`). A broker that cannot be asked now leaves it unchecked: the
+    process's own retries deal with a broker that is still starting."""
+    from tracker.kafka import BrokerError, describe_topics, partition_mismatch
+
+    try:
+        counts = asyncio.run(asyncio.wait_for(describe_topics(settings), settings.startup_timeout_s))
+    except (BrokerError, TimeoutError, OSError) as exc:
+        log.warning("could not read the topics' partition counts (%r); not checked", exc)
+        return
+    problem = partition_mismatch(settings, counts)
+    if problem is not None:
+        raise UsageError(problem)
+
+
 class _OncePerInterval(logging.Filter):
     """Lets a repeated aiokafka message through once per ``interval_s`` (aiokafka logs a failed connection every
     ~100 ms while a broker is down), then says how many repeats it swallowed."""
@@ -160,6 +176,7 @@ def run_validate(args: argparse.Namespace) -> int:
         return _dry_run(settings, area, args.dry_run, clock_ms)
     _require(settings)
     _setup_logging(settings)
+    _check_partitions(settings)
     from tracker.validator import run_validator
 
     _freeze_startup_objects()
@@ -278,6 +295,8 @@ def run_gateway(args: argparse.Namespace) -> int:
     )
     _require(settings)
     _setup_logging(settings)
+    if not args.worker:  # the parent checked
+        _check_partitions(settings)
     if not settings.viewer_token and not is_loopback(settings.http_host) and not args.worker:
         print(
             f"tracker gateway: WARNING: listening on {settings.http_host} with no TRACKER_VIEWER_TOKEN: anyone who "

@@ -438,6 +438,21 @@ def topic_specs(settings: Settings) -> dict[str, int]:
     }
 
 
+def partition_mismatch(settings: Settings, counts: dict[str, int]) -> str | None:
+    """Why ``counts`` (topic -> partitions, as the broker has them) cannot be run with ``settings``, or None.
+
+    A courier's keys in Redis are found through the partition its id hashes to over
+    ``TRACKER_LOCATION_PARTITIONS`` (tracker/store.py), and readers of every courier walk that many
+    partitions: a topic with another count would hide couriers from the map and from lookups by id."""
+    actual = counts.get(settings.location_topic)
+    if actual is None or actual == settings.location_partitions:
+        return None
+    return (
+        f"{settings.location_topic} has {actual} partitions but TRACKER_LOCATION_PARTITIONS is "
+        f"{settings.location_partitions}: set it to {actual} (couriers' keys in Redis are found by partition)"
+    )
+
+
 async def ensure_topics(settings: Settings, extra: dict[str, int] | None = None) -> dict[str, int]:
     """Create the product's topics (and ``extra`` name -> partitions) when missing, idempotently; returns
     topic -> partition count."""

@@ -29,7 +29,7 @@ from pathlib import Path
 import msgspec
 
 from tracker import constants as c
-from tracker.kafka import ensure_topics
+from tracker.kafka import ensure_topics, partition_mismatch
 from tracker.local.embedded import EmbeddedError, EmbeddedStack
 from tracker.local.processes import spawn, stop_process
 from tracker.settings import Settings
@@ -357,7 +357,10 @@ def run_up(
     system: LocalSystem | None = None
     try:
         settings = stack.start()
-        asyncio.run(ensure_topics(settings))
+        problem = partition_mismatch(settings, asyncio.run(ensure_topics(settings)))
+        if problem is not None:
+            print(f"tracker up: {problem}", file=sys.stderr)
+            return 2
         system = LocalSystem(settings, stack.run_dir, validators=validators, ingest=True, events=True)
         base_url = system.start()
         phones = ""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
 
-from tests.helpers import value_of
+from tests.helpers import subprocess_env, value_of
 from tests.integration.kafka_helpers import header, read_topic, validate_until_idle
 from tracker import constants as c
 from tracker.models import OutRecord
@@ -95,3 +97,19 @@ async def test_an_exact_resend_after_a_restart_is_still_a_duplicate(settings, st
     assert (second["accepted"], second["duplicates"], second["rejected"]) == (0, 1, 0)
     assert (await store.counters())["duplicates"] == 1
     assert await store.trail("courier-d") == [[now - 1000, 12.971600000000001, 77.59460000000001, 0.30000000000000004]]
+
+
+@pytest.mark.parametrize("command", ["validate", "gateway"])
+def test_a_partition_count_other_than_the_topics_is_refused_in_one_line(settings, command):
+    # The topic has settings.location_partitions partitions; the process is told another count.
+    env = subprocess_env(settings) | {"TRACKER_LOCATION_PARTITIONS": str(settings.location_partitions + 4)}
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", command], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"tracker {command}: {settings.location_topic} has {settings.location_partitions} partitions but "
+        f"TRACKER_LOCATION_PARTITIONS is {settings.location_partitions + 4}: set it to "
+        f"{settings.location_partitions} (couriers' keys in Redis are found by partition)"
+    )
+    assert "Traceback" not in done.stderr
