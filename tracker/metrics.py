@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401  (re-exported)
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from tracker import constants as c
 from tracker.events.metrics import EventMetrics
@@ -33,6 +36,32 @@ class _PipelineCollector:
         for status, count in self.statuses.items():
             statuses.add_metric([status], count)
         yield statuses
+
+
+class CheapHistogram:
+    """A histogram for a hot path: ``observe`` is a bisection and two additions (prometheus_client's takes a
+    lock per bucket and per sum, ~2-8 µs a call: 4-15 % of a core at the 20,000 positions a second a gateway
+    reads). Exposed in Prometheus's histogram form, like prometheus_client's (without ``_created``). One event
+    loop observes it, so nothing is locked."""
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = list(buckets)
+        self.counts = [0] * (len(buckets) + 1)  # the last: above every bound
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def collect(self):
+        cumulative, running = [], 0
+        for bound, count in zip([*map(floatToGoString, self.bounds), "+Inf"], self.counts, strict=True):
+            running += count
+            cumulative.append((bound, running))
+        family = HistogramMetricFamily(self.name, self.documentation, buckets=cumulative, sum_value=self.sum)
+        yield family
 
 
 # The limits a WebSocket client can be closed by: the label values of tracker_ws_limit_closes.
@@ -83,12 +112,12 @@ class GatewayMetrics:
         )
         for where in ("memory", "redis"):
             self.couriers_expired.labels(where=where)
-        self.delivery_delay = Histogram(
+        self.delivery_delay = CheapHistogram(  # observed once per position read: the hot path
             "tracker_position_delivery_delay_seconds",
             "From the validator accepting a ping to this gateway reading its position",
             buckets=(0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12),
-            registry=self.registry,
         )
+        self.registry.register(self.delivery_delay)
         # Only where the broker's end offsets are true (not on the embedded Tansu): a wrong lag is worse
         # than none.
         self.consumer_lag = (
