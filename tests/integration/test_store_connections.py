@@ -10,7 +10,7 @@ import pytest
 
 from tracker.store import Store
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_agnostic]  # its subject is Redis
 
 
 async def test_commands_beyond_the_connection_limit_wait_for_a_connection(settings):
