@@ -37,6 +37,7 @@ SECTIONS = (
     "events",
     "history",
     "fanout",
+    "fanout-doubling",
     "scaling",
     "cost",
     "tracking",
@@ -80,6 +81,12 @@ def main() -> int:
         "--fanout-quick",
         action="store_true",
         help="fanout: a smoke check (100 clients, 2,000 couriers, 10 s, one process), printed, not written",
+    )
+    parser.add_argument(
+        "--fanout-doubling-clients", type=int, default=500, help="fanout-doubling: clients of the one process"
+    )
+    parser.add_argument(
+        "--fanout-doubling-couriers", type=int, default=5000, help="fanout-doubling: couriers, a ping a second"
     )
     parser.add_argument("--scaling-pings", type=int, default=200_000, help="scaling: pre-filled pings per contender")
     parser.add_argument("--scaling-rounds", type=int, default=2, help="scaling: rounds of 1 vs 2 validators")
@@ -193,6 +200,16 @@ def main() -> int:
                     print(report)  # a smoke check: not written to BENCHMARKS.md
                 else:
                     sections.append(("fanout", report))
+            if "fanout-doubling" in wanted:
+                report = fanout.run_doubling(
+                    settings,
+                    broker,
+                    fixed_pids,
+                    clients=args.fanout_doubling_clients,
+                    couriers=args.fanout_doubling_couriers,
+                    window_s=args.fanout_window,
+                )
+                sections.append(("fanout-doubling", report))
             if "scaling" in wanted:
                 assert broker_pid is not None and redis_pid is not None  # checked above
                 quick = args.scaling_quick

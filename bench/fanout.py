@@ -631,6 +631,8 @@ def run(
     sweep: tuple[int, ...] = (),
     quick: bool = False,
     baseline: bool = True,
+    title: str | None = None,
+    only: str = "fanout",
 ) -> str:
     """Each gateway setup (1, 2, ... processes) with ``clients``, the baseline, then one process with each of
     ``sweep`` clients (the first of the same views), one after the other on the same feed."""
@@ -670,7 +672,29 @@ def run(
                         result = _measure(port, specs[:clients], server.pid, others, window_s, workdir)
                     rows.append((BASELINE, clients, result))
                     _progress(result, settings.tick_ms)
-    return _report(rows, settings.tick_ms, clients, couriers, window_s, broker, load_before, quick)
+    return _report(rows, settings.tick_ms, clients, couriers, window_s, broker, load_before, quick, title, only)
+
+
+def run_doubling(
+    settings: Settings, broker: str, fixed_pids: dict[str, int], clients: int, couriers: int, window_s: float
+) -> str:
+    """Issue 15's "two gateway processes serve twice the clients of one at the same frame rate", at a load
+    whose two processes and load clients fit this machine's cores: one process with ``clients``, then two
+    with twice as many, on the same feed (the sizing table compares them)."""
+    report = run(
+        settings,
+        broker,
+        fixed_pids,
+        clients=2 * clients,
+        couriers=couriers,
+        window_s=window_s,
+        workers=(2,),
+        sweep=(clients,),
+        baseline=False,
+        title=f"Fan-out: two gateway processes, twice the clients ({couriers:,} couriers)",
+        only=f"fanout-doubling --fanout-doubling-clients {clients} --fanout-doubling-couriers {couriers}",
+    )
+    return report
 
 
 BASELINE = "baseline: pre-built frames, no hub"
@@ -714,6 +738,8 @@ def _report(
     broker: str,
     load_before: tuple[float, float, float],
     quick: bool,
+    title: str | None = None,
+    only: str = "fanout",
 ) -> str:
     rate = 1000 / tick_ms
 
@@ -766,7 +792,19 @@ def _report(
     sizing_head = "| " + " | ".join(sizing_columns) + " |\n|" + "---|" * len(sizing_columns)
     table, sizing_table = "\n".join(main), "\n".join(sizing)
     load_after = os.getloadavg()
-    title = "Fan-out: 1,000 dispatchers" if not quick else "Fan-out (quick)"
+    title = title or ("Fan-out: 1,000 dispatchers" if not quick else "Fan-out (quick)")
+    if any(label == BASELINE for label, _, _ in rows):
+        baseline_text = (
+            "Baseline, in the same run: the same uvicorn + Starlette WebSocket stack "
+            "(`tracker.cli.gateway_server_config`)\nsending each client, every tick, a pre-built delta of the size "
+            "that kind of client gets when it keeps up\n(`bench/fanout.py`, `serve_baseline`, `frame_sizes`): the "
+            "cost of the bytes and sockets alone."
+        )
+    else:
+        baseline_text = (
+            "Baseline, in the same run: one gateway process with half the clients (the first of the same views),\n"
+            "the second table's last row: the other rows must match its frame rate and its CPU per frame."
+        )
     return f"""## {title}
 
 {clients:,} WebSocket clients on loopback (94 % watching a district of about 5 x 4 km at a random place, 2 %
@@ -781,9 +819,7 @@ in % of one core over the window, from `/proc`; "waiting for a core": the time t
 other work had the cores (`/proc/PID/schedstat`), in % of the window. Target (issue 15): every client ≥ 90 %
 of the frame rate, frame age p99 ≤ tick + {AGE_SLACK_MS} ms; and ours, since a gateway that falls behind its
 input still sends frames on time, of old fixes: fix age p99 ≤ {FRESH_MS:,} ms.
-Baseline, in the same run: the same uvicorn + Starlette WebSocket stack (`tracker.cli.gateway_server_config`)
-sending each client, every tick, a pre-built delta of the size that kind of client gets when it keeps up
-(`bench/fanout.py`, `serve_baseline`, `frame_sizes`): the cost of the bytes and sockets alone.
+{baseline_text}
 Load: {CLIENT_PROCESSES} processes of `websockets` asyncio clients (uvloop) reading each frame's head.
 
 {head}
@@ -798,7 +834,7 @@ per frame delivered:
 Machine: {machine()}; load average before / after: {load_before[0]:.2f} / {load_after[0]:.2f} (1 min; other
 work on this machine shares the cores). Broker: {broker}; feeder, gateway, baseline and load clients are
 child processes, all on these cores.
-Reproduce: {reproduce(broker, "--only fanout" + (" --fanout-quick" if quick else ""))}.
+Reproduce: {reproduce(broker, f"--only {only}" + (" --fanout-quick" if quick else ""))}.
 """
 
 
