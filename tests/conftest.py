@@ -9,6 +9,10 @@ namespace (topic, group and Redis key prefix), so tests never see each other's r
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -19,6 +23,35 @@ from tracker.kafka import Producer, ensure_topics
 from tracker.local.embedded import EmbeddedStack
 from tracker.settings import Settings
 from tracker.store import Store
+
+
+def _dump_asyncio_tasks() -> None:
+    """Print every event loop's pending tasks with their stacks: what a hung test waits for (pytest-timeout
+    dumps the threads only, and a hung test's threads all sit in a selector or a lock)."""
+    loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed()]
+    print(f"\n+++ asyncio tasks of {len(loops)} open event loop(s), before the timeout +++", file=sys.stderr)
+    for loop in loops:
+        for task in list(asyncio.all_tasks(loop)):
+            print(f"--- {task.get_name()}: {task!r}"[:500], file=sys.stderr)
+            task.print_stack(limit=12, file=sys.stderr)
+
+
+@pytest.fixture(autouse=True)
+def _asyncio_tasks_dumped_before_a_timeout(request) -> Iterator[None]:
+    """Ten seconds before pytest-timeout's limit, print the asyncio tasks (set up first, torn down last: the
+    dump also covers a hang in another fixture's teardown, as a TestClient's lifespan shutdown once did)."""
+    marker = request.node.get_closest_marker("timeout")
+    limit = float(marker.args[0]) if marker and marker.args else float(request.config.getini("timeout") or 0)
+    if limit <= 10:
+        yield
+        return
+    timer = threading.Timer(limit - 10, _dump_asyncio_tasks)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 @pytest.fixture(scope="session")
