@@ -166,18 +166,18 @@ class _Cluster(RedisCluster):
     RedisError, when no node can be reached (a cluster down at start, or all of it gone), so callers that
     handle a single Redis's outage (retry, 503) would let it through as a crash."""
 
+    def __init__(self, *, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(max_connections=max_connections, **kwargs)
+        # redis-py's cluster pools raise MaxConnectionsError at once beyond max_connections per node: commands
+        # beyond that many in flight wait here instead (bounded by the whole client, so by every node's too).
+        self._in_flight = asyncio.Semaphore(max_connections)
+
     async def initialize(self, *args: Any, **kwargs: Any) -> _Cluster:  # pipelines start here too
         try:
             await super().initialize(*args, **kwargs)
         except RedisClusterException as exc:
             raise ClusterError(str(exc)) from exc
         return self
-
-    def __init__(self, *, max_connections: int, **kwargs: Any) -> None:
-        super().__init__(max_connections=max_connections, **kwargs)
-        # redis-py's cluster pools raise MaxConnectionsError at once beyond max_connections per node: commands
-        # beyond that many in flight wait here instead (bounded by the whole client, so by every node's too).
-        self._in_flight = asyncio.Semaphore(max_connections)
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:

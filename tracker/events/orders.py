@@ -30,7 +30,7 @@ import logging
 
 import msgspec
 
-from tracker.events.decide import EventType, Fix
+from tracker.events.decide import Event, EventType, Fix
 from tracker.kafka import Producer
 from tracker.models import OutRecord
 from tracker.orders.state import OrderState, Point, Radii, advance
@@ -45,23 +45,6 @@ ORDER_EVENT_TYPES = {
 }
 
 
-class OrderEvent(msgspec.Struct, frozen=True, gc=False):
-    """An order event on ``courier-events``: the zone events' fields (``zone`` null, ``from``/``to`` the
-    order's states) and ``order_id``. ``ts``/``lat``/``lon``: the fix that moved it (an operator's mark: when
-    it was made, and the courier's last known place, or the drop-off)."""
-
-    id: str
-    type: str
-    partner_id: str
-    ts: int
-    zone: None
-    lat: float
-    lon: float
-    from_: str = msgspec.field(name="from")
-    to: str
-    order_id: str
-
-
 def order_event_id(order_id: str, to: OrderState) -> str:
     """One id per order and state reached: the same step decided twice is the same event."""
     text = "\x1f".join(("order", order_id, to.value))
@@ -70,8 +53,11 @@ def order_event_id(order_id: str, to: OrderState) -> str:
 
 def order_event(
     order_id: str, partner_id: str, held: OrderState, to: OrderState, ts: int, lat: float, lon: float
-) -> OrderEvent:
-    return OrderEvent(
+) -> Event:
+    """An order's step as an event on ``courier-events`` (:class:`~tracker.events.decide.Event`: ``zone`` null,
+    ``from``/``to`` the order's states, ``order_id`` set). ``ts``/``lat``/``lon``: the fix that moved it (an
+    operator's mark: when it was made, and the courier's last known place, or the drop-off)."""
+    return Event(
         order_event_id(order_id, to),
         ORDER_EVENT_TYPES[to],
         partner_id,
@@ -101,10 +87,10 @@ class OpenOrder(msgspec.Struct, gc=False):
 
 def fold(
     orders: dict[str, list[OpenOrder]], fixes: list[Fix], radii: Radii
-) -> tuple[list[OrderEvent], dict[str, OpenOrder]]:
+) -> tuple[list[Event], dict[str, OpenOrder]]:
     """Fold ``fixes`` (offset order) into the open ``orders`` of their couriers (by partner id); the events,
     and the orders that moved (their final state and ``since``), by id. Pure; ``orders`` are updated."""
-    events: list[OrderEvent] = []
+    events: list[Event] = []
     moved: dict[str, OpenOrder] = {}
     for fix in fixes:
         for order in orders.get(fix.partner_id, ()):
@@ -134,7 +120,7 @@ class OrderFolder:
         self._broker = broker_retry
         self.totals: dict[str, int] = {}
 
-    async def run(self, fixes: list[Fix]) -> list[OrderEvent]:
+    async def run(self, fixes: list[Fix]) -> list[Event]:
         """Fold a batch's fixes into their couriers' open orders; returns the events produced."""
         if not fixes:
             return []

@@ -17,7 +17,8 @@ from typing import Annotated
 
 import msgspec
 
-from tracker.events.orders import OrderEvent, StoredRecord, order_event
+from tracker.events.decide import Event
+from tracker.events.orders import StoredRecord, order_event
 from tracker.kafka import Producer
 from tracker.models import OutRecord
 from tracker.orders.link import Id, Lat, Link, Lon, is_id, sign
@@ -110,11 +111,11 @@ class NoOrder(Exception):
 
 async def deliver(
     orders: OrderStore,
-    produce: Callable[[OrderEvent], Awaitable[None]],
+    produce: Callable[[Event], Awaitable[None]],
     order_id: str,
     where: Point | None = None,
     now_ms: int | None = None,
-) -> tuple[OrderState, OrderEvent | None]:
+) -> tuple[OrderState, Event | None]:
     """Mark an order delivered: produce ``order_delivered`` (``produce``: awaits the broker's ack), then
     move the stored state. Returns the state it was in and the event (None: it was delivered already, and
     nothing is produced again). ``where``: the courier's last known place (the drop-off when unknown).
@@ -138,10 +139,10 @@ async def deliver(
     return held[0], event
 
 
-def producing(producer: Producer, topic: str) -> Callable[[OrderEvent], Awaitable[None]]:
+def producing(producer: Producer, topic: str) -> Callable[[Event], Awaitable[None]]:
     """Produce an order event to ``topic`` (``courier-events``), keyed by courier, and wait for the ack."""
 
-    async def produce(event: OrderEvent) -> None:
+    async def produce(event: Event) -> None:
         record = OutRecord(_encode(event), event.partner_id.encode())
         await asyncio.gather(*await producer.send_many(topic, [record]))
 

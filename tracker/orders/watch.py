@@ -235,9 +235,7 @@ class Tracking:
             watcher.closing = DELIVERED_CLOSE
         elif courier is not None:
             followed.take(courier.position)
-            speed = followed.speed()
-            obj = courier_object(link, watch.state, courier.position, speed, self.coarsen_m, now_ms)
-            watcher.frame = courier_frame(obj)
+            watcher.frame = self._courier_frame(watch, courier.position, followed.speed(), now_ms)
         watcher.wake.set()
         return watcher
 
@@ -259,11 +257,14 @@ class Tracking:
         if not followed.watches and self.by_partner.get(followed.partner_id) is followed:
             del self.by_partner[followed.partner_id]
 
+    def _courier_frame(self, watch: Watch, position: Position, speed: float | None, now_ms: int) -> str:
+        """The courier frame of ``watch``'s order: ``position`` as the order's state shows it."""
+        return courier_frame(courier_object(watch.link, watch.state, position, speed, self.coarsen_m, now_ms))
+
     def tick(self, couriers: Mapping[str, HasPosition], now_ms: int) -> int:
         """Hand each watched courier's newer fix to its watchers, one frame per order; returns how many frames
         were made."""
         made = 0
-        coarsen_m = self.coarsen_m
         for partner_id, followed in self.by_partner.items():
             courier = couriers.get(partner_id)
             if courier is None or not followed.take(courier.position):
@@ -273,7 +274,7 @@ class Tracking:
             for watch in followed.watches.values():
                 if watch.state is OrderState.DELIVERED:
                     continue
-                frame = courier_frame(courier_object(watch.link, watch.state, position, speed, coarsen_m, now_ms))
+                frame = self._courier_frame(watch, position, speed, now_ms)
                 made += 1
                 for watcher in watch.watchers:
                     if watcher.closing is None:
@@ -326,10 +327,7 @@ class Tracking:
         # drop-off), not at its next fix: the page would otherwise hold a coarse position measured to the pickup.
         followed, courier = watch.followed, None
         if state is not OrderState.DELIVERED and followed.last is not None:
-            obj = courier_object(
-                watch.link, state, followed.last, followed.speed(), self.coarsen_m, round(now_s * 1000)
-            )
-            courier = courier_frame(obj)
+            courier = self._courier_frame(watch, followed.last, followed.speed(), round(now_s * 1000))
         for watcher in watch.watchers:
             watcher.order_frames.append(frame)
             if state is OrderState.DELIVERED:
