@@ -11,6 +11,7 @@ and the value (or the setting and the bound it breaks), so the CLI can print it 
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import types
@@ -46,6 +47,8 @@ class Env(msgspec.Struct, frozen=True):
         """What is wrong with ``value`` for the setting ``field`` (None is never checked: it means unset)."""
         if value is None:
             return []
+        if isinstance(value, float) and not math.isfinite(value):  # "nan", "inf", or 400 digits read as inf
+            return [f"{field} must be a finite number, got {value!r}"]
         if self.choices is not None and value not in self.choices:
             return [f"{field} must be one of {', '.join(self.choices)}, got {value!r}"]
         if self.low is not None and self.high is not None:

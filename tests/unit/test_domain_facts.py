@@ -95,6 +95,8 @@ def test_every_setting_has_one_declaration_with_its_own_variable():
     [
         ({"TRACKER_MAX_BATCH": "0"}, "max_batch must be at least 1, got 0"),
         ({"TRACKER_COURIER_TTL_S": "-1"}, "courier_ttl_s must not be negative, got -1.0"),
+        ({"TRACKER_SHUTDOWN_TIMEOUT_S": "nan"}, "shutdown_timeout_s must be a finite number, got nan"),
+        ({"TRACKER_WS_SEND_TIMEOUT_S": "9" * 400}, "ws_send_timeout_s must be a finite number, got inf"),
         ({"TRACKER_HTTP_PORT": "65536"}, "http_port must be 0-65535, got 65536"),
         ({"TRACKER_EMBEDDED_BROKER": "x"}, "embedded_broker must be one of kafka, tansu, got 'x'"),
         ({"TRACKER_SPEED_LIMITS": "car=0"}, "speed limit for 'car' must be positive, got 0.0"),
