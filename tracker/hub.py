@@ -7,17 +7,19 @@ turns the set of couriers that changed into frames:
 - clients with a viewport get a frame joined from the same pre-encoded fragments (no per-client encoding of
   couriers, just a join of strings).
 
-A client with a viewport looks only at the couriers near its box. The tick files what changed in bands of
-latitude (:func:`band_of`, :data:`BAND_DEG` high), each sorted by longitude: a band wholly inside the box north
-to south gives its couriers between the box's west and east edges by two bisections, and only the couriers of
-the two bands its north and south edges cross are looked at one by one. So a client costs the bands it spans,
-not every courier that changed (1,000 district clients at 20,000 changes a second would otherwise be 20 M
-checks a second). Who left the view is found the same way, by where the couriers were: a courier can have left
-only from a band it left, or from near the box's edge. The index holds each courier where its fragment has it,
-so a snapshot and the deltas after it agree on who was in view.
+A client with a viewport gets the couriers in the cells of the index its box touches. The tick files what
+changed in cells :data:`CELL_DEG` on a side (:func:`band_of`, :func:`column_of`: ~560 m), and joins each
+changed cell's fragments once into a piece; a band of cells keeps its changed columns sorted, so a client takes
+the run of pieces between its box's west and east columns by two bisections per band its box spans, and its
+frame is those pieces joined. So a client costs the bands it spans, not every courier that changed (1,000
+district clients at 20,000 changes a second would otherwise be 20 M checks a second), and no courier is
+looked at per client: a viewport is widened to whole cells, at most one cell (~560 m) around the box, a margin
+the page pads its box with anyway. Who left the view is found from the couriers that changed cell: a courier
+leaves a view only for a cell the view does not cover. The index holds each courier where its fragment has
+it, so a snapshot and the deltas after it agree on who was in view.
 
 A client that kept up is owed exactly this tick's changes, kept as they came (the shared frame, or the
-fragments of its view in a list to join). One that falls behind has a ``dirty`` set rather than a queue of
+pieces of its view in a list to join). One that falls behind has a ``dirty`` set rather than a queue of
 frames: the couriers that changed meanwhile pile up in the set and the next frame carries only their latest
 state (latest-wins coalescing), so memory per client is bounded by the number of couriers, not by time. A
 client whose socket does not drain within ``send_timeout_s`` is closed with 1013 by its writer (see ws.py).
@@ -44,7 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import math
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
@@ -66,13 +67,15 @@ class Courier(msgspec.Struct, gc=False):
     """One courier in the gateway's world; untracked by the cyclic GC (it holds no containers).
 
     ``position`` is the latest fix; ``shown`` the one ``fragment`` encodes (as of the last tick, or the
-    snapshot that first encoded it) and ``band`` the index band of ``shown`` (-1: not encoded yet)."""
+    snapshot that first encoded it) and ``band`` and ``column`` the index cell of ``shown`` (-1: not encoded
+    yet)."""
 
     position: Position
     status: Status
     fragment: str = ""
     shown: Position | None = None
     band: int = -1
+    column: int = -1
 
 
 class WireCourier(msgspec.Struct, frozen=True, gc=False):
@@ -108,141 +111,118 @@ def fragment_of(position: Position, status: Status) -> str:
     ).decode()
 
 
-def in_box(position: Position, bbox: tuple[float, float, float, float]) -> bool:
-    west, south, east, north = bbox
-    return west <= position.lon <= east and south <= position.lat <= north
+# -- the cells ---------------------------------------------------------------------------------------------
 
-
-# -- the bands ---------------------------------------------------------------------------------------------
-
-BAND_DEG = 0.005  # the index files couriers in bands of latitude this high (560 m; a district's view spans ~8)
-_PER_DEG = 200  # bands per degree (1 / BAND_DEG)
+CELL_DEG = 0.005  # the index files couriers in cells this many degrees on a side (560 m north to south)
+_PER_DEG = 200  # cells per degree (1 / CELL_DEG)
 MAX_LISTED_BANDS = 4096  # a view spanning more bands looks up the bands that changed rather than its own
 
 
 def band_of(lat: float) -> int:
-    """The index band that holds latitude ``lat``."""
+    """The index's band (row of cells) that holds latitude ``lat``; never decreases as ``lat`` grows (IEEE
+    addition and multiplication round monotonically), so a box's couriers are in its bands' span."""
     return int((lat + 90.0) * _PER_DEG)
 
 
-# A changed courier in the tick's index: where it is now, its id and fragment, and where it was if it stayed in
-# the same band (NaN if it came from another band or is new: it cannot have left a view from inside this one)
-Entry = tuple[float, float, str, str, float, float]
-NAN = math.nan
+def column_of(lon: float) -> int:
+    """The index's column that holds longitude ``lon`` (as :func:`band_of`)."""
+    return int((lon + 180.0) * _PER_DEG)
 
 
-class BandChanges:
-    """One band's changes in a tick, sorted by longitude: a view takes the run between its west and east edges
-    with two bisections; and the couriers that moved out of the band (``departed``: where they were, their id).
+# A courier that changed cell in the tick: the column it left (in the band of the row that keeps it), its id,
+# and the band and column it is in now
+Move = tuple[int, str, int, int]
 
-    Of the couriers that stayed in the band, one can have left a view across its west or east edge only if it
-    is now within ``drift`` of that edge: the most any of them moved east or west this tick."""
 
-    __slots__ = ("departed", "drift", "fragments", "ids", "lats", "lons", "old_lats", "old_lons")
+class Row:
+    """One band's changes in a tick: the columns of its cells that changed, sorted, each cell's fragments
+    joined once (``pieces``: every view spanning the cell takes the piece as it is) and their ids; and the
+    couriers that left a cell of the band for another cell (``moves``, sorted by the column they left)."""
 
-    def __init__(self, entries: list[Entry], departed: list[tuple[float, float, str]]) -> None:
-        entries.sort()
-        self.lons = [entry[0] for entry in entries]
-        self.lats = [entry[1] for entry in entries]
-        self.ids = [entry[2] for entry in entries]
-        self.fragments = [entry[3] for entry in entries]
-        self.old_lons = [entry[4] for entry in entries]
-        self.old_lats = [entry[5] for entry in entries]
-        self.departed = departed
-        # with a margin for the rounding of ``edge - drift``: the drift only narrows what is checked exactly
-        moves = [abs(old - lon) for lon, old in zip(self.lons, self.old_lons, strict=True) if old == old]  # not NaN
-        self.drift = max(moves, default=0.0) * 1.000001 + 1e-12
+    __slots__ = ("columns", "ids", "move_columns", "moves", "pieces")
+
+    def __init__(self, cells: dict[int, tuple[list[str], list[str]]], moves: list[Move]) -> None:
+        self.columns = sorted(cells)
+        self.pieces = [",".join(cells[column][0]) for column in self.columns]
+        self.ids = [cells[column][1] for column in self.columns]
+        moves.sort()
+        self.moves = moves
+        self.move_columns = [move[0] for move in moves]
 
 
 class Changes:
-    """What a tick changed in one filtered client's view: the fragments of the couriers in it, their ids, and
-    the couriers that left it."""
+    """What a tick changed in one filtered client's view: the pieces of the cells it covers (and the followed
+    courier's fragment when it is outside them), where their ids are, and the couriers that left it."""
 
-    __slots__ = ("departed", "fragments", "ids", "left")
+    __slots__ = ("followed", "left", "pieces", "spans")
 
     def __init__(self) -> None:
-        self.fragments: list[str] = []
-        self.ids: list[str] = []
+        self.pieces: list[str] = []
+        self.spans: list[tuple[Row, int, int]] = []  # the ids of ``pieces``: a row's cells i to j
+        self.followed: str | None = None  # the last piece is this courier's fragment
         self.left: list[str] = []  # in the view by where they were, out of it now
-        self.departed: list[str] = []  # in the view by where they were, in another band now: in or out of it
+
+    def ids(self) -> list[str]:
+        out = [courier_id for row, i, j in self.spans for ids in row.ids[i:j] for courier_id in ids]
+        if self.followed is not None:
+            out.append(self.followed)
+        return out
 
 
 class View:
-    """A viewport's box and the index bands it spans. The bands strictly between the first and the last lie
-    wholly inside it north to south: :func:`band_of` never decreases as latitude grows, so a courier filed in a
-    band after the one ``south`` falls in is north of ``south``, and so on. The first and last bands are
-    checked courier by courier (even on a band line: rounding may file a point just outside the box in them)."""
+    """A viewport's box and the cells it touches: the bands from the one its south edge is in to the one its
+    north edge is in, and in each the columns from its west edge's to its east edge's."""
 
-    __slots__ = ("bbox", "ends", "first", "inner", "last")
+    __slots__ = ("bbox", "east", "first", "last", "listed", "west")
 
     def __init__(self, bbox: tuple[float, float, float, float]) -> None:
         self.bbox = bbox
         self.first, self.last = band_of(bbox[1]), band_of(bbox[3])
-        self.ends = (self.first,) if self.first == self.last else (self.first, self.last)
-        # the bands in between, when there are few enough to list
-        self.inner = list(range(self.first + 1, self.last)) if self.last - self.first <= MAX_LISTED_BANDS else None
+        self.west, self.east = column_of(bbox[0]), column_of(bbox[2])
+        # its bands, when there are few enough to list
+        self.listed = range(self.first, self.last + 1) if self.last - self.first < MAX_LISTED_BANDS else None
 
-    def contains(self, position: Position) -> bool:
-        return in_box(position, self.bbox)
+    def covers(self, band: int, column: int) -> bool:
+        return self.first <= band <= self.last and self.west <= column <= self.east
 
-    def _inner(self, by_band: Mapping[int, object]) -> Iterable[int]:
-        """The bands in between that ``by_band`` has (or may have): the view's own, or, when ``by_band`` has
-        fewer (or the view too many to list), those of ``by_band`` in the span."""
-        if self.inner is not None and len(self.inner) <= len(by_band):
-            return self.inner
-        return [band for band in by_band if self.first < band < self.last]
+    def _bands(self, by_band: Mapping[int, object]) -> Iterable[int]:
+        """Its bands that ``by_band`` has (or may have): its own, or, when ``by_band`` has fewer (or the view
+        too many to list), those of ``by_band`` in its span."""
+        if self.listed is not None and len(self.listed) <= len(by_band):
+            return self.listed
+        return [band for band in by_band if self.first <= band <= self.last]
 
-    def changes(self, by_band: dict[int, BandChanges]) -> Changes:
-        """This tick's changes in the box: the couriers in it now, and those that left it (it had them by
-        where they were, and has them no longer)."""
+    def changes(self, by_band: dict[int, Row]) -> Changes:
+        """This tick's changes in the view: the pieces of its cells, and who left them for a cell outside."""
         out = Changes()
-        fragments, ids, left, departed = out.fragments, out.ids, out.left, out.departed
-        west, south, east, north = self.bbox
+        pieces, spans, left = out.pieces, out.spans, out.left
+        first, last, west, east = self.first, self.last, self.west, self.east
         get = by_band.get
-        for band in self._inner(by_band):
+        for band in self._bands(by_band):
             row = get(band)
             if row is None:
                 continue
-            lons = row.lons
-            first, end = bisect_left(lons, west), bisect_right(lons, east)
-            if first < end:
-                fragments += row.fragments[first:end]
-                ids += row.ids[first:end]
-            drift = row.drift
-            if (first and lons[first - 1] >= west - drift) or (end < len(lons) and lons[end] <= east + drift):
-                # just outside now, having stayed in the band: were they inside?
-                low, high = bisect_left(lons, west - drift), bisect_right(lons, east + drift)
-                old = row.old_lons
-                left += [row.ids[i] for i in (*range(low, first), *range(end, high)) if west <= old[i] <= east]
-            for lon, _, courier_id in row.departed:  # a loop: mostly none or one
-                if west <= lon <= east:
-                    departed.append(courier_id)
-        for band in self.ends:  # one look at each courier near the box's longitudes
-            row = get(band)
-            if row is None:
-                continue
-            lons, lats, old_lons, old_lats = row.lons, row.lats, row.old_lons, row.old_lats
-            for i in range(bisect_left(lons, west - row.drift), bisect_right(lons, east + row.drift)):
-                if west <= lons[i] <= east and south <= lats[i] <= north:
-                    fragments.append(row.fragments[i])
-                    ids.append(row.ids[i])
-                elif west <= old_lons[i] <= east and south <= old_lats[i] <= north:
-                    left.append(row.ids[i])
-            for lon, lat, courier_id in row.departed:
-                if west <= lon <= east and south <= lat <= north:
-                    departed.append(courier_id)
+            columns = row.columns
+            i, j = bisect_left(columns, west), bisect_right(columns, east)
+            if i < j:
+                pieces += row.pieces[i:j]
+                spans.append((row, i, j))
+            if row.moves:
+                moves, move_columns = row.moves, row.move_columns
+                for k in range(bisect_left(move_columns, west), bisect_right(move_columns, east)):
+                    _, courier_id, band_now, column_now = moves[k]
+                    if not (first <= band_now <= last and west <= column_now <= east):
+                        left.append(courier_id)
         return out
 
-    def select(self, bands: dict[int, set[str]], couriers: dict[str, Courier]) -> set[str]:
-        """The couriers in the box, of those filed in ``bands`` (by where each one's fragment has it)."""
-        west, south, east, north = self.bbox
+    def select(self, cells: dict[int, dict[int, set[str]]]) -> set[str]:
+        """The couriers filed in the cells it covers."""
+        west, east = self.west, self.east
         inside: set[str] = set()
-        for band in (*self._inner(bands), *self.ends):
-            for courier_id in bands.get(band, ()):
-                shown = couriers[courier_id].shown
-                assert shown is not None  # filed in a band: encoded
-                if west <= shown.lon <= east and south <= shown.lat <= north:
-                    inside.add(courier_id)
+        for band in self._bands(cells):
+            for column, ids in cells.get(band, {}).items():
+                if west <= column <= east:
+                    inside |= ids
         return inside
 
 
@@ -295,7 +275,7 @@ class Client:
         if self.pending is None:
             self.dirty |= shared_ids
         else:
-            self.dirty.update(self.pending.ids)
+            self.dirty.update(self.pending.ids())
         self.pending_seq = None
         self.pending = None
 
@@ -329,7 +309,7 @@ class Client:
             return None
         pending = self.pending
         if self.pending_seq is not None and not self.dirty and (pending is not None or not self.removed):
-            frame = hub.shared_frame() if pending is None else hub.delta_frame(pending.fragments, sorted(self.removed))
+            frame = hub.shared_frame() if pending is None else hub.delta_frame(pending.pieces, sorted(self.removed))
         else:
             self.fall_behind(hub.shared_ids)
             couriers = hub.couriers
@@ -353,7 +333,7 @@ class Hub:
         self.thresholds = thresholds or StatusThresholds()
         self.couriers: dict[str, Courier] = {}
         self.changed: set[str] = set()
-        self.bands: dict[int, set[str]] = {}  # index band -> couriers whose fragment has them there
+        self.cells: dict[int, dict[int, set[str]]] = {}  # band -> column -> the couriers whose fragment is there
         self.clients: set[Client] = set()
         self.seq = 0  # ticks that changed something: a delta's ``seq``
         self.ticks = 0  # every tick: a client gets at most one snapshot per tick
@@ -455,14 +435,14 @@ class Hub:
         if not expired:
             return expired
         gone = set(expired)
-        shown_at: dict[str, Position] = {}  # where each client's view has them: as the last tick (or snapshot) did
+        shown_at: dict[str, tuple[int, int]] = {}  # the cell each client's view has them in (the last tick's)
         for courier_id in expired:
             courier = self.couriers.pop(courier_id)
             self.status_counts[courier.status] -= 1
-            self._unfile(courier_id, courier.band)
+            self._unfile(courier_id, courier.band, courier.column)
             self._unfile_age(courier_id, courier.position.ts)
             if courier.shown is not None:
-                shown_at[courier_id] = courier.shown
+                shown_at[courier_id] = (courier.band, courier.column)
         for client in self.clients:
             client.fall_behind(self.shared_ids)  # what it is owed must not name them
         self.changed -= gone
@@ -477,7 +457,7 @@ class Hub:
             if view is None:
                 shown = gone
             else:
-                shown = {i for i, at in shown_at.items() if i == client.follow or view.contains(at)}
+                shown = {i for i, at in shown_at.items() if i == client.follow or view.covers(*at)}
             client.dirty -= gone
             if shown:
                 client.removed |= shown
@@ -487,26 +467,35 @@ class Hub:
     # -- the index -----------------------------------------------------------------------------------
 
     def _encode(self, courier_id: str, courier: Courier) -> None:
-        """Encode the courier's fragment and file it in the band of that position."""
+        """Encode the courier's fragment and file it in the cell of that position."""
         position = courier.position
         courier.fragment = fragment_of(position, courier.status)
         courier.shown = position
-        band = band_of(position.lat)
-        if band != courier.band:
-            self._unfile(courier_id, courier.band)
-            ids = self.bands.get(band)
-            if ids is None:
-                self.bands[band] = {courier_id}
+        band, column = band_of(position.lat), column_of(position.lon)
+        if band != courier.band or column != courier.column:
+            self._unfile(courier_id, courier.band, courier.column)
+            row = self.cells.get(band)
+            if row is None:
+                self.cells[band] = {column: {courier_id}}
             else:
-                ids.add(courier_id)
-            courier.band = band
+                ids = row.get(column)
+                if ids is None:
+                    row[column] = {courier_id}
+                else:
+                    ids.add(courier_id)
+            courier.band, courier.column = band, column
 
-    def _unfile(self, courier_id: str, band: int) -> None:
-        ids = self.bands.get(band)
+    def _unfile(self, courier_id: str, band: int, column: int) -> None:
+        row = self.cells.get(band)
+        if row is None:
+            return
+        ids = row.get(column)
         if ids is not None:
             ids.discard(courier_id)
             if not ids:
-                del self.bands[band]
+                del row[column]
+                if not row:
+                    del self.cells[band]
 
     # -- output --------------------------------------------------------------------------------------
 
@@ -558,55 +547,49 @@ class Hub:
                 waiting += 1
         return 2 * waiting > len(self.clients)
 
-    def _index(self, changed: set[str]) -> dict[int, BandChanges]:
+    def _index(self, changed: set[str]) -> dict[int, Row]:
         """Encode what changed and file it: this tick's changes by band."""
         couriers = self.couriers
-        entries: dict[int, list[Entry]] = {}
-        departed: dict[int, list[tuple[float, float, str]]] = {}
+        cells: dict[int, dict[int, tuple[list[str], list[str]]]] = {}
+        moves: dict[int, list[Move]] = {}
         for courier_id in changed:
             courier = couriers[courier_id]
-            was, old_band = courier.shown, courier.band
+            was_band, was_column = courier.band, courier.column
             self._encode(courier_id, courier)
-            position = courier.position
-            if was is not None and old_band == courier.band:
-                entry = (position.lon, position.lat, courier_id, courier.fragment, was.lon, was.lat)
+            band, column = courier.band, courier.column
+            if was_band != -1 and (was_band != band or was_column != column):
+                moves.setdefault(was_band, []).append((was_column, courier_id, band, column))
+            row = cells.get(band)
+            if row is None:
+                cells[band] = {column: ([courier.fragment], [courier_id])}
             else:
-                entry = (position.lon, position.lat, courier_id, courier.fragment, NAN, NAN)
-                if was is not None:
-                    departed.setdefault(old_band, []).append((was.lon, was.lat, courier_id))
-            in_band = entries.get(courier.band)
-            if in_band is None:
-                entries[courier.band] = [entry]
-            else:
-                in_band.append(entry)
-        return {
-            band: BandChanges(entries.get(band, []), departed.get(band, []))
-            for band in entries.keys() | departed.keys()
-        }
+                cell = row.get(column)
+                if cell is None:
+                    row[column] = ([courier.fragment], [courier_id])
+                else:
+                    cell[0].append(courier.fragment)
+                    cell[1].append(courier_id)
+        return {band: Row(cells.get(band, {}), moves.get(band, [])) for band in cells.keys() | moves.keys()}
 
-    def _offer(self, client: Client, view: View, changed: set[str], by_band: dict[int, BandChanges]) -> None:
+    def _offer(self, client: Client, view: View, changed: set[str], by_band: dict[int, Row]) -> None:
         """Hand a filtered client what changed in its view, and what left it."""
         changes = view.changes(by_band)
+        left = changes.left
         follow = client.follow
         if follow is not None:
             if follow in changed:
                 courier = self.couriers[follow]
-                assert courier.shown is not None  # encoded this tick
-                if not view.contains(courier.shown):
-                    changes.fragments.append(courier.fragment)
-                    changes.ids.append(follow)
-            for gone in (changes.left, changes.departed):
-                if follow in gone:
-                    gone.remove(follow)  # out of the box, still followed
-        left = changes.left
-        if changes.departed:  # it left a band the view spans: it may be in another one the view spans
-            couriers = self.couriers
-            left += [i for i in changes.departed if not view.contains(couriers[i].shown)]  # type: ignore[arg-type]
-        if not changes.ids and not left:
+                if not view.covers(courier.band, courier.column):
+                    changes.pieces.append(courier.fragment)
+                    changes.followed = follow
+            if follow in left:
+                left.remove(follow)  # out of the view, still followed
+        if not changes.pieces and not left:
             return
         if client.dirty or client.removed:  # behind: coalesce
-            client.dirty.update(changes.ids)
-            client.removed.difference_update(changes.ids)
+            ids = changes.ids()
+            client.dirty.update(ids)
+            client.removed.difference_update(ids)
             client.dirty.difference_update(left)
             client.removed.update(left)
         else:
@@ -635,7 +618,7 @@ class Hub:
                 self._everything = ",".join([courier.fragment for courier in couriers.values() if courier.fragment])
             body = self._everything
         else:
-            inside = view.select(self.bands, couriers)
+            inside = view.select(self.cells)
             follow = client.follow
             if follow is not None and follow in couriers and couriers[follow].fragment:
                 inside.add(follow)

@@ -1,8 +1,8 @@
-"""The hub's index of latitude bands changes what a tick looks at, never what a client sees: after every tick,
-a client that applies its frames shows exactly the couriers in its box (edges included) plus the one it
-follows, each at its latest position; also on boxes along band lines, points on a box's edge, boxes too big to
-list their bands, and with couriers expiring, moving across bands and edges, and views changing in between.
-Without sockets."""
+"""The hub's index of cells decides what a client sees: after every tick, a client that applies its frames
+shows exactly the couriers in the cells its box touches plus the one it follows, each at its latest position:
+every courier in its box (edges included), none more than a cell outside it; also on boxes along cell lines,
+points on a box's edge, boxes too big to list their bands, and with couriers expiring, moving across cells and
+edges, and views changing in between. Without sockets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from tracker.hub import BAND_DEG, MAX_LISTED_BANDS, Client, Hub, View, band_of
+from tracker.hub import CELL_DEG, MAX_LISTED_BANDS, Client, Hub, View, band_of, column_of
 from tracker.models import Position
 from tracker.status import courier_status
 
@@ -40,14 +40,27 @@ class Page:
                     self.couriers.pop(gone, None)  # an id it never had is allowed (a courier gone before a tick)
 
 
+def in_cells(box: tuple[float, float, float, float], lat: float, lon: float) -> bool:
+    """Whether (lat, lon) is in a cell the box touches."""
+    return band_of(box[1]) <= band_of(lat) <= band_of(box[3]) and column_of(box[0]) <= column_of(lon) <= column_of(
+        box[2]
+    )
+
+
 def expected(hub: Hub, client: Client) -> dict[str, tuple[float, float]]:
     out = {}
     for courier_id, courier in hub.couriers.items():
         p = courier.position
         box = client.bbox
-        if box is None or courier_id == client.follow or (box[0] <= p.lon <= box[2] and box[1] <= p.lat <= box[3]):
+        if box is None or courier_id == client.follow or in_cells(box, p.lat, p.lon):
             out[courier_id] = (p.lat, p.lon)
     return out
+
+
+def in_box(hub: Hub, box: tuple[float, float, float, float]) -> set[str]:
+    return {
+        i for i, c in hub.couriers.items() if box[0] <= c.position.lon <= box[2] and box[1] <= c.position.lat <= box[3]
+    }
 
 
 def shown(page: Page) -> dict[str, tuple[float, float]]:
@@ -57,7 +70,7 @@ def shown(page: Page) -> dict[str, tuple[float, float]]:
 def on_grid(rng: random.Random, low: float, high: float) -> float:
     """A coordinate, now and then exactly on a band line (or a round longitude)."""
     if rng.random() < 0.3:
-        return round(rng.randint(round(low / BAND_DEG), round(high / BAND_DEG)) * BAND_DEG, 4)
+        return round(rng.randint(round(low / CELL_DEG), round(high / CELL_DEG)) * CELL_DEG, 4)
     return rng.uniform(low, high)
 
 
@@ -126,6 +139,13 @@ def test_every_page_shows_exactly_its_view_after_every_tick(seed):
                 continue  # this page falls behind a tick: its next frame carries both
             page.read()
             assert shown(page) == expected(hub, page.client), (seed, round_number, page.client.bbox)
+            box = page.client.bbox
+            if box is not None:  # what the cells mean for the page: all of its box, and at most a cell more
+                assert in_box(hub, box) <= set(shown(page))
+                margin = CELL_DEG * 1.0001
+                for courier_id, (lat, lon) in shown(page).items():
+                    if courier_id != page.client.follow:
+                        assert box[1] - margin <= lat <= box[3] + margin and box[0] - margin <= lon <= box[2] + margin
 
 
 def near(value: float, steps: int = 3) -> list[float]:
@@ -138,27 +158,38 @@ def near(value: float, steps: int = 3) -> list[float]:
     return out
 
 
-def test_a_band_between_a_boxs_first_and_last_holds_only_latitudes_inside_it():
-    for south, north in ((12.90, 12.92), (12.8975, 12.9225), (0.0, 0.0075), (-0.0025, 0.0), (12.9, 12.9)):
-        view = View((77.5, south, 77.6, north))
-        inner = set(range(view.first + 1, view.last))
-        # latitudes on and next to the box's edges and the band lines: none outside the box is filed in a band
-        # strictly between its first and last (rounding may file one just outside a line in the band beyond it)
-        for line in (south, north, *(south + k * BAND_DEG for k in range(12))):
+def test_the_cells_a_box_touches_hold_every_point_of_it_and_none_a_cell_beyond():
+    for west, south, east, north in (
+        (77.5, 12.90, 77.6, 12.92),
+        (77.4975, 12.8975, 77.5025, 12.9225),
+        (0.0, 0.0, 0.0, 0.0075),
+    ):
+        view = View((west, south, east, north))
+        # latitudes and longitudes on and next to the box's edges and the cell lines
+        for line in (south, north, *(south + k * CELL_DEG for k in range(-2, 8))):
             for lat in near(line):
-                if band_of(lat) in inner:
-                    assert south <= lat <= north, (south, north, lat)
-    # a point just south of a box on a band line is filed in the box's first band, yet not shown
+                if south <= lat <= north:
+                    assert view.first <= band_of(lat) <= view.last, (south, north, lat)
+                elif lat < south - CELL_DEG * 1.0001 or lat > north + CELL_DEG * 1.0001:
+                    assert not view.first <= band_of(lat) <= view.last, (south, north, lat)
+        for line in (west, east, *(west + k * CELL_DEG for k in range(-2, 24))):
+            for lon in near(line):
+                if west <= lon <= east:
+                    assert view.west <= column_of(lon) <= view.east, (west, east, lon)
+                elif lon < west - CELL_DEG * 1.0001 or lon > east + CELL_DEG * 1.0001:
+                    assert not view.west <= column_of(lon) <= view.east, (west, east, lon)
+    # a point just south of a box on a cell line shares the box's first cell: a client gets it, the margin
     hub = Hub()
     hub.ingest(Position("edge", 12.899999999999999, 77.55, NOW, NOW, 5.0), NOW)
     hub.ingest(Position("in", 12.9, 77.55, NOW, NOW, 5.0), NOW)
+    hub.ingest(Position("beyond", 12.894, 77.55, NOW, NOW, 5.0), NOW)
     hub.tick()
     assert band_of(12.899999999999999) == band_of(12.9)
     client = hub.connect()
     hub.set_viewport(client, (77.5, 12.9, 77.6, 12.92))
-    assert [c["id"] for c in json.loads(client.next_frame() or "")["couriers"]] == ["in"]
-    assert View((-180.0, -90.0, 180.0, 90.0)).inner is None  # far more than MAX_LISTED_BANDS
-    assert MAX_LISTED_BANDS * BAND_DEG >= 10  # a view of a whole city lists its bands
+    assert sorted(c["id"] for c in json.loads(client.next_frame() or "")["couriers"]) == ["edge", "in"]
+    assert View((-180.0, -90.0, 180.0, 90.0)).listed is None  # far more than MAX_LISTED_BANDS
+    assert MAX_LISTED_BANDS * CELL_DEG >= 10  # a view of a whole city lists its bands
 
 
 def test_a_district_client_looks_only_at_the_bands_near_it():
@@ -175,24 +206,25 @@ def test_a_district_client_looks_only_at_the_bands_near_it():
     hub.set_viewport(client, (77.51, 12.91, 77.52, 12.92))
     client.next_frame()
     looked_at = []
-    original = View._inner
+    original = View._bands
 
     def counting(self, by_band):
         bands = list(original(self, by_band))
         looked_at.append((len(bands), len(by_band)))
         return bands
 
-    View._inner = counting  # type: ignore[method-assign]
+    View._bands = counting  # type: ignore[method-assign]
     try:
         everyone_moves(NOW + 1)
         hub.tick()
     finally:
-        View._inner = original  # type: ignore[method-assign]
+        View._bands = original  # type: ignore[method-assign]
     [(bands, changed_bands)] = looked_at
-    assert bands <= 3 and changed_bands >= 40  # and the two end bands
+    assert bands <= 3 and changed_bands >= 40
     [delta] = [json.loads(frame) for frame in iter(client.next_frame, None)]
+    box = (77.51, 12.91, 77.52, 12.92)
     assert sorted(c["id"] for c in delta["couriers"]) == sorted(
-        i for i, c in hub.couriers.items() if 77.51 <= c.position.lon <= 77.52 and 12.91 <= c.position.lat <= 12.92
+        i for i, c in hub.couriers.items() if in_cells(box, c.position.lat, c.position.lon)
     )
     assert delta["couriers"]
 
