@@ -16,7 +16,7 @@ from typing import Any
 
 from tracker.models import OutRecord, Record
 from tracker.settings import Settings
-from tracker.up import child_env
+from tracker.supervision import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLAY_SECRET = "test-replay-secret"

@@ -9,7 +9,7 @@ The reader is total: a record that cannot be read or applied (no value, not JSON
 page cannot show) is counted in ``tracker_bad_position_records`` and logged with its topic, partition and
 offset, and the reader moves on. Its background tasks (the positions reader, the DLQ indexer, the tick, the
 once-a-second stats and the courier expiry sweep) are supervised: one that raises or ends is logged at
-ERROR and restarted with backoff (:class:`~tracker.up.RestartPolicy`, never giving up), ``/readyz`` answers
+ERROR and restarted with backoff (:class:`~tracker.supervision.RestartPolicy`, never giving up), ``/readyz`` answers
 503 naming it while it is down, and ``tracker_gateway_task_restarts`` counts the restarts.
 """
 
@@ -46,7 +46,7 @@ from tracker.settings import Settings
 from tracker.static import PageFiles
 from tracker.status import StatusThresholds
 from tracker.store import Store, StoreError
-from tracker.up import RestartPolicy
+from tracker.supervision import RestartPolicy
 from tracker.zone_counts import count_by_zone
 
 log = logging.getLogger(__name__)

@@ -2,10 +2,10 @@
 
 Embedded broker and Redis unless configured, then topics, validator(s), gateway, the ingest, the simulator
 and a few simulated phones posting through the ingest. A child that exits is restarted with backoff
-(:class:`RestartPolicy`), and the status line says which and why; only a crash loop (more than
-``restart_limit`` exits of one child within ``restart_window_s``) stops everything, with exit code 1. Ctrl-C
+(:class:`~tracker.supervision.RestartPolicy`), and the status line says which and why; only a crash loop (more
+than ``restart_limit`` exits of one child within ``restart_window_s``) stops everything, with exit code 1. Ctrl-C
 or SIGTERM stops every child (SIGTERM, then SIGKILL after a grace period) and then the embedded services;
-children also die with us if we are killed outright (PR_SET_PDEATHSIG, see tracker/local/processes.py).
+children also die with us if we are killed outright (PR_SET_PDEATHSIG, see tracker/supervision.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import secrets
 import signal
 import socket
@@ -23,7 +22,6 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -31,39 +29,12 @@ import msgspec
 from tracker import constants as c
 from tracker.kafka import ensure_topics, partition_mismatch
 from tracker.local.embedded import EmbeddedError, EmbeddedStack
-from tracker.local.processes import spawn, stop_process
+from tracker.local.processes import spawn
 from tracker.settings import Settings
 from tracker.signals import stop_flag
+from tracker.supervision import RestartPolicy, child_env, exit_reason, stop_process
 
 log = logging.getLogger(__name__)
-
-
-# The secrets in the settings, and the children that need each: every other child runs without it, so a
-# simulator's (or a validator's) environment cannot leak the token that writes to the review.
-_SECRETS: dict[str, frozenset[str]] = {
-    "TRACKER_ADMIN_TOKEN": frozenset({"gateway"}),
-    "TRACKER_OPERATOR_TOKENS": frozenset({"gateway"}),
-    "TRACKER_VIEWER_TOKEN": frozenset({"gateway"}),
-    "TRACKER_REPLAY_SECRET": frozenset({"gateway", "validate"}),  # gateways sign replays, validators verify
-    # gateways verify tracking links; the simulator signs its demo orders' (`--track-orders`)
-    "TRACKER_TRACKING_SECRET": frozenset({"gateway", "simulate"}),
-}
-
-
-def child_env(settings: Settings, command: str | None = None, token: str | None = None) -> dict[str, str]:
-    """Environment for the ``tracker COMMAND`` child process that should use ``settings``' services, with
-    only the secrets that command needs (the admin ``token`` only for the gateway). Without a command (tests,
-    benchmarks starting several kinds), every secret in ``settings`` is passed."""
-    env = dict(os.environ)
-    env.update(settings.to_env())
-    env.pop("TRACKER_VALIDATOR_ID", None)  # each child has its own
-    if token:
-        env["TRACKER_ADMIN_TOKEN"] = token
-    for name, needed_by in _SECRETS.items():
-        if command is not None and command not in needed_by:
-            env.pop(name, None)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -102,42 +73,6 @@ async def _counters(settings: Settings) -> dict[str, int]:
         return await store.counters()
 
 
-@dataclasses.dataclass(frozen=True)
-class RestartPolicy:
-    """When to restart something that ended (a child process, a gateway task), and when to give up. Pure.
-
-    Only the ends within the last ``window_s`` seconds count: the delay doubles with each of them, from
-    ``first_delay_s`` up to ``max_delay_s`` (so one that then ran quietly for a whole window starts again from
-    the first delay), and more than ``limit`` of them is a crash loop: give up. ``limit=None`` never gives up.
-    """
-
-    limit: int | None
-    window_s: float
-    first_delay_s: float = 0.5
-    max_delay_s: float = 10.0
-
-    def recent(self, ends: Sequence[float], now: float) -> list[float]:
-        """The ends (monotonic seconds) that still count at ``now``: what a caller needs to keep."""
-        return [at for at in ends if now - at <= self.window_s]
-
-    def decide(self, ends: Sequence[float], now: float) -> float | None:
-        """Seconds to wait before restarting, or None to give up; ``ends`` includes the end just seen."""
-        count = len(self.recent(ends, now))
-        if self.limit is not None and count > self.limit:
-            return None
-        return min(self.first_delay_s * 2 ** min(max(count - 1, 0), 32), self.max_delay_s)
-
-
-def exit_reason(returncode: int) -> str:
-    """``exit code 1`` or ``killed by SIGKILL``: how a child ended, in a few words."""
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit code {returncode}"
-
-
 @dataclasses.dataclass
 class Child:
     name: str
@@ -159,12 +94,13 @@ class LocalSystem:
     way a user does.
 
     Supervision: :meth:`supervise` looks at every child once and restarts the ones that exited, with the backoff
-    of :class:`RestartPolicy` (settings ``restart_limit`` exits within ``restart_window_s`` is a crash loop:
-    :attr:`failed` says which child, and nothing is restarted any more). Nothing supervises by itself:
-    ``tracker up`` calls :meth:`supervise` from its watch loop every tenth of a second; tests and benchmarks,
-    whose thread is busy elsewhere (an event loop), call :meth:`start_supervisor` for a background thread that
-    does the same until :meth:`stop`. A restarted child's process is a child of the thread that restarted it (it
-    dies with that thread, ``PR_SET_PDEATHSIG``), so :meth:`stop` ends the children before the thread.
+    of :class:`~tracker.supervision.RestartPolicy` (settings ``restart_limit`` exits within ``restart_window_s``
+    is a crash loop: :attr:`failed` says which child, and nothing is restarted any more). Nothing supervises by
+    itself: ``tracker up`` calls :meth:`supervise` from its watch loop every tenth of a second; tests and
+    benchmarks, whose thread is busy elsewhere (an event loop), call :meth:`start_supervisor` for a background
+    thread that does the same until :meth:`stop`. A restarted child's process is a child of the thread that
+    restarted it (it dies with that thread, ``PR_SET_PDEATHSIG``), so :meth:`stop` ends the children before the
+    thread.
     """
 
     def __init__(

@@ -23,10 +23,9 @@ import subprocess
 import sys
 import time
 
-from tracker.local.processes import die_with, popen, stop_process
 from tracker.settings import Settings
 from tracker.signals import stop_flag
-from tracker.up import RestartPolicy, child_env, exit_reason
+from tracker.supervision import RestartPolicy, child_env, die_with, exit_reason, popen, stop_process
 
 log = logging.getLogger(__name__)
 

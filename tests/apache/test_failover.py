@@ -32,9 +32,10 @@ from tests.integration.pipeline_helpers import assert_pipeline_outcome, validate
 from tracker.kafka import Producer, ensure_topics
 from tracker.local.apache_kafka import ApacheKafkaCluster, java_missing
 from tracker.local.embedded import EmbeddedStack
-from tracker.local.processes import spawn, stop_process
+from tracker.local.processes import spawn
 from tracker.settings import Settings
 from tracker.store import Store
+from tracker.supervision import stop_process
 
 pytestmark = [pytest.mark.apache_kafka, pytest.mark.timeout(300)]
 

@@ -28,9 +28,10 @@ from tests.helpers import BROKER, REPLAY_SECRET, ROOT, eventually, subprocess_en
 from tests.integration.pipeline_helpers import assert_pipeline_outcome, validated
 from tracker.kafka import ensure_topics
 from tracker.local.embedded import EmbeddedStack
-from tracker.local.processes import spawn, stop_process
+from tracker.local.processes import spawn
 from tracker.settings import Settings
 from tracker.store import Store, StoreError
+from tracker.supervision import stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 

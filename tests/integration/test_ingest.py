@@ -23,9 +23,10 @@ from tests.integration.kafka_helpers import header, read_topic, validate_until_i
 from tracker import cli
 from tracker import constants as c
 from tracker.ingest import devices
-from tracker.local.processes import free_port, spawn, stop_process
+from tracker.local.processes import free_port, spawn
 from tracker.settings import Settings
 from tracker.store import Store
+from tracker.supervision import stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker_agnostic]
 

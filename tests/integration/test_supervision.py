@@ -21,7 +21,8 @@ from tracker.gateway import create_app
 from tracker.local.processes import free_port
 from tracker.models import OutRecord
 from tracker.store import Slice
-from tracker.up import LocalSystem, RestartPolicy
+from tracker.supervision import RestartPolicy
+from tracker.up import LocalSystem
 
 # Its subject is the supervision of processes and tasks, not the broker: not run again on Tansu.
 pytestmark = [pytest.mark.integration, pytest.mark.broker_agnostic]

@@ -21,7 +21,7 @@ from tracker.kafka import Producer, partition_for
 from tracker.models import OutRecord
 from tracker.rules import decode_json
 from tracker.settings import Settings
-from tracker.up import child_env
+from tracker.supervision import child_env
 
 
 def test_a_device_bursts_up_to_its_bucket_then_waits_at_its_rate() -> None:

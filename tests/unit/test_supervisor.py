@@ -9,7 +9,8 @@ import pytest
 
 from tests.helpers import eventually_sync
 from tracker.settings import Settings
-from tracker.up import LocalSystem, RestartPolicy, _port_free, _watch, child_env, exit_reason
+from tracker.supervision import RestartPolicy, child_env, exit_reason
+from tracker.up import LocalSystem, _port_free, _watch
 
 
 def test_the_delay_doubles_with_each_recent_exit_up_to_the_cap():

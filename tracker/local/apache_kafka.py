@@ -48,9 +48,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from tracker.kafka import broker_ids
-from tracker.local.processes import die_with, free_ports, popen, rss_bytes
+from tracker.local.processes import free_ports, rss_bytes
 from tracker.settings import Settings, SettingsError
 from tracker.signals import stop_flag
+from tracker.supervision import die_with, popen
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "kafka"  # tracker/data/kafka, the package data
 JARS_LOCK = DATA_DIR / "jars.lock"

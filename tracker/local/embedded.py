@@ -28,8 +28,9 @@ from pathlib import Path
 
 from tracker.local import redis_cluster
 from tracker.local.apache_kafka import ApacheKafkaCluster, KafkaStartError
-from tracker.local.processes import free_port, spawn, stop_process
+from tracker.local.processes import free_port, spawn
 from tracker.settings import Settings
+from tracker.supervision import stop_process
 
 log = logging.getLogger(__name__)
 
