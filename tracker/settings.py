@@ -398,8 +398,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     arriving_m: Annotated[float, env("TRACKER_ARRIVING_M", low=1, high=50_000)] = 500.0
     delivered_m: Annotated[float, env("TRACKER_DELIVERED_M", low=1, high=5_000)] = 50.0
 
-    # `tracker up`: a child that exits is restarted with backoff; this many exits within the window
-    # (seconds) stop everything.
+    # `tracker up` and `tracker gateway --workers N`: a child that exits is restarted with backoff; this many
+    # exits (of one child, or of the gateway's workers) within the window (seconds) stop everything.
     restart_limit: Annotated[int, env("TRACKER_RESTART_LIMIT", low=1)] = 5
     restart_window_s: Annotated[float, env("TRACKER_RESTART_WINDOW_S", low=0)] = 60.0
 

@@ -9,8 +9,8 @@ expiry sweep of Redis is idempotent, and the stats are read from Redis. Limits (
 worker.
 
 This process only supervises: it starts the workers with its settings, restarts one that exits (with backoff;
-more than :data:`RESTARTS`'s limit of exits within its window is a crash loop, and all stop), and passes SIGINT
-and SIGTERM on.
+more than ``TRACKER_RESTART_LIMIT`` exits within ``TRACKER_RESTART_WINDOW_S``, as for ``tracker up``'s children,
+is a crash loop, and all stop), and passes SIGINT and SIGTERM on.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from tracker.supervision import RestartPolicy, child_env, die_with, exit_reason,
 
 log = logging.getLogger(__name__)
 
-RESTARTS = RestartPolicy(limit=5, window_s=60.0)
 WORKER_FLAG = "--worker"  # the hidden flag the supervisor starts each worker with
 
 
@@ -58,6 +57,7 @@ def run(settings: Settings, count: int) -> int:
         raise ValueError("--workers needs a fixed --port: with port 0 each worker would pick its own")
     reuse_port_socket(settings.http_host, settings.http_port).close()  # the port is free to share: fail here if not
     stop = stop_flag((signal.SIGINT, signal.SIGTERM), second_exits=True)
+    restarts = RestartPolicy(settings.restart_limit, settings.restart_window_s)
     env = child_env(settings, "gateway")
     argv = [sys.executable, "-m", "tracker", "gateway", WORKER_FLAG]
 
@@ -76,15 +76,15 @@ def run(settings: Settings, count: int) -> int:
                 if worker.poll() is None or stop:
                     continue
                 now = time.monotonic()
-                ends = [*RESTARTS.recent(ends, now), now]
-                delay = RESTARTS.decide(ends, now)
+                ends = [*restarts.recent(ends, now), now]
+                delay = restarts.decide(ends, now)
                 if delay is None:
                     log.error(
                         "gateway worker %d %s, the %d-th exit within %g s: stopping",
                         worker.pid,
                         exit_reason(worker.returncode),
                         len(ends),
-                        RESTARTS.window_s,
+                        restarts.window_s,
                     )
                     code = 1
                     stop.append(0)
