@@ -24,6 +24,8 @@ import math
 import msgspec
 from starlette import status as ws_status
 
+from tracker.models import ID_MAX
+
 MAX_CLIENT_FRAME_BYTES = 4096
 
 
@@ -120,9 +122,9 @@ def parse_client_frame(text: str | None, data: bytes | None = None) -> ClientMes
         return _refuse(ws_status.WS_1008_POLICY_VIOLATION, bbox) if isinstance(bbox, str) else Viewport(bbox)
     if kind == "follow":
         partner_id = doc.get("partner_id")
-        if partner_id is not None and (not isinstance(partner_id, str) or not 0 < len(partner_id) <= 64):
+        if partner_id is not None and (not isinstance(partner_id, str) or not 0 < len(partner_id) <= ID_MAX):
             return _refuse(
-                ws_status.WS_1008_POLICY_VIOLATION, "follow needs partner_id: a string of 1-64 chars or null"
+                ws_status.WS_1008_POLICY_VIOLATION, f"follow needs partner_id: a string of 1-{ID_MAX} chars or null"
             )
         return Follow(partner_id)
     if kind == "ping":
