@@ -97,6 +97,7 @@ class DlqIndex:
                     self.max_bytes,
                     self.partners_top,
                     MINUTE_TTL_S,
+                    Status.NEW.value,
                 ]
             )
         return sum(int(result) for result in await self.store.run_script(_INDEX_SCRIPT, calls, keys=8))

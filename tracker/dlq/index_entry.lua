@@ -6,13 +6,15 @@
 --       7 this minute's counter key, 8 bytes counter key.
 -- ARGV: 1 id, 2 original "topic/partition/offset", 3 entry JSON, 4 rejected_at, 5 reason,
 --       6 partner ("" if unknown), 7 index cap (entries), 8 index cap (bytes), 9 partners kept,
---       10 per-minute counter TTL (s)
+--       10 per-minute counter TTL (s), 11 a new entry's status (Status.NEW in entry.py: its field in the
+--       counts-by-status hash too)
 -- Returns 1 when the entry was new (even if the caps evicted it at once: it was the oldest), else 0.
 local entry_prefix, seen_key, index_key = KEYS[1], KEYS[2], KEYS[3]
 local reasons_key, statuses_key, partners_key = KEYS[4], KEYS[5], KEYS[6]
 local minute_key, bytes_key = KEYS[7], KEYS[8]
 local id, original, entry = ARGV[1], ARGV[2], ARGV[3]
 local max_entries, max_bytes, partners_top = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local new_status = ARGV[11]
 
 local entry_key = entry_prefix .. id
 if redis.call('HSETNX', seen_key, original, id) == 0 then
@@ -21,12 +23,12 @@ end
 if redis.call('EXISTS', entry_key) == 1 then
   return 0
 end
-redis.call('HSET', entry_key, 'entry', entry, 'status', 'new', 'reason', ARGV[5], 'partner', ARGV[6],
+redis.call('HSET', entry_key, 'entry', entry, 'status', new_status, 'reason', ARGV[5], 'partner', ARGV[6],
            'original', original)
 redis.call('ZADD', index_key, ARGV[4], id)
 local total_bytes = redis.call('INCRBY', bytes_key, #entry)
 redis.call('HINCRBY', reasons_key, ARGV[5], 1)
-redis.call('HINCRBY', statuses_key, 'new', 1)
+redis.call('HINCRBY', statuses_key, new_status, 1)
 if ARGV[6] ~= '' then
   redis.call('ZINCRBY', partners_key, 1, ARGV[6])
   -- Per-courier counts are kept for the busiest couriers only, so minting new ids cannot grow them forever.
