@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +32,26 @@ def value_of(record: Record | OutRecord) -> bytes:
     """The value of a record the test expects to have one."""
     assert record.value is not None, record
     return record.value
+
+
+def run_tracker(
+    *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """``tracker ARGS...`` in a child process, as a user runs it: with none of this environment's connection or
+    ``TRACKER_*`` settings (only ``env``'s), stdin ``stdin``, output captured."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL") and not k.startswith("TRACKER_")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tracker", *args],
+        env=clean | (env or {}),
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def subprocess_env(settings: Settings) -> dict[str, str]:

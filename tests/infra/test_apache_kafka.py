@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 import uuid
 
@@ -20,8 +19,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.helpers import eventually
+from tests.infra.infra_helpers import require_java
 from tracker.kafka import Consumer, ensure_topics
-from tracker.local.apache_kafka import ApacheKafkaCluster, java_missing
+from tracker.local.apache_kafka import ApacheKafkaCluster
 from tracker.settings import Settings
 
 pytestmark = pytest.mark.apache_kafka
@@ -29,18 +29,9 @@ pytestmark = pytest.mark.apache_kafka
 PARTITIONS = 12
 
 
-def _require_java() -> None:
-    reason = java_missing()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"real Apache Kafka is required in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 def _started(nodes: int):
     """A running cluster of ``nodes`` for one test; prints its start-up timings and memory."""
-    _require_java()
+    require_java()
     with ApacheKafkaCluster(nodes=nodes) as cluster:
         t = cluster.timings
         rss = {i: f"{b / 2**20:.0f} MiB" for i, b in cluster.rss_bytes().items() if b}

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from aiokafka.errors import KafkaError
 
-from tests.infra.test_apache_kafka import _require_java
+from tests.infra.infra_helpers import require_java
 from tracker.kafka import Consumer, Producer, ensure_topics
 from tracker.local.apache_kafka import ApacheKafkaCluster
 from tracker.models import OutRecord
@@ -24,7 +24,7 @@ PASSWORD = "tracker-secret-1"
 
 @pytest.fixture(scope="module")
 def sasl_cluster():
-    _require_java()
+    require_java()
     with ApacheKafkaCluster(nodes=1, sasl_users={"tracker": PASSWORD}) as cluster:
         yield cluster
 

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from tests.unit.test_cli import tracker
+from tests.helpers import run_tracker
 from tracker.workers import reuse_port_socket
 
 
@@ -28,7 +28,7 @@ def test_workers_share_a_port_that_a_plain_socket_cannot_take():
 
 
 def test_workers_need_a_fixed_port():
-    answer = tracker(
+    answer = run_tracker(
         "gateway", "--workers", "2", "--port", "0", env={"KAFKA_BOOTSTRAP_SERVERS": "x:1", "REDIS_URL": "redis://x"}
     )
     assert answer.returncode == 2
