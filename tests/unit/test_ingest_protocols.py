@@ -1,6 +1,6 @@
 """The phone apps' requests, as the apps send them, become our pings: coordinates, ts in ms, speed in m/s, the
-app's other fields in "app"; what is not a fix is None; malformed values reach the validator, which refuses
-them with its reason; and no input makes a parser raise.
+app's other fields in "app" (the ones we do not read in "app.extras", never a credential); what is not a fix is
+None; malformed values reach the validator, which refuses them with its reason; and no input makes a parser raise.
 
 The requests are the real apps' shapes: Traccar's own decoder tests (traccar OsmAndProtocolDecoderTest.java),
 the query the old Traccar Client for Android built (ProtocolFormatter), the form Traccar Client 10 posts
@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracker.ingest.protocols import Fix, native, osmand, owntracks, traccar_json
+from tracker.ingest.protocols import APP_EXTRAS_MAX, Fix, native, osmand, owntracks, traccar_json
 from tracker.models import Ping, Reason, Verdict
 from tracker.rules import Limits, parse
 from tracker.settings import Settings
@@ -88,7 +88,13 @@ def test_the_traccar_client_10_form_becomes_a_ping():
         "ts": 1_795_000_000_000,
         "heading": 45.0,
         "accuracy": 9.5,
-        "app": {"altitude": 918.4, "batt": 85.0, "charge": False},
+        "app": {
+            "altitude": 918.4,
+            "batt": 85.0,
+            "charge": False,
+            # Parameters we do not read are kept as Traccar keeps them (attributes): numbers as numbers.
+            "extras": {"battery_health": "good", "battery_voltage": 4100.0, "battery_temp": 31.5},
+        },
     }
 
 
@@ -115,7 +121,14 @@ def test_osmand_timestamps_become_epoch_ms(text, ts):
 def test_osmand_takes_location_deviceid_and_heading_as_traccar_does():
     fix = osmand(query("deviceid=123456&timestamp=1377177267&location=60.0,30.0&heading=0.0&hdop=0.0&vacc=0&hacc=0"))
     assert fix == Fix(
-        "123456", {"lat": 60.0, "lon": 30.0, "ts": 1_377_177_267_000, "heading": 0.0, "app": {"hdop": 0.0}}
+        "123456",
+        {
+            "lat": 60.0,
+            "lon": 30.0,
+            "ts": 1_377_177_267_000,
+            "heading": 0.0,
+            "app": {"hdop": 0.0, "extras": {"vacc": 0.0, "hacc": 0.0}},
+        },
     )
 
 
@@ -124,10 +137,29 @@ def test_osmand_accuracy_zero_and_negative_measures_mean_unknown():
     assert fix.ping == {"lat": 60.0, "lon": 30.0, "ts": 1_377_177_267_000}
 
 
-def test_osmand_keeps_only_the_fields_it_knows_so_a_token_never_reaches_the_topic():
-    fix = osmand(query("id=1&lat=60&lon=30&timestamp=1377177267&token=s3cret&ignition=true&rpm=933&password=x"))
-    assert "s3cret" not in msgspec.json.encode(fix.ping).decode()
-    assert set(fix.ping) == {"lat", "lon", "ts"}
+def test_osmand_keeps_unknown_parameters_in_app_extras_but_never_a_credential():
+    fix = osmand(
+        query(
+            "id=1&lat=60&lon=30&timestamp=1377177267&token=s3cret&ignition=true&rpm=933&password=x&fuel=half"
+            "&accessToken=t0k&API_KEY=k3y&Authorization=Basic+eA%3D%3D&deviceid=2&note=" + "n" * 65
+        )
+    )
+    encoded = msgspec.json.encode(fix.ping).decode()
+    for secret in ("s3cret", "t0k", "k3y", "eA=="):
+        assert secret not in encoded
+    assert fix.ping == {
+        "lat": 60.0,
+        "lon": 30.0,
+        "ts": 1_377_177_267_000,
+        "app": {"extras": {"ignition": True, "rpm": 933.0, "fuel": "half"}},  # a text over 64 characters: left out
+    }
+    assert isinstance(verdict(fix), Ping)  # the validator ignores "app"
+
+
+def test_osmand_extras_are_bounded():
+    many = "&".join(f"p{index}={index}" for index in range(40))
+    extras = osmand(query(f"id=1&lat=60&lon=30&timestamp=1377177267&{'x' * 65}=long-name&{many}")).ping["app"]["extras"]
+    assert extras == {f"p{index}": float(index) for index in range(APP_EXTRAS_MAX)}
 
 
 def test_gpslogger_custom_url_as_the_readme_sets_it():
@@ -387,7 +419,23 @@ def test_an_owntracks_location_becomes_a_ping_in_our_units():
             "trigger": "u",
             "created_at": 1795000002,
             "conn": "m",
+            "extras": {"topic": "owntracks/courier-0001/phone"},  # inregions, an array, is left out
         },
+    }
+
+
+def test_owntracks_keeps_other_scalar_fields_in_app_extras_but_never_a_credential():
+    fix = owntracks(
+        {**LOCATION, "m": 2, "SSID": "depot-wifi", "p": 91.2, "password": "s3cret", "X-Auth": "s3cret", "_id": "ab"}
+    )
+    assert fix is not None
+    assert "s3cret" not in msgspec.json.encode(fix.ping).decode()
+    assert fix.ping["app"]["extras"] == {
+        "topic": "owntracks/courier-0001/phone",
+        "m": 2,
+        "SSID": "depot-wifi",
+        "p": 91.2,
+        "_id": "ab",
     }
 
 

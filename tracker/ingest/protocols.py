@@ -13,8 +13,11 @@ Four shapes, one function each:
 
 Each protocol's units become ours: ``ts`` epoch milliseconds, ``speed`` m/s, ``heading`` degrees, ``accuracy``
 metres. Other fields the app sent that are worth keeping (battery, altitude, hdop, motion, ...) go into the
-ping's ``app`` object, which the validator ignores. No ``partner_id``: the service sets it to the courier it
-authenticated. Credentials never reach the ping: only the fields named here are copied.
+ping's ``app`` object, which the validator ignores; any other scalar field of an OsmAnd query or an OwnTracks
+location goes into ``app.extras`` as it came (at most :data:`APP_EXTRAS_MAX`, as Traccar keeps a request's
+unknown parameters as attributes). No ``partner_id``: the service sets it to the courier it authenticated.
+Credentials never reach the ping: the device's id and any field whose name looks like a credential
+(:func:`_is_credential`: token, password, secret, key, auth, ...) are never copied.
 
 Two rules for what comes in:
 
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -55,11 +58,16 @@ SECONDS_BELOW = 2**31 - 1
 NUMBER_TEXT_MAX = 32
 # Text of an ISO-8601 time longer than this is left as text.
 TIME_TEXT_MAX = 64
-# What goes into the ping's "app" object: scalars only, a string at most this long, and at most this many
-# of an app's free-form extras (Traccar Client's location.extras), so that a fix never outgrows the
-# validator's payload limit because of what the app added to it.
+# What goes into the ping's "app" object: scalars only, a string (and a name) at most this long, and at most
+# this many of an app's free-form extras (Traccar Client's location.extras; the fields of an OsmAnd query or an
+# OwnTracks location that are not read here), so that a fix never outgrows the validator's payload limit
+# because of what the app added to it.
 APP_TEXT_MAX = 64
 APP_EXTRAS_MAX = 16
+# Never kept as an extra: the device's identity (it is the ping's partner_id) and names that look like a
+# credential (OsmAnd's own server takes accessToken; a URL may carry a password or an API key).
+_IDENTITY_NAMES = frozenset({"id", "deviceid", "device_id", "partner_id", "user", "username"})
+_CREDENTIAL_NAME = re.compile(r"token|pass|secret|auth|key|cred|cookie|session", re.IGNORECASE)
 
 # A decimal number as phones write it: ASCII digits (Python's float() would also take Arabic-Indic digits,
 # underscores, surrounding spaces, "nan" and "infinity"; none of those is a number on the wire).
@@ -142,6 +150,42 @@ def _put_app(app: dict[str, Any], name: str, value: object) -> None:
         app[name] = kept
 
 
+def _is_credential(name: str) -> bool:
+    """Whether a field named ``name`` may hold who the device is or a secret: never copied into the ping."""
+    return name.lower() in _IDENTITY_NAMES or _CREDENTIAL_NAME.search(name) is not None
+
+
+def _put_extras(
+    app: dict[str, Any], fields: Mapping[Any, object], read: frozenset[str], convert: Callable[[object], object]
+) -> None:
+    """The scalar fields the parser did not ``read`` (and no credential), each ``convert``-ed, into
+    ``app["extras"]``: at most :data:`APP_EXTRAS_MAX`, names and texts at most :data:`APP_TEXT_MAX` long."""
+    kept: dict[str, Any] = {}
+    for name, value in fields.items():
+        if len(kept) == APP_EXTRAS_MAX:
+            break
+        if isinstance(name, str) and name not in read and len(name) <= APP_TEXT_MAX and not _is_credential(name):
+            _put_app(kept, name, convert(value))
+    if kept:
+        app["extras"] = kept
+
+
+def _query_value(text: object) -> object:
+    """An unknown query parameter as Traccar keeps it: a plain decimal as a number, true/false as a boolean,
+    anything else as text."""
+    if not isinstance(text, str):
+        return text
+    number = _decimal(text)
+    if number is not None:
+        return number
+    lowered = text.lower()
+    return lowered == "true" if lowered in ("true", "false") else text
+
+
+def _as_is(value: object) -> object:
+    return value
+
+
 def _flag(text: str) -> bool | str:
     """A query parameter's boolean ("true"/"1", "false"/"0"), or the text when it is neither."""
     lowered = text.lower()
@@ -191,6 +235,13 @@ def _seconds_to_ms(value: object) -> object:
 _OSMAND_APP_NUMBERS = ("altitude", "hdop", "batt")
 _OSMAND_APP_FLAGS = ("mock", "charge", "valid")
 _OSMAND_APP_TEXTS = ("alarm", "driverUniqueId")
+# Every parameter osmand() reads; the others (not credentials) go into app.extras.
+_OSMAND_READ = frozenset(
+    {
+        *("id", "deviceid", "lat", "lon", "location", "timestamp", "speed", SPEED_MPS_PARAM, "bearing", "heading"),
+        *("accuracy", "vehicle", "order_id", *_OSMAND_APP_NUMBERS, *_OSMAND_APP_FLAGS, *_OSMAND_APP_TEXTS),
+    }
+)
 
 
 def osmand(params: Mapping[str, str]) -> Fix:
@@ -199,8 +250,9 @@ def osmand(params: Mapping[str, str]) -> Fix:
     ``id`` or ``deviceid`` names the device; ``lat`` and ``lon``, or ``location=lat,lon``; ``timestamp``
     as epoch seconds, epoch ms or ISO-8601; ``speed`` in knots (or our ``speed_mps``); ``bearing`` or
     ``heading``; ``accuracy``.
-    Our own ``vehicle`` and ``order_id`` are taken too. Other parameters are not copied (a token among them
-    must not reach the topic).
+    Our own ``vehicle`` and ``order_id`` are taken too. Any other parameter goes into ``app.extras`` (a
+    plain decimal as a number, true/false as a boolean), unless its name looks like a credential: a token
+    among them must not reach the topic.
     """
     ping: dict[str, Any] = {}
     app: dict[str, Any] = {}
@@ -235,6 +287,7 @@ def osmand(params: Mapping[str, str]) -> Fix:
     for name in _OSMAND_APP_TEXTS:
         if name in params:
             _put_app(app, name, params[name])
+    _put_extras(app, params, _OSMAND_READ, _query_value)
     if app:
         ping["app"] = app
     return Fix(device_id if isinstance(device_id, str) else None, ping)
@@ -314,6 +367,10 @@ _OWNTRACKS_APP = (
     ("conn", "conn"),
     ("vac", "vac"),
 )
+# Every field owntracks() reads; the other scalars (not credentials) go into app.extras as they came.
+_OWNTRACKS_READ = frozenset(
+    ("_type", "lat", "lon", "tst", "vel", "cog", "acc", *(theirs for theirs, _ in _OWNTRACKS_APP))
+)
 
 
 def owntracks(doc: object) -> Fix | None:
@@ -322,7 +379,8 @@ def owntracks(doc: object) -> Fix | None:
 
     ``lat``, ``lon``; ``tst`` epoch seconds; ``acc`` metres; ``vel`` km/h; ``cog`` degrees. The app leaves
     out ``acc``, ``alt``, ``cog``, ``vac`` and ``vel`` when they are 0. The courier is the HTTP Basic user
-    or ``X-Limit-U``: there is no device id in the body.
+    or ``X-Limit-U``: there is no device id in the body. Other scalar fields (``topic``, ``m``, ``SSID``,
+    ...) go into ``app.extras``; arrays and objects (``inregions``, ...) are left out.
     """
     if not isinstance(doc, dict) or doc.get("_type") != "location":
         return None
@@ -338,6 +396,7 @@ def owntracks(doc: object) -> Fix | None:
     _put_measure(ping, "accuracy", doc.get("acc"), zero_unknown=True)
     for theirs, ours in _OWNTRACKS_APP:
         _put_app(app, ours, doc.get(theirs))
+    _put_extras(app, doc, _OWNTRACKS_READ, _as_is)
     if app:
         ping["app"] = app
     return Fix(None, ping)
