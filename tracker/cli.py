@@ -280,6 +280,16 @@ def gateway_server_config(app, settings: Settings):
     )
 
 
+def _warn_if_open_gateway(host: str, viewer_token: str | None) -> None:
+    """Warn on stderr when the gateway binds beyond this machine with no viewer token (README, Access)."""
+    if not viewer_token and not is_loopback(host):
+        print(
+            f"tracker gateway: WARNING: listening on {host} with no TRACKER_VIEWER_TOKEN: anyone who "
+            "can reach it can watch every courier (README, Access)",
+            file=sys.stderr,
+        )
+
+
 def run_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -297,12 +307,8 @@ def run_gateway(args: argparse.Namespace) -> int:
     _setup_logging(settings)
     if not args.worker:  # the parent checked
         _check_partitions(settings)
-    if not settings.viewer_token and not is_loopback(settings.http_host) and not args.worker:
-        print(
-            f"tracker gateway: WARNING: listening on {settings.http_host} with no TRACKER_VIEWER_TOKEN: anyone who "
-            "can reach it can watch every courier (README, Access)",
-            file=sys.stderr,
-        )
+    if not args.worker:  # the parent warned
+        _warn_if_open_gateway(settings.http_host, settings.viewer_token)
     if settings.gateway_workers > 1 and not args.worker:
         return workers.run(settings, settings.gateway_workers)
     app = create_app(settings)

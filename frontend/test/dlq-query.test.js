@@ -40,7 +40,17 @@ test("page URL round trip, junk ignored", () => {
   assert.deepEqual(filtersFromSearch("?status=nope&since=abc&until=&other=1"), emptyFilters());
   // The API reads since/until as integers: a pasted URL with a huge or fractional time never becomes "1e+21".
   assert.equal(listUrl(filtersFromSearch("?since=1e21&until=1.5e3")), "api/dlq?until=1500&limit=50");
-  assert.equal(listUrl({ ...emptyFilters(), since: -8.7e15, until: 8.64e15 }), "api/dlq?until=8640000000000000&limit=50");
+  // ... nor one over the API's 15 digits (it answers 400 to `until=8640000000000000`, the latest Date).
+  assert.equal(listUrl({ ...emptyFilters(), since: -8.7e15, until: 8.64e15 }), "api/dlq?limit=50");
+  assert.equal(listUrl({ ...emptyFilters(), since: -1e15, until: 1e15 }), "api/dlq?limit=50");
+  assert.equal(
+    listUrl({ ...emptyFilters(), since: -999_999_999_999_999, until: 999_999_999_999_999.9 }),
+    "api/dlq?since=-999999999999999&until=999999999999999&limit=50",
+  );
+  assert.deepEqual(filtersFromSearch("?since=1000000000000000&until=999999999999999"), {
+    ...emptyFilters(),
+    until: 999_999_999_999_999,
+  });
   assert.ok(sameFilters({ ...emptyFilters(), partner: " x " }, { ...emptyFilters(), partner: "x" }));
   assert.ok(!sameFilters(emptyFilters(), { ...emptyFilters(), status: "new" }));
 });

@@ -166,6 +166,7 @@ def test_ping_pong_and_stats(client):
     ("frame", "code"),
     [
         ("{not json", ws_status.WS_1003_UNSUPPORTED_DATA),
+        ("[" * 2000 + "]" * 2000, ws_status.WS_1003_UNSUPPORTED_DATA),  # nested past msgspec's depth, under 4 KiB
         ('["viewport"]', ws_status.WS_1008_POLICY_VIOLATION),
         ('{"type": "teleport"}', ws_status.WS_1008_POLICY_VIOLATION),
         ('{"type": "viewport", "bbox": [1, 2, 3]}', ws_status.WS_1008_POLICY_VIOLATION),

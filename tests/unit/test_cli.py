@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tracker.cli import _OncePerInterval
+from tracker.cli import _OncePerInterval, _warn_if_open_gateway
 
 
 def tracker(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None):
@@ -84,3 +84,28 @@ def test_repeated_broker_errors_are_rate_limited():
 
     assert [limiter.filter(record("aiokafka.conn")) for _ in range(4)] == [True, False, False, False]
     assert all(limiter.filter(record("tracker.validator")) for _ in range(3))
+
+
+@pytest.mark.parametrize(
+    ("host", "viewer_token", "warned"),
+    [
+        ("0.0.0.0", None, True),
+        ("0.0.0.0", "", True),
+        ("::", None, True),
+        ("0.0.0.0", "s3cret", False),
+        ("127.0.0.1", None, False),
+        ("localhost", None, False),
+        ("::1", None, False),
+    ],
+)
+def test_an_open_gateway_without_a_viewer_token_is_warned_about(capsys, host, viewer_token, warned):
+    _warn_if_open_gateway(host, viewer_token)
+    out, err = capsys.readouterr()
+    assert out == ""
+    if warned:
+        assert err == (
+            f"tracker gateway: WARNING: listening on {host} with no TRACKER_VIEWER_TOKEN: anyone who can reach it "
+            "can watch every courier (README, Access)\n"
+        )
+    else:
+        assert err == ""

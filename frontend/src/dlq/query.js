@@ -12,15 +12,17 @@ export function emptyFilters() {
   return { reason: "", partner: "", status: "", since: null, until: null };
 }
 
-/** The latest time a JavaScript Date holds, in ms either side of 1970. */
-const DATE_MAX_MS = 8.64e15;
+/** The widest time the API reads, in ms either side of 1970: `since`/`until` of at most 15 digits
+ * (INT_PARAM_DIGITS in tracker/dlq/http.py: Redis keeps scores as doubles, exact only up to 2^53), about the
+ * year 33658. Inside a JavaScript Date's range (8.64e15 ms), and far past a datetime-local input's year 9999. */
+const API_MAX_MS = 999_999_999_999_999;
 
-/** A time filter as whole epoch ms a Date can show, or null: the API reads `since`/`until` as integers, and
- * String() of 1e21 is "1e+21". */
+/** A time filter as whole epoch ms the API accepts, or null: the API reads `since`/`until` as integers of at
+ * most 15 digits (it answers 400 to more), and String() of 1e21 is "1e+21". */
 function epochMs(value) {
   if (!Number.isFinite(value)) return null;
   const ms = Math.trunc(value);
-  return Math.abs(ms) <= DATE_MAX_MS ? ms : null;
+  return Math.abs(ms) <= API_MAX_MS ? ms : null;
 }
 
 function cleanFilters(filters) {
