@@ -15,6 +15,7 @@ import time
 import pytest
 from starlette.testclient import TestClient
 
+from tests.helpers import eventually
 from tests.integration.kafka_helpers import validate_until_idle
 from tracker.gateway import create_app
 from tracker.history import plan
@@ -38,13 +39,14 @@ async def rewind(settings) -> None:
     async def on_assign(partitions) -> None:
         assigned.extend(partitions)
 
+    async def polled() -> list[tuple[str, int]]:
+        await consumer.poll(timeout_ms=200)  # the group is joined and partitions assigned while polling
+        return assigned
+
     consumer = Consumer(settings, [settings.location_topic], group_id=settings.validator_group, on_assign=on_assign)
     await consumer.start()
     try:
-        deadline = time.monotonic() + 30
-        while not assigned and time.monotonic() < deadline:
-            await consumer.poll(timeout_ms=200)
-        assert assigned, "no partitions assigned"
+        await eventually(polled, timeout_s=30, interval_s=0, what="partitions assigned to the rewinding member")
         await consumer.commit(dict.fromkeys(assigned, 0))
     finally:
         await consumer.stop()
