@@ -235,6 +235,8 @@ async def test_only_a_device_token_posts_and_only_as_its_own_courier(settings: S
         # Revoked: refused once the cache forgets it (TRACKER_INGEST_AUTH_CACHE_S, 0.2 s here).
         assert (await client.post("/v1/pings", headers=bearer(bob), json=fix)).status_code == 200
         await devices.revoke(store, "bob")
+        # A fixed wait, not eventually(): the refusal must come within the cache's bound, and each request
+        # made while the token is still cached would be accepted and reach the topic.
         await asyncio.sleep(0.3)
         assert (await client.post("/v1/pings", headers=bearer(bob), json=fix)).status_code == 401
         failures = {
