@@ -517,26 +517,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code. 2 is only for bad flags and settings: a :class:`UsageError`, a
+    :class:`SettingsError`, or a ValueError raised while the command checks its flags, before it starts to run
+    (installs its stop handlers, :func:`tracker.signals.installed`). Once running, a ValueError (a
+    ``msgspec.DecodeError`` of a record, say) is a crash like any other error: exit code 1, which ``tracker up``
+    and ``--workers`` restart as they restart any exit."""
+    from tracker import signals
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    installs = signals.installed()
     try:
         return COMMANDS[args.command][2](args) or 0
-    except UnicodeError as exc:  # a ValueError, but never a bad flag: exit code 2 is only for those
-        log.debug("unhandled error", exc_info=True)
-        print(f"tracker {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    except (UsageError, SettingsError, ValueError) as exc:
+    except (UsageError, SettingsError) as exc:
+        print(f"tracker {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        # A UnicodeError is a ValueError too, but never a bad flag; and nothing is one once the command runs.
+        if isinstance(exc, UnicodeError) or signals.installed() != installs:
+            return _crashed(args.command, exc)
         print(f"tracker {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # anything else still gets one line; the traceback goes to the debug log
-        log.debug("unhandled error", exc_info=True)
-        print(f"tracker {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:  # noqa: BLE001 - anything else gets one line too; _crashed logs the traceback
+        return _crashed(args.command, exc)
+
+
+def _crashed(command: str, exc: Exception) -> int:
+    """One line for an error that is not the user's to fix, exit code 1; the traceback goes to the debug log."""
+    log.debug("unhandled error", exc_info=exc)
+    print(f"tracker {command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

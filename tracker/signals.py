@@ -3,6 +3,10 @@
 Two forms of the same rule: :func:`install_stop_handlers` for an asyncio service (``tracker validate``,
 ``tracker simulate``), which sets an ``asyncio.Event``; :func:`stop_flag` for a blocking loop (``tracker up``,
 the local Kafka launcher), which appends to a plain list that the loop polls.
+
+A process installs them when it starts to run, once its flags and settings are checked: :func:`installed`
+counts the installs, so that ``tracker``'s exit codes can tell a bad flag (2) from a running service's
+crash.
 """
 
 from __future__ import annotations
@@ -15,6 +19,14 @@ from collections.abc import Iterable
 
 log = logging.getLogger("tracker")  # the logger the stop line has always gone to
 
+_installs = 0
+
+
+def installed() -> int:
+    """How many times this process has installed stop handlers (either form): a number that grows when a
+    command starts to run."""
+    return _installs
+
 
 def install_stop_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
     """First SIGINT/SIGTERM: graceful stop (finish the batch, commit, leave). Second: exit now.
@@ -22,6 +34,7 @@ def install_stop_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) 
     A repeat within a second is the same request delivered twice (``timeout`` and terminals signal the
     whole process group), not a second request, so it is ignored.
     """
+    global _installs  # noqa: PLW0603 - a count of this process's installs, read by installed()
     first_at: list[float] = []
 
     def on_signal(signum: int) -> None:
@@ -35,6 +48,7 @@ def install_stop_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) 
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
+    _installs += 1
 
 
 def stop_flag(signums: Iterable[signal.Signals], *, second_exits: bool) -> list[int]:
@@ -45,6 +59,7 @@ def stop_flag(signums: Iterable[signal.Signals], *, second_exits: bool) -> list[
     while the main thread waits on that Event (its lock is not reentrant). The handlers are installed
     explicitly for every signal, since SIGINT may be inherited as ignored.
     """
+    global _installs  # noqa: PLW0603 - as in install_stop_handlers
     stop: list[int] = []
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -54,4 +69,5 @@ def stop_flag(signums: Iterable[signal.Signals], *, second_exits: bool) -> list[
 
     for signum in signums:
         signal.signal(signum, on_signal)
+    _installs += 1
     return stop
