@@ -88,7 +88,7 @@ class WireCourier(msgspec.Struct, frozen=True, gc=False):
     speed: float | None
     heading: float | None
     vehicle: str | None
-    status: str
+    status: Status
     order_id: str | None
 
 
@@ -105,7 +105,7 @@ def fragment_of(position: Position, status: Status) -> str:
             position.speed,
             position.heading,
             position.vehicle,
-            status.value,
+            status,
             position.order_id,
         )
     ).decode()
@@ -695,7 +695,7 @@ class Hub:
                 courier.position.speed,
                 courier.position.heading,
                 courier.position.vehicle,
-                courier.status.value,
+                courier.status,
                 courier.position.order_id,
             )
         )
