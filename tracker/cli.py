@@ -252,9 +252,11 @@ def _gateway_args(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=_int,
         dest="gateway_workers",
-        help="gateway processes sharing the port, each reading every position (default 1; about one per core)",
+        help="gateway processes sharing the port, with one relay reading the positions for them (default 1; "
+        "about one per core)",
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by --workers N
+    parser.add_argument("--relay", action="store_true", help=argparse.SUPPRESS)  # ... and its positions relay
     _connection_args(parser)
 
 
@@ -305,6 +307,12 @@ def run_gateway(args: argparse.Namespace) -> int:
     )
     _require(settings)
     _setup_logging(settings)
+    if args.relay:  # started by --workers N, with the relay's socket in TRACKER_GATEWAY_RELAY
+        from tracker import relay
+
+        if not settings.gateway_relay:
+            raise UsageError("--relay needs TRACKER_GATEWAY_RELAY (the socket its workers connect to)")
+        return asyncio.run(relay.run(settings))
     if not args.worker:  # the parent checked
         _check_partitions(settings)
     if not args.worker:  # the parent warned

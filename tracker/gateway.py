@@ -42,6 +42,7 @@ from tracker.hub import Hub
 from tracker.kafka import BrokerError, Consumer, Producer
 from tracker.models import ID_MAX, Position, Reason, Record
 from tracker.orders import http as orders_http
+from tracker.relay import RelayConsumer, RelayError
 from tracker.settings import Settings
 from tracker.static import PageFiles
 from tracker.status import StatusThresholds
@@ -103,7 +104,7 @@ class Gateway:
         self._store: Store | None = None
         self.dlq_index: DlqIndex | None = None
         self.producer: Producer | None = None  # for replays
-        self.consumer: Consumer | None = None
+        self.consumer: Consumer | RelayConsumer | None = None
         self.assigned = False
         self.metrics = metrics.GatewayMetrics(report_lag=settings.report_lag)
         self.counters: dict[str, int] = {}
@@ -126,7 +127,16 @@ class Gateway:
         self.dlq_index = DlqIndex(self.store, self.settings.dlq_index_max)
         self.producer = Producer(self.settings)
         await self.producer.start()
-        if self.consume:
+        if self.consume and self.settings.gateway_relay:  # one of --workers N: the relay reads for it
+            self.consumer = RelayConsumer(
+                self.settings.gateway_relay,
+                self.settings.positions_topic,
+                self.load_from_redis,
+                self.settings.startup_timeout_s,
+            )
+            await self.consumer.start()
+            self.assigned = True
+        elif self.consume:
             self.consumer = Consumer(
                 self.settings, [self.settings.positions_topic], group_id=None, start="latest", on_assign=self._on_assign
             )
@@ -222,7 +232,7 @@ class Gateway:
         log.info("loaded %d latest positions from Redis", loaded)
         return loaded
 
-    async def _consume(self, consumer: Consumer) -> None:
+    async def _consume(self, consumer: Consumer | RelayConsumer) -> None:
         loop = asyncio.get_running_loop()
         turn_ended = loop.time()
         while True:
@@ -231,7 +241,7 @@ class Gateway:
             while True:
                 try:
                     polled = await consumer.poll(timeout_ms=500, max_records=POSITIONS_PER_POLL)
-                except BrokerError as exc:
+                except (BrokerError, RelayError) as exc:
                     log.warning("positions reader: %r; retrying", exc)
                     await asyncio.sleep(1)
                     break
@@ -302,7 +312,7 @@ class Gateway:
             if previous_total is not None:
                 self.pings_per_s = max(0, total - previous_total) / (at - previous_at)
             previous_total, previous_at = total, at
-            if self.consumer is not None and self.metrics.consumer_lag is not None:
+            if isinstance(self.consumer, Consumer) and self.metrics.consumer_lag is not None:
                 try:
                     self.metrics.consumer_lag.set(await self.consumer.lag())
                 except BrokerError as exc:

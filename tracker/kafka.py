@@ -285,6 +285,16 @@ class Consumer:
                 raise KafkaError(f"no partitions for topic(s) {', '.join(self._topics)} after {timeout_s:g} s")
             await asyncio.sleep(0.05)
 
+    async def wait_for_positions(self, timeout_s: float = 30.0) -> None:
+        """Wait until every assigned partition has its fetch position (a reader from "latest" resolves it
+        lazily): what is produced from then on, it reads."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while set(self._positions()) != set(self._consumer.assignment()):
+            if loop.time() > deadline:
+                raise KafkaError(f"no fetch positions for {', '.join(self._topics)} after {timeout_s:g} s")
+            await asyncio.sleep(0.05)
+
     async def stop(self) -> None:
         await self._consumer.stop()
 

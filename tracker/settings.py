@@ -299,8 +299,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_port: Annotated[int, env("TRACKER_HTTP_PORT", low=0, high=65535)] = 8000
     tick_ms: Annotated[int, env("TRACKER_TICK_MS", low=1)] = 200
     # Gateway processes serving the port together (SO_REUSEPORT; tracker/workers.py): about one per core, for
-    # more map clients than one core takes (BENCHMARKS.md, fan-out). Each reads all of courier-positions.
+    # more map clients than one core takes (BENCHMARKS.md, fan-out). One relay process reads courier-positions
+    # for all of them (tracker/relay.py).
     gateway_workers: Annotated[int, env("TRACKER_GATEWAY_WORKERS", low=1)] = 1
+    # The relay's Unix socket: set by `--workers N` for its workers (a gateway with it reads its positions from
+    # the relay instead of Kafka); empty: the gateway reads courier-positions itself.
+    gateway_relay: Annotated[str, env("TRACKER_GATEWAY_RELAY")] = ""
+    # Bytes the relay lets wait for one worker before dropping it (the worker reconnects and reloads from Redis).
+    relay_buffer_bytes: Annotated[int, env("TRACKER_RELAY_BUFFER_BYTES", low=65536)] = 32 * 1024 * 1024
     # Who may do what (tracker/tokens.py; README, "Access"). The admin token writes as operator "admin";
     # TRACKER_OPERATOR_TOKENS adds one labelled token per operator ("alice:TOKEN,bob:TOKEN"), and the label
     # is what a replay or discard records. With a viewer token set, the map's data (/ws and the read APIs)

@@ -1,16 +1,19 @@
 """``tracker gateway --workers N``: N gateway processes serving one port, for more clients than one core takes.
 
 Each worker binds the port itself with ``SO_REUSEPORT`` (Linux spreads new connections over the listening
-sockets), and is a whole gateway: it reads every record of ``courier-positions`` into its own hub (a standalone
-reader, as any gateway), so each worker pays the input once and its share of the clients. What a gateway runs
-once is safe N times: the DLQ indexer is a consumer group (the workers share its partitions), the courier
-expiry sweep of Redis is idempotent, and the stats are read from Redis. Limits (``TRACKER_MAX_CLIENTS``,
-``TRACKER_WS_MAX_PER_ADDRESS``) and ``/metrics`` are each worker's own: a scrape or a connection lands on one
-worker.
+sockets), and is a whole gateway but for one part: it does not read ``courier-positions`` from Kafka itself. One
+more process, the relay (tracker/relay.py), reads it and hands every record to each worker over a Unix socket,
+so Kafka's client is paid once, not once per worker (about half of what following 20,000 pings a second costs
+a gateway). Each worker still decodes and applies every position into its own hub and serves its share of the
+clients. What a gateway runs once is safe N times: the DLQ indexer is a consumer group (the workers share its
+partitions), the courier expiry sweep of Redis is idempotent, and the stats are read from Redis. Limits
+(``TRACKER_MAX_CLIENTS``, ``TRACKER_WS_MAX_PER_ADDRESS``) and ``/metrics`` are each worker's own: a scrape or a
+connection lands on one worker.
 
-This process only supervises: it starts the workers with its settings, restarts one that exits (with backoff;
-more than ``TRACKER_RESTART_LIMIT`` exits within ``TRACKER_RESTART_WINDOW_S``, as for ``tracker up``'s children,
-is a crash loop, and all stop), and passes SIGINT and SIGTERM on.
+This process only supervises: it starts the relay and the workers with its settings (the relay's socket in a
+private temporary directory), restarts one that exits (with backoff; more than ``TRACKER_RESTART_LIMIT`` exits
+within ``TRACKER_RESTART_WINDOW_S``, as for ``tracker up``'s children, is a crash loop, and all stop), and
+passes SIGINT and SIGTERM on. A restarted relay costs each worker a reload from Redis, not a gap.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from tracker.settings import Settings
 from tracker.signals import stop_flag
@@ -30,6 +36,7 @@ from tracker.supervision import RestartPolicy, child_env, die_with, exit_reason,
 log = logging.getLogger(__name__)
 
 WORKER_FLAG = "--worker"  # the hidden flag the supervisor starts each worker with
+RELAY_FLAG = "--relay"  # ... and the relay
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -52,50 +59,72 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
 
 
 def run(settings: Settings, count: int) -> int:
-    """Start ``count`` workers with ``settings`` and keep them running until SIGINT or SIGTERM."""
+    """Start the relay and ``count`` workers with ``settings`` and keep them running until SIGINT or SIGTERM."""
     if settings.http_port == 0:
         raise ValueError("--workers needs a fixed --port: with port 0 each worker would pick its own")
     reuse_port_socket(settings.http_host, settings.http_port).close()  # the port is free to share: fail here if not
     stop = stop_flag((signal.SIGINT, signal.SIGTERM), second_exits=True)
     restarts = RestartPolicy(settings.restart_limit, settings.restart_window_s)
-    env = child_env(settings, "gateway")
-    argv = [sys.executable, "-m", "tracker", "gateway", WORKER_FLAG]
+    with tempfile.TemporaryDirectory(prefix="tracker-relay-") as directory:
+        env = {**child_env(settings, "gateway"), "TRACKER_GATEWAY_RELAY": str(Path(directory) / "positions.sock")}
+        relay_argv = [sys.executable, "-m", "tracker", "gateway", RELAY_FLAG]
+        worker_argv = [sys.executable, "-m", "tracker", "gateway", WORKER_FLAG]
+        argvs = [relay_argv] + [worker_argv] * count
 
-    def start() -> subprocess.Popen:
-        return popen(argv, env=env, preexec_fn=die_with(os.getpid()))
+        def start(argv: list[str]) -> subprocess.Popen:
+            return popen(argv, env=env, preexec_fn=die_with(os.getpid()))
 
-    workers = [start() for _ in range(count)]
-    pids = ", ".join(str(worker.pid) for worker in workers)
-    log.info("gateway: %d workers on %s:%d (pids %s)", count, settings.http_host, settings.http_port, pids)
+        children = [start(argv) for argv in argvs]
+        pids = ", ".join(str(child.pid) for child in children[1:])
+        log.info(
+            "gateway: %d workers on %s:%d (pids %s), their positions relay pid %d",
+            count,
+            settings.http_host,
+            settings.http_port,
+            pids,
+            children[0].pid,
+        )
+        return _supervise(children, argvs, start, restarts, stop)
+
+
+def _supervise(
+    children: list[subprocess.Popen],
+    argvs: list[list[str]],
+    start: Callable[[list[str]], subprocess.Popen],
+    restarts: RestartPolicy,
+    stop: list[int],
+) -> int:
     ends: list[float] = []
     code = 0
     try:
         while not stop:
             time.sleep(0.2)
-            for index, worker in enumerate(workers):
-                if worker.poll() is None or stop:
+            for index, child in enumerate(children):
+                if child.poll() is None or stop:
                     continue
+                what = "relay" if index == 0 else "worker"
                 now = time.monotonic()
                 ends = [*restarts.recent(ends, now), now]
                 delay = restarts.decide(ends, now)
                 if delay is None:
                     log.error(
-                        "gateway worker %d %s, the %d-th exit within %g s: stopping",
-                        worker.pid,
-                        exit_reason(worker.returncode),
+                        "gateway %s %d %s, the %d-th exit within %g s: stopping",
+                        what,
+                        child.pid,
+                        exit_reason(child.returncode),
                         len(ends),
                         restarts.window_s,
                     )
                     code = 1
                     stop.append(0)
                     break
-                log.error("gateway worker %d %s; restarting in %g s", worker.pid, exit_reason(worker.returncode), delay)
+                log.error("gateway %s %d %s; restarting in %g s", what, child.pid, exit_reason(child.returncode), delay)
                 time.sleep(delay)
-                workers[index] = start()
+                children[index] = start(argvs[index])
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            stop_process(worker, timeout_s=15)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            stop_process(child, timeout_s=15)
     return code
