@@ -52,13 +52,19 @@ def world() -> Hub:
 # -- snapshots: at most one per tick, of the last view, never behind a delta ------------------------------
 
 
-def test_the_first_snapshot_goes_out_at_once_and_a_view_set_before_it_is_already_in_it():
+def test_the_first_snapshot_is_of_the_view_the_client_sends_first_and_of_everything_at_the_next_tick_if_none():
     hub = world()
     client = hub.connect()
+    assert not client.wake.is_set()  # no snapshot of everything before the client could say what it looks at
+    hub.set_viewport(client, NORTH)  # what a page sends on open
     assert client.wake.is_set()
-    hub.set_viewport(client, NORTH)  # before the writer asked for anything: no snapshot of everything first
     [snapshot] = frames(client)
     assert (snapshot["type"], ids(snapshot)) == ("snapshot", ["north"])
+    silent = hub.connect()
+    hub.tick()
+    assert silent.wake.is_set()  # a client that says nothing gets everything at the next tick
+    [snapshot] = frames(silent)
+    assert (snapshot["type"], sorted(ids(snapshot))) == ("snapshot", ["north", "south"])
 
 
 def test_300_view_changes_within_a_tick_cost_one_snapshot_of_the_last_view():
