@@ -9,9 +9,11 @@ record; the feeder and the broker share the machine and their CPU is shown.
 
 WebSocket clients stand in for dispatchers' pages: most watch a city district (a box of about 5 x 4 km at a
 random place in the service area, so no two share a box), some see everything, some follow one courier
-outside their district. They run in several processes of ``websockets`` asyncio clients (uvloop) that read
-each frame's head only (type and ``server_time_ms``) and decode one frame in :data:`FIX_SAMPLE` in full to
-time its fixes; their CPU over the window is shown, to show they are not the bottleneck.
+outside their district. They run in one process of ``bench/loadclient`` (Go, built here on first use; see
+:func:`load_client`), or, where no ``go`` is on PATH, in several processes of ``websockets`` asyncio clients
+(uvloop): either reads each frame's head only (type and ``server_time_ms``) and decodes one frame in
+:data:`FIX_SAMPLE` in full to time its fixes; their CPU over the window is shown, to show they are not the
+bottleneck.
 
 Reported per client kind: delta frames/s per client against the tick (the share of clients at >= 90 % of
 it), frame age (receive time minus the frame's ``server_time_ms``), fix age (receive time minus each courier's
@@ -22,7 +24,8 @@ Baseline, in the same run: :func:`serve_baseline`, the same uvicorn + Starlette 
 client, every tick, a pre-built frame of the size that kind of client got from the gateway, with no hub, no
 Kafka: what pushing these bytes to these sockets costs in Python on this machine.
 
-``python -m bench.fanout feed|load|serve-baseline ...`` are the child processes :func:`run` starts.
+``python -m bench.fanout feed|load|serve-baseline ...`` are the child processes :func:`run` starts
+(``bench/loadclient/loadclient`` has the same contract as ``load``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import json
 import math
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +46,8 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +67,11 @@ AREA = (77.49, 12.86, 77.71, 13.08)  # west, south, east, north
 DISTRICT = (0.05, 0.035)  # degrees of longitude, latitude
 KINDS = ("district", "everything", "follow")
 FIX_SAMPLE = 5  # one delta in this many is decoded in full to time its fixes
-CLIENT_PROCESSES = 4
+# The Go load client (bench/loadclient): one process, whose goroutines run on as many threads as there are
+# cores (GOMAXPROCS): a second would split the same work and add its runtime's overhead.
+GO_LOAD_PROCESSES = 1
+GO_LOAD_DIR = Path(__file__).resolve().parent / "loadclient"
+PYTHON_LOAD_PROCESSES = 4  # the fallback's: one Python process has one core
 CONNECTS_AT_ONCE = 8  # handshakes in flight per load process
 START_TIMEOUT_S = 60.0
 FRAME_TARGET = 0.90  # the issue's: every client keeps >= 90 % of the configured frame rate
@@ -235,6 +245,7 @@ async def _watch(
     fix_ages: Counter[int],
     gate: asyncio.Semaphore,
     done: asyncio.Event,
+    fix_sample: int = FIX_SAMPLE,
 ) -> None:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
@@ -261,7 +272,7 @@ async def _watch(
                 sent_at = _server_time(raw)
                 if sent_at is not None:
                     frame_ages[at - sent_at] += 1
-                if deltas_seen % FIX_SAMPLE == 0:
+                if deltas_seen % fix_sample == 0:
                     for courier in decode_fixes(raw).couriers:
                         fix_ages[at - courier.ts] += 1
             elif raw.startswith(b'{"type":"snapshot"'):
@@ -274,9 +285,12 @@ async def _watch(
             ws.transport.abort()
 
 
-async def _load(url: str, specs: list[dict[str, Any]]) -> dict[str, Any]:
+async def _load(
+    url: str, specs: list[dict[str, Any]], fix_sample: int = FIX_SAMPLE, connects_at_once: int = CONNECTS_AT_ONCE
+) -> dict[str, Any]:
     """Connect every client, say "ready" on stdout once each has had a delta of its view, then read the
-    window (wall-clock start and end) from stdin and count what arrives within it."""
+    window (wall-clock start and end) from stdin and count what arrives within it. (bench/loadclient/main.go
+    does the same in Go: a change here is a change there.)"""
     loop = asyncio.get_running_loop()
     window = [False]
     cpu = [0.0, 0.0]
@@ -284,10 +298,10 @@ async def _load(url: str, specs: list[dict[str, Any]]) -> dict[str, Any]:
     frame_ages: dict[str, Counter[int]] = {kind: Counter() for kind in KINDS}
     fix_ages: dict[str, Counter[int]] = {kind: Counter() for kind in KINDS}
     watches = [_Watch(spec["kind"]) for spec in specs]
-    gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
+    gate = asyncio.Semaphore(connects_at_once)
     tasks = [
         asyncio.create_task(
-            _watch(url, spec, watch, window, frame_ages[spec["kind"]], fix_ages[spec["kind"]], gate, done)
+            _watch(url, spec, watch, window, frame_ages[spec["kind"]], fix_ages[spec["kind"]], gate, done, fix_sample)
         )
         for spec, watch in zip(specs, watches, strict=True)
     ]
@@ -330,12 +344,54 @@ async def _load(url: str, specs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_load(url: str, specs_path: str, out_path: str) -> None:
+def run_load(
+    url: str, specs_path: str, out_path: str, fix_sample: int = FIX_SAMPLE, connects_at_once: int = CONNECTS_AT_ONCE
+) -> None:
     import uvloop
 
     specs = json.loads(Path(specs_path).read_text())
     # a file, not stdout: a pipe the event loop has made non-blocking would cut a long line at 64 KiB
-    Path(out_path).write_text(json.dumps(uvloop.run(_load(url, specs))))
+    Path(out_path).write_text(json.dumps(uvloop.run(_load(url, specs, fix_sample, connects_at_once))))
+
+
+@dataclass(frozen=True)
+class LoadClient:
+    """How the load processes are started: ``argv`` then ``--url``, ``--views``, ``--out``, ``--fix-sample``
+    and ``--connects-at-once``; ``processes`` of them share the clients; ``text`` names it in the report."""
+
+    argv: tuple[str, ...]
+    processes: int
+    text: str
+
+
+PYTHON_LOAD = LoadClient(
+    (sys.executable, "-m", "bench.fanout", "load"),
+    PYTHON_LOAD_PROCESSES,
+    f"{PYTHON_LOAD_PROCESSES} processes of `websockets` asyncio clients (uvloop; `python -m bench.fanout load`, "
+    "the fallback where no `go` is on PATH) reading each frame's head",
+)
+
+
+@cache
+def load_client() -> LoadClient:
+    """The Go load client, built once per run (``go build``; its module cache and build cache make a rebuild
+    cheap), or the Python one where no ``go`` is on PATH. A Go that fails to build is an error, not a reason
+    to measure with the costlier client."""
+    go = shutil.which("go")
+    if go is None:
+        progress("fanout: no `go` on PATH: the Python load client (costlier in CPU, on the cores it measures)")
+        return PYTHON_LOAD
+    binary = GO_LOAD_DIR / "loadclient"  # ignored by git (.gitignore)
+    argv = [go, "build", "-o", str(binary), "."]
+    built = subprocess.run(argv, cwd=GO_LOAD_DIR, capture_output=True, text=True, timeout=600, check=False)
+    if built.returncode != 0:
+        raise RuntimeError(f"go build in {GO_LOAD_DIR} failed: {(built.stdout + built.stderr)[-1500:]}")
+    processes = GO_LOAD_PROCESSES
+    text = (
+        f"{processes} process{'es' if processes > 1 else ''} of `bench/loadclient` (Go, gorilla/websocket, a "
+        f"goroutine per client on up to {os.cpu_count()} threads; its CPU counts them all) reading each frame's head"
+    )
+    return LoadClient((str(binary),), processes, text)
 
 
 # -- the baseline server ---------------------------------------------------------------------------------------
@@ -467,23 +523,29 @@ def _child(argv: list[str], env: dict[str, str], log: Path, ready_url: str | Non
 
 
 def _measure(
-    port: int, specs: list[dict[str, Any]], server_pid: int, others: dict[str, int], window_s: float, workdir: Path
+    port: int,
+    specs: list[dict[str, Any]],
+    server_pid: int,
+    others: dict[str, int],
+    window_s: float,
+    workdir: Path,
+    client: LoadClient = PYTHON_LOAD,
 ) -> dict[str, Any]:
-    """Connect ``specs`` over :data:`CLIENT_PROCESSES` load processes, wait for every one to have its view,
-    then count ``window_s`` seconds of frames; CPU of the server (and its workers) and ``others`` over the
-    window, the server's RSS at its end."""
+    """Connect ``specs`` over ``client``'s processes, wait for every one to have its view, then count
+    ``window_s`` seconds of frames; CPU of the server (and its workers) and ``others`` over the window, the
+    server's RSS at its end."""
     url = f"ws://127.0.0.1:{port}/ws"
     loads = []
-    for index in range(CLIENT_PROCESSES):
+    for index in range(client.processes):
         path = workdir / f"views-{index}.json"
-        path.write_text(json.dumps(specs[index::CLIENT_PROCESSES]))
-        argv = [sys.executable, "-m", "bench.fanout", "load", "--url", url, "--views", str(path)]
-        argv += ["--out", str(workdir / f"result-{index}.json")]
+        path.write_text(json.dumps(specs[index :: client.processes]))
+        argv = [*client.argv, "--url", url, "--views", str(path), "--out", str(workdir / f"result-{index}.json")]
+        argv += ["--fix-sample", str(FIX_SAMPLE), "--connects-at-once", str(CONNECTS_AT_ONCE)]
         loads.append(
             popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=die_with(os.getpid()))
         )
     try:
-        return _window(loads, server_pid, others, window_s, workdir)
+        return {**_window(loads, server_pid, others, window_s, workdir), "load_client": client.text}
     finally:
         for load in loads:
             stop_process(load)
@@ -643,6 +705,7 @@ def run(
     )
     asyncio.run(ensure_topics(settings))
     specs = views(most)
+    load = load_client()
     rows: list[tuple[str, int, dict[str, Any]]] = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
@@ -659,7 +722,7 @@ def run(
                 ready = f"http://127.0.0.1:{port}/readyz"
                 with _child(argv, env, workdir / f"gateway-{index}.log", ready) as gateway:
                     time.sleep(2.0)  # the hub fills with every courier
-                    result = _measure(port, specs[:watching], gateway.pid, others, window_s, workdir)
+                    result = _measure(port, specs[:watching], gateway.pid, others, window_s, workdir, load)
                 rows.append((label, watching, result))
                 _progress(result, settings.tick_ms)
                 if index == len(workers) - 1 and baseline:
@@ -669,7 +732,7 @@ def run(
                     progress(f"fanout: baseline, the same WebSocket stack sending pre-built frames of {sizes} bytes")
                     with _child(baseline_argv, env, workdir / "baseline.log") as server:
                         _wait_port(port)
-                        result = _measure(port, specs[:clients], server.pid, others, window_s, workdir)
+                        result = _measure(port, specs[:clients], server.pid, others, window_s, workdir, load)
                     rows.append((BASELINE, clients, result))
                     _progress(result, settings.tick_ms)
     return _report(rows, settings.tick_ms, clients, couriers, window_s, broker, load_before, quick, title, only)
@@ -792,6 +855,7 @@ def _report(
     sizing_head = "| " + " | ".join(sizing_columns) + " |\n|" + "---|" * len(sizing_columns)
     table, sizing_table = "\n".join(main), "\n".join(sizing)
     load_after = os.getloadavg()
+    load_text = rows[0][2]["load_client"]
     title = title or ("Fan-out: 1,000 dispatchers" if not quick else "Fan-out (quick)")
     if any(label == BASELINE for label, _, _ in rows):
         baseline_text = (
@@ -820,7 +884,7 @@ other work had the cores (`/proc/PID/schedstat`), in % of the window. Target (is
 of the frame rate, frame age p99 ≤ tick + {AGE_SLACK_MS} ms; and ours, since a gateway that falls behind its
 input still sends frames on time, of old fixes: fix age p99 ≤ {FRESH_MS:,} ms.
 {baseline_text}
-Load: {CLIENT_PROCESSES} processes of `websockets` asyncio clients (uvloop) reading each frame's head.
+Load: {load_text}.
 
 {head}
 {table}
@@ -847,6 +911,8 @@ def main() -> None:
     load.add_argument("--url", required=True)
     load.add_argument("--views", required=True, help="JSON file of the clients' views")
     load.add_argument("--out", required=True, help="file for the counts (JSON)")
+    load.add_argument("--fix-sample", type=int, default=FIX_SAMPLE, help="one delta in this many is decoded in full")
+    load.add_argument("--connects-at-once", type=int, default=CONNECTS_AT_ONCE, help="handshakes in flight")
     baseline = sub.add_parser("serve-baseline", help="the baseline server")
     baseline.add_argument("--port", type=int, required=True)
     baseline.add_argument("--tick-ms", type=int, required=True)
@@ -855,7 +921,7 @@ def main() -> None:
     if args.command == "feed":
         run_feed(args.couriers)
     elif args.command == "load":
-        run_load(args.url, args.views, args.out)
+        run_load(args.url, args.views, args.out, args.fix_sample, args.connects_at_once)
     else:
         serve_baseline(args.port, args.tick_ms, json.loads(args.sizes))
 
