@@ -6,9 +6,11 @@ while the relay was down is on every map, and positions produced after it flow a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ import websockets
 from tests.helpers import eventually
 from tracker.local.processes import free_port
 from tracker.models import OutRecord, Position
+from tracker.relay import RelayConsumer, serve
 from tracker.store import Slice
 from tracker.supervision import child_env, popen, stop_process
 
@@ -132,3 +135,49 @@ async def test_two_workers_share_one_relay_and_survive_its_sigkill(settings, pro
     text = (tmp_path / "gateway.log").read_text()
     assert "gateway relay" in text and "restarting" in text  # the supervisor said what it did
     assert supervisor.returncode == 0, text[-3000:]
+
+
+async def _ends(reader: asyncio.StreamReader) -> bool:
+    try:
+        while await reader.read(65536):
+            pass
+    except ConnectionError:
+        pass
+    return True
+
+
+async def test_the_relay_drops_a_worker_that_does_not_read_and_keeps_serving_the_others(settings, producer, tmp_path):
+    path = str(tmp_path / "relay.sock")
+    relay_settings = settings.replace(relay_buffer_bytes=65536)
+    ready = asyncio.Event()
+    relay = asyncio.create_task(serve(relay_settings, path, ready))
+    reloads: list[int] = []
+
+    async def reload() -> None:
+        reloads.append(1)
+
+    reading = RelayConsumer(path, settings.positions_topic, reload, connect_timeout_s=30)
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        await reading.start()
+        stuck_reader, stuck = await asyncio.open_unix_connection(path)  # connected, never reads
+        stuck.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        now = int(time.time() * 1000)
+        value = msgspec.json.encode(_position("courier-bulk", 12.9716, now)) + b" " * 900  # ~1 kB records
+        seen = 0
+        for round_number in range(20):  # ~2 MB in all: far past 64 kB and the stuck socket's buffers
+            records = [OutRecord(value, b"k")] * 100
+            await asyncio.gather(*await producer.send_many(settings.positions_topic, records))
+            while seen < 100 * (round_number + 1):
+                polled = await reading.poll(timeout_ms=5000, max_records=1000)
+                assert polled, "the reading worker stopped getting records"
+                seen += sum(len(records) for records in polled.values())
+        assert seen == 2000 and reloads == []  # every record, in one connection
+        # the stuck worker was dropped: what it can still read ends (a reset, or the end of the stream), where a
+        # connection still served would block once drained
+        assert await asyncio.wait_for(_ends(stuck_reader), 10)
+    finally:
+        await reading.stop()
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
