@@ -71,6 +71,7 @@ FIX_SAMPLE = 5  # one delta in this many is decoded in full to time its fixes
 # cores (GOMAXPROCS): a second would split the same work and add its runtime's overhead.
 GO_LOAD_PROCESSES = 1
 GO_LOAD_DIR = Path(__file__).resolve().parent / "loadclient"
+GO_FEEDER_DIR = Path(__file__).resolve().parent / "feeder"  # the feeder in Go (bench/feeder: see feeder())
 PYTHON_LOAD_PROCESSES = 4  # the fallback's: one Python process has one core
 CONNECTS_AT_ONCE = 8  # handshakes in flight per load process
 START_TIMEOUT_S = 60.0
@@ -373,25 +374,46 @@ PYTHON_LOAD = LoadClient(
 
 
 @cache
-def load_client() -> LoadClient:
-    """The Go load client, built once per run (``go build``; its module cache and build cache make a rebuild
-    cheap), or the Python one where no ``go`` is on PATH. A Go that fails to build is an error, not a reason
-    to measure with the costlier client."""
+def _go_build(directory: Path, name: str) -> str | None:
+    """``go build`` the program in ``directory`` (once per run: the module and build caches make a rebuild
+    cheap) into ``directory/name`` (ignored by git); None where no ``go`` is on PATH. A Go that fails to build is
+    an error, not a reason to measure with the costlier Python stand-in."""
     go = shutil.which("go")
     if go is None:
+        return None
+    binary = directory / name
+    built = subprocess.run(
+        [go, "build", "-o", str(binary), "."], cwd=directory, capture_output=True, text=True, timeout=600, check=False
+    )
+    if built.returncode != 0:
+        raise RuntimeError(f"go build in {directory} failed: {(built.stdout + built.stderr)[-1500:]}")
+    return str(binary)
+
+
+def load_client() -> LoadClient:
+    """The Go load client, or the Python one where no ``go`` is on PATH."""
+    binary = _go_build(GO_LOAD_DIR, "loadclient")
+    if binary is None:
         progress("fanout: no `go` on PATH: the Python load client (costlier in CPU, on the cores it measures)")
         return PYTHON_LOAD
-    binary = GO_LOAD_DIR / "loadclient"  # ignored by git (.gitignore)
-    argv = [go, "build", "-o", str(binary), "."]
-    built = subprocess.run(argv, cwd=GO_LOAD_DIR, capture_output=True, text=True, timeout=600, check=False)
-    if built.returncode != 0:
-        raise RuntimeError(f"go build in {GO_LOAD_DIR} failed: {(built.stdout + built.stderr)[-1500:]}")
     processes = GO_LOAD_PROCESSES
     text = (
         f"{processes} process{'es' if processes > 1 else ''} of `bench/loadclient` (Go, gorilla/websocket, a "
         f"goroutine per client on up to {os.cpu_count()} threads; its CPU counts them all) reading each frame's head"
     )
-    return LoadClient((str(binary),), processes, text)
+    return LoadClient((binary,), processes, text)
+
+
+def feeder(couriers: int) -> tuple[list[str], str]:
+    """The feeder's command and its name in the report: ``bench/feeder`` (Go, franz-go: the same fleet, the
+    same positions, the same contract as ``feed``, for a fraction of its CPU), or ``feed`` where no ``go`` is
+    on PATH. Its settings come from the environment, as ``feed``'s do."""
+    binary = _go_build(GO_FEEDER_DIR, "feeder")
+    if binary is None:
+        progress("fanout: no `go` on PATH: the Python feeder (costlier in CPU, on the cores it measures)")
+        python = [sys.executable, "-m", "bench.fanout", "feed", "--couriers", str(couriers)]
+        return python, "`bench.fanout feed` (Python)"
+    return [binary, "--couriers", str(couriers)], "`bench/feeder` (Go, franz-go)"
 
 
 # -- the baseline server ---------------------------------------------------------------------------------------
@@ -711,9 +733,9 @@ def run(
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         workdir = Path(tmp)
         env = child_env(settings, "gateway")
-        feeder_argv = [sys.executable, "-m", "bench.fanout", "feed", "--couriers", str(couriers)]
-        with _child(feeder_argv, env, workdir / "feeder.log") as feeder:
-            others = {"feeder": feeder.pid, **fixed_pids}
+        feeder_argv, feeder_text = feeder(couriers)
+        with _child(feeder_argv, env, workdir / "feeder.log") as feeding:
+            others = {"feeder": feeding.pid, **fixed_pids}
             setups = [(count, clients) for count in workers] + [(1, n) for n in sweep]
             for index, (count, watching) in enumerate(setups):
                 label = "`tracker gateway`" + (f" --workers {count}" if count > 1 else "")
@@ -735,7 +757,9 @@ def run(
                         result = _measure(port, specs[:clients], server.pid, others, window_s, workdir, load)
                     rows.append((BASELINE, clients, result))
                     _progress(result, settings.tick_ms)
-    return _report(rows, settings.tick_ms, clients, couriers, window_s, broker, load_before, quick, title, only)
+    return _report(
+        rows, settings.tick_ms, clients, couriers, window_s, broker, load_before, quick, title, only, feeder_text
+    )
 
 
 def run_doubling(
@@ -803,6 +827,7 @@ def _report(
     quick: bool,
     title: str | None = None,
     only: str = "fanout",
+    feeder_text: str = "`bench.fanout feed` (Python)",
 ) -> str:
     rate = 1000 / tick_ms
 
@@ -873,14 +898,15 @@ def _report(
 
 {clients:,} WebSocket clients on loopback (94 % watching a district of about 5 x 4 km at a random place, 2 %
 everything, 4 % a district and a courier elsewhere they follow) on a gateway with {couriers:,} couriers pinging
-once a second (a feeder process producing straight to `courier-positions`: the gateway's real input, without
-the validator), tick {tick_ms} ms, so {rate:g} frames/s per client is the most there is. {window_s:g} s measured
-once every client has its view. Per client: delta frames/s (min / p5 / median over the clients), the share of
-clients at ≥ 90 % of {rate:g}/s; frame age = receive time − the frame's `server_time_ms` (the time of the tick
-that cut it); fix age = receive time − each courier's `ts` (the feeder's clock when it produced it: Kafka, the
-wait for the tick and the fan-out), one delta in {FIX_SAMPLE} per client; kB/s per client (kB per delta). CPU
-in % of one core over the window, from `/proc`; "waiting for a core": the time the server was ready to run but
-other work had the cores (`/proc/PID/schedstat`), in % of the window. Target (issue 15): every client ≥ 90 %
+once a second (a feeder process, {feeder_text}, producing straight to `courier-positions`: the gateway's real
+input, without the validator), tick {tick_ms} ms, so {rate:g} frames/s per client is the most there is.
+{window_s:g} s measured once every client has its view. Per client: delta frames/s (min / p5 / median over the
+clients), the share of clients at ≥ 90 % of {rate:g}/s; frame age = receive time − the frame's
+`server_time_ms` (the time of the tick that cut it); fix age = receive time − each courier's `ts` (the
+feeder's clock when it produced it: Kafka, the wait for the tick and the fan-out), one delta in {FIX_SAMPLE}
+per client; kB/s per client (kB per delta). CPU in % of one core over the window, from `/proc`; "waiting for
+a core": the time the server was ready to run but other work had the cores (`/proc/PID/schedstat`), in % of
+the window. Target (issue 15): every client ≥ 90 %
 of the frame rate, frame age p99 ≤ tick + {AGE_SLACK_MS} ms; and ours, since a gateway that falls behind its
 input still sends frames on time, of old fixes: fix age p99 ≤ {FRESH_MS:,} ms.
 {baseline_text}

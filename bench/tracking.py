@@ -296,7 +296,7 @@ def run(
             f"  gateway CPU {100 * idle['cpu']:.0f} %, RSS {idle['rss_mib']:.0f} MiB, "
             f"connected in {idle['connect_s']:.0f} s, failed {idle['failed']}"
         )
-        feeder_argv = [sys.executable, "-m", "bench.fanout", "feed", "--couriers", str(couriers)]
+        feeder_argv, _ = fanout.feeder(couriers)
         with fanout._child(feeder_argv, env, workdir / "feeder.log") as feeder:
             progress(f"tracking: {sockets:,} sockets, {couriers:,} couriers pinging, {dispatchers} dispatchers")
             with fanout._child(gateway_argv, env, workdir / "gateway.log", ready) as gateway:
