@@ -467,25 +467,6 @@ class Hub:
 
     # -- the index -----------------------------------------------------------------------------------
 
-    def _encode(self, courier_id: str, courier: Courier) -> None:
-        """Encode the courier's fragment and file it in the cell of that position."""
-        position = courier.position
-        courier.fragment = fragment_of(position, courier.status)
-        courier.shown = position
-        band, column = band_of(position.lat), column_of(position.lon)
-        if band != courier.band or column != courier.column:
-            self._unfile(courier_id, courier.band, courier.column)
-            row = self.cells.get(band)
-            if row is None:
-                self.cells[band] = {column: {courier_id}}
-            else:
-                ids = row.get(column)
-                if ids is None:
-                    row[column] = {courier_id}
-                else:
-                    ids.add(courier_id)
-            courier.band, courier.column = band, column
-
     def _unfile(self, courier_id: str, band: int, column: int) -> None:
         row = self.cells.get(band)
         if row is None:
@@ -549,27 +530,39 @@ class Hub:
         return 2 * waiting > len(self.clients)
 
     def _index(self, changed: set[str]) -> dict[int, Row]:
-        """Encode what changed and file it: this tick's changes by band."""
+        """Encode what changed and file it: this tick's changes by band. (:meth:`_encode`, inlined: this loop
+        runs for every position the gateway follows, 20,000 a second in the fan-out bench.)"""
         couriers = self.couriers
         cells: dict[int, dict[int, tuple[list[str], list[str]]]] = {}
         moves: dict[int, list[Move]] = {}
+        filed = self.cells
         for courier_id in changed:
             courier = couriers[courier_id]
+            position = courier.position
+            courier.fragment = fragment = fragment_of(position, courier.status)
+            courier.shown = position
+            band, column = band_of(position.lat), column_of(position.lon)
             was_band, was_column = courier.band, courier.column
-            self._encode(courier_id, courier)
-            band, column = courier.band, courier.column
-            if was_band != -1 and (was_band != band or was_column != column):
-                moves.setdefault(was_band, []).append((was_column, courier_id, band, column))
+            if band != was_band or column != was_column:  # into another cell (or the first): file it there
+                self._unfile(courier_id, was_band, was_column)
+                row_filed = filed.get(band)
+                if row_filed is None:
+                    filed[band] = {column: {courier_id}}
+                elif (ids := row_filed.get(column)) is None:
+                    row_filed[column] = {courier_id}
+                else:
+                    ids.add(courier_id)
+                courier.band, courier.column = band, column
+                if was_band != -1:
+                    moves.setdefault(was_band, []).append((was_column, courier_id, band, column))
             row = cells.get(band)
             if row is None:
-                cells[band] = {column: ([courier.fragment], [courier_id])}
+                cells[band] = {column: ([fragment], [courier_id])}
+            elif (cell := row.get(column)) is None:
+                row[column] = ([fragment], [courier_id])
             else:
-                cell = row.get(column)
-                if cell is None:
-                    row[column] = ([courier.fragment], [courier_id])
-                else:
-                    cell[0].append(courier.fragment)
-                    cell[1].append(courier_id)
+                cell[0].append(fragment)
+                cell[1].append(courier_id)
         return {band: Row(cells.get(band, {}), moves.get(band, [])) for band in cells.keys() | moves.keys()}
 
     def _offer(self, client: Client, view: View, changed: set[str], by_band: dict[int, Row]) -> None:
