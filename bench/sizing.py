@@ -312,7 +312,8 @@ def plan(costs: Costs, target: Target) -> Plan:
         readers = processes(input_cores, util)
         lines.append(
             Line(
-                "or, positions read once for several fan-out processes (a design change: not built)",
+                "or, positions read and applied once for several fan-out processes (not built: the relay of "
+                "`--workers N` reads Kafka once, but each worker still applies every position)",
                 f"frames {frame_cores:.2f} cores / {util:.0%}; input {input_cores:.2f} cores / {util:.0%}, "
                 "split by partition over readers",
                 f"{fan_out} fan-out + {readers} reader process(es)",
@@ -400,8 +401,8 @@ def headline(plan: Plan) -> str:
     gateways = (
         f"{plan.gateways} gateway processes"
         if plan.gateways is not None
-        else "gateways as built cannot follow the fleet (see the next bottleneck); with the positions read once, "
-        f"{plan.fan_out_processes} fan-out processes"
+        else "gateways as built cannot follow the fleet (see the next bottleneck); with the positions read and "
+        f"applied once, {plan.fan_out_processes} fan-out processes"
     )
     return (
         f"**Answer**: {target.rate:,.0f} pings/s take {plan.validators} validators, {plan.events_workers} events "

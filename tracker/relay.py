@@ -1,6 +1,7 @@
 """The positions relay of ``tracker gateway --workers N``: one process reads ``courier-positions`` and hands
 every record to each worker over a Unix socket, so N workers pay for Kafka's client (fetching, parsing each
-record: about half of what following 20,000 pings a second costs a gateway) once instead of N times.
+record: about a third of what following 20,000 pings a second costs a gateway; BENCHMARKS.md, fan-out notes)
+once instead of N times.
 
 The relay (:func:`serve`) is a standalone reader of every partition from the latest offsets, as a gateway is.
 A worker (:class:`RelayConsumer`, in place of the gateway's Kafka consumer) connects, and from then on gets

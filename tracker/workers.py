@@ -3,8 +3,8 @@
 Each worker binds the port itself with ``SO_REUSEPORT`` (Linux spreads new connections over the listening
 sockets), and is a whole gateway but for one part: it does not read ``courier-positions`` from Kafka itself. One
 more process, the relay (tracker/relay.py), reads it and hands every record to each worker over a Unix socket,
-so Kafka's client is paid once, not once per worker (about half of what following 20,000 pings a second costs
-a gateway). Each worker still decodes and applies every position into its own hub and serves its share of the
+so Kafka's client is paid once, not once per worker (about a third of what following 20,000 pings a second
+costs a gateway). Each worker still decodes and applies every position into its own hub and serves its share of the
 clients. What a gateway runs once is safe N times: the DLQ indexer is a consumer group (the workers share its
 partitions), the courier expiry sweep of Redis is idempotent, and the stats are read from Redis. Limits
 (``TRACKER_MAX_CLIENTS``, ``TRACKER_WS_MAX_PER_ADDRESS``) and ``/metrics`` are each worker's own: a scrape or a
