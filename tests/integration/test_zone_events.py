@@ -1,6 +1,6 @@
 """Zone events on the real broker and Redis: a courier driven across a zone boundary makes exactly one exit
-and one enter, through the whole pipeline with every ping sent twice, when the events worker is killed with
-SIGKILL between the two pings, and when a worker dies after its events are acknowledged but before its
+and one enter, through the whole pipeline with every ping sent twice, when the events worker or the validator
+is killed with SIGKILL between the two pings, and when a worker dies after its events are acknowledged but before its
 state is applied (or another member applied the partition meanwhile); and a courier that stops sending
 goes stale, then offline, with no fix."""
 
@@ -197,6 +197,57 @@ async def test_sigkill_between_the_two_pings_still_one_exit_and_one_enter(zoned,
     assert await _indexed(store, "c1") == _crossing("c1", first, second)
     produced = await read_topic(zoned, zoned.events_topic, idle_s=1)
     assert len({json.loads(r.value or b"")["id"] for r in produced}) == 4
+
+
+async def test_the_validator_killed_with_sigkill_between_the_two_pings_still_one_exit_and_one_enter(
+    zoned, store, producer
+):
+    """The whole pipeline from ``location-updates``: a validator and an events worker running, the validator
+    SIGKILLed once the first ping's event is indexed, the second ping (and the first again, as a phone resends)
+    judged by its successor, which also judges the resent first ping a duplicate. (A kill inside a batch, with
+    positions produced but offsets not committed, is test_crash_recovery's subject; the positions it can
+    re-produce are the first test's.)"""
+    env = subprocess_env(zoned) | {"KAFKA_SESSION_TIMEOUT_MS": "6000"}
+    validate = [sys.executable, "-m", "tracker", "validate"]
+    now = _now_ms()
+    first, second = now - 40_000, now - 20_000
+    # Popen only forks and execs; the test then watches the children from the loop.
+    validator = subprocess.Popen(validate, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: ASYNC220
+    events = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "tracker.events"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        await _produce(producer, zoned.location_topic, [_ping("c1", IN_WEST, first)])
+
+        async def entered() -> bool:
+            return ("zone_enter", WEST, first, None, None) in await _indexed(store, "c1")
+
+        await eventually(entered, timeout_s=60, what="the first ping's enter event, indexed")
+        validator.send_signal(signal.SIGKILL)
+        validator.wait(10)
+        await _produce(producer, zoned.location_topic, [_ping("c1", IN_EAST, second), _ping("c1", IN_WEST, first)])
+        successor = await asyncio.to_thread(
+            subprocess.run, [*validate, "--until-idle", "3"], env=env, capture_output=True, timeout=120
+        )
+        assert successor.returncode == 0, successor.stderr.decode()[-2000:]
+
+        async def crossed() -> bool:
+            return await _indexed(store, "c1") == _crossing("c1", first, second)
+
+        await eventually(crossed, timeout_s=60, what="one exit and one enter, indexed")
+    finally:
+        for process in (validator, events):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+    assert events.returncode == 0, (events.stderr.read() if events.stderr else b"").decode()[-2000:]
+    produced = await read_topic(zoned, zoned.events_topic, idle_s=1)
+    assert len({json.loads(r.value or b"")["id"] for r in produced}) == 4
+    assert await _indexed(store, "c1") == _crossing("c1", first, second)
 
 
 def _polled(records: list[Record]) -> dict[tuple[str, int], list[Record]]:
