@@ -199,6 +199,7 @@ async def test_sigkill_between_the_two_pings_still_one_exit_and_one_enter(zoned,
     assert len({json.loads(r.value or b"")["id"] for r in produced}) == 4
 
 
+@pytest.mark.broker_agnostic  # a validator's hand-over on Tansu is test_crash_recovery's there; CI time counts
 async def test_the_validator_killed_with_sigkill_between_the_two_pings_still_one_exit_and_one_enter(
     zoned, store, producer
 ):
