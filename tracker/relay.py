@@ -155,7 +155,11 @@ class RelayConsumer:
         some; raises :class:`RelayError` when the relay is gone (the next poll reconnects)."""
         if self._reader is None:
             await self._connect()
-            await self.on_connect()
+            try:
+                await self.on_connect()
+            except BaseException:
+                self._drop()  # the next poll connects and reloads again: no records before a reload
+                raise
         if not self._pending:
             await self._read_frame(timeout_ms)
         if not self._pending:
