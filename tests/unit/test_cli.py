@@ -4,29 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 
 import pytest
 
+from tests.helpers import run_tracker as tracker
 from tracker.cli import _OncePerInterval, _warn_if_open_gateway
-
-
-def tracker(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None):
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL") and not k.startswith("TRACKER_")
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "tracker", *args],
-        env=clean | (env or {}),
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(
