@@ -23,8 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracker.ingest.protocols import APP_EXTRAS_MAX, Fix, native, osmand, owntracks, traccar_json
+from tracker.ingest.records import Protocol, record
 from tracker.models import Ping, Reason, Verdict
-from tracker.rules import Limits, parse
+from tracker.rules import Limits, decode_json, parse
 from tracker.settings import Settings
 
 LIMITS = Limits.from_settings(Settings())
@@ -581,3 +582,32 @@ def test_converted_numbers_stay_finite(value):
     for name in ("lat", "speed", "ts"):
         number = fix.ping.get(name)
         assert number is None or isinstance(number, str) or math.isfinite(number)
+
+
+HOSTILE_EXTRAS: list[dict[str, object]] = [
+    {"x": "9" * 400},
+    {"x": "\ud800"},
+    {"\ud800": "v"},
+    {"x": "a\x00\x1b[31m\u202e"},
+    {"x": "y" * (1 << 20)},
+    {"x": None},
+    {"x": [[[[[1]]]]]},
+]
+
+
+@pytest.mark.parametrize("extra", HOSTILE_EXTRAS)
+def test_hostile_unknown_fields_give_a_fix_whose_record_the_validator_reads(extra):
+    """Whatever an unknown field holds (400 digits, a lone surrogate, controls, 1 MiB, null, nesting), the
+    fix is made and its record (tracker/ingest/records.py) is JSON the validator reads, within its limit."""
+    limit = Settings().max_payload_bytes
+    query_extra = {k: v for k, v in extra.items() if isinstance(v, str)}
+    fixes = [
+        (osmand({"id": "c1", "lat": "12.9", "lon": "77.6", "timestamp": "1764300000", **query_extra}), Protocol.OSMAND),
+        (owntracks({"_type": "location", "lat": 12.9, "lon": 77.6, "tst": 1764300000, **extra}), Protocol.OWNTRACKS),
+    ]
+    for fix, protocol in fixes:
+        assert isinstance(fix, Fix)
+        made = record(fix.ping, "c1", protocol, limit)
+        assert made.value is not None and len(made.value) <= limit
+        decoded = decode_json(made.value, limit)
+        assert isinstance(decoded, dict) and (decoded["lat"], decoded["lon"]) == (12.9, 77.6)
