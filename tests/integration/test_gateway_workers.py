@@ -176,6 +176,23 @@ async def test_the_relay_drops_a_worker_that_does_not_read_and_keeps_serving_the
         # the stuck worker was dropped: what it can still read ends (a reset, or the end of the stream), where a
         # connection still served would block once drained
         assert await asyncio.wait_for(_ends(stuck_reader), 10)
+        # the relay reads no value: whatever a record holds reaches the worker as it is (the worker's reader is
+        # total, as a gateway's: read_position), and the relay keeps serving
+        hostile = [
+            None,  # a tombstone
+            b'{"id":"x","lat":' + b"9" * 400 + b"}",
+            b"[" * 2000 + b"]" * 2000,
+            b'{"id":"\\ud800"}',
+            b"\x00\xff\x1b[31m",
+            b"{" + b" " * ((1 << 20) - 2048) + b"}",  # ~1 MiB, under the broker's limit
+        ]
+        await asyncio.gather(*await producer.send_many(settings.positions_topic, [OutRecord(v, b"h") for v in hostile]))
+        got: list[bytes | None] = []
+        while len(got) < len(hostile):
+            polled = await reading.poll(timeout_ms=5000)
+            assert polled, "the relay stopped passing records on"
+            got += [record.value for records in polled.values() for record in records]
+        assert got == hostile and not relay.done()
     finally:
         await reading.stop()
         relay.cancel()
