@@ -135,7 +135,6 @@ class Gateway:
                 self.settings.startup_timeout_s,
             )
             await self.consumer.start()
-            self.assigned = True
         elif self.consume:
             self.consumer = Consumer(
                 self.settings, [self.settings.positions_topic], group_id=None, start="latest", on_assign=self._on_assign
@@ -462,7 +461,9 @@ async def readyz(request: Request) -> Response:
     except (TimeoutError, StoreError, OSError):
         checks["redis"] = False
     if gateway.consume:
-        checks["consumer_assigned"] = gateway.assigned
+        # a worker of --workers N reads its positions from the relay: ready while connected to it
+        consumer = gateway.consumer
+        checks["consumer_assigned"] = consumer.connected if isinstance(consumer, RelayConsumer) else gateway.assigned
     for name in gateway.task_names:
         checks[name] = name not in gateway.tasks_down
     ready = all(checks.values())

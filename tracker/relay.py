@@ -116,7 +116,6 @@ class RelayConsumer:
         self.topic = topic
         self.on_connect = on_connect
         self.connect_timeout_s = connect_timeout_s
-        self.connected = False
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: list[Record] = []
@@ -138,7 +137,10 @@ class RelayConsumer:
             self._reader, self._writer = await asyncio.open_unix_connection(self.path, limit=2**20)
         except OSError as exc:
             raise RelayError(f"the positions relay at {self.path} is not there: {exc!r}") from exc
-        self.connected = True
+
+    @property
+    def connected(self) -> bool:
+        return self._reader is not None
 
     async def stop(self) -> None:
         self._drop()
@@ -148,7 +150,6 @@ class RelayConsumer:
             self._writer.transport.abort()
         self._reader = self._writer = None
         self._pending = []
-        self.connected = False
 
     async def poll(self, timeout_ms: int, max_records: int | None = None) -> dict[tuple[str, int], list[Record]]:
         """The records relayed since the last poll (at most ``max_records``), waiting up to ``timeout_ms`` for
