@@ -166,18 +166,16 @@ def test_the_cells_a_box_touches_hold_every_point_of_it_and_none_a_cell_beyond()
     ):
         view = View((west, south, east, north))
         # latitudes and longitudes on and next to the box's edges and the cell lines
-        for line in (south, north, *(south + k * CELL_DEG for k in range(-2, 8))):
-            for lat in near(line):
-                if south <= lat <= north:
-                    assert view.first <= band_of(lat) <= view.last, (south, north, lat)
-                elif lat < south - CELL_DEG * 1.0001 or lat > north + CELL_DEG * 1.0001:
-                    assert not view.first <= band_of(lat) <= view.last, (south, north, lat)
-        for line in (west, east, *(west + k * CELL_DEG for k in range(-2, 24))):
-            for lon in near(line):
-                if west <= lon <= east:
-                    assert view.west <= column_of(lon) <= view.east, (west, east, lon)
-                elif lon < west - CELL_DEG * 1.0001 or lon > east + CELL_DEG * 1.0001:
-                    assert not view.west <= column_of(lon) <= view.east, (west, east, lon)
+        for low, high, cell_of, first, last, lines in (
+            (south, north, band_of, view.first, view.last, 8),
+            (west, east, column_of, view.west, view.east, 24),
+        ):
+            for line in (low, high, *(low + k * CELL_DEG for k in range(-2, lines))):
+                for value in near(line):
+                    if low <= value <= high:
+                        assert first <= cell_of(value) <= last, (low, high, value)
+                    elif value < low - CELL_DEG * 1.0001 or value > high + CELL_DEG * 1.0001:
+                        assert not first <= cell_of(value) <= last, (low, high, value)
     # a point just south of a box on a cell line shares the box's first cell: a client gets it, the margin
     hub = Hub()
     hub.ingest(Position("edge", 12.899999999999999, 77.55, NOW, NOW, 5.0), NOW)
