@@ -313,9 +313,8 @@ def run_gateway(args: argparse.Namespace) -> int:
         if not settings.gateway_relay:
             raise UsageError("--relay needs TRACKER_GATEWAY_RELAY (the socket its workers connect to)")
         return asyncio.run(relay.run(settings))
-    if not args.worker:  # the parent checked
+    if not args.worker:  # a worker's parent has checked and warned
         _check_partitions(settings)
-    if not args.worker:  # the parent warned
         _warn_if_open_gateway(settings.http_host, settings.viewer_token)
     if settings.gateway_workers > 1 and not args.worker:
         return workers.run(settings, settings.gateway_workers)
