@@ -67,14 +67,12 @@ def now_ms() -> int:
 class Courier(msgspec.Struct, gc=False):
     """One courier in the gateway's world; untracked by the cyclic GC (it holds no containers).
 
-    ``position`` is the latest fix; ``shown`` the one ``fragment`` encodes (as of the last tick, or the
-    snapshot that first encoded it) and ``band`` and ``column`` the index cell of ``shown`` (-1: not encoded
-    yet)."""
+    ``position`` is the latest fix; ``fragment`` encodes the fix of the last tick that saw it change, and
+    ``band`` and ``column`` are that fix's index cell (-1: not encoded yet)."""
 
     position: Position
     status: Status
     fragment: str = ""
-    shown: Position | None = None
     band: int = -1
     column: int = -1
 
@@ -174,10 +172,9 @@ class View:
     """A viewport's box and the cells it touches: the bands from the one its south edge is in to the one its
     north edge is in, and in each the columns from its west edge's to its east edge's."""
 
-    __slots__ = ("bbox", "east", "first", "last", "listed", "west")
+    __slots__ = ("east", "first", "last", "listed", "west")
 
     def __init__(self, bbox: tuple[float, float, float, float]) -> None:
-        self.bbox = bbox
         self.first, self.last = band_of(bbox[1]), band_of(bbox[3])
         self.west, self.east = column_of(bbox[0]), column_of(bbox[2])
         # its bands, when there are few enough to list
@@ -442,7 +439,7 @@ class Hub:
             self.status_counts[courier.status] -= 1
             self._unfile(courier_id, courier.band, courier.column)
             self._unfile_age(courier_id, courier.position.ts)
-            if courier.shown is not None:
+            if courier.band != -1:  # encoded: in the views of its cell
                 shown_at[courier_id] = (courier.band, courier.column)
         for client in self.clients:
             client.fall_behind(self.shared_ids)  # what it is owed must not name them
@@ -540,7 +537,6 @@ class Hub:
             courier = couriers[courier_id]
             position = courier.position
             courier.fragment = fragment = fragment_of(position, courier.status)
-            courier.shown = position
             band, column = band_of(position.lat), column_of(position.lon)
             was_band, was_column = courier.band, courier.column
             if band != was_band or column != was_column:  # into another cell (or the first): file it there
