@@ -64,6 +64,25 @@ class CheapHistogram:
         yield family
 
 
+class CheapCounter:
+    """A counter for a hot path: ``inc`` is one addition (prometheus_client's takes a lock: 3 % of a gateway
+    worker's CPU for one ``inc`` per frame at 2,500 frames a second). Exposed as prometheus_client's counters
+    are (``NAME_total``, without ``_created``). One event loop counts it, so nothing is locked."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.value = 0
+
+    def inc(self) -> None:
+        self.value += 1
+
+    def collect(self):
+        family = CounterMetricFamily(self.name, self.documentation)
+        family.add_metric([], self.value)
+        yield family
+
+
 # The limits a WebSocket client can be closed by: the label values of tracker_ws_limit_closes.
 LIMIT_CLIENTS = "clients"  # max_clients
 LIMIT_PER_ADDRESS = "per_address"  # ws_max_per_address
@@ -78,7 +97,8 @@ class GatewayMetrics:
         self.registry.register(self.pipeline)
         self.events = EventMetrics()  # tracker_events_total{type}, refreshed from Redis once a second
         self.registry.register(self.events)
-        self.frames_sent = Counter("tracker_ws_frames_sent", "WebSocket frames sent", registry=self.registry)
+        self.frames_sent = CheapCounter("tracker_ws_frames_sent", "WebSocket frames sent")  # once per frame
+        self.registry.register(self.frames_sent)
         self.clients = Gauge("tracker_ws_clients", "Connected WebSocket clients", registry=self.registry)
         self.slow_disconnects = Counter(
             "tracker_ws_slow_disconnects", "Clients closed for not draining (1013)", registry=self.registry

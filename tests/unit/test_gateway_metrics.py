@@ -38,3 +38,12 @@ def test_the_gateway_metrics_pass_promtool():
     rendered = metrics.render({"accepted": 3}, {"online": 1})
     checked = subprocess.run(["promtool", "check", "metrics"], input=rendered, capture_output=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_frames_sent_counts_each_frame_as_a_prometheus_counter():
+    metrics = GatewayMetrics()
+    for _ in range(3):
+        metrics.frames_sent.inc()
+    text = metrics.render({}, {}).decode()
+    assert "# TYPE tracker_ws_frames_sent_total counter" in text
+    assert "tracker_ws_frames_sent_total 3.0" in text.splitlines()
