@@ -131,7 +131,7 @@ class Gateway:
             self.consumer = RelayConsumer(
                 self.settings.gateway_relay,
                 self.settings.positions_topic,
-                self.load_from_redis,
+                self._relay_reconnected,
                 self.settings.startup_timeout_s,
             )
             await self.consumer.start()
@@ -214,6 +214,12 @@ class Gateway:
 
     async def _on_assign(self, partitions) -> None:
         self.assigned = bool(partitions)
+
+    async def _relay_reconnected(self) -> None:
+        """A worker connected to its relay again (it restarted, or dropped this worker): counted, and what went
+        by meanwhile is reloaded from Redis."""
+        self.metrics.relay_reconnects.inc()
+        await self.load_from_redis()
 
     async def load_from_redis(self) -> int:
         partner_ids = await self.store.partner_ids()

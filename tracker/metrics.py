@@ -117,6 +117,13 @@ class GatewayMetrics:
             "courier-positions records the gateway could not decode or apply (skipped and logged)",
             registry=self.registry,
         )
+        self.relay_reconnects = Counter(
+            "tracker_relay_reconnects",
+            "Times this worker of `tracker gateway --workers N` connected to its positions relay again (the relay "
+            "restarted, or dropped the worker for falling behind), each with a reload of the latest positions from "
+            "Redis",
+            registry=self.registry,
+        )
         self.task_restarts = Counter(
             "tracker_gateway_task_restarts",
             "Background tasks of this gateway restarted after they failed or ended",

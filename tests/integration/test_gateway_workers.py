@@ -126,6 +126,9 @@ async def test_two_workers_share_one_relay_and_survive_its_sigkill(settings, pro
             return True
 
         await eventually(flowing, timeout_s=40, interval_s=0.1, what="positions relayed after the restart")
+        async with httpx.AsyncClient() as http:  # whichever worker answers reconnected once, with a reload
+            metrics = (await http.get(base + "/metrics")).text
+        assert "tracker_relay_reconnects_total 1.0" in metrics.splitlines()
         assert supervisor.poll() is None and all(_alive(pid) for pid in workers)
     finally:
         for ws in clients:
