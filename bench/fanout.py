@@ -831,9 +831,13 @@ def _report(
 ) -> str:
     rate = 1000 / tick_ms
 
-    def met(summary: dict[str, Any], label: str) -> str:
-        fresh = label == BASELINE or summary["fix_p99"] <= FRESH_MS  # the baseline's frames carry no real fixes
-        return "✅" if summary["held"] == 1.0 and summary["frame_p99"] <= tick_ms + AGE_SLACK_MS and fresh else "❌"
+    def met(summary: dict[str, Any]) -> str:
+        """Issue 15's target: every client at >= 90 % of the frame rate, frame age p99 <= tick + slack."""
+        return "✅" if summary["held"] == 1.0 and summary["frame_p99"] <= tick_ms + AGE_SLACK_MS else "❌"
+
+    def fresh(summary: dict[str, Any], label: str) -> str:
+        """Ours: fix age p99 <= FRESH_MS (the baseline's frames carry no real fixes)."""
+        return "—" if label == BASELINE else "✅" if summary["fix_p99"] <= FRESH_MS else "❌"
 
     main, sizing = [], []
     for label, watching, result in rows:
@@ -849,7 +853,7 @@ def _report(
                 f"| {watching:,} | {result['processes']} | {every['fps_min']:.2f} / {every['fps_median']:.2f} | "
                 f"{100 * every['held']:.0f} % | {every['frame_p50']:.0f} / {every['frame_p99']:.0f} | {fix} | "
                 f"{100 * result['cpu']['server']:.0f} % | {100 * result['waited']:.0f} % | {result['load']:.1f} | "
-                f"{_per_frame_us(result):.0f} | {met(every, label)} |"
+                f"{_per_frame_us(result):.0f} | {fresh(every, label)} | {met(every)} |"
             )
         if watching != clients:
             continue
@@ -867,16 +871,17 @@ def _report(
                 f"{one['frame_p50']:.0f} / {one['frame_p99']:.0f} | {fix} | "
                 f"{one['kb_s']:,.0f} ({one['frame_kb']:.1f}) | "
                 f"{one['mb_s_total']:,.1f} | {server if kind == 'all' else ''} | {load if kind == 'all' else ''} | "
-                f"{closed} | {met(one, label)} |"
+                f"{closed} | {fresh(one, label)} | {met(one)} |"
             )
     other_names = " / ".join(k for k in rows[0][2]["cpu"] if k != "server")
     columns = ["server", "clients", "frames/s min / p5 / median", "≥ 90 %", "frame age p50 / p99 (ms)"]
     columns += ["fix age p50 / p99 (ms)", "kB/s per client (kB/frame)", "MB/s all", "server CPU, RSS"]
-    columns += [f"load clients CPU · {other_names} CPU", "closed", "target met"]
+    verdicts = [f"fix age p99 ≤ {FRESH_MS:,} ms (ours)", "target met (issue 15)"]
+    columns += [f"load clients CPU · {other_names} CPU", "closed", *verdicts]
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
     sizing_columns = ["clients", "processes", "frames/s min / median", "≥ 90 %", "frame age p50 / p99 (ms)"]
     sizing_columns += ["fix age p50 / p99 (ms)", "server CPU", "server waiting for a core", "load average"]
-    sizing_columns += ["server CPU per frame (µs, all included)", "target met"]
+    sizing_columns += ["server CPU per frame (µs, all included)", *verdicts]
     sizing_head = "| " + " | ".join(sizing_columns) + " |\n|" + "---|" * len(sizing_columns)
     table, sizing_table = "\n".join(main), "\n".join(sizing)
     load_after = os.getloadavg()
@@ -908,7 +913,7 @@ per client; kB/s per client (kB per delta). CPU in % of one core over the window
 a core": the time the server was ready to run but other work had the cores (`/proc/PID/schedstat`), in % of
 the window. Target (issue 15): every client ≥ 90 %
 of the frame rate, frame age p99 ≤ tick + {AGE_SLACK_MS} ms; and ours, since a gateway that falls behind its
-input still sends frames on time, of old fixes: fix age p99 ≤ {FRESH_MS:,} ms.
+input still sends frames on time, of old fixes: fix age p99 ≤ {FRESH_MS:,} ms (the last two columns, ours first).
 {baseline_text}
 Load: {load_text}.
 
