@@ -283,8 +283,9 @@ def gateway_server_config(app, settings: Settings):
 
 
 def _run_on_uvloop(main: Coroutine[Any, Any, int]) -> int:
-    """Run ``main`` on uvloop where it is installed (uvicorn[standard] brings it, and the gateway's workers run
-    on it): the relay's writes to its workers cost a fifth of its CPU on asyncio's own loop."""
+    """Run ``main`` on uvloop where it is installed (uvicorn[standard] brings it), as the gateway's workers run:
+    on asyncio's own loop the relay's writes to its workers were a fifth of its py-spy samples (no change end to
+    end beyond the spread between runs: BENCHMARKS.md, fan-out notes)."""
     try:
         import uvloop
     except ImportError:
