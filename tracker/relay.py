@@ -10,18 +10,12 @@ every record the relay polls; once connected it loads the latest positions from 
 (the hub is newer-wins: overlap is harmless). The same holds after any reconnection: a relay that restarts, or
 that drops a worker, costs the worker a reload from Redis, never a gap.
 
-A worker that does not read what the relay writes (short of CPU, or stopped) never holds up the others. Once
-``TRACKER_RELAY_BUFFER_BYTES`` wait for it, the relay stops writing to it and keeps, for it, only the latest
-record of each courier (by the record's key; the hub is newer-wins by event time, so one fix per courier is all
-a worker that fell behind needs); when the worker has read half of what waited, those records go out, one per
-courier, and the stream resumes. So a lagging worker catches up by at most one position per courier that moved
-meanwhile, whatever the size of the fleet, instead of by a backlog or a reload of every courier. Only a worker
-for which more than ``TRACKER_RELAY_BEHIND_MAX`` are kept (stuck for good, or flooded with keyless records) is
-dropped; it reconnects and reloads.
+A worker that does not read what the relay writes (stopped, or far behind) is dropped once
+``TRACKER_RELAY_BUFFER_BYTES`` wait for it: the relay never holds up the other workers nor grows without bound,
+and the worker reconnects and reloads.
 
 Wire: each frame is a 4-byte big-endian length, then a msgpack array of ``[partition, offset, value]`` (value
-the record's bytes as the broker has them, or nil): one frame per poll of the relay's consumer (a catch-up is
-frames of at most :data:`RELAY_POLL_RECORDS`).
+the record's bytes as the broker has them, or nil): one frame per poll of the relay's consumer.
 """
 
 from __future__ import annotations
@@ -55,59 +49,17 @@ class RelayError(Exception):
     """The relay is not there, or went away: the worker's positions reader retries (and then reloads)."""
 
 
-def _frame(batch: list[Relayed]) -> bytes:
-    body = _encode(batch)
-    return HEADER.pack(len(body)) + body
-
-
-class _Worker:
-    """A connected worker: streamed to, or (``behind`` not None) lagging, with the latest record of each
-    courier kept for it by key (a keyless record by its partition and offset)."""
-
-    __slots__ = ("behind", "writer")
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self.writer = writer
-        self.behind: dict[object, Relayed] | None = None
-
-    def hand(self, records: list[Record], frame: bytes | None, limit: int, behind_max: int) -> bool:
-        """Write this poll's ``records`` (``frame``: them framed), or keep them while the worker lags (see the
-        module doc); False when the worker is to be dropped."""
-        waiting = self.writer.transport.get_write_buffer_size()
-        if self.behind is None:
-            if waiting <= limit:
-                if frame is not None:
-                    self.writer.write(frame)
-                return True
-            self.behind = {}
-            log.info("relay: a worker has %d bytes waiting; keeping the latest record of each courier for it", waiting)
-        behind = self.behind
-        for record in records:
-            key = record.key if record.key is not None else (record.partition, record.offset)
-            behind[key] = (record.partition, record.offset, record.value)
-        if len(behind) > behind_max:
-            log.warning("relay: over %d kept for a lagging worker: dropped (it reconnects and reloads)", behind_max)
-            return False
-        if waiting <= limit // 2:  # it read half of what waited: the latest of each courier, then the stream
-            caught_up = list(behind.values())
-            for start in range(0, len(caught_up), RELAY_POLL_RECORDS):
-                self.writer.write(_frame(caught_up[start : start + RELAY_POLL_RECORDS]))
-            self.behind = None
-            log.info("relay: a lagging worker caught up with %d records, one per courier", len(caught_up))
-        return True
-
-
 async def serve(settings: Settings, path: str, ready: asyncio.Event | None = None) -> None:
     """Relay ``courier-positions`` to every worker connected on the Unix socket ``path`` until cancelled."""
-    workers: dict[asyncio.StreamWriter, _Worker] = {}
+    workers: set[asyncio.StreamWriter] = set()
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        workers[writer] = _Worker(writer)
+        workers.add(writer)
         log.info("relay: a worker connected (%d)", len(workers))
         try:
             await reader.read()  # a worker never writes: this returns when it goes
         finally:
-            workers.pop(writer, None)
+            workers.discard(writer)
             writer.close()
 
     consumer = Consumer(settings, [settings.positions_topic], group_id=None, start="latest")
@@ -120,21 +72,25 @@ async def serve(settings: Settings, path: str, ready: asyncio.Event | None = Non
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # a socket left by a relay that was killed
     server = await asyncio.start_unix_server(accept, path)
-    limit, behind_max = settings.relay_buffer_bytes, settings.relay_behind_max
+    limit = settings.relay_buffer_bytes
     try:
         if ready is not None:
             ready.set()
         log.info("relay: serving %s on %s", settings.positions_topic, path)
         while True:
             polled = await consumer.poll(timeout_ms=500, max_records=RELAY_POLL_RECORDS)
-            records = [record for batch in polled.values() for record in batch]
-            if not workers:
+            batch = [(r.partition, r.offset, r.value) for records in polled.values() for r in records]
+            if not batch or not workers:
                 continue
-            frame = _frame([(r.partition, r.offset, r.value) for r in records]) if records else None
-            for writer, worker in list(workers.items()):  # a lagging one is looked at on empty polls too
-                if not worker.hand(records, frame, limit, behind_max):
-                    del workers[writer]
+            body = _encode(batch)
+            frame = HEADER.pack(len(body)) + body
+            for writer in list(workers):
+                if writer.transport.get_write_buffer_size() > limit:
+                    log.warning("relay: a worker has %d bytes waiting; dropped (it reconnects and reloads)", limit)
+                    workers.discard(writer)
                     writer.transport.abort()
+                else:
+                    writer.write(frame)
     finally:
         server.close()
         for writer in workers:

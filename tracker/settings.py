@@ -305,13 +305,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The relay's Unix socket: set by `--workers N` for its workers (a gateway with it reads its positions from
     # the relay instead of Kafka); empty: the gateway reads courier-positions itself.
     gateway_relay: Annotated[str, env("TRACKER_GATEWAY_RELAY")] = ""
-    # Bytes the relay lets wait for one worker before it stops writing to it and keeps only the latest position of
-    # each courier for it, sent once the worker has read half of them: about a second of positions at 20,000
-    # pings/s, so a worker short of CPU catches up to the present, not through a backlog.
+    # Bytes the relay lets wait for one worker before dropping it (it reconnects and reloads from Redis): about
+    # a second of positions at 20,000 pings/s, so a worker short of CPU catches up to the present, not a backlog.
     relay_buffer_bytes: Annotated[int, env("TRACKER_RELAY_BUFFER_BYTES", low=65536)] = 4 * 1024 * 1024
-    # Positions (one per courier) the relay keeps for one lagging worker before it drops the worker instead (it
-    # reconnects and reloads from Redis): a bound on the relay's memory, ~300 bytes each.
-    relay_behind_max: Annotated[int, env("TRACKER_RELAY_BEHIND_MAX", low=1)] = 500_000
     # Who may do what (tracker/tokens.py; README, "Access"). The admin token writes as operator "admin";
     # TRACKER_OPERATOR_TOKENS adds one labelled token per operator ("alice:TOKEN,bob:TOKEN"), and the label
     # is what a replay or discard records. With a viewer token set, the map's data (/ws and the read APIs)
