@@ -12,7 +12,11 @@ that drops a worker, costs the worker a reload from Redis, never a gap.
 
 A worker that does not read what the relay writes (stopped, or far behind) is dropped once
 ``TRACKER_RELAY_BUFFER_BYTES`` wait for it: the relay never holds up the other workers nor grows without bound,
-and the worker reconnects and reloads.
+and the worker reconnects and reloads. A drop, rather than keeping the latest record of each courier for the
+worker until it drains: that was tried and measured worse (BENCHMARKS.md, fan-out notes, session 9). A worker
+a second behind, at a ping a second per courier, is owed about one record per courier anyway, so such a
+catch-up sheds nothing and comes on top of what already waits in the socket; dropping the connection discards
+that and reloads the present once.
 
 Wire: each frame is a 4-byte big-endian length, then a msgpack array of ``[partition, offset, value]`` (value
 the record's bytes as the broker has them, or nil): one frame per poll of the relay's consumer.
