@@ -72,6 +72,7 @@ FIX_SAMPLE = 5  # one delta in this many is decoded in full to time its fixes
 GO_LOAD_PROCESSES = 1
 GO_LOAD_DIR = Path(__file__).resolve().parent / "loadclient"
 GO_FEEDER_DIR = Path(__file__).resolve().parent / "feeder"  # the feeder in Go (bench/feeder: see feeder())
+PYTHON_FEEDER = "`bench.fanout feed` (Python)"  # the fallback's name in the report
 PYTHON_LOAD_PROCESSES = 4  # the fallback's: one Python process has one core
 CONNECTS_AT_ONCE = 8  # handshakes in flight per load process
 START_TIMEOUT_S = 60.0
@@ -412,7 +413,7 @@ def feeder(couriers: int) -> tuple[list[str], str]:
     if binary is None:
         progress("fanout: no `go` on PATH: the Python feeder (costlier in CPU, on the cores it measures)")
         python = [sys.executable, "-m", "bench.fanout", "feed", "--couriers", str(couriers)]
-        return python, "`bench.fanout feed` (Python)"
+        return python, PYTHON_FEEDER
     return [binary, "--couriers", str(couriers)], "`bench/feeder` (Go, franz-go)"
 
 
@@ -827,7 +828,7 @@ def _report(
     quick: bool,
     title: str | None = None,
     only: str = "fanout",
-    feeder_text: str = "`bench.fanout feed` (Python)",
+    feeder_text: str = PYTHON_FEEDER,
 ) -> str:
     rate = 1000 / tick_ms
 
